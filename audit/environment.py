@@ -1,0 +1,222 @@
+"""What environment made a run: the documented fields, captured inside the worker.
+
+:data:`FIELDS` is the one table of environment fields (name -> meaning); every run file
+carries each of them as a string column (null where not applicable).  The names are a
+public contract (see DESIGN.md): add fields, never rename one.
+
+Capture reads library versions from installed metadata, so it never imports a library
+that is not installed and never imports pandas.  numpy and torch are asked for details
+only when they are already imported (the worker imports the libraries under test first).
+Worker side: standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from typing import Callable, Dict, Optional
+
+#: Environment variables that change results; recorded verbatim (null when unset).
+SETTINGS: Dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "torch CPU dispatch level asked for (default, avx2, avx512)",
+    "OMP_NUM_THREADS": "OpenMP thread count asked for",
+    "MKL_NUM_THREADS": "MKL thread count asked for",
+    "NPY_DISABLE_CPU_FEATURES": "numpy SIMD features disabled at start-up",
+    "NPY_ENABLE_CPU_FEATURES": "numpy SIMD features restricted to at start-up",
+    "OPENBLAS_CORETYPE": "OpenBLAS kernel family forced",
+    "OPENBLAS_L2_SIZE": "OpenBLAS L2 size forced",
+    "OPENBLAS_NUM_THREADS": "OpenBLAS thread count asked for",
+    "MKL_CBWR": "MKL conditional numerical reproducibility mode",
+    "CUBLAS_WORKSPACE_CONFIG": "cuBLAS workspace setting (deterministic cuBLAS needs it)",
+    "PYTHONHASHSEED": "Python hash seed",
+}
+
+#: Every environment field: name -> what it records.
+FIELDS: Dict[str, str] = {
+    "machine_id": "short id naming this machine's files: os, arch and a hash of CPU and GPU model",
+    "python_version": "Python version (platform.python_version)",
+    "python_implementation": "CPython, PyPy ...",
+    "numpy_version": "numpy version, null if not installed",
+    "torch_version": "torch version, null if not installed",
+    "pandas_version": "pandas version, null if not installed",
+    "xxhash_version": "version of the hash package that made the fingerprints",
+    "os": "operating system (platform.system)",
+    "os_release": "operating system release",
+    "arch": "machine architecture (platform.machine)",
+    "cpu_model": "CPU model name",
+    "cpu_count": "logical CPUs",
+    "cpu_capability": "torch's ATen CPU dispatch level as torch reports it",
+    "numpy_simd": "numpy SIMD extensions in use (baseline + dispatched), as numpy reports them",
+    "num_threads": "torch intra-op threads (torch.get_num_threads)",
+    "blas": "BLAS libraries behind numpy and torch",
+    "gpu_name": "CUDA device 0 name, null without a GPU",
+    "gpu_compute_capability": "CUDA device 0 compute capability, e.g. 9.0",
+    "gpu_multiprocessors": "CUDA device 0 multiprocessor count (caps launch grids)",
+    "cuda_version": "CUDA version torch was built with",
+    "cudnn_version": "cuDNN version torch uses",
+    "driver_version": "NVIDIA driver version",
+    "deterministic_algorithms": "torch.are_deterministic_algorithms_enabled()",
+    "tf32_matmul": "torch.backends.cuda.matmul.allow_tf32",
+    "tf32_cudnn": "torch.backends.cudnn.allow_tf32",
+    **SETTINGS,
+}
+
+
+def _version(dist: str) -> Optional[str]:
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "Processor", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True, timeout=5)
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
+
+
+def _numpy_fields() -> Dict[str, Optional[str]]:
+    np = sys.modules.get("numpy")
+    if np is None:
+        return {}
+    fields: Dict[str, Optional[str]] = {}
+    try:
+        from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+    except ImportError:
+        try:
+            from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__  # type: ignore
+        except ImportError:
+            __cpu_baseline__ = __cpu_dispatch__ = None  # type: ignore[assignment]
+            __cpu_features__ = {}
+    if __cpu_baseline__ is not None:
+        used = [f for f in list(__cpu_baseline__) + list(__cpu_dispatch__) if __cpu_features__.get(f)]
+        fields["numpy_simd"] = " ".join(used)
+    fields["blas"] = _numpy_blas(np)
+    return fields
+
+
+def _numpy_blas(np) -> Optional[str]:  # type: ignore[no-untyped-def]
+    try:
+        config = np.show_config(mode="dicts")  # numpy >= 1.26
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version', '')}".strip()
+    except Exception:
+        pass
+    info = getattr(np.__config__, "blas_opt_info", None) or {}
+    libs = info.get("libraries") if isinstance(info, dict) else None
+    return ",".join(libs) if libs else None
+
+
+def _torch_fields() -> Dict[str, Optional[str]]:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    fields: Dict[str, Optional[str]] = {
+        "num_threads": str(torch.get_num_threads()),
+        "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+    }
+    try:
+        fields["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # torch < 2.1
+        fields["cpu_capability"] = _capability_from_config(torch)
+    try:
+        config = torch.__config__.show()
+        blas = [line.split("=", 1)[1].strip() for line in config.splitlines() if "BLAS_INFO=" in line]
+        if blas:
+            fields["torch_blas"] = blas[0].rstrip(",").split(",")[0]
+    except Exception:
+        pass
+    fields.update(_cuda_fields(torch))
+    return fields
+
+
+def _capability_from_config(torch) -> Optional[str]:  # type: ignore[no-untyped-def]
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _cuda_fields(torch) -> Dict[str, Optional[str]]:  # type: ignore[no-untyped-def]
+    fields: Dict[str, Optional[str]] = {"cuda_version": torch.version.cuda}
+    if not torch.cuda.is_available():
+        return fields
+    props = torch.cuda.get_device_properties(0)
+    fields.update(
+        gpu_name=props.name,
+        gpu_compute_capability=f"{props.major}.{props.minor}",
+        gpu_multiprocessors=str(props.multi_processor_count),
+        cudnn_version=str(torch.backends.cudnn.version()),
+        tf32_matmul=str(torch.backends.cuda.matmul.allow_tf32),
+        tf32_cudnn=str(torch.backends.cudnn.allow_tf32),
+        driver_version=_driver_version(),
+    )
+    return fields
+
+
+def _driver_version() -> Optional[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def machine_id(env: Dict[str, Optional[str]]) -> str:
+    """A short id that can name files; no hostname, stable for one machine's hardware."""
+    ident = "|".join(str(env.get(k) or "") for k in ("cpu_model", "gpu_name"))
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:8]
+    return f"{(env.get('os') or 'unknown').lower()}-{env.get('arch') or 'unknown'}-{digest}"
+
+
+_CAPTURERS: "list[Callable[[], Dict[str, Optional[str]]]]" = [_numpy_fields, _torch_fields]
+
+
+def capture() -> Dict[str, Optional[str]]:
+    """Every field of :data:`FIELDS`, as strings or None."""
+    env: Dict[str, Optional[str]] = {name: None for name in FIELDS}
+    env.update(
+        python_version=platform.python_version(),
+        python_implementation=platform.python_implementation(),
+        numpy_version=_version("numpy"),
+        torch_version=_version("torch"),
+        pandas_version=_version("pandas"),
+        xxhash_version=_version("xxhash"),
+        os=platform.system(),
+        os_release=platform.release(),
+        arch=platform.machine(),
+        cpu_model=_cpu_model(),
+        cpu_count=str(os.cpu_count()),
+    )
+    env.update({name: os.environ.get(name) for name in SETTINGS})
+    for capturer in _CAPTURERS:
+        extra = capturer()
+        torch_blas = extra.pop("torch_blas", None)
+        env.update(extra)
+        if torch_blas:
+            env["blas"] = f"numpy:{env['blas']}; torch:{torch_blas}" if env.get("blas") else f"torch:{torch_blas}"
+    if env.get("blas") and not str(env["blas"]).startswith(("numpy:", "torch:")):
+        env["blas"] = f"numpy:{env['blas']}"
+    env["machine_id"] = machine_id(env)
+    return env

@@ -1,0 +1,29 @@
+"""One exception tree.  A message says what was wrong and what to do next.
+
+The CLI turns an :class:`AuditError` into one line on stderr and exit code 2 (usage
+error) or the code the subclass names; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Base of every error a person can act on."""
+
+    exit_code = 2
+
+
+class UsageError(AuditError):
+    """Bad command-line input: unknown probe glob, malformed axis, bad seed."""
+
+
+class RegistryError(UsageError):
+    """A probe id that is unknown or registered twice."""
+
+
+class StoreError(AuditError):
+    """A results location that cannot be read or written."""
+
+
+class SchemaError(StoreError):
+    """A results file from a newer tool, or one that is not a run file at all."""

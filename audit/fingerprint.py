@@ -1,0 +1,217 @@
+"""Fingerprints: a 128-bit digest of an output's logical contents, plus a small sample.
+
+The digest covers the canonical form of a value: its dtype name, its shape and its
+elements as little-endian bytes in C order.  It is therefore independent of memory layout
+(views, strides, non-contiguous tensors, byte order) and of the library that made it: a
+numpy ``float32`` array and a torch ``float32`` tensor holding the same numbers have the
+same fingerprint.  Bits are hashed as they are: ``-0.0`` differs from ``0.0`` and NaN
+payloads are told apart, because a change there is a change of stream.
+
+Next to the digest a few elements are kept (the first eight and eight evenly spaced ones,
+the last included) as canonical bytes, so the host can later say how far two streams
+are apart in ULPs without storing whole arrays.
+
+Worker side: the standard library, ``xxhash`` (xxh3-128), and numpy/torch only when the
+value is one of theirs.  Python values are canonicalised without numpy, so the probes of
+the ``random`` module run in an environment that has no numpy.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
+
+import xxhash
+
+#: Number of leading elements and of evenly spaced elements kept in a sample.
+SAMPLE_HEAD = 8
+SAMPLE_SPREAD = 8
+
+_TORCH_DTYPES = {
+    "torch.float16": "float16",
+    "torch.bfloat16": "bfloat16",
+    "torch.float32": "float32",
+    "torch.float64": "float64",
+    "torch.complex64": "complex64",
+    "torch.complex128": "complex128",
+    "torch.bool": "bool",
+    "torch.uint8": "uint8",
+    "torch.int8": "int8",
+    "torch.int16": "int16",
+    "torch.int32": "int32",
+    "torch.int64": "int64",
+}
+
+#: Item size in bytes of every fixed-size dtype name a fingerprint may carry.
+ITEMSIZE = {
+    "bool": 1, "uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "float16": 2, "bfloat16": 2,
+    "uint32": 4, "int32": 4, "float32": 4, "uint64": 8, "int64": 8, "float64": 8,
+    "complex64": 8, "complex128": 16,
+}
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """A value reduced to dtype name, shape and little-endian C-order bytes."""
+
+    dtype: str
+    shape: Tuple[int, ...]
+    data: Any  # a bytes-like object (bytes, memoryview, contiguous uint8 array)
+    itemsize: int  # 0 for variable-size encodings (str, json, big ints): no sample
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    digest: str  # 32 hex digits
+    dtype: str
+    shape: Tuple[int, ...]
+    sample: str  # hex of the sampled elements' canonical bytes
+    sample_index: Tuple[int, ...]
+
+
+def sample_indices(n: int) -> Tuple[int, ...]:
+    """The flat indices sampled from ``n`` elements; a function of ``n`` alone."""
+    head = list(range(min(SAMPLE_HEAD, n)))
+    if n <= SAMPLE_HEAD:
+        return tuple(head)
+    rest = n - SAMPLE_HEAD
+    spread = {SAMPLE_HEAD + (k * (rest - 1)) // (SAMPLE_SPREAD - 1) for k in range(SAMPLE_SPREAD)}
+    return tuple(head + sorted(spread))
+
+
+def _from_numpy(a: Any) -> Canonical:
+    np = sys.modules["numpy"]
+    a = np.asarray(a)
+    if a.dtype.kind in "OUSV" or a.dtype.names is not None:
+        return _from_python(a.tolist())
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big"):
+        a = a.astype(a.dtype.newbyteorder("<"))
+    shape = tuple(int(s) for s in a.shape)
+    flat = np.ascontiguousarray(a).reshape(-1)
+    return Canonical(a.dtype.name, shape, flat.view(np.uint8), a.dtype.itemsize)
+
+
+def _from_torch(t: Any) -> Canonical:
+    torch = sys.modules["torch"]
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if t.is_conj():
+        t = t.resolve_conj()
+    if t.is_neg():
+        t = t.resolve_neg()
+    name = _TORCH_DTYPES.get(str(t.dtype))
+    if name is None:
+        raise TypeError(f"cannot fingerprint a tensor of dtype {t.dtype}")
+    shape = tuple(int(s) for s in t.shape)
+    flat = t.contiguous().reshape(-1)
+    if name == "bfloat16":
+        flat = flat.view(torch.int16)
+    if "numpy" in sys.modules:
+        data: Any = flat.numpy().view("uint8")
+    else:  # clone: a contiguous slice still shares (and would hash) its whole storage
+        data = bytes(flat.clone().untyped_storage())
+    if sys.byteorder == "big":  # pragma: no cover - no big-endian machine to test on
+        raise TypeError("fingerprints of torch tensors on big-endian machines are not supported")
+    return Canonical(name, shape, data, ITEMSIZE[name])
+
+
+def _pack(code: str, values: Sequence[Any]) -> bytes:
+    arr = array.array(code, values)
+    if sys.byteorder == "big":  # pragma: no cover
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _from_python(value: Any) -> Canonical:
+    """Python scalars and flat sequences of one scalar type as arrays; the rest as JSON."""
+    seq = list(value) if isinstance(value, (list, tuple)) else None
+    items = seq if seq is not None else [value]
+    shape: Tuple[int, ...] = (len(items),) if seq is not None else ()
+    if items and all(type(v) is bool for v in items):
+        return Canonical("bool", shape, _pack("B", [int(v) for v in items]), 1)
+    if items and all(type(v) is float for v in items):
+        return Canonical("float64", shape, _pack("d", items), 8)
+    if items and all(type(v) is int for v in items):
+        if all(-(2**63) <= v < 2**63 for v in items):
+            return Canonical("int64", shape, _pack("q", items), 8)
+        return Canonical("pyint", shape, ",".join(str(v) for v in items).encode(), 0)
+    if isinstance(value, str):
+        return Canonical("str", (), value.encode("utf-8"), 0)
+    if isinstance(value, (bytes, bytearray)):
+        return Canonical("bytes", (len(value),), bytes(value), 1)
+    text = json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return Canonical("json", (), text.encode("utf-8"), 0)
+
+
+def _jsonable(value: Any) -> Any:
+    """Nested containers of scalars, arrays and tensors as plain JSON, exactly."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return {"f": struct.pack("<d", value).hex()}  # exact bits, NaN payloads included
+    if isinstance(value, (bytes, bytearray)):
+        return {"b": bytes(value).hex()}
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    c = canonical(value)
+    return {"dtype": c.dtype, "shape": list(c.shape), "data": bytes(c.data).hex()}
+
+
+def canonical(value: Any) -> Canonical:
+    """Reduce any probe output to its canonical form."""
+    module = type(value).__module__.split(".")[0]
+    if module == "torch" and type(value).__name__ in ("Tensor", "Parameter"):
+        return _from_torch(value)
+    if module == "numpy":
+        return _from_numpy(value)
+    return _from_python(value)
+
+
+def _digest(c: Canonical) -> str:
+    h = xxhash.xxh3_128()
+    h.update(f"{c.dtype}|{','.join(map(str, c.shape))}|".encode())
+    h.update(c.data)
+    return h.hexdigest()
+
+
+def fingerprint(value: Any) -> Fingerprint:
+    """The digest and sample of one probe output."""
+    c = canonical(value)
+    if c.itemsize:
+        n = len(c.data) // c.itemsize
+        index = sample_indices(n)
+        raw = bytes(c.data) if n <= SAMPLE_HEAD + SAMPLE_SPREAD else None
+        parts: List[bytes] = []
+        for i in index:
+            parts.append(raw[i * c.itemsize:(i + 1) * c.itemsize] if raw is not None
+                         else bytes(c.data[i * c.itemsize:(i + 1) * c.itemsize]))
+        sample = b"".join(parts).hex()
+    else:
+        index, sample = (), ""
+    return Fingerprint(_digest(c), c.dtype, c.shape, sample, index)
+
+
+def state_fingerprint(state: Any) -> Optional[str]:
+    """Digest of a generator's state (a dict, tuple, bytes or tensor); None for no state."""
+    if state is None:
+        return None
+    return _digest(_from_python(state) if isinstance(state, (dict, list, tuple)) else canonical(state))
+
+
+def decode_sample(sample_hex: str, dtype: str) -> List[Any]:
+    """The sampled elements as raw unsigned integers of the dtype's width (for ULP maths)."""
+    size = ITEMSIZE.get(dtype)
+    if not size or not sample_hex:
+        return []
+    raw = bytes.fromhex(sample_hex)
+    code = {1: "B", 2: "H", 4: "I", 8: "Q", 16: "QQ"}[size]
+    if size == 16:  # complex128: two float64 halves, kept as a pair
+        return [struct.unpack_from("<QQ", raw, i) for i in range(0, len(raw), 16)]
+    return [struct.unpack_from("<" + code, raw, i)[0] for i in range(0, len(raw), size)]

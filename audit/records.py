@@ -1,0 +1,49 @@
+"""The record: one row per probe case.  Shared by worker (which makes records) and host
+(which stores them).  Standard library only.
+
+:data:`RECORD_FIELDS` names every per-case column, in order; the environment fields of
+:mod:`audit.environment` follow them in a run file, plus ``run_id`` and ``run_started``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Dict
+
+#: Version of the run file layout.  Bump it, and add an upgrade step in audit.store,
+#: whenever a column is added, renamed or changes meaning.
+SCHEMA_VERSION = 1
+
+
+class Status(str, enum.Enum):
+    """How a case ended, in the order a report lists them."""
+
+    OK = "ok"
+    UNSUPPORTED = "unsupported"  # the installed library (or machine) cannot run it
+    ERROR = "error"  # the probe raised
+    CRASH = "crash"  # the worker process died while running it
+    TIMEOUT = "timeout"  # the case ran past its time limit and was killed
+
+
+#: Per-case columns: name -> meaning.
+RECORD_FIELDS: Dict[str, str] = {
+    "case_key": "stable hash of probe key, device and parameters",
+    "probe": "probe id: the dotted public API exercised (torch.randn)",
+    "probe_key": "registration key (the id, with @cuda for CUDA probes, or a distinct name)",
+    "probe_version": "hash of the probe's source and grid; rows of different versions never compare",
+    "kind": "generator or op",
+    "device": "cpu or cuda",
+    "params": "case parameters as canonical JSON",
+    "seed": "the case's seed, when it has one",
+    "status": "ok, unsupported, error, crash or timeout",
+    "message": "why a case is unsupported, or the error",
+    "fingerprint": "xxh3-128 of dtype, shape and canonical little-endian bytes",
+    "dtype": "output dtype name (float32, bfloat16, int64, str, json ...)",
+    "shape": "output shape as a JSON list",
+    "sample": "hex of the canonical bytes of the sampled elements",
+    "sample_index": "flat indices of the sampled elements, as a JSON list",
+    "state_fingerprint": "digest of the generator state after the probe",
+    "repeat_identical": "whether a second execution in the same process gave the same result",
+    "elapsed_s": "seconds the probe itself took (first execution)",
+    "fingerprint_s": "seconds spent fingerprinting its output",
+}
