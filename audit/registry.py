@@ -54,6 +54,7 @@ class Probe:
     kind: str  # "generator" or "op"
     description: str = ""
     extra_cases: Tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    repeats: int = 2  # executions per case in one process; more for kernels that race
 
     @property
     def device(self) -> str:
@@ -123,6 +124,7 @@ def probe(
     kind: str = "generator",
     extra_cases: Iterable[Mapping[str, Any]] = (),
     name: Optional[str] = None,
+    repeats: int = 2,
 ) -> Any:
     """Register a probe.
 
@@ -130,6 +132,9 @@ def probe(
     probes may exercise one API (CPU and CUDA, global seed and explicit generator); they
     are told apart by their parameters, and registered under ``name`` when given (which
     defaults to the probe id, suffixed by the device for non-CPU probes).
+
+    ``repeats`` is how often the worker executes each case in one process to check that
+    it agrees with itself (run-to-run determinism); race-prone GPU kernels ask for more.
 
     Usable bare (``@probe``; the id is the function name) or with arguments.
     """
@@ -153,6 +158,7 @@ def probe(
             kind=kind,
             description=(inspect.getdoc(func) or "").split("\n")[0],
             extra_cases=extras,
+            repeats=repeats,
         )
         return func
 

@@ -108,7 +108,10 @@ def base_record(case: registry.Case) -> Dict[str, Any]:
 
 
 def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
-    """Run one case (twice when ``repeat``) and return its record.  Never raises."""
+    """Run one case (``probe.repeats`` times when ``repeat``) and return its record.
+
+    Never raises: a case the machine cannot run is ``unsupported``, an exception ``error``.
+    """
     record = base_record(case)
     reason = unmet_requirement(case.probe)
     if reason is not None:
@@ -117,8 +120,10 @@ def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
         fp, state_fp, elapsed, fp_time = _execute(case)
         identical = None
         if repeat:
-            fp2, state_fp2, _, _ = _execute(case)
-            identical = fp2.digest == fp.digest and state_fp2 == state_fp
+            identical = True
+            for _ in range(max(1, case.probe.repeats - 1)):
+                fp2, state_fp2, _, _ = _execute(case)
+                identical = identical and fp2.digest == fp.digest and state_fp2 == state_fp
     except (Unsupported, NotImplementedError) as exc:
         return {**record, "status": Status.UNSUPPORTED.value, "message": _one_line(exc)}
     except (AttributeError, ImportError) as exc:  # API missing in this version
