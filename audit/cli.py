@@ -1,0 +1,75 @@
+"""The command line: ``python -m audit COMMAND``; one module per command in audit.commands.
+
+Each command module has ``add_parser(subparsers)`` and ``execute(args) -> int``, and
+imports what it needs inside ``execute``, so ``--help`` imports neither torch nor pandas.
+An :class:`~audit.errors.AuditError` becomes one line on stderr and its exit code (2 for
+usage errors); argparse's own usage errors exit 2 as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional, Sequence
+
+from audit import __version__
+from audit.errors import AuditError
+
+#: Command name -> module under audit.commands, in the order --help lists them.
+COMMANDS = {
+    "run": "run",
+    "list": "list_probes",
+    "env": "env",
+    "compare": "compare",
+    "sweep": "sweep",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m audit",
+        description="Audit where seeded random streams and ops stop being reproducible.",
+    )
+    parser.add_argument("--version", action="version", version=f"determinism-audit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"audit.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"audit.commands.{module_name}":
+                raise
+            continue  # a command not built yet
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        return int(args.execute(args))
+    except AuditError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def seeds_argument(text: str) -> int:
+    """argparse type for a seed: an integer (0x.. accepted), named in the error otherwise."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, not {text!r}") from None
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--probe and --seed, shared by run and sweep."""
+    parser.add_argument("--probe", action="append", default=[], metavar="GLOB",
+                        help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)")
+    parser.add_argument("--seed", action="append", default=[], type=seeds_argument, metavar="N",
+                        help="seed to use instead of the default panel 0, 17, 20210530, 2**32-1 (repeatable)")
+
+

@@ -1,0 +1,1 @@
+"""One module per CLI command (asv's layout): ``add_parser`` and ``execute``."""

@@ -1,0 +1,32 @@
+"""``audit list``: the probe catalogue, without importing any library under test."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("list", help="show the probe catalogue", description=__doc__)
+    p.add_argument("--probe", action="append", default=[], metavar="GLOB", help="only probes matching GLOB")
+    p.add_argument("--cases", action="store_true", help="list every case with its parameters")
+    p.set_defaults(execute=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    import audit.probes  # noqa: F401
+    from audit import registry
+
+    probes = registry.select(args.probe)
+    total = 0
+    for key, p in probes.items():
+        cases = p.cases()
+        total += len(cases)
+        req = p.requirement
+        needs = f"{req.library}>={req.min_version}" if req.library and req.min_version else (req.library or "python")
+        print(f"{key:<52} {p.kind:<9} {p.device:<4} {len(cases):>4} cases  {needs}")
+        if args.cases:
+            for case in cases:
+                print(f"    {case.key}  {case.params_json}")
+    print(f"{len(probes)} probes, {total} cases (default seed panel)")
+    return 0

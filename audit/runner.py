@@ -1,0 +1,314 @@
+"""The host's side of a run: start workers, collect their records, survive their deaths.
+
+A run is executed by a worker subprocess (``python -m audit.worker``) in the interpreter
+and environment under test.  The runner reads the worker's JSON lines, appends every
+record to a sidecar file as soon as it arrives (so an interrupted run can ``--resume``),
+and watches each case: a worker that dies mid-case costs that case a ``crash`` record, a
+case that outlives its time limit is killed and recorded as ``timeout``; either way a fresh
+worker continues with the cases not yet done.  At the end the store writes one parquet file
+and the sidecar is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from audit import registry
+from audit.errors import AuditError, StoreError
+from audit.records import Status
+from audit.store import Run, write_run
+
+#: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
+#: with only the libraries under test can run ``python -m audit.worker``.
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PARTIAL_DIR = ".partial"
+DEFAULT_CASE_TIMEOUT = 300.0
+
+Progress = Callable[[int, int, Dict[str, Any]], None]
+
+
+@dataclass
+class RunSpec:
+    """Everything that decides what a run executes and under which settings."""
+
+    probes: List[str] = field(default_factory=list)
+    seeds: List[int] = field(default_factory=list)
+    env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
+    unset: List[str] = field(default_factory=list)  # environment variables to remove
+    threads: Optional[int] = None
+    deterministic: Optional[str] = None  # "on" / "off"
+    repeat: bool = True
+    modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
+    python: str = sys.executable
+    case_timeout: float = DEFAULT_CASE_TIMEOUT
+
+    def digest(self) -> str:
+        """What identifies an interrupted run that a ``--resume`` may continue."""
+        data = {k: v for k, v in asdict(self).items() if k != "case_timeout"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
+    cmd = [spec.python, "-m", "audit.worker"]
+    for glob in spec.probes:
+        cmd += ["--probe", glob]
+    for seed in spec.seeds:
+        cmd += ["--seed", str(seed)]
+    for module in spec.modules:
+        cmd += ["--module", module]
+    if spec.threads:
+        cmd += ["--threads", str(spec.threads)]
+    if spec.deterministic:
+        cmd += ["--deterministic", spec.deterministic]
+    if not spec.repeat:
+        cmd.append("--no-repeat")
+    if skip_file:
+        cmd += ["--skip-file", skip_file]
+    return cmd
+
+
+def worker_environment(spec: RunSpec) -> Dict[str, str]:
+    env = dict(os.environ)
+    for name in spec.unset:
+        env.pop(name, None)
+    env.update(spec.env)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = SOURCE_ROOT + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def partial_dir(results: str) -> str:
+    """Where a run's sidecar lives: beside the results, or in a local temp dir for URLs."""
+    if "://" in results:
+        tag = hashlib.sha256(results.encode()).hexdigest()[:12]
+        return os.path.join(tempfile.gettempdir(), "determinism-audit-partial", tag)
+    return os.path.join(results, PARTIAL_DIR)
+
+
+class Sidecar:
+    """Records flushed to ``<results>/.partial/<run_id>.jsonl`` as they are produced."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, results: str, run: Run, spec: RunSpec) -> "Sidecar":
+        directory = partial_dir(results)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot write to results directory {results!r}: {exc}") from None
+        sidecar = cls(os.path.join(directory, f"{run.run_id}.jsonl"))
+        sidecar.append({"type": "run", "run_id": run.run_id, "started": run.started, "spec": spec.digest()})
+        return sidecar
+
+    def append(self, message: Mapping[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(message) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[Dict[str, Any]]]:
+        """(run line, header env, records); a torn last line (killed mid-write) is ignored."""
+        run_line, env, records = None, None, {}
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    msg = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                kind = msg.pop("type", None)
+                if kind == "run":
+                    run_line = msg
+                elif kind == "header" and env is None:
+                    env = msg.get("env")
+                elif kind == "record":
+                    records[msg["case_key"]] = msg
+        return run_line, env, list(records.values())
+
+    def remove(self) -> None:
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def find_resumable(results: str, spec: RunSpec) -> Optional[Sidecar]:
+    """The newest interrupted run under ``results`` made with the same spec."""
+    directory = partial_dir(results)
+    if not os.path.isdir(directory):
+        return None
+    candidates = sorted((os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".jsonl")),
+                        key=os.path.getmtime, reverse=True)
+    for path in candidates:
+        run_line, _, _ = Sidecar(path).read()
+        if run_line and run_line.get("spec") == spec.digest():
+            return Sidecar(path)
+    return None
+
+
+class _Worker:
+    """One worker process and a thread that turns its stdout into a queue of messages."""
+
+    def __init__(self, spec: RunSpec, skip_file: Optional[str]) -> None:
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            worker_command(spec, skip_file), stdout=subprocess.PIPE, stderr=self.stderr,
+            stdin=subprocess.DEVNULL, env=worker_environment(spec), cwd=SOURCE_ROOT,
+        )
+        self.messages: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                self.messages.put(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        self.messages.put(None)
+
+    def next(self, timeout: Optional[float]) -> Optional[Dict[str, Any]]:
+        """The next message; None at end of stream; raises queue.Empty on timeout."""
+        return self.messages.get(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def stderr_tail(self, limit: int = 800) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        size = self.stderr.tell()
+        self.stderr.seek(max(0, size - limit))
+        return " ".join(self.stderr.read().decode("utf-8", "replace").split())
+
+
+def _death(returncode: Optional[int]) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+@dataclass
+class Outcome:
+    """What a run produced."""
+
+    run: Run
+    path: Optional[str]
+    counts: Dict[str, int]
+
+
+class Runner:
+    """Runs one :class:`RunSpec` to completion through as many workers as it takes."""
+
+    def __init__(self, spec: RunSpec, results: str, progress: Optional[Progress] = None) -> None:
+        self.spec = spec
+        self.results = results
+        self.progress = progress or (lambda done, total, record: None)
+        for module in spec.modules:  # the host must know the cases to name crashes
+            __import__(module)
+        import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
+
+        seeds = spec.seeds or list(registry.DEFAULT_SEEDS)
+        self.cases = {c.key: c for c in registry.iter_cases(registry.select(spec.probes), seeds)}
+
+    def execute(self, resume: bool = False) -> Outcome:
+        sidecar = find_resumable(self.results, self.spec) if resume else None
+        if sidecar is not None:
+            run_line, env, records = sidecar.read()
+            assert run_line is not None
+            run = Run(run_line["run_id"], run_line["started"], env or {})
+            run.records = records
+        else:
+            run = Run.new({})
+            sidecar = Sidecar.create(self.results, run, self.spec)
+        self._collect(run, sidecar)
+        path = write_run(run, self.results)
+        sidecar.remove()
+        counts: Dict[str, int] = {}
+        for record in run.records:
+            counts[record["status"]] = counts.get(record["status"], 0) + 1
+        return Outcome(run, path, counts)
+
+    def _collect(self, run: Run, sidecar: Sidecar) -> None:
+        done = {r["case_key"] for r in run.records}
+        while len(done) < len(self.cases):
+            before = len(done)
+            self._one_worker(run, sidecar, done)
+            if len(done) == before:
+                raise AuditError(f"the worker made no progress; last output: {self._last_error}")
+
+    _last_error = ""
+
+    def _one_worker(self, run: Run, sidecar: Sidecar, done: set) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False) as f:
+            f.write("\n".join(done))
+            skip_file = f.name
+        worker = _Worker(self.spec, skip_file)
+        current: Optional[str] = None
+        deadline: Optional[float] = None
+        try:
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    msg = worker.next(timeout)
+                except queue.Empty:  # the current case outlived its time limit
+                    worker.kill()
+                    self._failed(run, sidecar, done, current, Status.TIMEOUT,
+                                 f"ran past the {self.spec.case_timeout:g} s case limit; "
+                                 f"last output: {worker.stderr_tail()}")
+                    return
+                if msg is None:  # the worker's stream ended
+                    worker.proc.wait()
+                    if current is not None:
+                        self._failed(run, sidecar, done, current, Status.CRASH,
+                                     f"worker {_death(worker.proc.returncode)}; last output: {worker.stderr_tail()}")
+                    else:
+                        self._last_error = f"{_death(worker.proc.returncode)}: {worker.stderr_tail()}"
+                    return
+                kind = msg.pop("type", None)
+                if kind == "header":
+                    if not run.env:
+                        run.env = msg["env"]
+                    sidecar.append({"type": "header", "env": msg["env"]})
+                elif kind == "start":
+                    current, deadline = msg["case_key"], time.monotonic() + self.spec.case_timeout
+                elif kind == "record":
+                    self._accept(run, sidecar, done, msg)
+                    current, deadline = None, None
+                elif kind == "end":
+                    worker.proc.wait()
+                    return
+        finally:
+            worker.kill()
+            os.remove(skip_file)
+
+    def _accept(self, run: Run, sidecar: Sidecar, done: set, record: Dict[str, Any]) -> None:
+        sidecar.append({"type": "record", **record})
+        run.records.append(record)
+        done.add(record["case_key"])
+        self.progress(len(done), len(self.cases), record)
+
+    def _failed(self, run: Run, sidecar: Sidecar, done: set, key: Optional[str], status: Status, message: str) -> None:
+        if key is None or key not in self.cases:
+            return
+        from audit.worker import base_record
+
+        self._accept(run, sidecar, done, {**base_record(self.cases[key]), "status": status.value, "message": message})
