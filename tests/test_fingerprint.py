@@ -1,0 +1,120 @@
+"""Fingerprint properties: layout and byte-order invariance, sensitivity to every bit."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from audit.fingerprint import ITEMSIZE, canonical, decode_sample, fingerprint, sample_indices, state_fingerprint
+
+torch = pytest.importorskip("torch")
+
+NUMERIC = [np.bool_, np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64,
+           np.float16, np.float32, np.float64, np.complex64, np.complex128]
+
+
+def digest(value: object) -> str:
+    return fingerprint(value).digest
+
+
+@given(hnp.arrays(st.sampled_from(NUMERIC), hnp.array_shapes(min_dims=2, max_dims=3, max_side=6)))
+@settings(max_examples=60, deadline=None)
+def test_layout_and_byte_order_do_not_change_the_digest(a: np.ndarray) -> None:
+    expected = digest(a)
+    assert digest(np.asfortranarray(a)) == expected
+    assert digest(a.T.copy().T) == expected  # non-contiguous view of other memory
+    assert digest(a.astype(a.dtype.newbyteorder(">"))) == expected
+    assert digest(np.repeat(a, 2, axis=0)[::2]) == expected  # strided view
+
+
+@given(hnp.arrays(st.sampled_from(NUMERIC), st.integers(1, 40)), st.data())
+@settings(max_examples=80, deadline=None)
+def test_any_single_flipped_bit_changes_the_digest(a: np.ndarray, data: st.DataObject) -> None:
+    raw = bytearray(np.ascontiguousarray(a).tobytes())
+    bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    flipped = np.frombuffer(bytes(raw), dtype=a.dtype).reshape(a.shape)
+    assert digest(flipped) != digest(a)
+
+
+def test_dtype_and_shape_are_part_of_the_digest() -> None:
+    assert digest(np.zeros(4, np.float32)) != digest(np.zeros(4, np.int32))
+    assert digest(np.zeros((2, 2), np.float32)) != digest(np.zeros(4, np.float32))
+    assert digest(np.zeros((), np.float64)) != digest(np.zeros(1, np.float64))
+    assert digest(np.zeros(0, np.float32)) != digest(np.zeros(0, np.float64))
+
+
+def test_signed_zero_and_nan_payloads_are_told_apart() -> None:
+    assert digest(np.array([0.0])) != digest(np.array([-0.0]))
+    quiet = np.frombuffer(struct.pack("<Q", 0x7FF8000000000000), np.float64)
+    payload = np.frombuffer(struct.pack("<Q", 0x7FF8000000000001), np.float64)
+    assert np.isnan(quiet[0]) and np.isnan(payload[0])
+    assert digest(quiet) != digest(payload)
+    assert digest(quiet) == digest(quiet.copy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "bool", "int64", "complex64", "uint8"])
+def test_numpy_and_torch_agree(dtype: str) -> None:
+    a = (np.arange(24).reshape(4, 6) % 5 - 2).astype(dtype)
+    t = torch.from_numpy(a.copy())
+    assert digest(t) == digest(a)
+    assert digest(t.t().contiguous().t()) == digest(a)  # non-contiguous tensor
+    assert digest(t[1:3]) == digest(a[1:3])  # view with a storage offset
+
+
+def test_bfloat16_is_its_own_dtype_and_hashes_its_bits() -> None:
+    t = torch.linspace(-3, 3, 40, dtype=torch.bfloat16)
+    fp = fingerprint(t)
+    assert fp.dtype == "bfloat16"
+    assert fp.digest == digest(t.clone())
+    assert fp.digest != digest(t.to(torch.float16))
+    assert fp.digest != digest(t.view(torch.int16))
+    bits = decode_sample(fp.sample, "bfloat16")
+    assert bits[:8] == t.view(torch.int16)[:8].numpy().view(np.uint16).tolist()
+
+
+def test_conjugate_and_negative_views_are_resolved() -> None:
+    z = torch.tensor([1 + 2j, 3 - 1j])
+    assert digest(z.conj()) == digest(z.conj().resolve_conj())
+    assert digest(z.conj()) != digest(z)
+
+
+def test_python_values_need_no_numpy_and_match_numpy_where_they_should() -> None:
+    assert digest([0.5, 1.5]) == digest(np.array([0.5, 1.5]))
+    assert digest([1, 2, 3]) == digest(np.array([1, 2, 3], np.int64))
+    assert digest([True, False]) == digest(np.array([True, False]))
+    assert canonical(2**100).dtype == "pyint"
+    assert digest(2**100) != digest(2**100 + 1)
+    assert digest("abc") != digest(b"abc")
+    assert digest({"a": [1.0, 2]}) != digest({"a": [1.0, 3]})
+
+
+def test_sample_indices_depend_only_on_length() -> None:
+    assert sample_indices(0) == ()
+    assert sample_indices(5) == (0, 1, 2, 3, 4)
+    idx = sample_indices(1000)
+    assert idx[:8] == tuple(range(8)) and idx[-1] == 999 and len(idx) == 16
+    assert list(idx) == sorted(set(idx))
+
+
+def test_sample_holds_the_canonical_bits_of_the_sampled_elements() -> None:
+    a = np.linspace(0, 1, 1001, dtype=np.float32)
+    fp = fingerprint(a)
+    expected = a[list(fp.sample_index)].view(np.uint32).tolist()
+    assert decode_sample(fp.sample, "float32") == expected
+    assert set(ITEMSIZE) >= {"float16", "bfloat16", "float32", "float64", "complex128"}
+
+
+def test_state_fingerprint_sees_extra_draws() -> None:
+    rs = np.random.RandomState(3)
+    before = state_fingerprint(rs.get_state())
+    rs.rand()
+    assert state_fingerprint(rs.get_state()) != before
+    assert state_fingerprint(None) is None
+    g = torch.Generator().manual_seed(1)
+    assert state_fingerprint(g.get_state()) == state_fingerprint(torch.Generator().manual_seed(1).get_state())
