@@ -14,7 +14,7 @@ after each draw is ``bit_generator.state``, which includes the buffered 32-bit h
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Dict, List
 
 from audit.probe_api import SEEDS, Output, Unsupported, probe, require_attr
 from audit.probes.numpy_legacy import CHOICE_MODES, INT_DTYPES, choice_args, int_bounds, mvn_cov
@@ -34,7 +34,7 @@ JUMPABLE = ("PCG64", "PCG64DXSM", "MT19937", "Philox")
 
 FLOAT_DTYPES = ("float32", "float64")
 
-_NP = {"library": "numpy", "min_version": "1.19"}
+_NP: Dict[str, Any] = {"library": "numpy", "min_version": "1.19"}
 _GRID = {"seed": SEEDS, "bitgen": BIT_GENERATORS}
 _GRID2 = {"seed": SEEDS, "bitgen": SAMPLING_BIT_GENERATORS}
 _N = {"n": [1000]}

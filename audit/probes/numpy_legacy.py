@@ -13,7 +13,7 @@ The state after each draw is ``get_state()``, so the cached second Gaussian show
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from audit.probe_api import SEEDS, Output, probe, require_seed_range
 
@@ -87,7 +87,7 @@ def _rs(rs: Any, value: Any) -> Output:
 
 
 _N = {"n": [1000]}
-_NP = {"library": "numpy", "min_version": "1.19"}
+_NP: Dict[str, Any] = {"library": "numpy", "min_version": "1.19"}
 
 # --- the global functions, after np.random.seed -------------------------------------------
 

@@ -51,12 +51,13 @@ def _random_state(seed: int, kind: str) -> Tuple[Any, Callable[[], Any]]:
 
 
 def _kwargs(mode: str, weights: Any) -> Dict[str, Any]:
-    return {
+    choices: Dict[str, Dict[str, Any]] = {
         "n": {"n": 100},
         "frac": {"frac": 0.25},
         "weights": {"n": 100, "weights": weights},
         "replace": {"n": _ROWS, "replace": True},
-    }[mode]
+    }
+    return choices[mode]
 
 
 def _frame() -> Any:
