@@ -66,4 +66,4 @@ def numpy_argsort(seed: int, size: int, kind: str) -> Any:
     """argsort of keys with many ties: quicksort (introsort, SIMD sorts in numpy 2) may reorder ties."""
     import numpy as np
 
-    return np.argsort(numpy_ties(size, seed), kind=kind)
+    return np.argsort(numpy_ties(size, seed), kind=kind)  # type: ignore[arg-type]

@@ -135,7 +135,7 @@ def data_loader(seed: int, generator: str, n: int) -> Output:
     import torch
 
     gen = seeded(seed, generator, "cpu")
-    dataset = torch.arange(n)
+    dataset: Any = torch.arange(n)  # a tensor is a sized sequence; typed as Dataset upstream
     loader = torch.utils.data.DataLoader(dataset, batch_size=16, shuffle=True, generator=gen)
     return Output(torch.cat(list(loader)), state_after(gen, "cpu"))
 
@@ -146,6 +146,8 @@ def random_split(seed: int, lengths: List[int]) -> Output:
     """random_split's train/val/test indices, with the documented explicit generator."""
     import torch
 
-    gen = seeded(seed, "explicit", "cpu")
-    parts = torch.utils.data.random_split(range(sum(lengths)), lengths, generator=gen)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    dataset: Any = range(sum(lengths))  # any sized sequence; typed as Dataset upstream
+    parts: List[Any] = torch.utils.data.random_split(dataset, lengths, generator=gen)
     return Output([list(p.indices) for p in parts], gen.get_state())
