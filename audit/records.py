@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import enum
-from typing import Dict
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional
 
 #: Version of the run file layout.  Bump it, and add an upgrade step in audit.store,
 #: whenever a column is added, renamed or changes meaning.
@@ -47,3 +50,24 @@ RECORD_FIELDS: Dict[str, str] = {
     "elapsed_s": "seconds the probe itself took (first execution)",
     "fingerprint_s": "seconds spent fingerprinting its output",
 }
+
+
+@dataclass
+class Run:
+    """One run: its id, start time, environment and case records."""
+
+    run_id: str
+    started: str  # ISO 8601, UTC
+    env: Dict[str, Optional[str]]
+    records: List[Dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, env: Mapping[str, Optional[str]]) -> "Run":
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return cls(uuid.uuid4().hex, now, dict(env))
+
+    @property
+    def file_name(self) -> str:
+        stamp = self.started.replace("-", "").replace(":", "").split(".")[0] + "Z"
+        machine = self.env.get("machine_id") or "unknown"
+        return f"{stamp}_{machine}_{self.run_id[:12]}.parquet"
