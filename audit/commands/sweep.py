@@ -1,0 +1,217 @@
+"""``audit sweep``: the catalogue once per combination of settings, then their comparison.
+
+Each combination (and each ``--repeat``) runs in a fresh worker process, so settings
+read at library load take effect and nondeterminism between processes shows up.  A
+setting the machine did not honour (torch falling back from avx512, say) is printed as
+a warning next to its run and recorded in the sweep's manifest beside the run files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from audit.cli import add_selection_arguments
+from audit.commands.run import DEFAULT_RESULTS, ProgressBar, add_run_arguments, spec_from_args
+from audit.errors import AuditError, UsageError
+
+#: Exit code when some combination could not run (compare's "inputs skipped").
+EXIT_SKIPPED = 3
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="run the catalogue under each combination of settings on this machine",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_axes_help())
+    p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
+                   help="an axis to sweep (repeatable; the sweep runs every combination); "
+                        "'unset' removes a variable")
+    p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", DEFAULT_RESULTS), metavar="DIR",
+                   help="results directory or URL (default: $AUDIT_RESULTS or results/runs)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run each combination N times, each in a fresh process (finds nondeterminism)")
+    add_selection_arguments(p)
+    add_run_arguments(p)
+    p.set_defaults(execute=execute)
+
+
+def _axes_help() -> str:
+    from audit.sweep import AXES
+
+    lines = ["axes:"]
+    lines += [f"  {a.name:<26} {a.meaning}" for a in AXES.values()]
+    return "\n".join(lines)
+
+
+@dataclass
+class Done:
+    """One finished (or failed) run of the sweep."""
+
+    label: str
+    setting: Dict[str, str]
+    repeat: int
+    path: Optional[str] = None
+    seconds: float = 0.0
+    unhonoured: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+    counts: Dict[str, int] = field(default_factory=dict)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from audit import sweep
+
+    axes = sweep.parse_axes(args.axis)
+    if args.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, not {args.repeat}")
+    base = spec_from_args(args)
+    settings = sweep.combinations(axes)
+    targets = numpy_targets(base.python) if any(a.name.startswith("NPY_") for a in axes) else None
+    total = len(settings) * args.repeat
+    print(f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s)")
+    done: List[Done] = []
+    for setting in settings:
+        for repeat in range(1, args.repeat + 1):
+            item = _run_one(base, setting, repeat, args, targets)
+            done.append(item)
+            print(_line(len(done), total, item), flush=True)
+            for note in item.unhonoured:
+                print(f"  warning: not honoured: {note}", file=sys.stderr)
+    _write_manifest(done, args.results)
+    return _finish(done, args)
+
+
+def _run_one(base: Any, setting: Dict[str, str], repeat: int, args: argparse.Namespace,
+             targets: Optional[Dict[str, bool]]) -> Done:
+    from audit import sweep
+    from audit.runner import Runner
+
+    item = Done(sweep.label(setting), setting, repeat)
+    start = time.perf_counter()
+    try:
+        outcome = Runner(sweep.spec_for(base, setting), args.results, ProgressBar(not args.quiet)).execute()
+    except UsageError:
+        raise
+    except AuditError as exc:  # this combination could not run; the others still can
+        item.error = str(exc)
+    else:
+        item.path, item.counts = outcome.path, outcome.counts
+        item.unhonoured = sweep.unhonoured(setting, outcome.run.env, targets)
+    item.seconds = time.perf_counter() - start
+    return item
+
+
+_NUMPY_TARGETS = """
+import json, os
+for name in ("NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"):
+    os.environ.pop(name, None)
+try:
+    from numpy._core import _multiarray_umath as m
+except ImportError:
+    from numpy.core import _multiarray_umath as m
+print(json.dumps({f: bool(m.__cpu_features__.get(f)) for f in m.__cpu_dispatch__}))
+"""
+
+
+def numpy_targets(python: str) -> Optional[Dict[str, bool]]:
+    """numpy's dispatch targets in ``python``'s environment -> whether this CPU has each.
+
+    The names differ between numpy releases (AVX512_SKX before 2.4, X86_V4 from 2.4 on),
+    so the sweep asks the numpy under test rather than keeping a table.
+    """
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NPY_")}
+    try:
+        out = subprocess.run([python, "-c", _NUMPY_TARGETS], capture_output=True, text=True, timeout=120, env=env)
+        return dict(json.loads(out.stdout)) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _line(index: int, total: int, item: Done) -> str:
+    head = f"[{index}/{total}] {item.label}" + (f" (repeat {item.repeat})" if item.repeat > 1 else "")
+    if item.error:
+        return f"{head}: FAILED: {item.error}"
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(item.counts.items(), key=lambda kv: -kv[1]))
+    mark = "  [NOT HONOURED]" if item.unhonoured else ""
+    return f"{head}: {counts} in {item.seconds:.1f} s{mark} -> {item.path}"
+
+
+def _write_manifest(done: Sequence[Done], results: str) -> Optional[str]:
+    """``sweep-<time>.json`` beside the run files: settings, files and unhonoured notes."""
+    import pyarrow.fs as pafs
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"sweep-{stamp}-{os.getpid()}.json"
+    data = {"runs": [{"label": d.label, "setting": d.setting, "repeat": d.repeat, "path": d.path,
+                      "seconds": round(d.seconds, 3), "unhonoured": d.unhonoured, "error": d.error}
+                     for d in done]}
+    payload = json.dumps(data, indent=2).encode()
+    try:
+        if "://" in results:
+            fs, root = pafs.FileSystem.from_uri(results)
+        else:
+            fs, root = pafs.LocalFileSystem(), os.path.abspath(results)
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(f"{root}/{name}") as f:
+            f.write(payload)
+    except (OSError, ValueError) as exc:
+        print(f"warning: could not write the sweep manifest: {exc}", file=sys.stderr)
+        return None
+    return f"{results.rstrip('/')}/{name}"
+
+
+def _finish(done: Sequence[Done], args: argparse.Namespace) -> int:
+    paths = [d.path for d in done if d.path]
+    failed = [d for d in done if d.error]
+    unhonoured = [d for d in done if d.unhonoured]
+    if unhonoured:
+        print(f"\n{len(unhonoured)} run(s) did not get the setting they asked for:")
+        for d in unhonoured:
+            print(f"  {d.label}:" + "".join(f"\n    {note}" for note in d.unhonoured))
+    if failed:
+        print(f"\n{len(failed)} run(s) failed and are left out of the comparison:")
+        for d in failed:
+            print(f"  {d.label}: {d.error}")
+    if len(paths) < 2:
+        print("\nfewer than two runs finished: nothing to compare")
+        return EXIT_SKIPPED if failed else 0
+    code = _compare(paths, done)
+    return code if code or not failed else EXIT_SKIPPED
+
+
+def _compare(paths: List[str], done: Sequence[Done]) -> int:
+    """The compare command on exactly these runs, or a built-in split summary without it."""
+    print()
+    if importlib.util.find_spec("audit.commands.compare") is not None:
+        from audit import cli
+
+        return cli.main(["compare", *paths])
+    return _builtin_summary(done)
+
+
+def _builtin_summary(done: Sequence[Done]) -> int:
+    from audit import sweep
+    from audit.store import read_run_file
+
+    runs = []
+    for d in done:
+        if d.path:
+            rows = read_run_file(d.path, ["probe_key", "params", "status", "fingerprint"]).to_pylist()
+            runs.append((d.label + (f" #{d.repeat}" if d.repeat > 1 else ""), rows))
+    found = sweep.splits(runs)
+    print(f"(the compare command is not installed; built-in summary) {len(found)} case(s) split:")
+    by_probe: Dict[str, int] = {}
+    for s in found:
+        by_probe[s.probe_key] = by_probe.get(s.probe_key, 0) + 1
+    for key, n in sorted(by_probe.items()):
+        example = next(s for s in found if s.probe_key == key)
+        groups = " | ".join(", ".join(labels) for _, labels in example.streams)
+        print(f"  {key}: {n} case(s), e.g. {example.params}: {groups}")
+    return 1 if found else 0
