@@ -11,7 +11,9 @@ and the sidecar is removed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import json
 import os
 import queue
@@ -22,12 +24,12 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from audit import registry
-from audit.errors import AuditError, StoreError
+from audit.errors import AuditError, StoreError, UsageError
 from audit.records import Status
-from audit.store import Run, write_run
+from audit.records import Run
 
 #: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
 #: with only the libraries under test can run ``python -m audit.worker``.
@@ -37,6 +39,19 @@ PARTIAL_DIR = ".partial"
 DEFAULT_CASE_TIMEOUT = 300.0
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
+
+#: Longest a record may sit in the sidecar unsynced.  Every record is flushed to the OS at
+#: once (a killed process loses nothing); fsync, which only protects against the machine
+#: itself going down, costs milliseconds a call and is batched.
+SIDECAR_SYNC_S = 1.0
+
+
+class RunInterrupted(AuditError):
+    """SIGINT or SIGTERM stopped a run; its finished cases wait in the sidecar."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -103,6 +118,8 @@ class Sidecar:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._file: Optional[Any] = None
+        self._synced = 0.0
 
     @classmethod
     def create(cls, results: str, run: Run, spec: RunSpec) -> "Sidecar":
@@ -116,10 +133,28 @@ class Sidecar:
         return sidecar
 
     def append(self, message: Mapping[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(message) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Write one line and hand it to the OS now; fsync at most every SIDECAR_SYNC_S."""
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write(json.dumps(message) + "\n")
+        self._file.flush()
+        if time.monotonic() - self._synced >= SIDECAR_SYNC_S:
+            os.fsync(self._file.fileno())
+            self._synced = time.monotonic()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+    def repair(self) -> None:
+        """Cut a torn last line (a run killed mid-write), so the next line starts clean."""
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
 
     def read(self) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[Dict[str, Any]]]:
         """(run line, header env, records); a torn last line (killed mid-write) is ignored."""
@@ -140,6 +175,7 @@ class Sidecar:
         return run_line, env, list(records.values())
 
     def remove(self) -> None:
+        self.close()
         try:
             os.remove(self.path)
         except FileNotFoundError:
@@ -165,10 +201,14 @@ class _Worker:
 
     def __init__(self, spec: RunSpec, skip_file: Optional[str]) -> None:
         self.stderr = tempfile.TemporaryFile()
+        # A session of its own: a Ctrl-C at the terminal reaches the host only (which ends
+        # the worker), and a kill reaches whatever the probes started too.
         self.proc = subprocess.Popen(
             worker_command(spec, skip_file), stdout=subprocess.PIPE, stderr=self.stderr,
             stdin=subprocess.DEVNULL, env=worker_environment(spec), cwd=SOURCE_ROOT,
+            start_new_session=True,
         )
+        self._case_output = 0  # stderr offset where the current case's output begins
         self.messages: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -186,14 +226,30 @@ class _Worker:
         return self.messages.get(timeout=timeout)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
+        """Kill the worker and everything in its session (processes its probes started)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        except AttributeError:  # pragma: no cover - no process groups (Windows)
             self.proc.kill()
         self.proc.wait()
+
+    def case_started(self, output_at: Optional[int]) -> None:
+        """Mark where the current case's output begins, so crash records quote only it.
+
+        The worker says where (its stderr offset when the case starts); by the time this
+        host reads the message the case may already have printed.
+        """
+        if isinstance(output_at, int):
+            self._case_output = output_at
+        else:  # a worker that cannot tell: the best guess is now
+            self._case_output = os.fstat(self.stderr.fileno()).st_size
 
     def stderr_tail(self, limit: int = 800) -> str:
         self.stderr.seek(0, os.SEEK_END)
         size = self.stderr.tell()
-        self.stderr.seek(max(0, size - limit))
+        self.stderr.seek(max(self._case_output, size - limit))
         return " ".join(self.stderr.read().decode("utf-8", "replace").split())
 
 
@@ -204,6 +260,13 @@ def _death(returncode: Optional[int]) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exited with code {returncode}"
+
+
+def _import_probe_module(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import probe module {name!r}: {exc}") from None
 
 
 @dataclass
@@ -223,15 +286,25 @@ class Runner:
         self.results = results
         self.progress = progress or (lambda done, total, record: None)
         for module in spec.modules:  # the host must know the cases to name crashes
-            __import__(module)
+            _import_probe_module(module)
         import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
 
         seeds = spec.seeds or list(registry.DEFAULT_SEEDS)
         self.cases = {c.key: c for c in registry.iter_cases(registry.select(spec.probes), seeds)}
 
     def execute(self, resume: bool = False) -> Outcome:
+        """Run every case not yet done, then write the run file.
+
+        The results location is checked for writing before any case runs.  An interrupt
+        (SIGINT, or SIGTERM in the main thread) or a failed final write leaves the sidecar
+        in place and raises an error that says how to ``--resume``.
+        """
+        from audit.store import check_writable, write_run  # pyarrow: only when a run starts
+
+        check_writable(self.results)
         sidecar = find_resumable(self.results, self.spec) if resume else None
         if sidecar is not None:
+            sidecar.repair()
             run_line, env, records = sidecar.read()
             assert run_line is not None
             run = Run(run_line["run_id"], run_line["started"], env or {})
@@ -239,13 +312,28 @@ class Runner:
         else:
             run = Run.new({})
             sidecar = Sidecar.create(self.results, run, self.spec)
-        self._collect(run, sidecar)
-        path = write_run(run, self.results)
+        with _terminate_as_interrupt():
+            try:
+                self._collect(run, sidecar)
+                sidecar.close()
+                path = write_run(run, self.results)
+            except KeyboardInterrupt as exc:
+                sidecar.close()
+                signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+                raise RunInterrupted(f"interrupted by {signal.Signals(signum).name} after "
+                                     f"{len(run.records)} of {len(self.cases)} cases; {self._resume_hint(sidecar)}",
+                                     int(signum)) from None
+            except StoreError as exc:
+                raise StoreError(f"{exc}; {self._resume_hint(sidecar)}") from None
         sidecar.remove()
         counts: Dict[str, int] = {}
         for record in run.records:
             counts[record["status"]] = counts.get(record["status"], 0) + 1
         return Outcome(run, path, counts)
+
+    def _resume_hint(self, sidecar: Sidecar) -> str:
+        return (f"the finished cases are kept in {sidecar.path}: rerun the same command "
+                f"with --resume to continue")
 
     def _collect(self, run: Run, sidecar: Sidecar) -> None:
         done = {r["case_key"] for r in run.records}
@@ -290,6 +378,7 @@ class Runner:
                     sidecar.append({"type": "header", "env": msg["env"]})
                 elif kind == "start":
                     current, deadline = msg["case_key"], time.monotonic() + self.spec.case_timeout
+                    worker.case_started(msg.get("output_at"))
                 elif kind == "record":
                     self._accept(run, sidecar, done, msg)
                     current, deadline = None, None
@@ -312,3 +401,24 @@ class Runner:
         from audit.worker import base_record
 
         self._accept(run, sidecar, done, {**base_record(self.cases[key]), "status": status.value, "message": message})
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a run executes (main thread only; signals need it).
+
+    Without it SIGTERM ends the host at once: no message, and on platforms without a
+    parent-death signal the worker runs on, orphaned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import SchemaError, StoreError
-from audit.records import RECORD_FIELDS, SCHEMA_VERSION
+from audit.records import RECORD_FIELDS, SCHEMA_VERSION, Run
 
 META_SCHEMA = b"audit.schema_version"
 META_RUN_ID = b"audit.run_id"
@@ -41,27 +42,6 @@ _TYPES: Dict[str, pa.DataType] = {
 RUN_FIELDS = ("run_id", "run_started")
 COLUMNS: Tuple[str, ...] = (*RECORD_FIELDS, *RUN_FIELDS, *ENV_FIELDS)
 ARROW_SCHEMA = pa.schema([pa.field(name, _TYPES.get(name, pa.string())) for name in COLUMNS])
-
-
-@dataclass
-class Run:
-    """One run: its id, start time, environment and case records."""
-
-    run_id: str
-    started: str  # ISO 8601, UTC
-    env: Dict[str, Optional[str]]
-    records: List[Dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def new(cls, env: Mapping[str, Optional[str]]) -> "Run":
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return cls(uuid.uuid4().hex, now, dict(env))
-
-    @property
-    def file_name(self) -> str:
-        stamp = self.started.replace("-", "").replace(":", "").split(".")[0] + "Z"
-        machine = self.env.get("machine_id") or "unknown"
-        return f"{stamp}_{machine}_{self.run_id[:12]}.parquet"
 
 
 def run_table(run: Run) -> pa.Table:
@@ -93,6 +73,24 @@ def _filesystem(location: str) -> Tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(location)
 
 
+def check_writable(results: str) -> None:
+    """Fail now, not after an hour of probes, if ``results`` cannot take a new file.
+
+    Creates the location and writes and deletes a small hidden file in it: a permission
+    check alone would miss read-only mounts, full disks and running as root.
+    """
+    fs, root = _filesystem(results)
+    probe = f"{root}/.write-check-{uuid.uuid4().hex}.tmp"
+    try:
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(probe) as out:
+            out.write(b"determinism-audit write check\n")
+        fs.delete_file(probe)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"cannot write to results directory {results!r}: {_short(exc)}; "
+                         "choose another --results") from None
+
+
 def write_run(run: Run, results: str) -> str:
     """Write ``run`` as a new file under ``results``; return its path.  Atomic and unique."""
     fs, root = _filesystem(results)
@@ -109,10 +107,12 @@ def write_run(run: Run, results: str) -> str:
             with open(tmp, "rb+") as f:  # the bytes are on disk before the name appears
                 os.fsync(f.fileno())
             os.replace(tmp, final)
-        except OSError as exc:
+        except BaseException as exc:  # an interrupt too: no temporary file is left behind
             if os.path.exists(tmp):
                 os.remove(tmp)
-            raise StoreError(f"cannot write to results directory {results!r}: {exc}") from None
+            if isinstance(exc, (OSError, pa.ArrowException)):
+                raise StoreError(f"cannot write to results directory {results!r}: {_short(exc)}") from None
+            raise
     else:
         pq.write_table(table, final, filesystem=fs, compression="zstd")
     return final if "://" not in results else f"{results.rstrip('/')}/{run.file_name}"
@@ -171,14 +171,29 @@ def _schema_version(schema: pa.Schema, path: str) -> int:
     return version
 
 
-def read_run_file(path: str, columns: Optional[Sequence[str]] = None) -> pa.Table:
-    """One run file as a table with the current schema (upgraded if older); raises StoreError."""
+def read_run_file(path: str, columns: Optional[Sequence[str]] = None, dictionary: bool = False) -> pa.Table:
+    """One run file as a table with the current schema (upgraded if older); raises StoreError.
+
+    ``columns`` prunes what is read (parquet is columnar: unread columns cost nothing).
+    ``dictionary`` reads string columns dictionary-encoded, so repeated values (probe ids,
+    fingerprints shared across runs) are stored once and become pandas categoricals.
+    """
+    return _read_file(path, columns, dictionary)[0]
+
+
+def _read_file(path: str, columns: Optional[Sequence[str]], dictionary: bool) -> Tuple[pa.Table, Any]:
+    """The table and the parquet footer (whose statistics can answer questions for free)."""
+    wanted_all = list(columns or COLUMNS)
+    strings = [c for c in wanted_all if c in ARROW_SCHEMA.names and ARROW_SCHEMA.field(c).type == pa.string()]
     fs, local = _filesystem(path)
     try:
-        pf = pq.ParquetFile(local, filesystem=fs) if "://" in path else pq.ParquetFile(local)
-        version = _schema_version(pf.schema_arrow, path)
-        wanted = [c for c in (columns or COLUMNS) if c in pf.schema_arrow.names]
-        table = pf.read(columns=wanted)
+        opts = {"read_dictionary": strings} if dictionary else {}
+        pf = pq.ParquetFile(local, filesystem=fs, **opts) if "://" in path else pq.ParquetFile(local, **opts)
+        schema = pf.schema_arrow  # a property that rebuilds the schema on every access
+        version = _schema_version(schema, path)
+        present = set(schema.names)
+        wanted = [c for c in wanted_all if c in present]
+        table = pf.read(columns=wanted).replace_schema_metadata(schema.metadata)
     except SchemaError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -186,11 +201,28 @@ def read_run_file(path: str, columns: Optional[Sequence[str]] = None) -> pa.Tabl
     while version < SCHEMA_VERSION:
         table = _UPGRADES[version](table)
         version += 1
-    for name in columns or COLUMNS:  # a column the file lacks reads as nulls
+    for name in wanted_all:  # a column the file lacks reads as nulls
         if name not in table.column_names:
-            table = table.append_column(pa.field(name, ARROW_SCHEMA.field(name).type),
-                                        pa.nulls(len(table), ARROW_SCHEMA.field(name).type))
-    return table.select(list(columns or COLUMNS))
+            kind = _read_type(name, dictionary)
+            table = table.append_column(pa.field(name, kind), pa.nulls(len(table), kind))
+        elif dictionary and name in strings and not pa.types.is_dictionary(table.schema.field(name).type):
+            table = table.set_column(table.column_names.index(name), name,
+                                     table.column(name).dictionary_encode())
+    return table.select(wanted_all), pf
+
+
+def read_rows(path: str, rows: Sequence[int], columns: Sequence[str]) -> List[Dict[str, Any]]:
+    """Chosen rows (positions in the file) of one run file, as dicts; raises StoreError.
+
+    The comparison reads wide columns (samples, messages) only for the few rows it shows.
+    """
+    table = read_run_file(path, columns)
+    return table.take(pa.array(list(rows), type=pa.int64())).to_pylist()
+
+
+def _read_type(name: str, dictionary: bool) -> pa.DataType:
+    kind = ARROW_SCHEMA.field(name).type
+    return pa.dictionary(pa.int32(), kind) if dictionary and kind == pa.string() else kind
 
 
 def _short(exc: BaseException) -> str:
@@ -198,20 +230,116 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def read_runs(paths: Iterable[str], columns: Optional[Sequence[str]] = None) -> Tuple[Any, List[Skipped]]:
-    """Every run file under ``paths`` as one pandas DataFrame, and the files skipped."""
+def read_runs(paths: Iterable[str], columns: Optional[Sequence[str]] = None,
+              dictionary: bool = False) -> Tuple[Any, List[Skipped]]:
+    """Every run file under ``paths`` as one pandas DataFrame, and the files skipped.
+
+    With ``dictionary`` string columns become pandas categoricals (see :func:`read_run_file`).
+    """
+    rows = read_run_rows(paths, columns or COLUMNS, dictionary=dictionary, env=False)
+    return rows.rows.drop(columns=["row", "run"]), rows.skipped
+
+
+@dataclass
+class RunRows:
+    """Case rows of many runs, and one row per run for what is constant within a run.
+
+    ``rows`` holds the requested columns plus ``run``, the position of the row's run in
+    ``runs``; ``runs`` holds ``path``, ``run_id``, ``run_started`` and every environment
+    field.  The environment is the same on every row of a run, so keeping it once per run
+    (rather than on ten million rows) is what lets a year of results fit in memory.
+    """
+
+    rows: Any  # pandas DataFrame: the columns asked for, ``run`` and ``row`` (position in its file)
+    runs: Any  # pandas DataFrame
+    skipped: List[Skipped]
+
+
+def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool = True,
+                  env: bool = True, threads: int = 4) -> RunRows:
+    """Read the named case columns of every run file, in parallel; skip unreadable files.
+
+    Files are read by a small thread pool (parquet decoding releases the GIL).  The same
+    run given twice (a file named directly and through its directory) counts once.
+    """
+    import pandas as pd
+    from concurrent.futures import ThreadPoolExecutor
+
     files, skipped = find_run_files(paths)
-    tables: List[pa.Table] = []
-    for path in files:
+    files = list(dict.fromkeys(files))
+    columns = [c for c in columns if c not in ("run", "row")]
+
+    def one(path: str) -> Tuple[str, Any]:
         try:
-            tables.append(read_run_file(path, columns))
+            return path, _read_with_run(path, columns, dictionary, env)
         except StoreError as exc:
-            skipped.append(Skipped(path, str(exc).split(": ", 1)[-1]))
+            return path, Skipped(path, str(exc).split(": ", 1)[-1])
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        results = list(pool.map(one, files))
+    tables: List[pa.Table] = []
+    runs: List[Dict[str, Any]] = []
+    seen: set = set()
+    for path, got in results:
+        if isinstance(got, Skipped):
+            skipped.append(got)
+            continue
+        table, run = got
+        if run["run_id"] in seen:
+            continue
+        seen.add(run["run_id"])
+        tables.append(table.append_column("run", pa.array(np.full(len(table), len(runs), dtype=np.int32))))
+        runs.append(run)
+    return RunRows(_concat(tables, columns, dictionary), pd.DataFrame(runs, columns=_run_columns(env)), skipped)
+
+
+def _run_columns(env: bool) -> List[str]:
+    return ["path", "run_id", "run_started", *(ENV_FIELDS if env else ())]
+
+
+def _read_with_run(path: str, columns: Sequence[str], dictionary: bool, env: bool) -> Tuple[pa.Table, Dict[str, Any]]:
+    """The case columns of one file, and its run description (id, start, environment)."""
+    table, pf = _read_file(path, columns, dictionary)
+    meta = table.schema.metadata or {}
+    run: Dict[str, Any] = {"path": path, "run_id": meta.get(META_RUN_ID, b"").decode() or None,
+                           "run_started": _first_value(pf, "run_started")}
+    if run["run_id"] is None or run["run_started"] is None or (env and META_ENV not in meta):
+        first = read_run_file(path, [*RUN_FIELDS, *ENV_FIELDS]).slice(0, 1).to_pylist()
+        first = first[0] if first else {}
+        run["run_id"] = run["run_id"] or first.get("run_id") or path
+        run["run_started"] = run["run_started"] or first.get("run_started")
+    if env:
+        stored = json.loads(meta[META_ENV]) if META_ENV in meta else first
+        run.update({name: _text(stored.get(name)) for name in ENV_FIELDS})
+    rows = pa.array(np.arange(len(table), dtype=np.int32))
+    return table.replace_schema_metadata(None).append_column("row", rows), run
+
+
+def _first_value(pf: Any, column: str) -> Optional[str]:
+    """A run-constant string column's value from the footer statistics, without reading it."""
+    try:
+        index = pf.schema_arrow.get_field_index(column)
+        stats = pf.metadata.row_group(0).column(index).statistics
+        if index >= 0 and stats is not None and stats.has_min_max and stats.min == stats.max:
+            return str(stats.min)
+    except (IndexError, pa.ArrowException):
+        pass
+    return None
+
+
+def _text(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def _concat(tables: List[pa.Table], columns: Sequence[str], dictionary: bool) -> Any:
     if not tables:
-        empty = pa.schema([ARROW_SCHEMA.field(c) for c in (columns or COLUMNS)]).empty_table()
-        return empty.to_pandas(), skipped
-    table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
-    return table.to_pandas(), skipped
+        schema = pa.schema([pa.field(c, _read_type(c, dictionary)) for c in columns]
+                           + [pa.field("row", pa.int32()), pa.field("run", pa.int32())])
+        return schema.empty_table().to_pandas()
+    table = pa.concat_tables(tables)
+    if dictionary:
+        table = table.unify_dictionaries()
+    return table.to_pandas()
 
 
 # --------------------------------------------------------------------------- interface

@@ -5,7 +5,8 @@ can run in a virtualenv that holds an old numpy or torch and nothing else (the h
 this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout:
 
     {"type": "header", "schema": 1, "env": {...}}
-    {"type": "start", "case_key": ...}          # before each case: the host knows what ran
+    {"type": "start", "case_key": ..., "output_at": N}  # before each case: the host knows what
+                                                 # ran, and where its output starts on stderr
     {"type": "record", ...}                      # the case's record (audit.records)
     {"type": "end", "cases": N}
 
@@ -107,11 +108,29 @@ def base_record(case: registry.Case) -> Dict[str, Any]:
     }
 
 
+#: Exceptions after which this process is not trusted to run another case: an out-of-memory
+#: condition (or the address-space cap that caused it) outlives the case that hit it.
+POISONING = (MemoryError,)
+
+
 def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
     """Run one case (``probe.repeats`` times when ``repeat``) and return its record.
 
     Never raises: a case the machine cannot run is ``unsupported``, an exception ``error``.
     """
+    return run_case_checked(case, repeat)[0]
+
+
+def run_case_checked(case: registry.Case, repeat: bool = True) -> Tuple[Dict[str, Any], bool]:
+    """:func:`run_case`, and whether the process must stop (see :data:`POISONING`)."""
+    try:
+        return _run_case(case, repeat), False
+    except POISONING as exc:
+        message = f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}; the worker restarts"
+        return {**base_record(case), "status": Status.ERROR.value, "message": message}, True
+
+
+def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
     record = base_record(case)
     reason = unmet_requirement(case.probe)
     if reason is not None:
@@ -128,6 +147,8 @@ def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
         return {**record, "status": Status.UNSUPPORTED.value, "message": _one_line(exc)}
     except (AttributeError, ImportError) as exc:  # API missing in this version
         return {**record, "status": Status.UNSUPPORTED.value, "message": f"{type(exc).__name__}: {_one_line(exc)}"}
+    except POISONING:
+        raise
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
@@ -221,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    die_with_parent()
     channel = Channel()
     import_libraries()
     load_catalogue(args.module)
@@ -231,10 +253,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file))
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
-        channel.send({"type": "start", "case_key": case.key})
-        channel.send({"type": "record", **run_case(case, repeat=not args.no_repeat)})
+        channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
+        record, poisoned = run_case_checked(case, repeat=not args.no_repeat)
+        channel.send({"type": "record", **record})
+        if poisoned:  # no "end": the host starts a fresh worker for the cases left
+            return EXIT_RESTART
     channel.send({"type": "end", "cases": len(cases)})
     return 0
+
+
+def _output_offset() -> Optional[int]:
+    """Where the next case's output will start in the stderr file, so the host can quote
+    only that case's last words if it dies (None when stderr is a pipe or terminal)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        return os.lseek(2, 0, os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+#: Exit status of a worker that stopped early so that the host restarts it.
+EXIT_RESTART = 75
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this worker when the host dies (even by SIGKILL).
+
+    Without it a worker whose host was killed runs on, orphaned, until its next write
+    fails, which for a hanging case is never.  Elsewhere it is a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:  # a host that died before this line is noticed at the first write (broken pipe)
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl (musl oddities)
+        pass
 
 
 if __name__ == "__main__":

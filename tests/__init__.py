@@ -1,0 +1,1 @@
+"""Tests.  A package so that workers can import test-only probe modules (tests.crash_probes)."""
