@@ -1,0 +1,71 @@
+"""``audit compare``: group stored runs by case, find where streams split and why.
+
+Exit codes: 0 nothing unexpected; 1 a divergence, nondeterminism, error or (with
+--baseline) a new stream that no expectation accepts; 2 usage error; 3 some input files
+were skipped (corrupt, unreadable, newer schema) and nothing unexpected was found.
+--upgrade informs rather than gates: it exits 0 (3 if files were skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="compare stored runs: findings per case, exit 1 on divergence",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="run files or directories (searched recursively)")
+    p.add_argument("--baseline", action="append", default=[], metavar="PATH",
+                   help="reference runs: report, for each case of PATH, whether its streams are known there")
+    p.add_argument("--expectations", metavar="FILE", help="accepted divergences (see audit/compare/expectations.py)")
+    p.add_argument("--upgrade", metavar="FIELD", help="list the cases whose streams change with FIELD, e.g. torch_version")
+    p.add_argument("--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="findings as JSON on stdout")
+    fmt.add_argument("--markdown", action="store_true", help="a markdown summary on stdout (CI job page)")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
+    p.set_defaults(execute=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from audit.compare import compare_paths
+    from audit.compare import expectations as expect
+    from audit.compare.baseline import compare_baseline
+    from audit.compare.upgrade import upgrade_view
+    from audit.errors import UsageError
+
+    if args.upgrade and args.baseline:
+        raise UsageError("--upgrade and --baseline answer different questions; use one at a time")
+    accepted = expect.load(args.expectations) if args.expectations else []
+    if args.baseline:
+        comparison = compare_baseline(args.baseline, args.paths, args.cross_device)
+    else:
+        comparison = compare_paths(args.paths, args.cross_device)
+    if comparison.runs == 0:
+        names = ", ".join(s.path for s in comparison.skipped) or ", ".join(args.paths)
+        raise UsageError(f"no readable run file under {names}; run 'python -m audit run' first")
+    if args.upgrade:
+        upgrade_view(comparison, args.upgrade)
+    if args.expectations:
+        expect.apply(comparison, accepted)
+    _write(comparison, args)
+    if args.upgrade:  # informs, does not gate: changed streams are the answer, not a failure
+        return 3 if comparison.skipped else 0
+    return comparison.exit_code()
+
+
+def _write(comparison: Any, args: argparse.Namespace) -> None:
+    from audit.report import html, jsonout, markdown, text
+
+    if args.html:
+        try:
+            with open(args.html, "w", encoding="utf-8") as f:
+                f.write(html.render(comparison))
+        except OSError as exc:
+            from audit.errors import UsageError
+
+            raise UsageError(f"cannot write --html {args.html!r}: {exc.strerror}") from None
+    renderer = jsonout if args.json else markdown if args.markdown else text
+    sys.stdout.write(renderer.render(comparison))

@@ -1,0 +1,93 @@
+"""Which environment fields explain a split between streams.
+
+A field *explains* a split when every value it takes maps to one stream and it takes at
+least two values.  The candidates are ranked best first: fewest distinct values, then
+the field's place in :data:`PRIORITY` (causes a person can act on before the derived
+ids).  A derived id (``machine_id``) is dropped when a meaningful field explains the
+same split.  When no single field explains it, pairs are tried; when nothing does, the
+explanation says so.  Null values are a value of their own, shown as ``unset``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Hashable, List, Sequence, Tuple
+
+from audit.compare.model import UNSET
+from audit.environment import FIELDS as ENV_FIELDS
+
+#: Fields that are ids derived from others; shown only when nothing meaningful explains a split.
+DERIVED = ("machine_id",)
+
+#: Ranking among fields with equally many values: dispatch level and settings, library
+#: versions, threads and modes, hardware, then the rest in FIELDS order, derived ids last.
+PRIORITY: Tuple[str, ...] = (
+    "device", "cpu_capability", "ATEN_CPU_CAPABILITY", "torch_version", "numpy_version", "pandas_version",
+    "python_version", "num_threads", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+    "deterministic_algorithms", "MKL_CBWR", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
+    "NPY_ENABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "numpy_simd", "blas",
+    "gpu_name", "gpu_compute_capability", "cuda_version", "cudnn_version", "driver_version", "cpu_model",
+)
+_RANK = {name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if f not in PRIORITY)])}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The fields that explain a split, best first, and the split in words."""
+
+    axes: List[str]  # field names; a pair is written "a+b"
+    explanation: str
+
+
+def natural_key(value: Any) -> Tuple[Any, ...]:
+    """Sort '2.4.1' before '2.13.0' and 'unset' first."""
+    if value is None or value == UNSET:
+        return ((0, ""),)
+    return tuple((1, int(p), "") if p.isdigit() else (2, 0, p) for p in re.split(r"(\d+)", str(value)) if p)
+
+
+def shown(value: Any) -> str:
+    return UNSET if value is None else str(value)
+
+
+def explains(pairs: Sequence[Tuple[Hashable, Hashable]]) -> bool:
+    """Whether (value, stream) pairs form a split: each value one stream, at least two values."""
+    streams: Dict[Hashable, Hashable] = {}
+    for value, stream in pairs:
+        if streams.setdefault(value, stream) != stream:
+            return False
+    return len(streams) >= 2
+
+
+def attribute(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable]) -> Attribution:
+    """Explain how ``streams[i]`` (a fingerprint) follows ``envs[i]`` (field -> value)."""
+    fields = [f for f in _RANK if any(f in e for e in envs)]
+    varying = [f for f in fields if len({e.get(f) for e in envs}) > 1]
+    single = [f for f in varying if explains([(e.get(f), s) for e, s in zip(envs, streams)])]
+    if single:
+        meaningful = [f for f in single if f not in DERIVED]
+        single = sorted(meaningful or single, key=lambda f: (len({e.get(f) for e in envs}), _RANK[f]))
+        return Attribution(single, f"split by {single[0]}: {_groups(envs, streams, (single[0],))}")
+    pairs = [(a, b) for a, b in itertools.combinations(varying, 2)
+             if a not in DERIVED and b not in DERIVED
+             and explains([((e.get(a), e.get(b)), s) for e, s in zip(envs, streams)])]
+    if pairs:
+        pairs.sort(key=lambda p: (len({(e.get(p[0]), e.get(p[1])) for e in envs}), _RANK[p[0]] + _RANK[p[1]]))
+        best = pairs[0]
+        return Attribution([f"{a}+{b}" for a, b in pairs], f"split by {best[0]} + {best[1]}: {_groups(envs, streams, best)}")
+    return Attribution([], "no environment field or pair of fields explains the split"
+                           + (f" (fields that vary: {', '.join(varying)})" if varying else " (the environments are equal)"))
+
+
+def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields: Tuple[str, ...]) -> str:
+    """'2.4.1 | 2.13.0, 2.14.1': the values of each stream, streams separated by ' | '."""
+    by_stream: Dict[Hashable, set] = {}
+    for e, s in zip(envs, streams):
+        by_stream.setdefault(s, set()).add(tuple(e.get(f) for f in fields))
+    texts = []
+    for values in by_stream.values():
+        ordered = sorted(values, key=lambda v: tuple(natural_key(x) for x in v))
+        texts.append((tuple(natural_key(x) for x in ordered[0]), ", ".join("/".join(shown(x) for x in v) for v in ordered)))
+    return " | ".join(text for _, text in sorted(texts))

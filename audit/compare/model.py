@@ -1,0 +1,148 @@
+"""What a comparison says: verdicts, difference kinds, streams and findings.
+
+The closed sets are Enums and the order of :class:`Verdict` is the order in which a case
+is checked (the first that applies wins) and the order in which reports list them.
+Everything here is plain data: the compare functions make it, the report modules show it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+class Verdict(str, enum.Enum):
+    """One verdict per case, checked in this order.
+
+    1. ``error``: a run recorded error, crash or timeout for the case.
+    2. ``nondeterministic``: a run disagreed with itself (``repeat_identical`` false), or
+       two runs with the same environment (every field but run id and start time equal)
+       got different fingerprints.  Checked before ``divergent`` so run-to-run noise is
+       never blamed on a version or a machine.
+    3. ``divergent``: the comparable runs produced more than one fingerprint.
+    4. ``identical``: they produced one.
+    5. ``incomparable``: the probe's source changed (new probe version) and the newest
+       version has a single run, so there is nothing of the same version to compare with.
+
+    A case that is ``unsupported`` in every run gets no verdict: it is counted apart.
+    """
+
+    ERROR = "error"
+    NONDETERMINISTIC = "nondeterministic"
+    DIVERGENT = "divergent"
+    IDENTICAL = "identical"
+    INCOMPARABLE = "incomparable"
+
+
+class Difference(str, enum.Enum):
+    """How two streams of one case differ, from their dtype, shape and sampled elements.
+
+    Listed from most to least severe; a case with several streams reports the most severe.
+    """
+
+    STRUCTURAL = "structural"  # dtype or shape differ
+    STREAM_CHANGE = "stream-change"  # unrelated values (or integers/booleans/unsampled outputs differ)
+    NUMERICAL_DRIFT = "numerical-drift"  # same stream, last bits differ (see audit.compare.ulp)
+
+
+class Match(str, enum.Enum):
+    """Baseline mode: how a case of the new runs relates to the reference runs."""
+
+    NEW_STREAM = "new-stream"  # a fingerprint the reference never produced
+    ERROR = "error"  # the new runs errored
+    NONDETERMINISTIC = "nondeterministic"  # the new runs disagree with themselves
+    INCOMPARABLE = "incomparable"  # the reference has the case only under another probe version
+    NEW_CASE = "new-case"  # the reference lacks the case (a new probe or parameter)
+    KNOWN = "known"  # every fingerprint matches a stream the reference knows
+
+
+UNSET = "unset"  # how a null environment value is shown
+
+
+@dataclass
+class Stream:
+    """One distinct fingerprint of a case and who produced it."""
+
+    fingerprint: str
+    run_count: int
+    runs: List[str]  # run ids, at least one per environment that produced it (capped)
+    environment: Dict[str, List[str]]  # the fields that vary within the case -> values seen here
+    dtype: Optional[str] = None
+    shape: Optional[str] = None
+    known: Optional[bool] = None  # baseline mode: does the reference know this stream?
+    reference: Optional[str] = None  # baseline mode: which reference environments produced it
+    env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.envs (not reported)
+
+
+@dataclass
+class Finding:
+    """The comparison of one case across runs."""
+
+    probe: str
+    probe_key: str
+    case_key: str
+    case: Dict[str, Any]
+    device: str
+    probe_version: str
+    verdict: Verdict
+    difference: Optional[Difference] = None
+    axes: List[str] = field(default_factory=list)
+    explanation: str = ""
+    streams: List[Stream] = field(default_factory=list)
+    max_ulp: Optional[float] = None
+    fraction_differing: Optional[float] = None
+    runs: int = 0  # runs with a result (ok or failed) for the case
+    unsupported_runs: int = 0
+    notes: List[str] = field(default_factory=list)
+    messages: List[str] = field(default_factory=list)  # error messages, first few
+    match: Optional[Match] = None  # baseline mode only
+    expected: Optional[str] = None  # reason from an expectation that accepts this finding
+
+    @property
+    def params(self) -> str:
+        """The parameters as one short line (key=value ...)."""
+        return " ".join(f"{k}={v}" for k, v in self.case.items())
+
+    @property
+    def unexpected(self) -> bool:
+        """Whether this finding should fail a gate (exit code 1)."""
+        if self.expected:
+            return False
+        if self.match is not None:
+            return self.match in (Match.NEW_STREAM, Match.ERROR, Match.NONDETERMINISTIC)
+        return self.verdict in (Verdict.ERROR, Verdict.NONDETERMINISTIC, Verdict.DIVERGENT)
+
+
+@dataclass
+class Comparison:
+    """Everything one ``compare`` found."""
+
+    findings: List[Finding]
+    unsupported: List[Dict[str, Any]]  # cases unsupported in every run: probe, case, device, reason
+    rows: int
+    runs: int
+    skipped: List[Any]  # audit.store.Skipped
+    cross_device: bool = False
+    baseline: Optional[str] = None  # what the reference was, in baseline mode
+    expectation_notes: List[str] = field(default_factory=list)  # expired or unmatched expectations
+    upgrade: Optional[Any] = None  # audit.compare.upgrade.Upgrade in --upgrade mode
+    envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
+
+    def counts(self) -> Dict[str, int]:
+        """Findings per verdict in verdict order, then the unsupported count."""
+        out = {v.value: 0 for v in Verdict}
+        for f in self.findings:
+            out[f.verdict.value] += 1
+        out["unsupported"] = len(self.unsupported)
+        return out
+
+    @property
+    def unexpected(self) -> List[Finding]:
+        return [f for f in self.findings if f.unexpected]
+
+    def exit_code(self) -> int:
+        """0 nothing unexpected, 1 something unexpected, 3 only that input files were skipped."""
+        if self.unexpected:
+            return 1
+        return 3 if self.skipped else 0
