@@ -116,8 +116,16 @@ def orphan(seed: int) -> None:
     time.sleep(3600)
 
 
-@probe("tests.slow.sleep", grid={"seed": list(range(40))})
+@probe("tests.slow.sleep", grid={"seed": list(range(20))})
 def slow(seed: int) -> int:
-    """A slow but well-behaved case, so a test can interrupt a run mid-way."""
+    """A slow but well-behaved case, so a test can interrupt a run mid-way.
+
+    Each execution appends ``<worker pid> <seed>`` to the file named by ``AUDIT_TEST_LOG``
+    (when set): tests count what ran, and check that no worker outlives its host.
+    """
+    log = os.environ.get("AUDIT_TEST_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {seed}\n")
     time.sleep(SLOW_CASE_S)
     return seed
