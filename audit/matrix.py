@@ -165,8 +165,8 @@ def from_environ(environ: Mapping[str, str]) -> List[Cell]:
         value = environ.get(var)
         return DEFAULTS[var] if value is None or not value.strip() else value
 
-    return cells(parse_versions("python", get("AUDIT_PYTHON")), parse_versions("numpy", get("AUDIT_NUMPY")),
-                 parse_versions("torch", get("AUDIT_TORCH")))
+    pythons = [p for p in parse_versions("python", get("AUDIT_PYTHON")) if p is not None]
+    return cells(pythons, parse_versions("numpy", get("AUDIT_NUMPY")), parse_versions("torch", get("AUDIT_TORCH")))
 
 
 def pick_interpreter(python: str, installed: Sequence[str]) -> Optional[str]:

@@ -104,7 +104,8 @@ def test_upgrade_picks_a_python_and_other_library_that_suit_both_ends() -> None:
     assert plan.old.numpy == plan.new.numpy and plan.old.python == plan.new.python
     assert plan.old.name != plan.new.name
 
-    plan = matrix.parse_upgrade(["numpy", "1.26.4", "2.2.6"], {"AUDIT_PYTHON": "3.9 3.12", "AUDIT_TORCH": "2.1.2 2.4.1"})
+    env = {"AUDIT_PYTHON": "3.9 3.12", "AUDIT_TORCH": "2.1.2 2.4.1"}
+    plan = matrix.parse_upgrade(["numpy", "1.26.4", "2.2.6"], env)
     assert (plan.old.python, plan.new.torch) == ("3.12", "2.4.1")  # 3.9 lacks numpy 2.2; torch 2.1 lacks numpy 2
 
 
