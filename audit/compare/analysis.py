@@ -35,7 +35,9 @@ def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
     details = difference.fetch(list(frame.runs["path"]), [p for ps in wanted.values() for p in ps])
     envs = frame.envs.to_dict("records")
     run_ids = frame.runs["run_id"].tolist()
+    exact = frame.runs_of([c for c, v in verdict.items() if v not in (None, Verdict.IDENTICAL)])
     findings, unsupported = [], []
+    codes: Dict[str, int] = {}
     for case in summary.index:
         description = _describe(frame.cases.iloc[case])
         if verdict[case] is None:
@@ -45,6 +47,11 @@ def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
                           unsupported_runs=int(summary.at[case, "unsupported"]),
                           notes=list(frame.notes.get(case, [])))
         _fill(finding, per_case[case], envs, run_ids, frame, details)
+        if finding.verdict != Verdict.IDENTICAL:
+            codes = codes or {str(fp): i for i, fp in enumerate(frame.fingerprints)}
+            for stream in finding.streams:
+                got = exact.get((case, codes.get(stream.fingerprint, -1)))
+                stream.runs = sorted({run_ids[r] for r in got})[:MAX_RUNS] if got else stream.runs
         findings.append(finding)
     findings.sort(key=_order)
     return Comparison(findings, unsupported, frame.rows, len(frame.runs), list(frame.skipped), cross_device,

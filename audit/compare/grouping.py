@@ -50,9 +50,16 @@ class Frame:
     skipped: List[Any]
     rows: int
     notes: Dict[int, List[str]] = field(default_factory=dict)  # case id -> stale-version notes
+    row_keys: Any = None  # per compared ok row: case, fp, run (int arrays) for exact run lists
 
-    def run_of(self, first: int) -> int:
-        return int(first) >> 32
+    def runs_of(self, cases: List[int]) -> Dict[Tuple[int, int], List[int]]:
+        """(case, fp) -> every run that produced it, for the given cases (a mask over int arrays)."""
+        case, fp, run = self.row_keys
+        mask = np.isin(case, np.asarray(cases, dtype=np.int32))
+        out: Dict[Tuple[int, int], List[int]] = {}
+        for c, f, r in zip(case[mask].tolist(), fp[mask].tolist(), run[mask].tolist()):
+            out.setdefault((c, f), []).append(r)
+        return out
 
 
 def load(paths: Sequence[str], cross_device: bool = False) -> Frame:
@@ -67,7 +74,7 @@ def build(data: store.RunRows, cross_device: bool = False) -> Frame:
     version = rows["probe_version"].cat.codes.to_numpy(np.int64)
     keep, notes_by_key = _newest_versions(key, version, rows["run"].to_numpy(), runs,
                                           list(rows["probe_version"].cat.categories))
-    describe = _describe(rows, key, runs)
+    describe = _describe(rows, np.where(keep, key, -1), runs)  # described by the compared version
     case_of_key, cases = _case_ids(describe, cross_device)
     run_env, envs = _environments(runs)
     env = run_env[rows["run"].to_numpy()]
@@ -83,8 +90,10 @@ def build(data: store.RunRows, cross_device: bool = False) -> Frame:
     notes: Dict[int, List[str]] = defaultdict(list)
     for k, text in notes_by_key.items():
         notes[int(case_of_key[k])].append(text)
+    ok = table[table["status"] == OK]
+    row_keys = (ok["case"].to_numpy(np.int32), ok["fp"].to_numpy(np.int32), (ok["first"].to_numpy() >> 32).astype(np.int32))
     return Frame(_collapse(table), runs, envs, cases, np.asarray(rows["fingerprint"].cat.categories, dtype=object),
-                 data.skipped, len(rows), dict(notes))
+                 data.skipped, len(rows), dict(notes), row_keys)
 
 
 def _newest_versions(key: np.ndarray, version: np.ndarray, run: np.ndarray, runs: pd.DataFrame,

@@ -66,7 +66,7 @@ class Stream:
 
     fingerprint: str
     run_count: int
-    runs: List[str]  # run ids, at least one per environment that produced it (capped)
+    runs: List[str]  # run ids (up to 100): all of them unless the case is identical, then one per environment
     environment: Dict[str, List[str]]  # the fields that vary within the case -> values seen here
     dtype: Optional[str] = None
     shape: Optional[str] = None

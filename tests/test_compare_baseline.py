@@ -1,0 +1,84 @@
+"""Baseline mode, expectations and the upgrade view."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from audit.compare import Match, compare_paths
+from audit.compare import expectations as expect
+from audit.compare.baseline import compare_baseline
+from audit.compare.upgrade import upgrade_view
+from audit.errors import UsageError
+from tests.compare_helpers import make_run, record, write
+
+P = {"seed": 0}
+
+
+def run(name, day, env, *recs):
+    return make_run(name, f"2026-01-{day:02d}T00:00:00.000000Z", env, recs)
+
+
+@pytest.fixture
+def ref(tmp_path):
+    write([run("r1", 1, {"cpu_capability": "AVX2"}, record("p", P, "x"), record("q", P, "s")),
+           run("r2", 2, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))],
+          str(tmp_path / "ref"))
+    return str(tmp_path / "ref")
+
+
+def test_known_stream_names_the_reference_environment(tmp_path, ref):
+    write([run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, "x"), record("q", P, "s"))], str(tmp_path / "new"))
+    c = compare_baseline([ref], [str(tmp_path / "new")])
+    f = {x.probe_key: x for x in c.findings}
+    assert f["p"].match == Match.KNOWN and f["p"].streams[0].reference == "cpu_capability=AVX2"
+    assert f["q"].match == Match.KNOWN and c.exit_code() == 0
+
+
+def test_new_stream_fails_unless_expected(tmp_path, ref):
+    write([run("n1", 3, {"cpu_capability": "AVX2", "torch_version": "2.14.0"}, record("p", P, "z"),
+               record("q", P, "s"), record("new", P, "n"))], str(tmp_path / "new"))
+    c = compare_baseline([ref], [str(tmp_path / "new")])
+    f = {x.probe_key: x for x in c.findings}
+    assert f["p"].match == Match.NEW_STREAM and f["new"].match == Match.NEW_CASE
+    assert c.exit_code() == 1
+    rules = expect.parse('p torch_version=2.14.0 reason="torch 2.14 changed p" until=2099-01-01\n'
+                         'gone* reason="stale"\n'
+                         'q reason="old" until=2020-01-01\n', "exp")
+    expect.apply(c, rules, today=dt.date(2026, 6, 1))
+    assert f["p"].expected and c.exit_code() == 0
+    assert c.expectation_notes == ["exp:2: matched nothing (gone*: stale)", "exp:3: expired on 2020-01-01 (q: old)"]
+
+
+def test_expectation_accepts_a_divergence_by_field_value(tmp_path, ref):
+    c = compare_paths([ref])
+    assert c.exit_code() == 1
+    expect.apply(c, expect.parse('p seed=0 cpu_capability=AVX2 reason="vector width"'))
+    assert c.exit_code() == 0
+    c = compare_paths([ref])
+    expect.apply(c, expect.parse('p seed=1 cpu_capability=AVX2 reason="other params"'))
+    assert c.exit_code() == 1
+
+
+@pytest.mark.parametrize("line", ['p reason="x" until=tomorrow', "p cpu_capability=AVX2", 'p oops reason="x"',
+                                  'p "unclosed'])
+def test_malformed_expectations_are_usage_errors(line):
+    with pytest.raises(UsageError, match="exp:1"):
+        expect.parse(line, "exp")
+
+
+def test_upgrade_view_lists_changed_cases_by_probe(tmp_path):
+    write([run("a", 1, {"torch_version": "2.4.1"}, record("p", P, "x"), record("p", {"seed": 1}, "x1"),
+               record("q", P, "s")),
+           run("b", 2, {"torch_version": "2.13.0"}, record("p", P, "y"), record("p", {"seed": 1}, "x1"),
+               record("q", P, "s"))], str(tmp_path))
+    c = compare_paths([str(tmp_path)])
+    view = upgrade_view(c, "torch_version")
+    assert view.values == ["2.4.1", "2.13.0"]
+    assert [(p.probe, p.changed, p.compared) for p in view.by_probe] == [("p", 1, 2), ("q", 0, 1)]
+    assert view.confounders == {("2.4.1", "2.13.0"): []}
+    with pytest.raises(UsageError):
+        upgrade_view(c, "numpy_version")
+    with pytest.raises(UsageError):
+        upgrade_view(c, "not_a_field")
