@@ -15,7 +15,12 @@ from typing import Any, Dict, List, Mapping, Optional
 
 #: Version of the run file layout.  Bump it, and add an upgrade step in audit.store,
 #: whenever a column is added, renamed or changes meaning.
-SCHEMA_VERSION = 1
+#: 2: ``hash_algorithm`` names the digest behind ``fingerprint`` and ``state_fingerprint``.
+SCHEMA_VERSION = 2
+
+#: The digest behind every fingerprint this version writes.  Stored per row, so a future
+#: change of algorithm can never make two equal outputs look divergent, or the reverse.
+HASH_ALGORITHM = "xxh3_128"
 
 
 class Status(str, enum.Enum):
@@ -41,6 +46,7 @@ RECORD_FIELDS: Dict[str, str] = {
     "status": "ok, unsupported, error, crash or timeout",
     "message": "why a case is unsupported, or the error",
     "fingerprint": "xxh3-128 of dtype, shape and canonical little-endian bytes",
+    "hash_algorithm": "the digest behind fingerprint and state_fingerprint (xxh3_128)",
     "dtype": "output dtype name (float32, bfloat16, int64, str, json ...)",
     "shape": "output shape as a JSON list",
     "sample": "hex of the canonical bytes of the sampled elements",

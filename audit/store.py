@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import SchemaError, StoreError
-from audit.records import RECORD_FIELDS, SCHEMA_VERSION, Run
+from audit.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
 
 META_SCHEMA = b"audit.schema_version"
 META_RUN_ID = b"audit.run_id"
@@ -121,7 +121,15 @@ def write_run(run: Run, results: str) -> str:
 # --------------------------------------------------------------------------- reading
 
 #: Upgrade steps: ``_UPGRADES[n]`` turns a version-n table into version n+1 (asv's update_to_N).
-_UPGRADES: Dict[int, Callable[[pa.Table], pa.Table]] = {}
+def _update_to_2(table: pa.Table) -> pa.Table:
+    """Schema 1 -> 2: add ``hash_algorithm``; every schema-1 fingerprint is xxh3_128."""
+    if "hash_algorithm" in table.column_names:  # pragma: no cover - never written by schema 1
+        return table
+    column = pa.array([HASH_ALGORITHM] * len(table), pa.string())
+    return table.append_column(pa.field("hash_algorithm", pa.string()), column)
+
+
+_UPGRADES: Dict[int, Callable[[pa.Table], pa.Table]] = {1: _update_to_2}
 
 
 @dataclass(frozen=True)
@@ -187,13 +195,15 @@ def _read_file(path: str, columns: Optional[Sequence[str]], dictionary: bool) ->
     strings = [c for c in wanted_all if c in ARROW_SCHEMA.names and ARROW_SCHEMA.field(c).type == pa.string()]
     fs, local = _filesystem(path)
     try:
-        opts = {"read_dictionary": strings} if dictionary else {}
-        pf = pq.ParquetFile(local, filesystem=fs, **opts) if "://" in path else pq.ParquetFile(local, **opts)
+        pf = _parquet_file(path, local, fs, strings if dictionary else [])
         schema = pf.schema_arrow  # a property that rebuilds the schema on every access
         version = _schema_version(schema, path)
+        _check_types(schema, path)
         present = set(schema.names)
         wanted = [c for c in wanted_all if c in present]
         table = pf.read(columns=wanted).replace_schema_metadata(schema.metadata)
+        if not wanted:  # no column asked for is in the file: keep its row count for the nulls
+            table = pa.table({"__rows": pa.nulls(pf.metadata.num_rows)}).replace_schema_metadata(schema.metadata)
     except SchemaError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -208,7 +218,51 @@ def _read_file(path: str, columns: Optional[Sequence[str]], dictionary: bool) ->
         elif dictionary and name in strings and not pa.types.is_dictionary(table.schema.field(name).type):
             table = table.set_column(table.column_names.index(name), name,
                                      table.column(name).dictionary_encode())
-    return table.select(wanted_all), pf
+    return _conform(table.select(wanted_all), path, dictionary), pf
+
+
+def _conform(table: pa.Table, path: str, dictionary: bool) -> pa.Table:
+    """Cast all-null columns of arrow's null type (hand-made files) to our types."""
+    for i, name in enumerate(table.column_names):
+        got = table.schema.field(i).type
+        if name in ARROW_SCHEMA.names and _is_null_type(got):
+            table = table.set_column(i, name, pa.nulls(len(table), _read_type(name, dictionary)))
+    return table
+
+
+def _check_types(schema: pa.Schema, path: str) -> None:
+    """Refuse a file whose columns have other types than ours (hand-made, or another tool's).
+
+    Every column of the file is checked, not only those read, so a file is skipped or
+    read the same whatever a caller asks of it.  Without this one such file makes
+    concatenating every file fail, and nothing is read at all.  (Types are the current
+    schema's: an upgrade step that ever changes a column's type must relax this check.)
+    """
+    for i, name in enumerate(schema.names):
+        if name not in ARROW_SCHEMA.names:
+            continue
+        got, want = schema.field(i).type, ARROW_SCHEMA.field(name).type
+        if got == want or _is_null_type(got) or (pa.types.is_dictionary(got) and got.value_type == want):
+            continue
+        raise SchemaError(f"{path}: not a determinism-audit run file (column {name!r} is {got}, not {want})")
+
+
+def _is_null_type(kind: pa.DataType) -> bool:
+    return pa.types.is_null(kind) or (pa.types.is_dictionary(kind) and pa.types.is_null(kind.value_type))
+
+
+def _parquet_file(path: str, local: str, fs: pafs.FileSystem, dictionary: Sequence[str]) -> Any:
+    """Open a parquet file, decoding ``dictionary`` columns as dictionaries.
+
+    pyarrow raises KeyError for a dictionary column the file lacks (an older schema, a
+    hand-made file); then only the columns present are asked for.
+    """
+    remote = {"filesystem": fs} if "://" in path else {}
+    try:
+        return pq.ParquetFile(local, read_dictionary=list(dictionary) or None, **remote)
+    except KeyError:
+        present = set(pq.read_schema(local, **remote).names)
+        return pq.ParquetFile(local, read_dictionary=[c for c in dictionary if c in present] or None, **remote)
 
 
 def read_rows(path: str, rows: Sequence[int], columns: Sequence[str]) -> List[Dict[str, Any]]:

@@ -4,7 +4,7 @@ It imports only the standard library, the libraries under test and ``xxhash``, s
 can run in a virtualenv that holds an old numpy or torch and nothing else (the host puts
 this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout:
 
-    {"type": "header", "schema": 1, "env": {...}}
+    {"type": "header", "schema": 2, "env": {...}}
     {"type": "start", "case_key": ..., "output_at": N}  # before each case: the host knows what
                                                  # ran, and where its output starts on stderr
     {"type": "record", ...}                      # the case's record (audit.records)
@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 from audit import registry
 from audit.fingerprint import Fingerprint, fingerprint, state_fingerprint
 from audit.probe_api import Output, Unsupported
-from audit.records import SCHEMA_VERSION, Status
+from audit.records import HASH_ALGORITHM, SCHEMA_VERSION, Status
 from audit.seeding import restored_global_state
 
 #: Modules whose import registers the catalogue.
@@ -105,6 +105,7 @@ def base_record(case: registry.Case) -> Dict[str, Any]:
         "device": case.probe.device,
         "params": case.params_json,
         "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "hash_algorithm": HASH_ALGORITHM,
     }
 
 
