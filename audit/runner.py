@@ -157,20 +157,26 @@ class Sidecar:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def read(self) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[Dict[str, Any]]]:
-        """(run line, header env, records); a torn last line (killed mid-write) is ignored."""
+        """(run line, header env, records); a torn last line (killed mid-write) is ignored.
+
+        Lines that are not what this code writes (garbage, or another tool's) are skipped:
+        a sidecar is resumed, never trusted to be well formed.
+        """
         run_line, env, records = None, None, {}
-        with open(self.path, encoding="utf-8") as f:
+        with open(self.path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     msg = json.loads(line)
-                except json.JSONDecodeError:
+                except ValueError:
+                    continue
+                if not isinstance(msg, dict):
                     continue
                 kind = msg.pop("type", None)
-                if kind == "run":
+                if kind == "run" and isinstance(msg.get("run_id"), str) and isinstance(msg.get("started"), str):
                     run_line = msg
-                elif kind == "header" and env is None:
-                    env = msg.get("env")
-                elif kind == "record":
+                elif kind == "header" and env is None and isinstance(msg.get("env"), dict):
+                    env = msg["env"]
+                elif kind == "record" and isinstance(msg.get("case_key"), str) and isinstance(msg.get("status"), str):
                     records[msg["case_key"]] = msg
         return run_line, env, list(records.values())
 
@@ -190,7 +196,10 @@ def find_resumable(results: str, spec: RunSpec) -> Optional[Sidecar]:
     candidates = sorted((os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".jsonl")),
                         key=os.path.getmtime, reverse=True)
     for path in candidates:
-        run_line, _, _ = Sidecar(path).read()
+        try:
+            run_line, _, _ = Sidecar(path).read()
+        except OSError:  # not a readable file (a directory, a dangling link): not ours
+            continue
         if run_line and run_line.get("spec") == spec.digest():
             return Sidecar(path)
     return None
@@ -308,7 +317,7 @@ class Runner:
             run_line, env, records = sidecar.read()
             assert run_line is not None
             run = Run(run_line["run_id"], run_line["started"], env or {})
-            run.records = records
+            run.records = [r for r in records if self._still_current(r)]
         else:
             run = Run.new({})
             sidecar = Sidecar.create(self.results, run, self.spec)
@@ -330,6 +339,15 @@ class Runner:
         for record in run.records:
             counts[record["status"]] = counts.get(record["status"], 0) + 1
         return Outcome(run, path, counts)
+
+    def _still_current(self, record: Mapping[str, Any]) -> bool:
+        """Whether a resumed record is for a case of this catalogue, as the probe is now.
+
+        The catalogue may have changed since the interrupted run: a record of a case that
+        no longer exists would count towards "done", and one of an edited probe is stale.
+        """
+        case = self.cases.get(record["case_key"])
+        return case is not None and record.get("probe_version") == case.probe.version
 
     def _resume_hint(self, sidecar: Sidecar) -> str:
         return (f"the finished cases are kept in {sidecar.path}: rerun the same command "

@@ -33,10 +33,21 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", default=sys.executable, metavar="PATH",
                    help="interpreter whose environment is audited (default: this one)")
     p.add_argument("--no-repeat", action="store_true", help="execute each case once (skips the run-to-run check)")
-    p.add_argument("--case-timeout", type=float, default=300.0, metavar="S",
+    p.add_argument("--case-timeout", type=seconds_argument, default=300.0, metavar="S",
                    help="seconds a case may run before it is killed and recorded as timeout")
     p.add_argument("--module", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def seconds_argument(text: str) -> float:
+    """argparse type for a time limit: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < 1e9):  # also refuses nan and inf (which the timer cannot wait for)
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def check_seeds(seeds: Any) -> None:
