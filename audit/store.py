@@ -13,6 +13,7 @@ concurrent writers never overwrite each other.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -192,7 +193,7 @@ def read_run_file(path: str, columns: Optional[Sequence[str]] = None, dictionary
 def _read_file(path: str, columns: Optional[Sequence[str]], dictionary: bool) -> Tuple[pa.Table, Any]:
     """The table and the parquet footer (whose statistics can answer questions for free)."""
     wanted_all = list(columns or COLUMNS)
-    strings = [c for c in wanted_all if c in ARROW_SCHEMA.names and ARROW_SCHEMA.field(c).type == pa.string()]
+    strings = [c for c in wanted_all if _TYPE_OF.get(c) == pa.string()]
     fs, local = _filesystem(path)
     try:
         pf = _parquet_file(path, local, fs, strings if dictionary else [])
@@ -239,12 +240,17 @@ def _check_types(schema: pa.Schema, path: str) -> None:
     schema's: an upgrade step that ever changes a column's type must relax this check.)
     """
     for i, name in enumerate(schema.names):
-        if name not in ARROW_SCHEMA.names:
+        want = _TYPE_OF.get(name)
+        if want is None:
             continue
-        got, want = schema.field(i).type, ARROW_SCHEMA.field(name).type
+        got = schema.field(i).type
         if got == want or _is_null_type(got) or (pa.types.is_dictionary(got) and got.value_type == want):
             continue
         raise SchemaError(f"{path}: not a determinism-audit run file (column {name!r} is {got}, not {want})")
+
+
+#: Column name -> arrow type (a dict: ``_check_types`` runs for every file read).
+_TYPE_OF: Dict[str, pa.DataType] = {f.name: f.type for f in ARROW_SCHEMA}
 
 
 def _is_null_type(kind: pa.DataType) -> bool:
@@ -342,9 +348,16 @@ def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool
         if run["run_id"] in seen:
             continue
         seen.add(run["run_id"])
-        tables.append(table.append_column("run", pa.array(np.full(len(table), len(runs), dtype=np.int32))))
+        tables.append(table)
         runs.append(run)
-    return RunRows(_concat(tables, columns, dictionary), pd.DataFrame(runs, columns=_run_columns(env)), skipped)
+    del results
+    frame = _concat(tables, columns, dictionary)
+    lengths = np.array([len(t) for t in tables], dtype=np.int64)
+    del tables
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    frame["run"] = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    frame["row"] = (np.arange(len(frame), dtype=np.int64) - np.repeat(starts, lengths)).astype(np.int32)
+    return RunRows(frame, pd.DataFrame(runs, columns=_run_columns(env)), skipped)
 
 
 def _run_columns(env: bool) -> List[str]:
@@ -357,24 +370,38 @@ def _read_with_run(path: str, columns: Sequence[str], dictionary: bool, env: boo
     meta = table.schema.metadata or {}
     run: Dict[str, Any] = {"path": path, "run_id": meta.get(META_RUN_ID, b"").decode() or None,
                            "run_started": _first_value(pf, "run_started")}
+    first: Dict[str, Any] = {}
     if run["run_id"] is None or run["run_started"] is None or (env and META_ENV not in meta):
-        first = read_run_file(path, [*RUN_FIELDS, *ENV_FIELDS]).slice(0, 1).to_pylist()
-        first = first[0] if first else {}
+        got = read_run_file(path, [*RUN_FIELDS, *ENV_FIELDS]).slice(0, 1).to_pylist()
+        first = got[0] if got else {}
         run["run_id"] = run["run_id"] or first.get("run_id") or path
         run["run_started"] = run["run_started"] or first.get("run_started")
     if env:
-        stored = json.loads(meta[META_ENV]) if META_ENV in meta else first
-        run.update({name: _text(stored.get(name)) for name in ENV_FIELDS})
-    rows = pa.array(np.arange(len(table), dtype=np.int32))
-    return table.replace_schema_metadata(None).append_column("row", rows), run
+        run.update(_env_from_json(meta[META_ENV]) if META_ENV in meta else
+                   {name: _text(first.get(name)) for name in ENV_FIELDS})
+    return table.replace_schema_metadata(None), run
+
+
+@functools.lru_cache(maxsize=4096)
+def _env_cached(raw: bytes) -> Tuple[Tuple[str, Optional[str]], ...]:
+    stored = json.loads(raw)
+    return tuple((name, _text(stored.get(name))) for name in ENV_FIELDS)
+
+
+def _env_from_json(raw: bytes) -> Dict[str, Optional[str]]:
+    """A run's environment from its metadata; runs of one environment share the parse."""
+    return dict(_env_cached(raw))
 
 
 def _first_value(pf: Any, column: str) -> Optional[str]:
     """A run-constant string column's value from the footer statistics, without reading it."""
     try:
-        index = pf.schema_arrow.get_field_index(column)
-        stats = pf.metadata.row_group(0).column(index).statistics
-        if index >= 0 and stats is not None and stats.has_min_max and stats.min == stats.max:
+        md = pf.metadata
+        names = [md.schema.column(i).name for i in range(md.num_columns)]
+        if column not in names:
+            return None
+        stats = md.row_group(0).column(names.index(column)).statistics
+        if stats is not None and stats.has_min_max and stats.min == stats.max:
             return str(stats.min)
     except (IndexError, pa.ArrowException):
         pass
@@ -387,13 +414,12 @@ def _text(value: Any) -> Optional[str]:
 
 def _concat(tables: List[pa.Table], columns: Sequence[str], dictionary: bool) -> Any:
     if not tables:
-        schema = pa.schema([pa.field(c, _read_type(c, dictionary)) for c in columns]
-                           + [pa.field("row", pa.int32()), pa.field("run", pa.int32())])
+        schema = pa.schema([pa.field(c, _read_type(c, dictionary)) for c in columns])
         return schema.empty_table().to_pandas()
     table = pa.concat_tables(tables)
     if dictionary:
         table = table.unify_dictionaries()
-    return table.to_pandas()
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 # --------------------------------------------------------------------------- interface

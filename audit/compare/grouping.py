@@ -52,13 +52,21 @@ class Frame:
     notes: Dict[int, List[str]] = field(default_factory=dict)  # case id -> stale-version notes
     row_keys: Any = None  # per compared ok row: case, fp, run (int arrays) for exact run lists
 
-    def runs_of(self, cases: List[int]) -> Dict[Tuple[int, int], List[int]]:
-        """(case, fp) -> every run that produced it, for the given cases (a mask over int arrays)."""
+    def runs_of(self, cases: List[int], limit: int = 100) -> Dict[Tuple[int, int], List[int]]:
+        """(case, fp) -> the first ``limit`` runs (by position) that produced it, for the given cases."""
         case, fp, run = self.row_keys
         mask = np.isin(case, np.asarray(cases, dtype=np.int32))
+        key = case[mask].astype(np.int64) * (int(fp.max(initial=0)) + 2) + fp[mask] + 1
+        runs = run[mask]
+        order = np.lexsort((runs, key))
+        key, runs = key[order], runs[order]
+        bounds = np.flatnonzero(np.diff(key)) + 1
         out: Dict[Tuple[int, int], List[int]] = {}
-        for c, f, r in zip(case[mask].tolist(), fp[mask].tolist(), run[mask].tolist()):
-            out.setdefault((c, f), []).append(r)
+        width = int(fp.max(initial=0)) + 2
+        for start, end in zip([0, *bounds.tolist()], [*bounds.tolist(), len(key)]):
+            if start < end:
+                k = int(key[start])
+                out[(k // width, k % width - 1)] = runs[start:min(end, start + limit)].tolist()
         return out
 
 
@@ -81,18 +89,20 @@ def build(data: store.RunRows, cross_device: bool = False) -> Frame:
     if cross_device:
         device = describe["device"].to_numpy(object)[np.maximum(key, 0)]
         env, envs = _with_device(env, device, envs)
-    table = pd.DataFrame({
-        "case": case_of_key[np.maximum(key, 0)], "env": env,
-        "status": _status_codes(rows["status"]), "fp": rows["fingerprint"].cat.codes.to_numpy(np.int64),
-        "rep_false": _repeat_false(rows["repeat_identical"]),
-        "first": (rows["run"].to_numpy(np.int64) << 32) | rows["row"].to_numpy(np.int64),
-    })[keep & (key >= 0)]
+    first = (rows["run"].to_numpy(np.int64) << 32) | rows["row"].to_numpy(np.int64)
+    columns = {"case": case_of_key[np.maximum(key, 0)], "env": env, "status": _status_codes(rows["status"]),
+               "fp": rows["fingerprint"].cat.codes.to_numpy(np.int64), "rep_false": _repeat_false(rows["repeat_identical"]),
+               "first": first}
+    wanted = keep & (key >= 0)
+    if not wanted.all():  # copy ten million rows only when some are set aside
+        columns = {name: values[wanted] for name, values in columns.items()}
     notes: Dict[int, List[str]] = defaultdict(list)
     for k, text in notes_by_key.items():
         notes[int(case_of_key[k])].append(text)
-    ok = table[table["status"] == OK]
-    row_keys = (ok["case"].to_numpy(np.int32), ok["fp"].to_numpy(np.int32), (ok["first"].to_numpy() >> 32).astype(np.int32))
-    return Frame(_collapse(table), runs, envs, cases, np.asarray(rows["fingerprint"].cat.categories, dtype=object),
+    ok = columns["status"] == OK
+    row_keys = (columns["case"][ok].astype(np.int32), columns["fp"][ok].astype(np.int32),
+                (columns["first"][ok] >> 32).astype(np.int32))
+    return Frame(_collapse(columns), runs, envs, cases, np.asarray(rows["fingerprint"].cat.categories, dtype=object),
                  data.skipped, len(rows), dict(notes), row_keys)
 
 
@@ -176,16 +186,25 @@ def _repeat_false(values: pd.Series) -> np.ndarray:
     return values.astype("boolean").eq(False).fillna(False).to_numpy(bool)
 
 
-def _collapse(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per distinct (case, env, status, fp, rep_false), with count and first row."""
-    n_env = int(table["env"].max()) + 1 if len(table) else 1
-    hi = table["case"].to_numpy(np.int64) * n_env + table["env"].to_numpy(np.int64)
-    lo = ((table["fp"].to_numpy(np.int64) + 1) * 16 + table["status"].to_numpy(np.int64) * 2
-          + table["rep_false"].to_numpy(np.int64))
-    grouped = pd.DataFrame({"hi": hi, "lo": lo, "first": table["first"].to_numpy()}).groupby(["hi", "lo"], sort=True)
-    agg = grouped["first"].agg(["size", "min"]).reset_index()
-    return pd.DataFrame({
-        "case": agg["hi"] // n_env, "env": agg["hi"] % n_env, "status": (agg["lo"] % 16) // 2,
-        "fp": agg["lo"] // 16 - 1, "rep_false": (agg["lo"] % 2).astype(bool),
-        "n": agg["size"], "first": agg["min"],
+def _collapse(table: Dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per distinct (case, env, status, fp, rep_false), with count and first row.
+
+    The five codes are packed into one int64 and factorized (hashing, not sorting); rows
+    arrive in (run, row) order, so a code's first occurrence is its earliest row.
+    """
+    n_env = int(table["env"].max()) + 1 if len(table["env"]) else 1
+    n_lo = (int(table["fp"].max()) + 2) * 16 if len(table["fp"]) else 16
+    hi = table["case"].astype(np.int64) * n_env + table["env"]
+    lo = (table["fp"] + 1) * 16 + table["status"] * 2 + table["rep_false"].astype(np.int64)
+    if (int(hi.max()) + 1 if len(hi) else 1) * n_lo >= 2**62:
+        raise OverflowError("too many distinct cases, environments and fingerprints to pack")
+    codes, uniques = pd.factorize(hi * n_lo + lo)
+    size = np.bincount(codes, minlength=len(uniques))
+    position = np.empty(len(uniques), dtype=np.int64)
+    position[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write wins: the first occurrence
+    hi, lo = uniques // n_lo, uniques % n_lo
+    out = pd.DataFrame({
+        "case": hi // n_env, "env": hi % n_env, "status": (lo % 16) // 2, "fp": lo // 16 - 1,
+        "rep_false": (lo % 2).astype(bool), "n": size, "first": table["first"][position],
     })
+    return out.sort_values(["case", "env", "status", "fp"], kind="stable").reset_index(drop=True)
