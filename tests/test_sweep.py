@@ -177,7 +177,7 @@ def _sweep(tmp_path: Any, *args: str) -> subprocess.CompletedProcess:
 
 
 def _manifest(tmp_path: Any) -> Dict[str, Any]:
-    (path,) = glob.glob(os.path.join(str(tmp_path), "sweep-*.json"))
+    (path,) = glob.glob(os.path.join(str(tmp_path), "_sweep-*.json"))
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 

@@ -144,11 +144,15 @@ def _line(index: int, total: int, item: Done) -> str:
 
 
 def _write_manifest(done: Sequence[Done], results: str) -> Optional[str]:
-    """``sweep-<time>.json`` beside the run files: settings, files and unhonoured notes."""
+    """``_sweep-<time>.json`` beside the run files: settings, files and unhonoured notes.
+
+    The leading underscore keeps parquet readers (pandas, pyarrow datasets) from taking it
+    for a data file when they read the whole directory.
+    """
     import pyarrow.fs as pafs
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    name = f"sweep-{stamp}-{os.getpid()}.json"
+    name = f"_sweep-{stamp}-{os.getpid()}.json"
     data = {"runs": [{"label": d.label, "setting": d.setting, "repeat": d.repeat, "path": d.path,
                       "seconds": round(d.seconds, 3), "unhonoured": d.unhonoured, "error": d.error}
                      for d in done]}
