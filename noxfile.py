@@ -221,9 +221,10 @@ def matrix_cell(session: nox.Session, cell: object) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def compare(session: nox.Session) -> None:
-    """Compare everything in AUDIT_RESULTS; write report.md and report.html next to it."""
-    parent = os.path.dirname(os.path.abspath(RESULTS.rstrip("/")))
-    html, markdown = os.path.join(parent, "report.html"), os.path.join(parent, "report.md")
+    """Compare everything in AUDIT_RESULTS; write report.md and report.html to reports/ beside it."""
+    reports = os.path.join(os.path.dirname(os.path.abspath(RESULTS.rstrip("/"))), "reports")
+    os.makedirs(reports, exist_ok=True)
+    html, markdown = os.path.join(reports, "report.html"), os.path.join(reports, "report.md")
     extra = ["--expectations", "results/expectations.toml"] if os.path.exists("results/expectations.toml") else []
     with open(markdown, "w", encoding="utf-8") as f:
         session.run(host_python(), "-m", "audit", "compare", RESULTS, *extra, "--markdown", "--html", html,
@@ -238,8 +239,8 @@ def upgrade(session: nox.Session) -> None:
         plan = matrix.parse_upgrade(session.posargs, os.environ)
     except UsageError as exc:
         session.error(str(exc))
-    results = os.path.join("results", "upgrade", f"{plan.library}-{getattr(plan.old, plan.library)}-to-"
-                                                 f"{getattr(plan.new, plan.library)}")
+    name = f"{plan.library}-{getattr(plan.old, plan.library)}-to-{getattr(plan.new, plan.library)}"
+    results = os.path.join(RESULTS, "upgrade", name)
     runs = [audit_cell(session, build_cell(session, cell), results) for cell in (plan.old, plan.new)]
     command = [host_python(), "-m", "audit", "compare", "--upgrade", plan.field, *runs]
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))
