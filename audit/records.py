@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +59,11 @@ RECORD_FIELDS: Dict[str, str] = {
 }
 
 
+#: What a run file name may hold: the machine id comes from the audited environment and
+#: the start time from a sidecar, and neither may put a separator or dot-dot in a path.
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]|\.\.")
+
+
 @dataclass
 class Run:
     """One run: its id, start time, environment and case records."""
@@ -76,4 +82,5 @@ class Run:
     def file_name(self) -> str:
         stamp = self.started.replace("-", "").replace(":", "").split(".")[0] + "Z"
         machine = self.env.get("machine_id") or "unknown"
-        return f"{stamp}_{machine}_{self.run_id[:12]}.parquet"
+        name = _SAFE_NAME.sub("_", f"{stamp}_{machine}_{self.run_id[:12]}")
+        return ("_" + name[1:] if name.startswith(".") else name) + ".parquet"  # never hidden

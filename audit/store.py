@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Proto
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -172,6 +173,8 @@ def _schema_version(schema: pa.Schema, path: str) -> int:
         version = int(meta[META_SCHEMA])
     except ValueError:
         raise SchemaError(f"{path}: unreadable schema version {meta[META_SCHEMA]!r}") from None
+    if version < 1:  # there never was one: no upgrade path starts there
+        raise SchemaError(f"{path}: unreadable schema version {meta[META_SCHEMA]!r}")
     if version > SCHEMA_VERSION:
         raise SchemaError(
             f"{path}: written by a newer determinism-audit (schema {version}, this one reads "
@@ -335,29 +338,101 @@ def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool
         except StoreError as exc:
             return path, Skipped(path, str(exc).split(": ", 1)[-1])
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        results = list(pool.map(one, files))
+    encoder = _Encoder(columns) if dictionary else None
     tables: List[pa.Table] = []
     runs: List[Dict[str, Any]] = []
     seen: set = set()
-    for path, got in results:
-        if isinstance(got, Skipped):
-            skipped.append(got)
-            continue
-        table, run = got
-        if run["run_id"] in seen:
-            continue
-        seen.add(run["run_id"])
-        tables.append(table)
-        runs.append(run)
-    del results
-    frame = _concat(tables, columns, dictionary)
-    lengths = np.array([len(t) for t in tables], dtype=np.int64)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for path, got in pool.map(one, files):
+            if isinstance(got, Skipped):
+                skipped.append(got)
+                continue
+            table, run = got
+            if run["run_id"] in seen:
+                continue
+            seen.add(run["run_id"])
+            runs.append(run)
+            if encoder is not None:  # keep integer codes, drop the file's strings at once
+                encoder.add(table)
+            else:
+                tables.append(table)
+    lengths = np.array(encoder.lengths if encoder else [len(t) for t in tables], dtype=np.int64)
+    frame = encoder.frame() if encoder else _concat(tables, columns, dictionary)
     del tables
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
     frame["run"] = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     frame["row"] = (np.arange(len(frame), dtype=np.int64) - np.repeat(starts, lengths)).astype(np.int32)
     return RunRows(frame, pd.DataFrame(runs, columns=_run_columns(env)), skipped)
+
+
+class _Codes:
+    """One string column's global dictionary, fed the per-file dictionaries.
+
+    Consecutive run files list the same cases in the same order, so a file's dictionary
+    usually equals the previous file's (or differs in a few places): the mapping from
+    file codes to global codes is then reused, and only changed entries are looked up.
+    """
+
+    def __init__(self) -> None:
+        self.index: Dict[Any, int] = {}
+        self.values: List[Any] = []
+        self.last: Optional[pa.Array] = None
+        self.mapping = np.zeros(0, dtype=np.int32)
+
+    def _code(self, value: Any) -> int:
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.values)
+            self.values.append(value)
+        return code
+
+    def encode(self, column: Any) -> np.ndarray:
+        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if not pa.types.is_dictionary(array.type):
+            array = array.dictionary_encode()
+        dictionary = array.dictionary
+        if self.last is not None and len(dictionary) == len(self.last):
+            same = pc.equal(dictionary, self.last).to_numpy(zero_copy_only=False)
+            mapping = self.mapping if same.all() else self.mapping.copy()
+            for i in np.flatnonzero(~same).tolist():
+                mapping[i] = self._code(dictionary[i].as_py())
+        else:
+            mapping = np.fromiter((self._code(v) for v in dictionary.to_pylist()), dtype=np.int32,
+                                  count=len(dictionary))
+        self.last, self.mapping = dictionary, mapping
+        indices = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.where(indices >= 0, mapping[np.maximum(indices, 0)] if len(mapping) else -1, -1).astype(np.int32)
+
+
+class _Encoder:
+    """Run tables turned into global integer codes as they arrive (strings) or kept as arrow (others)."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.strings = {c: _Codes() for c in self.columns if _TYPE_OF.get(c) == pa.string()}
+        self.codes: Dict[str, List[np.ndarray]] = {c: [] for c in self.strings}
+        self.other: Dict[str, List[Any]] = {c: [] for c in self.columns if c not in self.strings}
+        self.lengths: List[int] = []
+
+    def add(self, table: pa.Table) -> None:
+        self.lengths.append(len(table))
+        for name, codes in self.strings.items():
+            self.codes[name].append(codes.encode(table.column(name)))
+        for name, chunks in self.other.items():
+            chunks.extend(table.column(name).chunks)
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        data: Dict[str, Any] = {}
+        for name in self.columns:
+            if name in self.strings:
+                codes = np.concatenate(self.codes.pop(name)) if self.lengths else np.zeros(0, np.int32)
+                data[name] = pd.Categorical.from_codes(codes, categories=pd.Index(self.strings[name].values, dtype=object))
+            else:
+                kind = _TYPE_OF.get(name, pa.null())
+                data[name] = pa.chunked_array(self.other.pop(name), type=kind).to_pandas()
+        return pd.DataFrame(data)
 
 
 def _run_columns(env: bool) -> List[str]:
@@ -368,7 +443,7 @@ def _read_with_run(path: str, columns: Sequence[str], dictionary: bool, env: boo
     """The case columns of one file, and its run description (id, start, environment)."""
     table, pf = _read_file(path, columns, dictionary)
     meta = table.schema.metadata or {}
-    run: Dict[str, Any] = {"path": path, "run_id": meta.get(META_RUN_ID, b"").decode() or None,
+    run: Dict[str, Any] = {"path": path, "run_id": meta.get(META_RUN_ID, b"").decode("utf-8", "replace") or None,
                            "run_started": _first_value(pf, "run_started")}
     first: Dict[str, Any] = {}
     if run["run_id"] is None or run["run_started"] is None or (env and META_ENV not in meta):
@@ -377,14 +452,19 @@ def _read_with_run(path: str, columns: Sequence[str], dictionary: bool, env: boo
         run["run_id"] = run["run_id"] or first.get("run_id") or path
         run["run_started"] = run["run_started"] or first.get("run_started")
     if env:
-        run.update(_env_from_json(meta[META_ENV]) if META_ENV in meta else
-                   {name: _text(first.get(name)) for name in ENV_FIELDS})
+        try:
+            run.update(_env_from_json(meta[META_ENV]) if META_ENV in meta else
+                       {name: _text(first.get(name)) for name in ENV_FIELDS})
+        except ValueError:  # garbled metadata: the file was not written by this store
+            raise SchemaError(f"{path}: unreadable environment metadata") from None
     return table.replace_schema_metadata(None), run
 
 
 @functools.lru_cache(maxsize=4096)
 def _env_cached(raw: bytes) -> Tuple[Tuple[str, Optional[str]], ...]:
     stored = json.loads(raw)
+    if not isinstance(stored, dict):
+        raise ValueError("the environment is not a JSON object")
     return tuple((name, _text(stored.get(name))) for name in ENV_FIELDS)
 
 
@@ -453,6 +533,8 @@ class ParquetStore:
         self._paths: Dict[str, str] = {}
 
     def save(self, run: Run) -> str:
+        if run.run_id in self._index():  # as MemoryStore: a stored run is never replaced
+            raise StoreError(f"run {run.run_id} exists; runs are immutable")
         path = write_run(run, self.root)
         self._paths[run.run_id] = path
         return run.run_id

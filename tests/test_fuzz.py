@@ -1,0 +1,300 @@
+"""Fuzzing: the parquet reader never crashes, the store's twins agree, compare never lies.
+
+- Random, malformed and adversarial tables (missing and extra columns, wrong types, nulls,
+  huge strings, odd metadata, duplicate runs) and raw byte files: reading a directory of
+  them never raises; each file is read or named as skipped.
+- A hypothesis state machine drives :class:`ParquetStore` (on a temporary directory) and
+  :class:`MemoryStore` with the same operations and asserts they agree.
+- Random runs over a few cases: a case whose runs produced different fingerprints is never
+  reported identical, and one whose runs all agree is never reported divergent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, List, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
+
+from audit.environment import FIELDS as ENV_FIELDS
+from audit.errors import StoreError
+from audit.records import RECORD_FIELDS, Run
+from audit.store import COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA, MemoryStore, ParquetStore, read_run_rows, \
+    read_runs, write_run
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# --------------------------------------------------------------------------- reader
+
+HUGE = "h" * 3_000_000  # one 3 MB string, shared so the strategy stays cheap
+TEXT = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=20), st.just(HUGE),
+                 st.sampled_from(["", "ok", "error", "0" * 32, "float32", "[4]", "\x00", "é∑🙂"]))
+
+#: Arrow type name -> a strategy for one (nullable) value of it.
+VALUES: Dict[str, Any] = {
+    "string": TEXT,
+    "int64": st.integers(-(2**63), 2**63 - 1),
+    "float64": st.floats(allow_nan=True),
+    "bool": st.booleans(),
+    "binary": st.binary(max_size=16),
+}
+TYPES = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
+         "binary": pa.binary()}
+NATIVE = {"seed": "int64", "repeat_identical": "bool", "elapsed_s": "float64", "fingerprint_s": "float64"}
+
+
+@st.composite
+def adversarial_tables(draw: Any) -> pa.Table:
+    """A table that is a run file, nearly one, or not one at all."""
+    rows = draw(st.integers(0, 4))
+    names = draw(st.lists(st.sampled_from([*COLUMNS, "extra", "run", "row", "__rows"]), max_size=12, unique=True))
+    columns: Dict[str, pa.Array] = {}
+    for name in names:
+        kind = NATIVE.get(name, "string") if draw(st.booleans()) else draw(st.sampled_from(sorted(VALUES)))
+        if draw(st.integers(0, 5)) == 0:
+            columns[name] = pa.nulls(rows)  # arrow's null type
+            continue
+        values = draw(st.lists(st.one_of(st.none(), VALUES[kind]), min_size=rows, max_size=rows))
+        columns[name] = pa.array(values, TYPES[kind])
+    table = pa.table(columns) if columns else pa.table({"case_key": pa.array([], pa.string())})
+    meta: Dict[bytes, bytes] = {}
+    version = draw(st.sampled_from([None, b"1", b"2", b"3", b"99", b"-1", b"0", b"abc", b"", b"1e9"]))
+    if version is not None:
+        meta[META_SCHEMA] = version
+    run_id = draw(st.one_of(st.none(), st.sampled_from([b"", b"dup", b"\xff\xfe"]), st.binary(max_size=8)))
+    if run_id is not None:
+        meta[META_RUN_ID] = run_id
+    env = draw(st.sampled_from([None, b"{}", b"[]", b"null", b"{not json", b'{"os": 3}', b'{"os": "Linux"}']))
+    if env is not None:
+        meta[META_ENV] = env
+    return table.replace_schema_metadata(meta)
+
+
+@st.composite
+def raw_files(draw: Any) -> bytes:
+    return draw(st.one_of(st.binary(max_size=64), st.just(b"PAR1"), st.binary(max_size=32).map(lambda b: b"PAR1" + b + b"PAR1")))
+
+
+def _write_all(directory: str, tables: List[pa.Table], raws: List[bytes], cut: Optional[int]) -> List[str]:
+    paths = []
+    for i, table in enumerate(tables):
+        path = os.path.join(directory, f"t{i}.parquet")
+        pq.write_table(table, path)
+        paths.append(path)
+    for i, raw in enumerate(raws):
+        path = os.path.join(directory, f"r{i}.parquet")
+        with open(path, "wb") as f:
+            f.write(raw)
+        paths.append(path)
+    if cut is not None and tables:  # a prefix of a real parquet file (a torn copy)
+        with open(paths[0], "rb") as f:
+            data = f.read()
+        with open(os.path.join(directory, "torn.parquet"), "wb") as f:
+            f.write(data[: cut % max(1, len(data))])
+        paths.append(os.path.join(directory, "torn.parquet"))
+    return paths
+
+
+@FUZZ
+@given(tables=st.lists(adversarial_tables(), max_size=4), raws=st.lists(raw_files(), max_size=2),
+       cut=st.one_of(st.none(), st.integers(0, 10**6)), dictionary=st.booleans())
+def test_the_reader_never_crashes_and_accounts_for_every_file(tables: List[pa.Table], raws: List[bytes],
+                                                              cut: Optional[int], dictionary: bool) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        paths = _write_all(directory, tables, raws, cut)
+        frame, skipped = read_runs([directory])
+        rows = read_run_rows([directory], COLUMNS, dictionary=dictionary)
+        narrow = read_run_rows([directory], ["case_key", "status"], dictionary=not dictionary, env=False)
+    for result in (skipped, rows.skipped, narrow.skipped):
+        assert all(isinstance(s.reason, str) and s.reason for s in result)
+    read = set(rows.runs["path"])
+    named = {s.path for s in rows.skipped}
+    assert read.isdisjoint(named)
+    # the same files whatever columns are asked; reading environments may refuse more
+    assert {s.path for s in skipped} == {s.path for s in narrow.skipped} <= named
+    # every file is read or named, but for a second file of an already-read run id
+    unaccounted = set(paths) - read - named
+    assert len(unaccounted) <= max(0, len(paths) - len(read) - len(named))
+    assert len(frame) == len(narrow.rows) >= len(rows.rows) and list(frame.columns) == list(COLUMNS)
+
+
+def test_duplicate_runs_count_once(tmp_path: Any) -> None:
+    run = Run.new({"machine_id": "m"})
+    run.records = [{"case_key": "k", "status": "ok"}]
+    first = write_run(run, str(tmp_path / "a"))
+    shutil.copy(first, tmp_path / "copy.parquet")
+    frame, skipped = read_runs([str(tmp_path)])
+    assert len(frame) == 1 and skipped == []
+
+
+# --------------------------------------------------------------------------- store twins
+
+SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@st.composite
+def record_values(draw: Any) -> Dict[str, Any]:
+    record: Dict[str, Any] = {name: draw(st.one_of(st.none(), SAFE_TEXT)) for name in RECORD_FIELDS}
+    record["case_key"] = draw(SAFE_TEXT)
+    record["seed"] = draw(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)))
+    record["repeat_identical"] = draw(st.one_of(st.none(), st.booleans()))
+    for name in ("elapsed_s", "fingerprint_s"):
+        record[name] = draw(st.one_of(st.none(), st.floats(allow_nan=False)))
+    return record
+
+
+@st.composite
+def runs(draw: Any) -> Run:
+    env = {name: draw(st.one_of(st.none(), SAFE_TEXT)) for name in draw(st.lists(st.sampled_from(sorted(ENV_FIELDS)),
+                                                                                 max_size=4, unique=True))}
+    run = Run.new(env)
+    run.records = draw(st.lists(record_values(), max_size=4))
+    return run
+
+
+class StoreTwins(RuleBasedStateMachine):
+    """ParquetStore and MemoryStore, driven alike, must answer alike."""
+
+    stored = Bundle("stored")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = tempfile.mkdtemp(prefix="store-twins-")
+        self.disk = ParquetStore(self.root)
+        self.memory = MemoryStore()
+
+    @rule(target=stored, run=runs())
+    def save(self, run: Run) -> str:
+        assert self.disk.save(run) == self.memory.save(run) == run.run_id
+        return run.run_id
+
+    @rule(run_id=stored)
+    def save_again_is_refused_by_both(self, run_id: str) -> None:
+        run = self.memory.load(run_id)
+        outcomes = []
+        for twin in (self.disk, self.memory):
+            try:
+                twin.save(run)
+                outcomes.append("saved")
+            except StoreError:
+                outcomes.append("refused")
+        assert outcomes == ["refused", "refused"]
+
+    @rule()
+    def list_agrees(self) -> None:
+        assert self.disk.run_ids() == self.memory.run_ids()
+
+    @rule(run_id=stored)
+    def load_agrees(self, run_id: str) -> None:
+        assert self.disk.load(run_id) == self.memory.load(run_id)
+
+    @rule(run_id=SAFE_TEXT)
+    def unknown_run_is_an_error_in_both(self, run_id: str) -> None:
+        if run_id in self.memory.run_ids():
+            return
+        for twin in (self.disk, self.memory):
+            try:
+                twin.load(run_id)
+            except StoreError:
+                continue
+            raise AssertionError(f"{type(twin).__name__} loaded a run it does not hold")
+
+    @rule()
+    def reopen_the_directory(self) -> None:
+        """A new ParquetStore over the same directory knows what is on disk."""
+        self.disk = ParquetStore(self.root)
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+StoreTwins.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+test_parquet_and_memory_stores_agree = StoreTwins.TestCase
+
+
+def test_a_loaded_run_holds_what_was_saved(tmp_path: Any) -> None:
+    run = Run.new({"machine_id": "m", "os": "Linux"})
+    run.records = [{"case_key": "k", "status": "ok", "seed": 2**63 - 1, "elapsed_s": 0.5, "extra": "dropped"}]
+    store = ParquetStore(str(tmp_path))
+    loaded = ParquetStore(str(tmp_path)).load(store.save(run))
+    assert loaded.run_id == run.run_id and loaded.started == run.started
+    assert loaded.env["os"] == "Linux"
+    assert loaded.records == [{**{name: None for name in RECORD_FIELDS}, "case_key": "k", "status": "ok",
+                               "seed": 2**63 - 1, "elapsed_s": 0.5}]
+
+
+# --------------------------------------------------------------------------- comparison
+
+FINGERPRINTS = ["a" * 32, "b" * 32, "c" * 32]
+ENVIRONMENTS = [{}, {"torch_version": "2.4.1"}, {"cpu_capability": "AVX2"}]
+
+
+@st.composite
+def run_sets(draw: Any) -> List[Dict[str, Any]]:
+    """Runs over a few cases: per run an environment, per case an outcome or nothing."""
+    cases = draw(st.integers(1, 4))
+    runs = []
+    for r in range(draw(st.integers(1, 4))):
+        outcomes = {}
+        for c in range(cases):
+            outcomes[c] = draw(st.one_of(
+                st.tuples(st.just("ok"), st.sampled_from(FINGERPRINTS), st.sampled_from([True, True, True, False])),
+                st.tuples(st.sampled_from(["ok", "error", "crash", "timeout", "unsupported"]), st.none(), st.none()),
+                st.none()))
+        runs.append({"env": draw(st.sampled_from(ENVIRONMENTS)), "outcomes": outcomes, "name": f"r{r}"})
+    return runs
+
+
+def _write_runs(runs: List[Dict[str, Any]], directory: str) -> None:
+    from tests.compare_helpers import f32_sample, make_run, record, write
+
+    made = []
+    for day, spec in enumerate(runs, 1):
+        records = []
+        for case, outcome in spec["outcomes"].items():
+            if outcome is None:
+                continue
+            status, fp, repeat = outcome
+            if status == "ok" and fp is None:
+                fp = FINGERPRINTS[0]
+            sample = f32_sample([1.0, 2.0, 3.0, float(FINGERPRINTS.index(fp))]) if fp else ""
+            records.append(record("fuzz.probe", {"seed": case}, fp, status=status, repeat=repeat, sample=sample,
+                                  message=None if status == "ok" else "boom"))
+        made.append(make_run(spec["name"] * 8, f"2026-01-{day:02d}T00:00:00.000000Z", spec["env"], records))
+    write(made, directory)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs=run_sets())
+def test_compare_never_calls_a_divergent_case_identical(runs: List[Dict[str, Any]]) -> None:
+    from audit.compare import Verdict, compare_paths
+
+    with tempfile.TemporaryDirectory() as directory:
+        _write_runs(runs, directory)
+        comparison = compare_paths([directory])
+    findings = {json.loads(f.case_key.split("|", 1)[1])["seed"]: f for f in comparison.findings}
+    for case in {c for spec in runs for c in spec["outcomes"]}:
+        outcomes = [spec["outcomes"][case] for spec in runs if spec["outcomes"].get(case) is not None]
+        ok = {fp or FINGERPRINTS[0] for status, fp, _ in outcomes if status == "ok"}
+        failed = any(status in ("error", "crash", "timeout") for status, _, _ in outcomes)
+        shaky = any(status == "ok" and repeat is False for status, _, repeat in outcomes)
+        if not ok and not failed:
+            assert case not in findings or findings[case].verdict != Verdict.IDENTICAL
+            continue
+        verdict = findings[case].verdict  # every case with a result has a finding
+        if len(ok) > 1 or failed or shaky:
+            assert verdict != Verdict.IDENTICAL, (case, outcomes)
+        if failed:
+            assert verdict == Verdict.ERROR
+        if len(ok) == 1 and not failed and not shaky:
+            assert verdict == Verdict.IDENTICAL, (case, outcomes, verdict)
+        if len(ok) > 1 and not failed:
+            assert verdict in (Verdict.DIVERGENT, Verdict.NONDETERMINISTIC)
+    assert comparison.exit_code() == (1 if any(f.unexpected for f in comparison.findings) else 0)
