@@ -13,13 +13,15 @@ concurrent writers never overwrite each other.
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import json
 import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -343,7 +345,7 @@ def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool
     runs: List[Dict[str, Any]] = []
     seen: set = set()
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        for path, got in pool.map(one, files):
+        for path, got in _bounded_map(pool, one, files):
             if isinstance(got, Skipped):
                 skipped.append(got)
                 continue
@@ -363,6 +365,19 @@ def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool
     frame["run"] = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     frame["row"] = (np.arange(len(frame), dtype=np.int64) - np.repeat(starts, lengths)).astype(np.int32)
     return RunRows(frame, pd.DataFrame(runs, columns=_run_columns(env)), skipped)
+
+
+def _bounded_map(pool: Any, func: Callable[[str], Any], items: Sequence[str], ahead: int = 32) -> Iterator[Any]:
+    """``pool.map`` that keeps at most ``ahead`` results waiting, so memory stays flat."""
+    pending: Deque[Any] = collections.deque()
+    it = iter(items)
+    for item in itertools.islice(it, ahead):
+        pending.append(pool.submit(func, item))
+    while pending:
+        result = pending.popleft().result()
+        for item in itertools.islice(it, 1):
+            pending.append(pool.submit(func, item))
+        yield result
 
 
 class _Codes:
