@@ -5,7 +5,8 @@ rotate night by night, a few planted splits: one by torch_version, one by cpu_ca
 with last-bit drift, one nondeterministic case, a few errors and unsupported cases),
 writes them with the store's own schema and metadata, then times the comparison (read with
 column pruning, verdicts, attribution, difference kinds) and reports wall time and peak
-memory (ru_maxrss of the measuring process).  Each size runs in a fresh subprocess so peak RSS belongs to that size alone.
+memory (ru_maxrss of the measuring process).  Each size runs in a fresh subprocess so
+peak RSS belongs to that size alone.
 
     python scripts/bench_compare.py                    # 1M and 10M rows
     python scripts/bench_compare.py --rows 1000000     # one size
@@ -31,8 +32,8 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from audit.environment import FIELDS  # noqa: E402
-from audit.store import ARROW_SCHEMA, COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA  # noqa: E402
 from audit.records import SCHEMA_VERSION  # noqa: E402
+from audit.store import ARROW_SCHEMA, COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA  # noqa: E402
 
 CASES_PER_RUN = 600
 PROBES = 60

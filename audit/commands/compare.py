@@ -20,7 +20,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--baseline", action="append", default=[], metavar="PATH",
                    help="reference runs: report, for each case of PATH, whether its streams are known there")
     p.add_argument("--expectations", metavar="FILE", help="accepted divergences (see audit/compare/expectations.py)")
-    p.add_argument("--upgrade", metavar="FIELD", help="list the cases whose streams change with FIELD, e.g. torch_version")
+    p.add_argument("--upgrade", metavar="FIELD",
+                   help="list the cases whose streams change with FIELD, e.g. torch_version")
     p.add_argument("--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="findings as JSON on stdout")

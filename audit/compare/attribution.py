@@ -76,9 +76,10 @@ def attribute(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable]) -> At
     if pairs:
         pairs.sort(key=lambda p: (len({(e.get(p[0]), e.get(p[1])) for e in envs}), _RANK[p[0]] + _RANK[p[1]]))
         best = pairs[0]
-        return Attribution([f"{a}+{b}" for a, b in pairs], f"split by {best[0]} + {best[1]}: {_groups(envs, streams, best)}")
-    return Attribution([], "no environment field or pair of fields explains the split"
-                           + (f" (fields that vary: {', '.join(varying)})" if varying else " (the environments are equal)"))
+        words = f"split by {best[0]} + {best[1]}: {_groups(envs, streams, best)}"
+        return Attribution([f"{a}+{b}" for a, b in pairs], words)
+    detail = f" (fields that vary: {', '.join(varying)})" if varying else " (the environments are equal)"
+    return Attribution([], "no environment field or pair of fields explains the split" + detail)
 
 
 def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields: Tuple[str, ...]) -> str:
@@ -89,5 +90,6 @@ def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields:
     texts = []
     for values in by_stream.values():
         ordered = sorted(values, key=lambda v: tuple(natural_key(x) for x in v))
-        texts.append((tuple(natural_key(x) for x in ordered[0]), ", ".join("/".join(shown(x) for x in v) for v in ordered)))
+        words = ", ".join("/".join(shown(x) for x in v) for v in ordered)
+        texts.append((tuple(natural_key(x) for x in ordered[0]), words))
     return " | ".join(text for _, text in sorted(texts))

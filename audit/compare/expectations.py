@@ -19,11 +19,11 @@ Format (``#`` starts a comment; values with spaces go in double quotes)::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import json
 import shlex
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 

@@ -91,8 +91,8 @@ def build(data: store.RunRows, cross_device: bool = False) -> Frame:
         env, envs = _with_device(env, device, envs)
     first = (rows["run"].to_numpy(np.int64) << 32) | rows["row"].to_numpy(np.int64)
     columns = {"case": case_of_key[np.maximum(key, 0)], "env": env, "status": _status_codes(rows["status"]),
-               "fp": rows["fingerprint"].cat.codes.to_numpy(np.int64), "rep_false": _repeat_false(rows["repeat_identical"]),
-               "first": first}
+               "fp": rows["fingerprint"].cat.codes.to_numpy(np.int64),
+               "rep_false": _repeat_false(rows["repeat_identical"]), "first": first}
     wanted = keep & (key >= 0)
     if not wanted.all():  # copy ten million rows only when some are set aside
         columns = {name: values[wanted] for name, values in columns.items()}

@@ -59,44 +59,58 @@ def _header(columns: List[int], envs: List[Dict[str, Any]]) -> List[str]:
     return rows
 
 
-def _cell(f: Finding, env: int) -> str:
-    hits = [i for i, s in enumerate(f.streams) if env in s.env_ids]
+def _letters(f: Finding, columns: List[int]) -> List[int]:
+    """Stream order for one row: most runs first, ties to the stream of the leftmost column,
+    so a split that follows the columns reads as a clean block of A and a block of B."""
+    place = {e: i for i, e in enumerate(columns)}
+    order = sorted(range(len(f.streams)), key=lambda i: (-f.streams[i].run_count,
+                                                         min((place.get(e, 10**9) for e in f.streams[i].env_ids),
+                                                             default=10**9)))
+    rank = [0] * len(order)
+    for letter, i in enumerate(order):
+        rank[i] = letter
+    return rank
+
+
+def _cell(f: Finding, env: int, rank: List[int]) -> str:
+    hits = sorted(rank[i] for i, s in enumerate(f.streams) if env in s.env_ids)
     if not hits:
         return '<td class="c none" title="not run or not supported"></td>'
     letters = "/".join(chr(65 + i) if i < 26 else "+" for i in hits)
     if len(hits) > 1:
         return f'<td class="c multi" title="{_e("several streams in one environment: " + letters)}">{_e(letters)}</td>'
     colour = PALETTE[hits[0] % len(PALETTE)]
-    title = f"stream {letters}: {f.streams[hits[0]].fingerprint}"
+    title = f"stream {letters}: {f.streams[rank.index(hits[0])].fingerprint}"
     return f'<td class="c" style="background:{colour}" title="{_e(title)}">{_e(letters)}</td>'
 
 
-def _matrix(c: Comparison, findings: Sequence[Finding]) -> List[str]:
-    columns = _columns(findings)
+def _matrix(c: Comparison, findings: Sequence[Finding], columns: List[int]) -> List[str]:
     if not findings or not columns:
         return ["<p>No case differs between the runs: nothing to draw.</p>"]
-    out = ['<table class="m">', *_header(columns, c.envs)]
+    out = ['<table class="m">', *_header(columns, c.envs)]  # sorts the columns in place
     for f in findings:
         tag = f.match.value if f.match else f.verdict.value
         out.append(f'<tr><td><span class="tag {_e(f.verdict.value)}">{_e(tag)}</span></td>'
                    f'<td class="k">{_e(f.probe_key)} {_e(f.params)}</td>'
-                   + "".join(_cell(f, e) for e in columns) + "</tr>")
+                   + "".join(_cell(f, e, _letters(f, columns)) for e in columns) + "</tr>")
     out.append("</table>")
     return out
 
 
-def _details(f: Finding) -> List[str]:
+def _details(f: Finding, columns: List[int]) -> List[str]:
     tag = f.match.value if f.match else f.verdict.value
     out = [f'<div class="finding"><span class="tag {_e(f.verdict.value)}">{_e(tag)}</span> '
            f"<b>{_e(f.probe_key)}</b> <code>{_e(f.params)}</code> on {_e(f.device)}", "<ul>"]
     if f.explanation:
         out.append(f"<li>{_e(f.explanation)}</li>")
     if f.difference:
-        ulps = "" if f.max_ulp is None else f": max {f.max_ulp:g} ULP, {f.fraction_differing:.0%} of sampled elements differ"
+        ulps = ("" if f.max_ulp is None
+                else f": max {f.max_ulp:g} ULP, {f.fraction_differing:.0%} of sampled elements differ")
         out.append(f"<li>difference: <b>{_e(f.difference.value)}</b>{_e(ulps)}</li>")
     if f.axes[1:]:
         out.append(f"<li>also explained by: {_e(', '.join(f.axes[1:]))}</li>")
-    for i, s in enumerate(f.streams[:8]):
+    rank = _letters(f, columns)
+    for i, s in sorted(((rank[j], s) for j, s in enumerate(f.streams)), key=lambda pair: pair[0])[:8]:
         where = ", ".join(f"{k}={'/'.join(v)}" for k, v in s.environment.items())
         colour = PALETTE[i % len(PALETTE)]
         out.append(f'<li><span class="tag" style="background:{colour}">{chr(65 + i) if i < 26 else "+"}</span> '
@@ -116,10 +130,12 @@ def render(c: Comparison) -> str:
             f" · cases: {_e(counts_line(c))}</div>"]
     if c.baseline:
         body.append(f"<div class='summary'>baseline: {_e(c.baseline)}</div>")
-    body += ["<h2>Cases × environments (letters: streams, A = most common)</h2>", *_matrix(c, findings)]
-    body += ["<h2>Findings</h2>"] + [line for f in findings for line in _details(f)]
+    columns = _columns(findings)
+    body += ["<h2>Cases × environments (letters: streams, A = most common)</h2>", *_matrix(c, findings, columns)]
+    body += ["<h2>Findings</h2>"] + [line for f in findings for line in _details(f, columns)]
     if c.skipped:
-        body += ["<h2>Skipped files</h2><ul>"] + [f"<li><code>{_e(s.path)}</code>: {_e(s.reason)}</li>" for s in c.skipped] + ["</ul>"]
+        body += ["<h2>Skipped files</h2><ul>"]
+        body += [f"<li><code>{_e(s.path)}</code>: {_e(s.reason)}</li>" for s in c.skipped] + ["</ul>"]
     if c.expectation_notes:
         body += ["<h2>Expectations</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.expectation_notes] + ["</ul>"]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"

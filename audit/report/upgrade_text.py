@@ -23,7 +23,8 @@ def upgrade_lines(u: Upgrade, markdown: bool = False) -> List[str]:
     out.append("")
     for (a, b), fields in u.confounders.items():
         if fields:
-            out.append(f"{'- ' if markdown else '  '}note: between {a} and {b} these fields also differ: {', '.join(fields)}")
+            lead = "- " if markdown else "  "
+            out.append(f"{lead}note: between {a} and {b} these fields also differ: {', '.join(fields)}")
     if u.nondeterministic:
         out.append(f"{'- ' if markdown else '  '}{len(u.nondeterministic)} nondeterministic case(s) left out")
     return out
