@@ -304,13 +304,12 @@ class Runner:
     def execute(self, resume: bool = False) -> Outcome:
         """Run every case not yet done, then write the run file.
 
-        The results location is checked for writing before any case runs.  An interrupt
-        (SIGINT, or SIGTERM in the main thread) or a failed final write leaves the sidecar
-        in place and raises an error that says how to ``--resume``.
+        The results location is checked for writing while the first worker starts, before
+        it runs a case.  An interrupt (SIGINT, or SIGTERM in the main thread) or a failed
+        final write leaves the sidecar in place and raises an error that says how to ``--resume``.
         """
-        from audit.store import check_writable, write_run  # pyarrow: only when a run starts
-
-        check_writable(self.results)
+        _import_in_background("audit.store")  # pyarrow loads while the first worker starts
+        self._unchecked = True
         sidecar = find_resumable(self.results, self.spec) if resume else None
         if sidecar is not None:
             sidecar.repair()
@@ -325,6 +324,8 @@ class Runner:
             try:
                 self._collect(run, sidecar)
                 sidecar.close()
+                from audit.store import write_run
+
                 path = write_run(run, self.results)
             except KeyboardInterrupt as exc:
                 sidecar.close()
@@ -333,6 +334,9 @@ class Runner:
                                      f"{len(run.records)} of {len(self.cases)} cases; {self._resume_hint(sidecar)}",
                                      int(signum)) from None
             except StoreError as exc:
+                if not run.records:  # nothing to keep: the location was refused up front
+                    sidecar.remove()
+                    raise
                 raise StoreError(f"{exc}; {self._resume_hint(sidecar)}") from None
         sidecar.remove()
         counts: Dict[str, int] = {}
@@ -362,6 +366,7 @@ class Runner:
                 raise AuditError(f"the worker made no progress; last output: {self._last_error}")
 
     _last_error = ""
+    _unchecked = True  # the results location has not been checked for writing yet
 
     def _one_worker(self, run: Run, sidecar: Sidecar, done: set) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False) as f:
@@ -371,6 +376,11 @@ class Runner:
         current: Optional[str] = None
         deadline: Optional[float] = None
         try:
+            if self._unchecked:  # now, while the worker imports its libraries
+                from audit.store import check_writable
+
+                check_writable(self.results)
+                self._unchecked = False
             while True:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
@@ -400,8 +410,7 @@ class Runner:
                 elif kind == "record":
                     self._accept(run, sidecar, done, msg)
                     current, deadline = None, None
-                elif kind == "end":
-                    worker.proc.wait()
+                elif kind == "end":  # everything is here: no need to wait for its interpreter's teardown
                     return
         finally:
             worker.kill()
@@ -419,6 +428,17 @@ class Runner:
         from audit.worker import base_record
 
         self._accept(run, sidecar, done, {**base_record(self.cases[key]), "status": status.value, "message": message})
+
+
+def _import_in_background(name: str) -> None:
+    """Start importing a module on a thread; a later import waits for it or redoes it."""
+    def load() -> None:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pragma: no cover - the import in the main thread reports it
+            pass
+
+    threading.Thread(target=load, name=f"import {name}", daemon=True).start()
 
 
 @contextlib.contextmanager

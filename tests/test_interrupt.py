@@ -113,12 +113,12 @@ def test_a_torn_last_line_is_cut_before_the_resumed_run_appends(tmp_path: Path) 
     """A host killed mid-write leaves half a line; the next record must not glue onto it."""
     sidecar = Sidecar(str(tmp_path / "run.jsonl"))
     sidecar.append({"type": "run", "run_id": "r", "started": "s", "spec": "x"})
-    sidecar.append({"type": "record", "case_key": "a"})
+    sidecar.append({"type": "record", "case_key": "a", "status": "ok"})
     sidecar.close()
     with open(sidecar.path, "a") as f:
         f.write('{"type": "record", "case_key": "tor')
     sidecar.repair()
-    sidecar.append({"type": "record", "case_key": "b"})
+    sidecar.append({"type": "record", "case_key": "b", "status": "ok"})
     sidecar.close()
     _, _, records = sidecar.read()
     assert [r["case_key"] for r in records] == ["a", "b"]
