@@ -31,7 +31,7 @@ def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
     summary = case_summary(frame.outcomes)
     verdict = verdicts(summary, frame.notes)
     per_case = _outcomes_by_case(frame.outcomes)
-    wanted = {c: _positions(verdict[c], per_case[c]) for c in summary.index if verdict[c] is not None}
+    wanted = {c: _positions(v, per_case[c]) for c in summary.index if (v := verdict[c]) is not None}
     details = difference.fetch(list(frame.runs["path"]), [p for ps in wanted.values() for p in ps])
     envs = frame.envs.to_dict("records")
     run_ids = frame.runs["run_id"].tolist()
@@ -40,10 +40,11 @@ def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
     codes: Dict[str, int] = {}
     for case in summary.index:
         description = _describe(frame.cases.iloc[case])
-        if verdict[case] is None:
+        case_verdict = verdict[case]
+        if case_verdict is None:
             unsupported.append({**description, "runs": int(summary.at[case, "unsupported"])})
             continue
-        finding = Finding(**description, verdict=verdict[case], runs=int(summary.at[case, "rows"]),
+        finding = Finding(**description, verdict=case_verdict, runs=int(summary.at[case, "rows"]),
                           unsupported_runs=int(summary.at[case, "unsupported"]),
                           notes=list(frame.notes.get(case, [])))
         _fill(finding, per_case[case], envs, run_ids, frame, details)

@@ -9,7 +9,8 @@ runs are named as confounders, since a change may then be theirs.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from audit.compare.attribution import natural_key, shown
@@ -41,10 +42,10 @@ class ProbeChanges:
 class Upgrade:
     field: str
     values: List[str]
-    changes: List[Change] = field(default_factory=list)
-    by_probe: List[ProbeChanges] = field(default_factory=list)
-    confounders: Dict[Tuple[str, str], List[str]] = field(default_factory=dict)
-    nondeterministic: List[Finding] = field(default_factory=list)
+    changes: List[Change] = dataclasses.field(default_factory=list)
+    by_probe: List[ProbeChanges] = dataclasses.field(default_factory=list)
+    confounders: Dict[Tuple[str, str], List[str]] = dataclasses.field(default_factory=dict)
+    nondeterministic: List[Finding] = dataclasses.field(default_factory=list)
 
 
 def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, Set[str]]:

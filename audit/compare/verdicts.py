@@ -6,7 +6,7 @@ the cost does not depend on how many runs repeated the same outcome.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ def case_summary(outcomes: pd.DataFrame) -> pd.DataFrame:
                                             "repeat_false": bool, "same_env_split": bool})
 
 
-def verdicts(summary: pd.DataFrame, stale: Dict[int, object]) -> Dict[int, Optional[Verdict]]:
+def verdicts(summary: pd.DataFrame, stale: Mapping[int, object]) -> Dict[int, Optional[Verdict]]:
     """Verdict per case (None for cases unsupported everywhere); the first rule that applies wins."""
     has_stale = np.array([c in stale for c in summary.index], dtype=bool)
     rules = [
