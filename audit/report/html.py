@@ -26,11 +26,11 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
 .summary{color:#444;margin-bottom:12px} .bad{color:#b00020;font-weight:600} .good{color:#1b7f3a;font-weight:600}
 table.m{border-collapse:collapse;font-size:12px} table.m td,table.m th{border:1px solid #ddd;padding:2px 6px}
 table.m th.f{text-align:right;background:#f6f6f6;font-weight:600;white-space:nowrap}
-table.m th.v{background:#fafafa;font-weight:400;white-space:nowrap}
+table.m th.v{background:#fafafa;font-weight:400;white-space:nowrap;max-width:84px;overflow:hidden}
 td.c{width:26px;text-align:center;color:#fff;font-weight:700}
 td.none{background:repeating-linear-gradient(45deg,#eee,#eee 3px,#fff 3px,#fff 6px)}
 td.multi{background:#222;color:#fff}
-td.k{white-space:nowrap;font-family:ui-monospace,monospace;font-size:12px}
+td.k{max-width:460px;overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:12px}
 .tag{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:11px;font-weight:600}
 .divergent{background:#c0392b}.nondeterministic{background:#8e44ad}.error{background:#7f8c8d}
 .incomparable{background:#95a5a6}.identical{background:#27ae60}
@@ -54,9 +54,16 @@ def _header(columns: List[int], envs: List[Dict[str, Any]]) -> List[str]:
     columns.sort(key=lambda c: tuple(natural_key(shown(envs[c].get(k))) for k in fields))
     rows = []
     for k in fields or ["environment"]:
-        cells = "".join(f'<th class="v">{_e(shown(envs[c].get(k)) if fields else c)}</th>' for c in columns)
+        values = [shown(envs[c].get(k)) if fields else str(c) for c in columns]
+        cells = "".join(f'<th class="v" title="{_e(v)}">{_e(_clip(v))}</th>' for v in values)
         rows.append(f'<tr><th class="f" colspan="2">{_e(k)}</th>{cells}</tr>')
     return rows
+
+
+def _clip(value: str, width: int = 11) -> str:
+    """Header values stay narrow (a SIMD feature list would push every column off screen);
+    the full value is in the cell's title."""
+    return value if len(value) <= width else value[: width - 1] + "\u2026"
 
 
 def _letters(f: Finding, columns: List[int]) -> List[int]:

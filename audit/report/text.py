@@ -5,7 +5,7 @@ Plain aligned text, no colour: it goes to CI logs as often as to terminals.
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 from audit.compare.model import Comparison, Finding, Match, Verdict
 
@@ -33,7 +33,7 @@ def finding_lines(f: Finding) -> List[str]:
     if f.axes[1:]:
         lines.append(f"    also explained by: {', '.join(f.axes[1:])}")
     for s in f.streams if f.verdict != Verdict.NONDETERMINISTIC else f.streams[:3]:
-        where = ", ".join(f"{k}={'/'.join(v)}" for k, v in s.environment.items())
+        where = ", ".join(f"{k}={'/'.join(v)}" for k, v in _stream_fields(f, s.environment).items())
         known = "" if s.known is None else ("  known: " + (s.reference or "") if s.known else "  NEW")
         lines.append(f"    {s.fingerprint[:12]}  {s.run_count:>5} run(s)  {where}{known}")
     lines.extend(f"    error: {m.splitlines()[0][:160] if m else ''}" for m in f.messages)
@@ -41,6 +41,13 @@ def finding_lines(f: Finding) -> List[str]:
     if f.expected:
         lines.append(f"    expected: {f.expected}")
     return lines
+
+
+def _stream_fields(f: Finding, environment: Dict[str, List[str]]) -> Dict[str, List[str]]:
+    """The fields a stream line shows: those of the best explanation when there is one (the
+    rest is in --json and --html), every varying field when nothing explains the split."""
+    best = set(f.axes[0].split("+")) if f.axes else set()
+    return {k: v for k, v in environment.items() if k in best} or dict(environment)
 
 
 def listed(c: Comparison) -> List[Finding]:
