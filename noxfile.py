@@ -226,7 +226,7 @@ def compare(session: nox.Session) -> None:
     reports = os.path.join(os.path.dirname(os.path.abspath(RESULTS.rstrip("/"))), "reports")
     os.makedirs(reports, exist_ok=True)
     html, markdown = os.path.join(reports, "report.html"), os.path.join(reports, "report.md")
-    extra = ["--expectations", "results/expectations.toml"] if os.path.exists("results/expectations.toml") else []
+    extra = ["--expectations", "results/expectations.txt"] if os.path.exists("results/expectations.txt") else []
     with open(markdown, "w", encoding="utf-8") as f:
         session.run(host_python(), "-m", "audit", "compare", RESULTS, *extra, "--markdown", "--html", html,
                     *session.posargs, external=True, stdout=f, success_codes=[0, 1, 3])
