@@ -75,16 +75,16 @@ def measure(sizes: Sequence[int], repeats: int) -> Tuple[List[str], float]:
     worst = 0.0
     for n in sizes:
         for name, make in GENERATORS:
-            gen_s, value = best_of(repeats, lambda: make(n))
-            fp_s, _ = best_of(repeats, lambda: fingerprint(value))
+            gen_s, value = best_of(repeats, lambda make=make, n=n: make(n))
+            fp_s, _ = best_of(repeats, lambda value=value: fingerprint(value))
             buffer = raw_bytes(value)
-            bare_s, _ = best_of(repeats, lambda: xxhash.xxh3_128_hexdigest(buffer))
+            bare_s, _ = best_of(repeats, lambda buffer=buffer: xxhash.xxh3_128_hexdigest(buffer))
             overhead = fp_s / gen_s
             worst = max(worst, overhead)
             size = nbytes(value)
             lines.append(f"{name:<42} {n:>11,} {size / 1e6:>7.0f} {gen_s * 1e3:>12.1f} {fp_s * 1e3:>15.1f} "
                          f"{size / fp_s / 1e9:>6.1f} {size / bare_s / 1e9:>15.1f} {overhead:>8.1%}")
-            del value, buffer
+            value = buffer = None  # free the output before the next one is made
     return lines, worst
 
 
@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lines, worst = measure(sizes, args.repeats)
     verdict = "met" if worst <= TARGET else "MISSED"
     text = "\n".join([
-        "bench_fingerprint: fingerprinting vs generating the same output (best of %d)" % args.repeats,
+        f"bench_fingerprint: fingerprinting vs generating the same output (best of {args.repeats})",
         machine(), "", *lines, "",
         f"worst overhead {worst:.1%} (target <= {TARGET:.0%}): {verdict}",
         "bare xxh3 = one-shot xxh3_128 over the same bytes, no header, no sample: the ceiling for",

@@ -22,7 +22,7 @@ from audit.runner import SOURCE_ROOT, Runner, RunSpec, Sidecar, partial_dir
 from audit.store import read_runs
 
 
-def _run_cli(*args: str, env: Any = None) -> "subprocess.CompletedProcess[str]":
+def _run_cli(*args: str, env: Any = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "audit", "run", *args], cwd=SOURCE_ROOT, text=True,
                           capture_output=True, timeout=120, env=env)
 

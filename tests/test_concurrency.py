@@ -56,7 +56,7 @@ def test_processes_writing_at_once_lose_and_overwrite_nothing(tmp_path: Path) ->
 def test_cli_runs_started_together_each_write_their_own_file(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "audit", "run", "--results", str(tmp_path), "--probe", "random.random",
                "--seed", "0", "--no-repeat", "-q"]
-    procs: List["subprocess.Popen[str]"] = [
+    procs: List[subprocess.Popen[str]] = [
         subprocess.Popen(command, cwd=SOURCE_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(3)
     ]

@@ -26,8 +26,17 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import StoreError
 from audit.records import RECORD_FIELDS, Run
-from audit.store import COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA, MemoryStore, ParquetStore, read_run_rows, \
-    read_runs, write_run
+from audit.store import (
+    COLUMNS,
+    META_ENV,
+    META_RUN_ID,
+    META_SCHEMA,
+    MemoryStore,
+    ParquetStore,
+    read_run_rows,
+    read_runs,
+    write_run,
+)
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -79,7 +88,8 @@ def adversarial_tables(draw: Any) -> pa.Table:
 
 @st.composite
 def raw_files(draw: Any) -> bytes:
-    return draw(st.one_of(st.binary(max_size=64), st.just(b"PAR1"), st.binary(max_size=32).map(lambda b: b"PAR1" + b + b"PAR1")))
+    framed = st.binary(max_size=32).map(lambda b: b"PAR1" + b + b"PAR1")
+    return draw(st.one_of(st.binary(max_size=64), st.just(b"PAR1"), framed))
 
 
 def _write_all(directory: str, tables: List[pa.Table], raws: List[bytes], cut: Optional[int]) -> List[str]:

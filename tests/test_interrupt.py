@@ -71,7 +71,7 @@ def _final_files_are_whole(results: Path) -> List[str]:
     return sorted(p.name for p in results.glob("*.parquet"))
 
 
-def _start(results: Path, log: Path, case_s: float = 0.1) -> "subprocess.Popen[str]":
+def _start(results: Path, log: Path, case_s: float = 0.1) -> subprocess.Popen[str]:
     # its own session: a signal to the group reaches the host as a terminal's Ctrl-C would
     return subprocess.Popen(_command(results), cwd=SOURCE_ROOT, env=_env(log, case_s), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -153,7 +153,7 @@ def test_sigkill_at_random_moments_never_leaves_a_corrupt_final_file(tmp_path: P
     """Kill a short run at random points, the final write included; resume each time."""
     rng = random.Random(20240601)
     results, log = tmp_path / "results", tmp_path / "executions.log"
-    for attempt in range(8):
+    for _ in range(8):
         host = _start(results, log, case_s=0.01)
         time.sleep(rng.uniform(0.5, 4.0))
         os.killpg(host.pid, signal.SIGKILL)
