@@ -118,3 +118,23 @@ def test_state_fingerprint_sees_extra_draws() -> None:
     assert state_fingerprint(None) is None
     g = torch.Generator().manual_seed(1)
     assert state_fingerprint(g.get_state()) == state_fingerprint(torch.Generator().manual_seed(1).get_state())
+
+
+def test_large_outputs_hash_by_fixed_pieces_whatever_the_thread_count() -> None:
+    import xxhash
+
+    from audit import fingerprint as fpmod
+
+    n = (2 * fpmod.CHUNK + 12345) // 4  # three pieces, the last one partial
+    a = (np.arange(n, dtype=np.uint32) * 2654435761).view(np.float32)
+    expected = digest(a)
+    header = f"float32|{n}|".encode()
+    raw = a.tobytes()
+    pieces = b"".join(xxhash.xxh3_128_digest(raw[i:i + fpmod.CHUNK]) for i in range(0, len(raw), fpmod.CHUNK))
+    assert expected == xxhash.xxh3_128_hexdigest(header + pieces)
+    assert digest(torch.from_numpy(a.copy())) == expected
+    flipped = a.copy()
+    flipped.view(np.uint32)[-1] ^= 1
+    assert digest(flipped) != expected
+    small = np.arange(100, dtype=np.float32)
+    assert digest(small) == xxhash.xxh3_128_hexdigest(b"float32|100|" + small.tobytes())
