@@ -19,15 +19,14 @@ import itertools
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import xxhash
 
 from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import SchemaError, StoreError
@@ -207,7 +206,8 @@ def _read_file(path: str, columns: Optional[Sequence[str]], dictionary: bool) ->
         _check_types(schema, path)
         present = set(schema.names)
         wanted = [c for c in wanted_all if c in present]
-        table = pf.read(columns=wanted).replace_schema_metadata(schema.metadata)
+        # files are read in parallel by the caller; threads inside one small file only contend
+        table = pf.read(columns=wanted, use_threads=False).replace_schema_metadata(schema.metadata)
         if not wanted:  # no column asked for is in the file: keep its row count for the nulls
             table = pa.table({"__rows": pa.nulls(pf.metadata.num_rows)}).replace_schema_metadata(schema.metadata)
     except SchemaError:
@@ -268,11 +268,12 @@ def _parquet_file(path: str, local: str, fs: pafs.FileSystem, dictionary: Sequen
     pyarrow raises KeyError for a dictionary column the file lacks (an older schema, a
     hand-made file); then only the columns present are asked for.
     """
-    remote = {"filesystem": fs} if "://" in path else {}
+    # pre_buffer off: run files are small, and its read-ahead machinery cost more than the read
+    remote: Dict[str, Any] = {"filesystem": fs} if "://" in path else {"pre_buffer": False}
     try:
         return pq.ParquetFile(local, read_dictionary=list(dictionary) or None, **remote)
     except KeyError:
-        present = set(pq.read_schema(local, **remote).names)
+        present = set(pq.read_schema(local, **({"filesystem": fs} if "://" in path else {})).names)
         return pq.ParquetFile(local, read_dictionary=[c for c in dictionary if c in present] or None, **remote)
 
 
@@ -327,8 +328,9 @@ def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool
     Files are read by a small thread pool (parquet decoding releases the GIL).  The same
     run given twice (a file named directly and through its directory) counts once.
     """
-    import pandas as pd
     from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
 
     files, skipped = find_run_files(paths)
     files = list(dict.fromkeys(files))
@@ -345,7 +347,7 @@ def read_run_rows(paths: Iterable[str], columns: Sequence[str], dictionary: bool
     runs: List[Dict[str, Any]] = []
     seen: set = set()
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        for path, got in _bounded_map(pool, one, files):
+        for _, got in _bounded_map(pool, one, files):
             if isinstance(got, Skipped):
                 skipped.append(got)
                 continue
@@ -383,16 +385,18 @@ def _bounded_map(pool: Any, func: Callable[[str], Any], items: Sequence[str], ah
 class _Codes:
     """One string column's global dictionary, fed the per-file dictionaries.
 
-    Consecutive run files list the same cases in the same order, so a file's dictionary
-    usually equals the previous file's (or differs in a few places): the mapping from
-    file codes to global codes is then reused, and only changed entries are looked up.
+    Run files of one environment carry the same dictionaries (the same cases in the same
+    order, the same fingerprints), so the mapping from a file's codes to global codes is
+    cached under a digest of the dictionary's buffers: a year of nightly runs from a few
+    environments builds a few mappings, not one per file.
     """
+
+    CACHE = 1024  # mappings kept per column
 
     def __init__(self) -> None:
         self.index: Dict[Any, int] = {}
         self.values: List[Any] = []
-        self.last: Optional[pa.Array] = None
-        self.mapping = np.zeros(0, dtype=np.int32)
+        self.mappings: Dict[Tuple[int, str], np.ndarray] = {}
 
     def _code(self, value: Any) -> int:
         code = self.index.get(value)
@@ -402,21 +406,38 @@ class _Codes:
         return code
 
     def encode(self, column: Any) -> np.ndarray:
+        """Global codes for one file's column (-1 for null).
+
+        Consecutive files usually carry the same dictionary, so the common case is one
+        ``equals`` and one numpy gather; pyarrow compute kernels are avoided on purpose,
+        their per-call overhead dominated reading thousands of small files.
+        """
         array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         if not pa.types.is_dictionary(array.type):
             array = array.dictionary_encode()
-        dictionary = array.dictionary
-        if self.last is not None and len(dictionary) == len(self.last):
-            same = pc.equal(dictionary, self.last).to_numpy(zero_copy_only=False)
-            mapping = self.mapping if same.all() else self.mapping.copy()
-            for i in np.flatnonzero(~same).tolist():
-                mapping[i] = self._code(dictionary[i].as_py())
-        else:
+        mapping = self._mapping(array.dictionary)
+        indices = array.indices
+        if not indices.null_count:
+            return mapping[indices.to_numpy()] if len(mapping) else np.zeros(0, np.int32)
+        positions = np.nan_to_num(indices.to_numpy(zero_copy_only=False), nan=-1).astype(np.int64)
+        if not len(mapping):
+            return np.full(len(positions), -1, dtype=np.int32)
+        return np.where(positions >= 0, mapping[np.maximum(positions, 0)], -1).astype(np.int32)
+
+    def _mapping(self, dictionary: pa.Array) -> np.ndarray:
+        digest = xxhash.xxh3_128()
+        digest.update(f"{dictionary.type}|{dictionary.offset}|{len(dictionary)}|".encode())
+        for buffer in dictionary.buffers():
+            digest.update(b"-" if buffer is None else buffer)
+        key = (len(dictionary), digest.hexdigest())
+        mapping = self.mappings.get(key)
+        if mapping is None:
             mapping = np.fromiter((self._code(v) for v in dictionary.to_pylist()), dtype=np.int32,
                                   count=len(dictionary))
-        self.last, self.mapping = dictionary, mapping
-        indices = array.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        return np.where(indices >= 0, mapping[np.maximum(indices, 0)] if len(mapping) else -1, -1).astype(np.int32)
+            if len(self.mappings) >= self.CACHE:
+                self.mappings.pop(next(iter(self.mappings)))
+            self.mappings[key] = mapping
+        return mapping
 
 
 class _Encoder:
@@ -443,7 +464,8 @@ class _Encoder:
         for name in self.columns:
             if name in self.strings:
                 codes = np.concatenate(self.codes.pop(name)) if self.lengths else np.zeros(0, np.int32)
-                data[name] = pd.Categorical.from_codes(codes, categories=pd.Index(self.strings[name].values, dtype=object))
+                categories = pd.Index(self.strings[name].values, dtype=object)
+                data[name] = pd.Categorical.from_codes(codes, categories=categories)
             else:
                 kind = _TYPE_OF.get(name, pa.null())
                 data[name] = pa.chunked_array(self.other.pop(name), type=kind).to_pandas()

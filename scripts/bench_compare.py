@@ -1,6 +1,7 @@
 """Benchmark ``compare`` over a year of synthetic nightly results.
 
-Generates realistic run files (about 600 cases per run, a fixed set of environments that
+Generates realistic run files (as many cases per run as the real catalogue has at the default
+seed panel, 1651 today; a fixed set of environments that
 rotate night by night, a few planted splits: one by torch_version, one by cpu_capability
 with last-bit drift, one nondeterministic case, a few errors and unsupported cases),
 writes them with the store's own schema and metadata, then times the comparison (read with
@@ -35,7 +36,16 @@ from audit.environment import FIELDS  # noqa: E402
 from audit.records import SCHEMA_VERSION  # noqa: E402
 from audit.store import ARROW_SCHEMA, COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA  # noqa: E402
 
-CASES_PER_RUN = 600
+
+def _catalogue_size() -> int:
+    import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
+    from audit import registry
+
+    return len(list(registry.iter_cases(registry.all_probes())))
+
+
+#: A synthetic run has as many rows as a real run of the whole catalogue.
+CASES_PER_RUN = _catalogue_size()
 PROBES = 60
 
 #: Environment axes that rotate between nightly runs (24 environments).
@@ -89,7 +99,7 @@ def _run_table(night: int, env_k: int, const: Dict[str, pa.Array], streams: Dict
     choice[0:40] = 1 if env["torch_version"] == "2.4.1" else 0  # split by torch_version
     choice[40:60] = 2 if env["cpu_capability"] == "AVX2" else 0  # drift split by cpu_capability
     status = np.array(["ok"] * n, dtype=object)
-    status[590:600] = "unsupported" if env["python_version"] == "3.10.14" else "ok"
+    status[n - 10:n] = "unsupported" if env["python_version"] == "3.10.14" else "ok"
     if rng.random() < 0.01:
         status[300] = "error"
     fp = streams["fp"][choice, np.arange(n)].astype(object)
@@ -110,7 +120,7 @@ def _run_table(night: int, env_k: int, const: Dict[str, pa.Array], streams: Dict
 
 
 def generate(directory: str, rows: int, seed: int = 0) -> int:
-    """Write ``rows // 600`` run files to ``directory`` (skipped if already there); return the count."""
+    """Write ``rows // CASES_PER_RUN`` run files to ``directory`` (skipped if already there); return the count."""
     runs = max(1, rows // CASES_PER_RUN)
     os.makedirs(directory, exist_ok=True)
     existing = [n for n in os.listdir(directory) if n.endswith(".parquet")]
@@ -158,20 +168,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return 0
-    print(f"machine: {platform.node() and platform.machine()} {platform.processor() or ''} "
-          f"{os.cpu_count()} CPUs, {_cpu_model()}, python {platform.python_version()}")
+    lines: List[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"bench_compare: python -m audit compare over synthetic runs of {CASES_PER_RUN} cases each (the catalogue)\n"
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs, {_cpu_model()}, python {platform.python_version()}")
+    targets = {1_000_000: 3.0, 10_000_000: 30.0}
     for rows in args.rows or [1_000_000, 10_000_000]:
         directory = os.path.join(args.keep, f"rows_{rows}")
         t0 = time.perf_counter()
         runs = generate(directory, rows)
-        print(f"{rows:>11,} rows: {runs} run files ready in {time.perf_counter() - t0:.1f} s")
+        say(f"{rows:>11,} rows: {runs} run files ready in {time.perf_counter() - t0:.1f} s")
         out = subprocess.run([sys.executable, __file__, "--measure", directory], capture_output=True, text=True)
         if out.returncode:
             print(out.stderr)
             return 1
         r = json.loads(out.stdout)
-        print(f"{r['rows']:>11,} rows, {r['runs']} runs: compare {r['wall_s']:.2f} s, peak RSS "
-              f"{r['peak_rss_mib']:.0f} MiB; verdicts {r['verdicts']}")
+        say(f"{r['rows']:>11,} rows, {r['runs']} runs: compare {r['wall_s']:.2f} s, peak RSS "
+            f"{r['peak_rss_mib']:.0f} MiB; verdicts {r['verdicts']}")
+        if rows in targets:
+            met = r["wall_s"] < targets[rows] and r["peak_rss_mib"] < 3 * 1024
+            say(f"  target < {targets[rows]:g} s and < 3 GB: {'met' if met else 'MISSED'}")
+    if not args.rows:  # the default sizes are the figures the README quotes
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.path.join(root, "results", "bench", "compare.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
     return 0
 
 
