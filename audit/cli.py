@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from audit import __version__
 from audit.errors import AuditError
@@ -34,14 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"determinism-audit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"audit.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"audit.commands.{module_name}":
-                raise
-            continue  # a command not built yet
-        module.add_parser(sub)
+    for module_name in COMMANDS.values():
+        importlib.import_module(f"audit.commands.{module_name}").add_parser(sub)
     return parser
 
 

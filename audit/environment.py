@@ -190,7 +190,7 @@ def machine_id(env: Dict[str, Optional[str]]) -> str:
     return f"{(env.get('os') or 'unknown').lower()}-{env.get('arch') or 'unknown'}-{digest}"
 
 
-_CAPTURERS: "list[Callable[[], Dict[str, Optional[str]]]]" = [_numpy_fields, _torch_fields]
+_CAPTURERS: list[Callable[[], Dict[str, Optional[str]]]] = [_numpy_fields, _torch_fields]
 
 
 def capture() -> Dict[str, Optional[str]]:

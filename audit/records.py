@@ -74,7 +74,7 @@ class Run:
     records: List[Dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def new(cls, env: Mapping[str, Optional[str]]) -> "Run":
+    def new(cls, env: Mapping[str, Optional[str]]) -> Run:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return cls(uuid.uuid4().hex, now, dict(env))
 

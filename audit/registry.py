@@ -60,7 +60,7 @@ class Probe:
     def device(self) -> str:
         return self.requirement.device
 
-    def cases(self, seeds: Sequence[int] = DEFAULT_SEEDS) -> List["Case"]:
+    def cases(self, seeds: Sequence[int] = DEFAULT_SEEDS) -> List[Case]:
         """Every case of the grid, with the seed marker replaced by ``seeds``."""
         grid = {k: (list(seeds) if v == SEEDS else list(v)) for k, v in self.grid.items()}
         names = list(grid)
@@ -188,7 +188,8 @@ def select(patterns: Sequence[str] = ()) -> Dict[str, Probe]:
         return probes
     chosen: Dict[str, Probe] = {}
     for pattern in patterns:
-        hits = {k: p for k, p in probes.items() if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(p.id, pattern)}
+        hits = {k: p for k, p in probes.items()
+                if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(p.id, pattern)}
         if not hits:
             raise RegistryError(f"no probe matches {pattern!r}; see 'python -m audit list'")
         chosen.update(hits)

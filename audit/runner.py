@@ -24,12 +24,11 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from audit import registry
 from audit.errors import AuditError, StoreError, UsageError
-from audit.records import Status
-from audit.records import Run
+from audit.records import Run, Status
 
 #: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
 #: with only the libraries under test can run ``python -m audit.worker``.
@@ -122,7 +121,7 @@ class Sidecar:
         self._synced = 0.0
 
     @classmethod
-    def create(cls, results: str, run: Run, spec: RunSpec) -> "Sidecar":
+    def create(cls, results: str, run: Run, spec: RunSpec) -> Sidecar:
         directory = partial_dir(results)
         try:
             os.makedirs(directory, exist_ok=True)
@@ -218,7 +217,7 @@ class _Worker:
             start_new_session=True,
         )
         self._case_output = 0  # stderr offset where the current case's output begins
-        self.messages: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        self.messages: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:

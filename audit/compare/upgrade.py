@@ -8,8 +8,8 @@ runs are named as confounders, since a change may then be theirs.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 import dataclasses
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
