@@ -213,15 +213,19 @@ def fingerprint(value: Any) -> Fingerprint:
     if c.itemsize:
         n = len(c.data) // c.itemsize
         index = sample_indices(n)
-        raw = bytes(c.data) if n <= SAMPLE_HEAD + SAMPLE_SPREAD else None
-        parts: List[bytes] = []
-        for i in index:
-            parts.append(raw[i * c.itemsize:(i + 1) * c.itemsize] if raw is not None
-                         else bytes(c.data[i * c.itemsize:(i + 1) * c.itemsize]))
-        sample = b"".join(parts).hex()
+        sample = _sample_bytes(c, index, n).hex()
     else:
         index, sample = (), ""
     return Fingerprint(_digest(c), c.dtype, c.shape, sample, index)
+
+
+def _sample_bytes(c: Canonical, index: Tuple[int, ...], n: int) -> bytes:
+    if n <= SAMPLE_HEAD + SAMPLE_SPREAD:  # the sample is the whole output
+        return bytes(c.data)
+    if hasattr(c.data, "reshape"):  # a numpy byte view: one gather
+        return c.data[: n * c.itemsize].reshape(n, c.itemsize)[list(index)].tobytes()
+    size = c.itemsize
+    return b"".join(bytes(c.data[i * size:(i + 1) * size]) for i in index)
 
 
 def state_fingerprint(state: Any) -> Optional[str]:

@@ -106,3 +106,11 @@ def test_protocol_keeps_probe_prints_off_the_channel() -> None:
     assert kinds[0] == "header" and kinds[1] == "plan" and kinds[-1] == "end"
     assert kinds.count("start") == kinds.count("record") == messages[1]["cases"] > 0
     assert messages[0]["env"]["python_version"]
+
+
+def test_a_probe_drawing_from_an_unseeded_global_generator_is_not_repeatable(scratch: None) -> None:
+    probe("t.unseeded")(lambda: np.random.rand(4))
+    np.random.seed(5)
+    before = np.random.get_state()[1].copy()
+    assert run_case(only_case("t.unseeded"))["repeat_identical"] is False
+    assert np.array_equal(np.random.get_state()[1], before)  # and the global state is restored
