@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _bench import machine, publish  # noqa: E402
 
 from audit.environment import FIELDS  # noqa: E402
 from audit.records import SCHEMA_VERSION  # noqa: E402
@@ -175,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         lines.append(text)
 
     say(f"bench_compare: python -m audit compare over synthetic runs of {CASES_PER_RUN} cases each (the catalogue)\n"
-        f"machine: {platform.machine()} {os.cpu_count()} CPUs, {_cpu_model()}, python {platform.python_version()}")
+        f"{machine()}")
     targets = {1_000_000: 3.0, 10_000_000: 30.0}
     for rows in args.rows or [1_000_000, 10_000_000]:
         directory = os.path.join(args.keep, f"rows_{rows}")
@@ -193,22 +194,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             met = r["wall_s"] < targets[rows] and r["peak_rss_mib"] < 3 * 1024
             say(f"  target < {targets[rows]:g} s and < 3 GB: {'met' if met else 'MISSED'}")
     if not args.rows:  # the default sizes are the figures the README quotes
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.path.join(root, "results", "bench", "compare.txt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        publish("\n".join(lines), "compare")
     return 0
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -22,11 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xxhash  # noqa: E402
+from _bench import machine, publish  # noqa: E402
 
-from audit.environment import capture  # noqa: E402
 from audit.fingerprint import fingerprint  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "bench", "fingerprint.txt")
 TARGET = 0.05
 
 #: name -> function of n that generates the output (seeded, as a probe would).
@@ -61,12 +60,6 @@ def raw_bytes(value: Any) -> Any:
     return value.view(np.uint8)
 
 
-def machine() -> str:
-    env = capture()
-    return (f"machine: {env.get('cpu_model')}, {env.get('cpu_count')} logical CPUs, torch threads "
-            f"{env.get('num_threads')}, {env.get('os')} {env.get('arch')}\n"
-            f"versions: python {env.get('python_version')}, numpy {env.get('numpy_version')}, "
-            f"torch {env.get('torch_version')}, xxhash {env.get('xxhash_version')}")
 
 
 def measure(sizes: Sequence[int], repeats: int) -> Tuple[List[str], float]:
@@ -103,10 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "bare xxh3 = one-shot xxh3_128 over the same bytes, no header, no sample: the ceiling for",
         "one sequential pass (large outputs are bound by memory bandwidth, not by the hash).",
     ])
-    print(text)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    publish(text, "fingerprint")
     return 0
 
 

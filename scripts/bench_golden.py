@@ -29,6 +29,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _bench import machine, publish  # noqa: E402
 
 from audit import registry  # noqa: E402
 from audit.environment import capture  # noqa: E402
@@ -38,8 +39,6 @@ from audit.records import Run  # noqa: E402
 from audit.seeding import restored_global_state  # noqa: E402
 from audit.store import read_runs, write_run  # noqa: E402
 from audit.worker import base_record, load_catalogue, unmet_requirement  # noqa: E402
-
-OUT = os.path.join(ROOT, "results", "bench", "golden.txt")
 
 
 def outputs(patterns: Sequence[str]) -> Dict[str, Any]:
@@ -164,12 +163,6 @@ def timed(func: Any, *args: Any) -> Tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
-def machine() -> str:
-    env = capture()
-    return (f"machine: {env.get('cpu_model')}, {env.get('cpu_count')} logical CPUs, {env.get('os')} "
-            f"{env.get('arch')}\nversions: python {env.get('python_version')}, numpy {env.get('numpy_version')}, "
-            f"torch {env.get('torch_version')}, pyarrow via pandas {env.get('pandas_version')}, "
-            f"xxhash {env.get('xxhash_version')}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -205,10 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "agreement on every case: " + ("yes" if not disagree and not missed else "NO: " + ", ".join(disagree[:10])),
     ]
     text = "\n".join(lines)
-    print(text)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    publish(text, "golden")
     return 0 if not disagree and not missed else 1
 
 

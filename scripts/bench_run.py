@@ -27,10 +27,11 @@ from typing import Any, Dict, List, Optional, Sequence
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from _bench import machine, publish  # noqa: E402
+
 from audit import registry  # noqa: E402
 from audit.store import read_runs  # noqa: E402
 
-OUT = os.path.join(ROOT, "results", "bench", "run.txt")
 WALL_TARGET_S = 30.0
 OUTSIDE_TARGET = 0.10
 
@@ -78,17 +79,6 @@ def describe(name: str, best: Dict[str, Any], repeated: bool) -> List[str]:
     ]
 
 
-def machine() -> str:
-    import numpy  # noqa: F401
-    import torch  # noqa: F401
-
-    from audit.environment import capture
-
-    env = capture()
-    return (f"machine: {env.get('cpu_model')}, {env.get('cpu_count')} logical CPUs, {env.get('os')} "
-            f"{env.get('arch')}\nversions: python {env.get('python_version')}, numpy {env.get('numpy_version')}, "
-            f"torch {env.get('torch_version')}, pandas {env.get('pandas_version')}, "
-            f"xxhash {env.get('xxhash_version')}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -116,10 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"protocol, sidecar, parquet) {outside - start / single['wall']:.1%}",
     ]
     text = "\n".join(lines)
-    print(text)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    publish(text, "run")
     return 0
 
 
