@@ -24,26 +24,20 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from audit import registry
 from audit.errors import AuditError, StoreError, UsageError
 from audit.records import Run, Status
+from audit.sidecar import Sidecar, find_resumable
 
 #: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
 #: with only the libraries under test can run ``python -m audit.worker``.
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-PARTIAL_DIR = ".partial"
 DEFAULT_CASE_TIMEOUT = 300.0
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
-
-#: Longest a record may sit in the sidecar unsynced.  Every record is flushed to the OS at
-#: once (a killed process loses nothing); fsync, which only protects against the machine
-#: itself going down, costs milliseconds a call and is batched.
-SIDECAR_SYNC_S = 1.0
-
 
 class RunInterrupted(AuditError):
     """SIGINT or SIGTERM stopped a run; its finished cases wait in the sidecar."""
@@ -102,106 +96,6 @@ def worker_environment(spec: RunSpec) -> Dict[str, str]:
     env["PYTHONPATH"] = SOURCE_ROOT + (os.pathsep + path if path else "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def partial_dir(results: str) -> str:
-    """Where a run's sidecar lives: beside the results, or in a local temp dir for URLs."""
-    if "://" in results:
-        tag = hashlib.sha256(results.encode()).hexdigest()[:12]
-        return os.path.join(tempfile.gettempdir(), "determinism-audit-partial", tag)
-    return os.path.join(results, PARTIAL_DIR)
-
-
-class Sidecar:
-    """Records flushed to ``<results>/.partial/<run_id>.jsonl`` as they are produced."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._file: Optional[Any] = None
-        self._synced = 0.0
-
-    @classmethod
-    def create(cls, results: str, run: Run, spec: RunSpec) -> Sidecar:
-        directory = partial_dir(results)
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot write to results directory {results!r}: {exc}") from None
-        sidecar = cls(os.path.join(directory, f"{run.run_id}.jsonl"))
-        sidecar.append({"type": "run", "run_id": run.run_id, "started": run.started, "spec": spec.digest()})
-        return sidecar
-
-    def append(self, message: Mapping[str, Any]) -> None:
-        """Write one line and hand it to the OS now; fsync at most every SIDECAR_SYNC_S."""
-        if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")
-        self._file.write(json.dumps(message) + "\n")
-        self._file.flush()
-        if time.monotonic() - self._synced >= SIDECAR_SYNC_S:
-            os.fsync(self._file.fileno())
-            self._synced = time.monotonic()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-
-    def repair(self) -> None:
-        """Cut a torn last line (a run killed mid-write), so the next line starts clean."""
-        with open(self.path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-
-    def read(self) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[Dict[str, Any]]]:
-        """(run line, header env, records); a torn last line (killed mid-write) is ignored.
-
-        Lines that are not what this code writes (garbage, or another tool's) are skipped:
-        a sidecar is resumed, never trusted to be well formed.
-        """
-        run_line, env, records = None, None, {}
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(msg, dict):
-                    continue
-                kind = msg.pop("type", None)
-                if kind == "run" and isinstance(msg.get("run_id"), str) and isinstance(msg.get("started"), str):
-                    run_line = msg
-                elif kind == "header" and env is None and isinstance(msg.get("env"), dict):
-                    env = msg["env"]
-                elif kind == "record" and isinstance(msg.get("case_key"), str) and isinstance(msg.get("status"), str):
-                    records[msg["case_key"]] = msg
-        return run_line, env, list(records.values())
-
-    def remove(self) -> None:
-        self.close()
-        try:
-            os.remove(self.path)
-        except FileNotFoundError:
-            pass
-
-
-def find_resumable(results: str, spec: RunSpec) -> Optional[Sidecar]:
-    """The newest interrupted run under ``results`` made with the same spec."""
-    directory = partial_dir(results)
-    if not os.path.isdir(directory):
-        return None
-    candidates = sorted((os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".jsonl")),
-                        key=os.path.getmtime, reverse=True)
-    for path in candidates:
-        try:
-            run_line, _, _ = Sidecar(path).read()
-        except OSError:  # not a readable file (a directory, a dangling link): not ours
-            continue
-        if run_line and run_line.get("spec") == spec.digest():
-            return Sidecar(path)
-    return None
 
 
 class _Worker:
@@ -309,7 +203,7 @@ class Runner:
         """
         _import_in_background("audit.store")  # pyarrow loads while the first worker starts
         self._unchecked = True
-        sidecar = find_resumable(self.results, self.spec) if resume else None
+        sidecar = find_resumable(self.results, self.spec.digest()) if resume else None
         if sidecar is not None:
             sidecar.repair()
             run_line, env, records = sidecar.read()
@@ -318,7 +212,7 @@ class Runner:
             run.records = [r for r in records if self._still_current(r)]
         else:
             run = Run.new({})
-            sidecar = Sidecar.create(self.results, run, self.spec)
+            sidecar = Sidecar.create(self.results, run, self.spec.digest())
         with _terminate_as_interrupt():
             try:
                 self._collect(run, sidecar)

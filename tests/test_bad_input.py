@@ -18,7 +18,8 @@ import pytest
 
 from audit import registry, store
 from audit.errors import StoreError
-from audit.runner import SOURCE_ROOT, Runner, RunSpec, Sidecar, partial_dir
+from audit.runner import SOURCE_ROOT, Runner, RunSpec
+from audit.sidecar import Sidecar, partial_dir
 from audit.store import read_runs
 
 

@@ -26,6 +26,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import StoreError
 from audit.records import RECORD_FIELDS, Run
+from audit.scan import read_run_rows
 from audit.store import (
     COLUMNS,
     META_ENV,
@@ -33,7 +34,6 @@ from audit.store import (
     META_SCHEMA,
     MemoryStore,
     ParquetStore,
-    read_run_rows,
     read_runs,
     write_run,
 )

@@ -19,7 +19,8 @@ from typing import Dict, List
 
 import pytest
 
-from audit.runner import SOURCE_ROOT, Sidecar
+from audit.runner import SOURCE_ROOT
+from audit.sidecar import Sidecar
 from audit.store import read_runs
 
 CASES = 20  # tests.slow.sleep has twenty cases

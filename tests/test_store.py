@@ -18,7 +18,8 @@ import pytest
 from audit import store
 from audit.errors import SchemaError, StoreError
 from audit.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
-from audit.store import COLUMNS, check_writable, read_run_file, read_run_rows, read_runs, write_run
+from audit.scan import read_run_rows
+from audit.store import COLUMNS, check_writable, read_run_file, read_runs, write_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD = FIXTURES / "bad_files"

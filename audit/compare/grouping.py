@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from audit import store
+from audit import scan, store
 from audit.environment import FIELDS as ENV_FIELDS
 from audit.records import Status
 
@@ -72,11 +72,11 @@ class Frame:
 
 def load(paths: Sequence[str], cross_device: bool = False) -> Frame:
     """Read every run under ``paths`` and group it (see the module doc)."""
-    data = store.read_run_rows(paths, list(ROW_COLUMNS))
+    data = scan.read_run_rows(paths, list(ROW_COLUMNS))
     return build(data, cross_device)
 
 
-def build(data: store.RunRows, cross_device: bool = False) -> Frame:
+def build(data: scan.RunRows, cross_device: bool = False) -> Frame:
     rows, runs = data.rows, data.runs
     key = rows["case_key"].cat.codes.to_numpy(np.int64)
     version = rows["probe_version"].cat.codes.to_numpy(np.int64)
