@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple, cast
 
 import pandas as pd
 
@@ -33,7 +33,7 @@ def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
     per_case = _outcomes_by_case(frame.outcomes)
     wanted = {c: _positions(v, per_case[c]) for c in summary.index if (v := verdict[c]) is not None}
     details = difference.fetch(list(frame.runs["path"]), [p for ps in wanted.values() for p in ps])
-    envs = frame.envs.to_dict("records")
+    envs = environments(frame)
     run_ids = frame.runs["run_id"].tolist()
     exact = frame.runs_of([c for c, v in verdict.items() if v not in (None, Verdict.IDENTICAL)])
     findings, unsupported = [], []
@@ -42,10 +42,10 @@ def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
         description = _describe(frame.cases.iloc[case])
         case_verdict = verdict[case]
         if case_verdict is None:
-            unsupported.append({**description, "runs": int(summary.at[case, "unsupported"])})
+            unsupported.append({**description, "runs": _count(summary, case, "unsupported")})
             continue
-        finding = Finding(**description, verdict=case_verdict, runs=int(summary.at[case, "rows"]),
-                          unsupported_runs=int(summary.at[case, "unsupported"]),
+        finding = Finding(**description, verdict=case_verdict, runs=_count(summary, case, "rows"),
+                          unsupported_runs=_count(summary, case, "unsupported"),
                           notes=list(frame.notes.get(case, [])))
         _fill(finding, per_case[case], envs, run_ids, frame, details)
         if finding.verdict != Verdict.IDENTICAL:
@@ -73,6 +73,15 @@ def _outcomes_by_case(outcomes: pd.DataFrame) -> Dict[int, List[Outcome]]:
 
 def _pos(first: int) -> Tuple[int, int]:
     return first >> 32, first & 0xFFFFFFFF
+
+
+def _count(summary: Any, case: int, column: str) -> int:
+    return int(cast(Any, summary.at[case, column]))
+
+
+def environments(frame: Frame) -> List[Dict[str, Any]]:
+    """One dict of environment fields per distinct environment of ``frame``."""
+    return cast(List[Dict[str, Any]], frame.envs.to_dict("records"))
 
 
 def _positions(verdict: Verdict, outcomes: List[Outcome]) -> List[Tuple[int, int]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Dict, List, Sequence, Set, Tuple
 
-from audit.compare.analysis import analyse
+from audit.compare.analysis import analyse, environments
 from audit.compare.attribution import attribute, natural_key, shown
 from audit.compare.grouping import OK, Frame, load
 from audit.compare.model import Comparison, Finding, Match, Verdict
@@ -26,7 +26,7 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
     ref = load(reference, cross_device)
     comparison = analyse(load(new, cross_device), cross_device)
     streams, versions = reference_streams(ref)
-    ref_envs = ref.envs.to_dict("records")
+    ref_envs = environments(ref)
     for finding in comparison.findings:
         match_finding(finding, streams, versions, ref_envs)
     comparison.skipped = list(ref.skipped) + list(comparison.skipped)

@@ -137,7 +137,7 @@ def _describe(rows: pd.DataFrame, key: np.ndarray, runs: pd.DataFrame) -> pd.Dat
                            "row": rows["row"].to_numpy()[first.to_numpy()], "key": first.index})
     found: Dict[int, Dict[str, Any]] = {}
     for run, group in wanted.groupby("run"):
-        got = store.read_rows(runs["path"].iat[run], group["row"].tolist(), DESCRIBE_COLUMNS)
+        got = store.read_rows(str(runs["path"].iat[run]), group["row"].tolist(), DESCRIBE_COLUMNS)
         found.update(zip(group["key"].tolist(), got))
     empty = dict.fromkeys(DESCRIBE_COLUMNS)
     return pd.DataFrame([found.get(int(c), empty) for c in codes], columns=list(DESCRIBE_COLUMNS))
