@@ -178,7 +178,6 @@ def _install_project(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The default test suite (slow and gpu tests deselected by pyproject)."""
     _install_project(session)
-    session.install("nox")  # tests/test_matrix.py loads this noxfile
     session.run("pytest", *session.posargs)
 
 
