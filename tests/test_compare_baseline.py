@@ -36,6 +36,16 @@ def test_known_stream_names_the_reference_environment(tmp_path, ref):
     assert f["q"].match == Match.KNOWN and c.exit_code() == 0
 
 
+def test_a_case_the_reference_could_not_run_is_a_new_case_not_a_version_change(tmp_path):
+    write([run("r1", 1, {"python_version": "3.11.7"}, record("b", P, None, status="unsupported"))],
+          str(tmp_path / "ref"))
+    write([run("n1", 3, {"python_version": "3.12.1"}, record("b", P, "x"))], str(tmp_path / "new"))
+    c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
+    (f,) = c.findings
+    assert f.match == Match.NEW_CASE and "only as unsupported" in f.notes[-1]
+    assert c.exit_code() == 0
+
+
 def test_new_stream_fails_unless_expected(tmp_path, ref):
     write([run("n1", 3, {"cpu_capability": "AVX2", "torch_version": "2.14.0"}, record("p", P, "z"),
                record("q", P, "s"), record("new", P, "n"))], str(tmp_path / "new"))

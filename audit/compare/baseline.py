@@ -3,8 +3,9 @@
 The nightly gate compares tonight's runs (NEW) with an accepted reference (REF).  A case
 of NEW is ``known`` when every fingerprint it produced was produced by some reference run
 of the same case and probe version, and the finding names which reference environments
-produced it; otherwise it is a ``new-stream`` (or ``new-case`` / ``incomparable`` when the
-reference lacks the case or has it only under another probe version).  NEW's own errors and
+produced it; otherwise it is a ``new-stream`` (or ``new-case`` when the reference lacks the
+case or never ran it successfully, ``incomparable`` when it has it only under another probe
+version).  NEW's own errors and
 run-to-run nondeterminism are reported as such.
 """
 
@@ -62,6 +63,9 @@ def match_finding(f: Finding, streams: RefStreams, versions: Dict[str, Set[str]]
         f.match = Match.NONDETERMINISTIC
     elif f.case_key not in versions:
         f.match = Match.NEW_CASE
+    elif not known and f.probe_version in versions[f.case_key]:
+        f.match = Match.NEW_CASE  # same probe, but no reference run could run it
+        f.notes.append("the reference has this case only as unsupported or failed runs: no stream to match")
     elif not known:
         f.match = Match.INCOMPARABLE
         f.notes.append(f"the reference has this case only as probe version "
