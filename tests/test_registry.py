@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 
 from audit import registry
 from audit.errors import RegistryError
 from audit.probe_api import SEEDS, probe
-
-
-@pytest.fixture
-def empty_registry() -> Iterator[None]:
-    saved = registry.snapshot()
-    registry.reset()
-    try:
-        yield
-    finally:
-        registry.restore(saved)
 
 
 def test_decorator_with_and_without_arguments(empty_registry: None) -> None:

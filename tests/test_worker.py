@@ -6,26 +6,14 @@ import json
 import random
 import subprocess
 import sys
-from typing import Iterator
 
 import numpy as np
-import pytest
 
 from audit import registry
 from audit.probe_api import Output, Unsupported, probe
 from audit.records import Status
 from audit.runner import SOURCE_ROOT
 from audit.worker import parse_version, run_case, unmet_requirement
-
-
-@pytest.fixture
-def scratch() -> Iterator[None]:
-    saved = registry.snapshot()
-    registry.reset()
-    try:
-        yield
-    finally:
-        registry.restore(saved)
 
 
 def only_case(key: str) -> registry.Case:
@@ -38,7 +26,7 @@ def test_parse_version() -> None:
     assert parse_version("2.13.0") > parse_version("2.4.1")
 
 
-def test_ok_record_has_fingerprint_sample_and_state(scratch: None) -> None:
+def test_ok_record_has_fingerprint_sample_and_state(empty_registry: None) -> None:
     @probe("t.ok", grid={"seed": [3]})
     def ok(seed: int) -> Output:
         rng = random.Random(seed)
@@ -52,7 +40,7 @@ def test_ok_record_has_fingerprint_sample_and_state(scratch: None) -> None:
     assert rec["seed"] == 3 and rec["params"] == '{"seed":3}'
 
 
-def test_unsupported_error_and_missing_library(scratch: None) -> None:
+def test_unsupported_error_and_missing_library(empty_registry: None) -> None:
     probe("t.unsup")(lambda: (_ for _ in ()).throw(Unsupported("seed out of range")))
     probe("t.attr")(lambda: np.no_such_function())
     probe("t.err")(lambda: 1 / 0)
@@ -69,13 +57,13 @@ def test_unsupported_error_and_missing_library(scratch: None) -> None:
         assert recs["t.cuda@cuda"]["message"] == "no CUDA device"
 
 
-def test_run_to_run_disagreement_is_recorded(scratch: None) -> None:
+def test_run_to_run_disagreement_is_recorded(empty_registry: None) -> None:
     counter = iter(range(100))
     probe("t.flaky")(lambda: [next(counter)])
     assert run_case(only_case("t.flaky"))["repeat_identical"] is False
 
 
-def test_global_generators_are_restored(scratch: None) -> None:
+def test_global_generators_are_restored(empty_registry: None) -> None:
     @probe("t.seeds")
     def reseed() -> float:
         random.seed(1)
@@ -91,7 +79,7 @@ def test_global_generators_are_restored(scratch: None) -> None:
                for a, b in zip(np.random.get_state(), np_state))
 
 
-def test_unmet_python_requirement(scratch: None) -> None:
+def test_unmet_python_requirement(empty_registry: None) -> None:
     probe("t.py", min_python=(99, 0))(lambda: 0)
     assert unmet_requirement(registry.get("t.py")) == "needs Python >= 99.0"
 
@@ -108,7 +96,7 @@ def test_protocol_keeps_probe_prints_off_the_channel() -> None:
     assert messages[0]["env"]["python_version"]
 
 
-def test_a_probe_drawing_from_an_unseeded_global_generator_is_not_repeatable(scratch: None) -> None:
+def test_a_probe_drawing_from_an_unseeded_global_generator_is_not_repeatable(empty_registry: None) -> None:
     probe("t.unseeded")(lambda: np.random.rand(4))
     np.random.seed(5)
     before = np.random.get_state()[1].copy()
