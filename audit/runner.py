@@ -11,6 +11,7 @@ and the sidecar is removed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import importlib
@@ -187,6 +188,8 @@ class Runner:
         self.spec = spec
         self.results = results
         self.progress = progress or (lambda done, total, record: None)
+        self._last_error = ""  # what the last worker said when it died before any case
+        self._unchecked = True  # the results location has not been checked for writing yet
         for module in spec.modules:  # the host must know the cases to name crashes
             _import_probe_module(module)
         import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
@@ -202,7 +205,6 @@ class Runner:
         final write leaves the sidecar in place and raises an error that says how to ``--resume``.
         """
         _import_in_background("audit.store")  # pyarrow loads while the first worker starts
-        self._unchecked = True
         sidecar = find_resumable(self.results, self.spec.digest()) if resume else None
         if sidecar is not None:
             sidecar.repair()
@@ -232,10 +234,7 @@ class Runner:
                     raise
                 raise StoreError(f"{exc}; {self._resume_hint(sidecar)}") from None
         sidecar.remove()
-        counts: Dict[str, int] = {}
-        for record in run.records:
-            counts[record["status"]] = counts.get(record["status"], 0) + 1
-        return Outcome(run, path, counts)
+        return Outcome(run, path, dict(collections.Counter(r["status"] for r in run.records)))
 
     def _still_current(self, record: Mapping[str, Any]) -> bool:
         """Whether a resumed record is for a case of this catalogue, as the probe is now.
@@ -257,9 +256,6 @@ class Runner:
             self._one_worker(run, sidecar, done)
             if len(done) == before:
                 raise AuditError(f"the worker made no progress; last output: {self._last_error}")
-
-    _last_error = ""
-    _unchecked = True  # the results location has not been checked for writing yet
 
     def _one_worker(self, run: Run, sidecar: Sidecar, done: set) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False) as f:
