@@ -37,8 +37,8 @@ import nox
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
-from audit import matrix  # noqa: E402  (pure; imports nothing heavy)
 from audit.errors import UsageError  # noqa: E402
+from audit.runner import matrix  # noqa: E402  (pure; imports nothing heavy)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint"]

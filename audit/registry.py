@@ -30,6 +30,10 @@ SEEDS = "__seeds__"
 
 ProbeFunc = Callable[..., Any]
 
+#: What a probe is: ``generator`` draws from a seeded generator, ``op`` computes on fixed
+#: inputs, ``trace`` runs its body under a recorder of every op it executes.
+KINDS = ("generator", "op", "trace")
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -51,10 +55,11 @@ class Probe:
     grid: Mapping[str, Sequence[Any]]
     requirement: Requirement
     version: str
-    kind: str  # "generator" or "op"
+    kind: str  # one of KINDS
     description: str = ""
     extra_cases: Tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     repeats: int = 2  # executions per case in one process; more for kernels that race
+    invariance: Optional[str] = None  # a parameter whose values must not change the result
 
     @property
     def device(self) -> str:
@@ -125,6 +130,7 @@ def probe(
     extra_cases: Iterable[Mapping[str, Any]] = (),
     name: Optional[str] = None,
     repeats: int = 2,
+    invariance: Optional[str] = None,
 ) -> Any:
     """Register a probe.
 
@@ -136,6 +142,10 @@ def probe(
     ``repeats`` is how often the worker executes each case in one process to check that
     it agrees with itself (run-to-run determinism); race-prone GPU kernels ask for more.
 
+    ``kind`` is one of :data:`KINDS`.  ``invariance`` names a grid parameter whose values
+    must all give the same result (chunks, batch, num_workers, layout, restore): the worker
+    runs the case at each of them and records whether they agree.
+
     Usable bare (``@probe``; the id is the function name) or with arguments.
     """
     if callable(probe_id):  # bare @probe
@@ -146,7 +156,11 @@ def probe(
         key = name or (pid if device == "cpu" else f"{pid}@{device}")
         if key in _REGISTRY:
             raise RegistryError(f"probe {key!r} is registered twice")
+        if kind not in KINDS:
+            raise RegistryError(f"probe {key!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
         the_grid = dict(grid or {})
+        if invariance is not None and invariance not in the_grid:
+            raise RegistryError(f"probe {key!r}: invariance parameter {invariance!r} is not in its grid")
         extras = tuple(dict(e) for e in extra_cases)
         _REGISTRY[key] = Probe(
             key=key,
@@ -159,6 +173,7 @@ def probe(
             description=(inspect.getdoc(func) or "").split("\n")[0],
             extra_cases=extras,
             repeats=repeats,
+            invariance=invariance,
         )
         return func
 

@@ -12,10 +12,10 @@ if ROOT not in sys.path:
 
 def machine() -> str:
     """CPU, cores, torch threads and library versions, from the audit's own environment capture."""
-    from audit.worker import import_libraries
+    from audit.worker.main import import_libraries
 
     import_libraries()
-    from audit.environment import capture
+    from audit.worker.environment import capture
 
     env = capture()
     return (f"machine: {env.get('cpu_model')}, {env.get('cpu_count')} logical CPUs, torch threads "

@@ -33,9 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _bench import machine, publish  # noqa: E402
 
-from audit.environment import FIELDS  # noqa: E402
-from audit.records import SCHEMA_VERSION  # noqa: E402
-from audit.store import ARROW_SCHEMA, COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA  # noqa: E402
+from audit.store.runfile import ARROW_SCHEMA, COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA  # noqa: E402
+from audit.worker.environment import FIELDS  # noqa: E402
+from audit.worker.records import SCHEMA_VERSION  # noqa: E402
 
 
 def _catalogue_size() -> int:

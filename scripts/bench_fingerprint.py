@@ -24,7 +24,7 @@ import torch  # noqa: E402
 import xxhash  # noqa: E402
 from _bench import machine, publish  # noqa: E402
 
-from audit.fingerprint import fingerprint  # noqa: E402
+from audit.worker.fingerprint import fingerprint  # noqa: E402
 
 TARGET = 0.05
 

@@ -32,13 +32,14 @@ import torch  # noqa: E402
 from _bench import machine, publish  # noqa: E402
 
 from audit import registry  # noqa: E402
-from audit.environment import capture  # noqa: E402
-from audit.fingerprint import fingerprint  # noqa: E402
 from audit.probe_api import Output  # noqa: E402
-from audit.records import Run  # noqa: E402
-from audit.seeding import restored_global_state  # noqa: E402
-from audit.store import read_runs, write_run  # noqa: E402
-from audit.worker import base_record, load_catalogue, unmet_requirement  # noqa: E402
+from audit.store.runfile import read_runs, write_run  # noqa: E402
+from audit.worker.environment import capture  # noqa: E402
+from audit.worker.execute import base_record, unmet_requirement  # noqa: E402
+from audit.worker.fingerprint import fingerprint  # noqa: E402
+from audit.worker.main import load_catalogue  # noqa: E402
+from audit.worker.records import Run  # noqa: E402
+from audit.worker.seeding import restored_global_state  # noqa: E402
 
 
 def outputs(patterns: Sequence[str]) -> Dict[str, Any]:

@@ -6,8 +6,8 @@ import json
 import struct
 from typing import Any, Dict, List, Optional
 
-from audit.environment import FIELDS
-from audit.store import Run, write_run
+from audit.store.runfile import Run, write_run
+from audit.worker.environment import FIELDS
 
 BASE_ENV: Dict[str, Optional[str]] = {name: None for name in FIELDS}
 BASE_ENV.update(machine_id="linux-x86_64-0000aaaa", python_version="3.11.7", python_implementation="CPython",

@@ -16,11 +16,13 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from audit import registry, store
+from audit import registry
 from audit.errors import StoreError
-from audit.runner import SOURCE_ROOT, Runner, RunSpec
-from audit.sidecar import Sidecar, partial_dir
-from audit.store import read_runs
+from audit.runner.sidecar import Sidecar, partial_dir
+from audit.runner.spec import RunSpec
+from audit.runner.supervisor import SOURCE_ROOT, Runner
+from audit.store import runfile as store
+from audit.store.runfile import read_runs
 
 
 def _run_cli(*args: str, env: Any = None) -> subprocess.CompletedProcess[str]:

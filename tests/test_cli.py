@@ -11,7 +11,7 @@ from typing import List
 
 import pandas as pd
 
-from audit.runner import SOURCE_ROOT
+from audit.runner.supervisor import SOURCE_ROOT
 
 
 def audit(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 from audit.compare import Difference, Verdict, compare_paths  # noqa: E402
-from audit.runner import Runner, RunSpec  # noqa: E402
+from audit.runner.spec import RunSpec  # noqa: E402
+from audit.runner.supervisor import Runner  # noqa: E402
 
 
 def test_cpu_capability_split_is_found_and_attributed(tmp_path):

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any, List
 
-from audit.records import Run
-from audit.runner import SOURCE_ROOT
-from audit.store import read_runs, write_run
+from audit.runner.supervisor import SOURCE_ROOT
+from audit.store.runfile import read_runs, write_run
+from audit.worker.records import Run
 
 WRITERS = 6
 RUNS_EACH = 15

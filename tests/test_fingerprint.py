@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from audit.fingerprint import ITEMSIZE, canonical, decode_sample, fingerprint, sample_indices, state_fingerprint
+from audit.worker.fingerprint import ITEMSIZE, canonical, decode_sample, fingerprint, sample_indices, state_fingerprint
 
 torch = pytest.importorskip("torch")
 
@@ -123,7 +123,7 @@ def test_state_fingerprint_sees_extra_draws() -> None:
 def test_large_outputs_hash_by_fixed_pieces_whatever_the_thread_count() -> None:
     import xxhash
 
-    from audit import fingerprint as fpmod
+    from audit.worker import fingerprint as fpmod
 
     n = (2 * fpmod.CHUNK + 12345) // 4  # three pieces, the last one partial
     a = (np.arange(n, dtype=np.uint32) * 2654435761).view(np.float32)

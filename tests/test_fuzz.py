@@ -23,11 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 
-from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import StoreError
-from audit.records import RECORD_FIELDS, Run
-from audit.scan import read_run_rows
-from audit.store import (
+from audit.store.runfile import (
     COLUMNS,
     META_ENV,
     META_RUN_ID,
@@ -37,6 +34,9 @@ from audit.store import (
     read_runs,
     write_run,
 )
+from audit.store.scan import read_run_rows
+from audit.worker.environment import FIELDS as ENV_FIELDS
+from audit.worker.records import RECORD_FIELDS, Run
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -149,12 +149,23 @@ def test_duplicate_runs_count_once(tmp_path: Any) -> None:
 SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 
+TRACE_OPS = st.fixed_dictionaries({
+    "index": st.integers(0, 2**31 - 1), "op": SAFE_TEXT, "module": st.one_of(st.none(), SAFE_TEXT),
+    "inputs": st.lists(SAFE_TEXT, max_size=2),
+    "outputs": st.lists(st.fixed_dictionaries({"fingerprint": st.one_of(st.none(), SAFE_TEXT), "dtype": SAFE_TEXT,
+                                               "shape": SAFE_TEXT, "sample": SAFE_TEXT}), max_size=2)})
+
+
 @st.composite
 def record_values(draw: Any) -> Dict[str, Any]:
     record: Dict[str, Any] = {name: draw(st.one_of(st.none(), SAFE_TEXT)) for name in RECORD_FIELDS}
     record["case_key"] = draw(SAFE_TEXT)
-    record["seed"] = draw(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)))
+    record["seed"] = draw(st.one_of(st.none(), st.integers(-(2**63), 2**64 - 1)))
     record["repeat_identical"] = draw(st.one_of(st.none(), st.booleans()))
+    record["invariant"] = draw(st.one_of(st.none(), st.booleans()))
+    record["block_elements"] = draw(st.one_of(st.none(), st.integers(1, 2**16)))
+    record["blocks"] = draw(st.one_of(st.none(), st.binary(max_size=24).map(bytes.hex)))
+    record["trace"] = draw(st.one_of(st.none(), st.lists(TRACE_OPS, max_size=3)))
     for name in ("elapsed_s", "fingerprint_s"):
         record[name] = draw(st.one_of(st.none(), st.floats(allow_nan=False)))
     return record

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.runner import SOURCE_ROOT
+from audit.runner.supervisor import SOURCE_ROOT
 
 SCRIPT = os.path.join(SOURCE_ROOT, "scripts", "gpu_check.sh")
 

@@ -16,8 +16,9 @@ import pytest
 
 from audit import registry
 from audit.errors import UsageError
-from audit.runner import Runner, RunSpec
-from audit.store import read_runs
+from audit.runner.spec import RunSpec
+from audit.runner.supervisor import Runner
+from audit.store.runfile import read_runs
 
 CASE_TIMEOUT = 2.0
 

@@ -19,9 +19,9 @@ from typing import Dict, List
 
 import pytest
 
-from audit.runner import SOURCE_ROOT
-from audit.sidecar import Sidecar
-from audit.store import read_runs
+from audit.runner.sidecar import Sidecar
+from audit.runner.supervisor import SOURCE_ROOT
+from audit.store.runfile import read_runs
 
 CASES = 20  # tests.slow.sleep has twenty cases
 KILL_AFTER = 5  # records in the sidecar before the kill

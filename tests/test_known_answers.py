@@ -16,9 +16,9 @@ np = pytest.importorskip("numpy")
 
 import audit.probes  # noqa: E402,F401  (registers the catalogue before any test empties the registry)
 from audit import registry  # noqa: E402
-from audit.fingerprint import SAMPLE_HEAD  # noqa: E402
-from audit.seeding import restored_global_state  # noqa: E402
-from audit.worker import run_case  # noqa: E402
+from audit.worker.execute import run_case  # noqa: E402
+from audit.worker.fingerprint import SAMPLE_HEAD  # noqa: E402
+from audit.worker.seeding import restored_global_state  # noqa: E402
 
 #: np.random.seed(17); randn(3); randn(3)  (and RandomState(17) alike).
 SEED_17 = [[0.27626589, -1.85462808, 0.62390111], [1.14531129, 1.03719047, 1.88663893]]

@@ -9,8 +9,8 @@ from typing import Any, Callable, Dict, Iterator
 
 import pytest
 
-from audit import matrix
 from audit.errors import UsageError
+from audit.runner import matrix
 
 
 def test_defaults_cover_two_torch_releases_and_numpy_1_and_2() -> None:

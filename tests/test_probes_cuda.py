@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 import audit.probes  # noqa: E402,F401  (registers the catalogue)
 from audit import registry  # noqa: E402
 from audit.probes import torch_cuda, torch_nn, torch_rng  # noqa: E402
-from audit.worker import run_case  # noqa: E402
+from audit.worker.execute import run_case  # noqa: E402
 
 MODULES = (torch_rng.__name__, torch_nn.__name__, torch_cuda.__name__)
 HAS_CUDA = torch.cuda.is_available()

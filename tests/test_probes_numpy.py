@@ -20,7 +20,7 @@ np = pytest.importorskip("numpy")
 import audit.probes  # noqa: E402,F401  (registers the catalogue before any test empties the registry)
 from audit import registry  # noqa: E402
 from audit.probes import numpy_generator, numpy_legacy  # noqa: E402
-from audit.worker import run_case  # noqa: E402
+from audit.worker.execute import run_case  # noqa: E402
 
 MODULES = (numpy_legacy.__name__, numpy_generator.__name__)
 

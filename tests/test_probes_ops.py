@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import audit.probes  # noqa: E402,F401  (registers the catalogue)
 from audit import registry  # noqa: E402
 from audit.probes import _inputs, numpy_ops, torch_ops  # noqa: E402
-from audit.worker import run_case  # noqa: E402
+from audit.worker.execute import run_case  # noqa: E402
 
 MODULES = (torch_ops.__name__, numpy_ops.__name__)
 

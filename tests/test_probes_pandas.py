@@ -14,7 +14,7 @@ pd = pytest.importorskip("pandas")
 import audit.probes  # noqa: E402,F401  (registers the catalogue before any test empties the registry)
 from audit import registry  # noqa: E402
 from audit.probes import pandas_sampling  # noqa: E402
-from audit.worker import run_case  # noqa: E402
+from audit.worker.execute import run_case  # noqa: E402
 
 MODULE = pandas_sampling.__name__
 PROBES = ("pandas.DataFrame.sample", "pandas.Series.sample")

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 import audit.probes  # noqa: F401  (registers the catalogue before any test empties the registry)
 from audit import registry
 from audit.probes import python_random
-from audit.seeding import restored_global_state
-from audit.worker import run_case
+from audit.worker.execute import run_case
+from audit.worker.seeding import restored_global_state
 
 MODULE = python_random.__name__
 

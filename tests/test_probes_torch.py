@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 import audit.probes  # noqa: E402,F401  (registers the catalogue)
 from audit import registry  # noqa: E402
 from audit.probes import torch_nn, torch_rng  # noqa: E402
-from audit.runner import SOURCE_ROOT  # noqa: E402
-from audit.worker import run_case  # noqa: E402
+from audit.runner.supervisor import SOURCE_ROOT  # noqa: E402
+from audit.worker.execute import run_case  # noqa: E402
 
 MODULES = (torch_rng.__name__, torch_nn.__name__)
 
@@ -93,7 +93,7 @@ _SCRIPT = """
 import json, torch
 import audit.probes
 from audit import registry
-from audit.fingerprint import fingerprint, state_fingerprint
+from audit.worker.fingerprint import fingerprint, state_fingerprint
 func = registry.get("torch.randn").func
 out = {}
 for size in (5, 15, 16, 17, 1000):

@@ -26,7 +26,8 @@ from typing import Any, Dict
 import pytest
 
 from audit import registry
-from audit.runner import Runner, RunSpec
+from audit.runner.spec import RunSpec
+from audit.runner.supervisor import Runner
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audit import store
 from audit.errors import SchemaError, StoreError
-from audit.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
-from audit.scan import read_run_rows
-from audit.store import COLUMNS, check_writable, read_run_file, read_runs, write_run
+from audit.store import runfile as store
+from audit.store.runfile import COLUMNS, check_writable, read_run_file, read_runs, write_run
+from audit.store.scan import read_run_rows
+from audit.worker.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD = FIXTURES / "bad_files"

@@ -12,9 +12,13 @@ from typing import Any, Dict, List
 
 import pytest
 
-from audit import registry, sweep
+from audit import registry
 from audit.errors import UsageError
-from audit.runner import SOURCE_ROOT, RunSpec
+from audit.runner import sweep
+from audit.runner.spec import RunSpec
+
+# --------------------------------------------------------------------------- parsing
+from audit.runner.supervisor import SOURCE_ROOT
 
 # --------------------------------------------------------------------------- parsing
 
@@ -70,7 +74,7 @@ def test_parse_axes_rejects_a_repeated_axis_and_none() -> None:
 
 
 def test_every_recorded_setting_can_be_swept_except_the_machine_facts() -> None:
-    from audit.environment import SETTINGS
+    from audit.worker.environment import SETTINGS
 
     # OPENBLAS_L2_SIZE describes the machine: it is recorded, never varied.
     assert set(SETTINGS) - set(sweep.AXES) == {"OPENBLAS_L2_SIZE"}
@@ -183,7 +187,7 @@ def _manifest(tmp_path: Any) -> Dict[str, Any]:
 
 
 def test_sweep_finds_the_dispatch_split_in_torch_randn(tmp_path: Any) -> None:
-    from audit.store import read_run_file
+    from audit.store.runfile import read_run_file
 
     out = _sweep(tmp_path, "--axis", "ATEN_CPU_CAPABILITY=default,avx2")
     assert out.returncode == 1, out.stdout + out.stderr  # a divergence was found

@@ -11,9 +11,9 @@ import numpy as np
 
 from audit import registry
 from audit.probe_api import Output, Unsupported, probe
-from audit.records import Status
-from audit.runner import SOURCE_ROOT
-from audit.worker import parse_version, run_case, unmet_requirement
+from audit.runner.supervisor import SOURCE_ROOT
+from audit.worker.execute import parse_version, run_case, unmet_requirement
+from audit.worker.records import Status
 
 
 def only_case(key: str) -> registry.Case:

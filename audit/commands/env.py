@@ -14,8 +14,8 @@ def add_parser(sub: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from audit.environment import FIELDS, capture
-    from audit.worker import import_libraries
+    from audit.worker.environment import FIELDS, capture
+    from audit.worker.main import import_libraries
 
     import_libraries()
     env = capture()

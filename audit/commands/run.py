@@ -90,7 +90,7 @@ def summary(outcome: Any, seconds: float) -> str:
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
-    from audit.runner import RunSpec
+    from audit.runner.spec import RunSpec
 
     check_seeds(args.seed)
     check_python(args.python)
@@ -99,7 +99,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from audit.runner import Runner
+    from audit.runner.supervisor import Runner
 
     spec = spec_from_args(args)
     start = time.perf_counter()

@@ -42,7 +42,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _axes_help() -> str:
-    from audit.sweep import AXES
+    from audit.runner.sweep import AXES
 
     lines = ["axes:"]
     lines += [f"  {a.name:<26} {a.meaning}" for a in AXES.values()]
@@ -64,7 +64,7 @@ class Done:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from audit import sweep
+    from audit.runner import sweep
 
     axes = sweep.parse_axes(args.axis)
     if args.repeat < 1:
@@ -88,8 +88,8 @@ def execute(args: argparse.Namespace) -> int:
 
 def _run_one(base: Any, setting: Dict[str, str], repeat: int, args: argparse.Namespace,
              targets: Optional[Dict[str, bool]]) -> Done:
-    from audit import sweep
-    from audit.runner import Runner
+    from audit.runner import sweep
+    from audit.runner.supervisor import Runner
 
     item = Done(sweep.label(setting), setting, repeat)
     start = time.perf_counter()
@@ -201,8 +201,8 @@ def _compare(paths: List[str], done: Sequence[Done]) -> int:
 
 
 def _builtin_summary(done: Sequence[Done]) -> int:
-    from audit import sweep
-    from audit.store import read_run_file
+    from audit.runner import sweep
+    from audit.store.runfile import read_run_file
 
     runs = []
     for d in done:

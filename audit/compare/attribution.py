@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Sequence, Tuple
 
 from audit.compare.model import UNSET
-from audit.environment import FIELDS as ENV_FIELDS
+from audit.worker.environment import FIELDS as ENV_FIELDS
 
 #: Fields that are ids derived from others; shown only when nothing meaningful explains a split.
 DERIVED = ("machine_id",)

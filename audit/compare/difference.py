@@ -11,9 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from audit import store
 from audit.compare import ulp
 from audit.compare.model import Difference
+from audit.store import runfile as store
 
 DETAIL_COLUMNS = ("dtype", "shape", "sample", "message")
 

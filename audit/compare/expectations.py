@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from audit.compare.model import Comparison, Finding, Match, Stream, Verdict
-from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import UsageError
+from audit.worker.environment import FIELDS as ENV_FIELDS
 
 
 @dataclass

@@ -25,9 +25,10 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from audit import scan, store
-from audit.environment import FIELDS as ENV_FIELDS
-from audit.records import Status
+from audit.store import runfile as store
+from audit.store import scan
+from audit.worker.environment import FIELDS as ENV_FIELDS
+from audit.worker.records import Status
 
 ROW_COLUMNS = ("case_key", "probe_version", "status", "fingerprint", "repeat_identical")
 DESCRIBE_COLUMNS = ("case_key", "probe", "probe_key", "device", "params", "probe_version")

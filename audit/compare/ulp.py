@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple
 
-from audit.fingerprint import decode_sample
+from audit.worker.fingerprint import decode_sample
 
 #: dtype -> (exponent bits, mantissa bits) of the IEEE-like float formats.
 FLOAT_FORMATS = {

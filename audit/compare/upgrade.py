@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from audit.compare.attribution import natural_key, shown
 from audit.compare.model import Comparison, Finding, Verdict
-from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import UsageError
+from audit.worker.environment import FIELDS as ENV_FIELDS
 
 
 @dataclass

@@ -16,7 +16,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from audit.errors import StoreError
-from audit.records import Run
+from audit.worker.records import Run
 
 PARTIAL_DIR = ".partial"
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from audit.errors import UsageError
-from audit.runner import RunSpec
+from audit.runner.spec import RunSpec
 
 #: The value that removes an environment variable instead of setting it.
 UNSET = "unset"

@@ -17,7 +17,10 @@ from typing import Any, Dict, List, Mapping, Optional
 #: Version of the run file layout.  Bump it, and add an upgrade step in audit.store,
 #: whenever a column is added, renamed or changes meaning.
 #: 2: ``hash_algorithm`` names the digest behind ``fingerprint`` and ``state_fingerprint``.
-SCHEMA_VERSION = 2
+#: 3: ``blocks``/``block_elements`` (where in a stream two runs differ), ``trace`` (per-op
+#:    records of trace probes), ``invariance``/``invariant``/``variant_values`` (invariance
+#:    cases), and ``seed`` holds every seed the CLI accepts (-2**63 .. 2**64-1).
+SCHEMA_VERSION = 3
 
 #: The digest behind every fingerprint this version writes.  Stored per row, so a future
 #: change of algorithm can never make two equal outputs look divergent, or the reverse.
@@ -40,7 +43,7 @@ RECORD_FIELDS: Dict[str, str] = {
     "probe": "probe id: the dotted public API exercised (torch.randn)",
     "probe_key": "registration key (the id, with @cuda for CUDA probes, or a distinct name)",
     "probe_version": "hash of the probe's source and grid; rows of different versions never compare",
-    "kind": "generator or op",
+    "kind": "generator, op or trace",
     "device": "cpu or cuda",
     "params": "case parameters as canonical JSON",
     "seed": "the case's seed, when it has one",
@@ -52,10 +55,16 @@ RECORD_FIELDS: Dict[str, str] = {
     "shape": "output shape as a JSON list",
     "sample": "hex of the canonical bytes of the sampled elements",
     "sample_index": "flat indices of the sampled elements, as a JSON list",
+    "blocks": "xxh3-64 digests (8 bytes each, little-endian) of the output's 64 KiB blocks, in order",
+    "block_elements": "elements per block (null for variable-size outputs: str, json, big ints)",
     "state_fingerprint": "digest of the generator state after the probe",
     "repeat_identical": "whether a second execution in the same process gave the same result",
     "elapsed_s": "seconds the probe itself took (first execution)",
     "fingerprint_s": "seconds spent fingerprinting its output",
+    "invariance": "the parameter whose values must not change the result (invariance cases only)",
+    "invariant": "whether every value of that parameter gave the same result (null: not an invariance case)",
+    "variant_values": "the values whose result differed from the first value's, as a JSON list",
+    "trace": "trace probes: one record per executed op (index, op, module, inputs, outputs)",
 }
 
 

@@ -33,6 +33,14 @@ import xxhash
 CHUNK = 8 * 1024 * 1024
 _POOL: Any = None
 
+#: Every output of fixed-size elements is also digested in blocks of this many bytes (a
+#: multiple of every item size, so blocks hold whole elements): comparing the block digests
+#: of two streams says where they differ, and how much of them.
+BLOCK = 64 * 1024
+
+#: Bytes streamed into the running digest before their blocks are digested (from cache).
+SEGMENT = 1024 * 1024
+
 #: Number of leading elements and of evenly spaced elements kept in a sample.
 SAMPLE_HEAD = 8
 SAMPLE_SPREAD = 8
@@ -77,6 +85,8 @@ class Fingerprint:
     shape: Tuple[int, ...]
     sample: str  # hex of the sampled elements' canonical bytes
     sample_index: Tuple[int, ...]
+    blocks: Optional[bytes] = None  # little-endian xxh3-64 of each BLOCK of the data, in order
+    block_elements: Optional[int] = None  # elements per block (None: variable-size encoding)
 
 
 def sample_indices(n: int) -> Tuple[int, ...]:
@@ -180,35 +190,67 @@ def canonical(value: Any) -> Canonical:
     return _from_python(value)
 
 
-def _chunk_digests(data: Any) -> List[bytes]:
-    """xxh3-128 of each CHUNK-sized piece, hashed in parallel (xxhash releases the GIL)."""
+def _blocks_into(running: Any, view: Any) -> bytes:
+    """Stream ``view`` into the ``running`` xxh3-128 and return the digests of its blocks.
+
+    Memory is read once: each SEGMENT goes into the running digest (a long call, the GIL
+    released) and its blocks are then digested from cache.  Streaming gives the same digest
+    as one call over the whole buffer, so the fingerprint does not depend on this.
+    """
+    block = xxhash.xxh3_64_intdigest
+    blocks = array.array("Q")
+    for start in range(0, len(view), SEGMENT):
+        segment = view[start:start + SEGMENT]
+        running.update(segment)
+        blocks.extend([block(segment[i:i + BLOCK]) for i in range(0, len(segment), BLOCK)])
+    if sys.byteorder == "big":  # pragma: no cover
+        blocks.byteswap()
+    return blocks.tobytes()
+
+
+def _piece(view: Any) -> Tuple[bytes, bytes]:
+    """The xxh3-128 digest of one CHUNK-sized piece and its block digests."""
+    running = xxhash.xxh3_128()
+    blocks = _blocks_into(running, view)
+    return running.digest(), blocks
+
+
+def _pieces(view: Any) -> List[Tuple[bytes, bytes]]:
+    """:func:`_piece` of each CHUNK-sized piece, in parallel (xxhash releases the GIL)."""
     global _POOL
-    view = memoryview(data).cast("B") if isinstance(data, (bytes, bytearray, memoryview)) else data
     pieces = [view[i:i + CHUNK] for i in range(0, len(view), CHUNK)]
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
 
         _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="fingerprint")
-    return list(_POOL.map(xxhash.xxh3_128_digest, pieces))
+    return list(_POOL.map(_piece, pieces))
 
 
-def _digest(c: Canonical) -> str:
+def _digest(c: Canonical) -> Tuple[str, Optional[bytes]]:
     """xxh3-128 of the header, then of the data itself (up to CHUNK bytes) or of the digests
-    of its CHUNK-sized pieces.  The pieces have a fixed size, so the digest does not depend on
-    how many threads hashed them; hashing them in parallel keeps large outputs cheap (one
-    sequential pass is bound by one core's memory bandwidth)."""
+    of its CHUNK-sized pieces; and, for fixed-size elements, the block digests.
+
+    The pieces have a fixed size, so the digest does not depend on how many threads hashed
+    them; hashing them in parallel keeps large outputs cheap (one sequential pass is bound
+    by one core's memory bandwidth).
+    """
     h = xxhash.xxh3_128()
     h.update(f"{c.dtype}|{','.join(map(str, c.shape))}|".encode())
-    if len(c.data) <= CHUNK:
+    if not c.itemsize:  # variable-size encodings have no element grid to place blocks on
         h.update(c.data)
-    else:
-        for piece in _chunk_digests(c.data):
-            h.update(piece)
-    return h.hexdigest()
+        return h.hexdigest(), None
+    view = memoryview(c.data).cast("B") if isinstance(c.data, (bytes, bytearray, memoryview)) else c.data
+    if len(view) <= CHUNK:
+        blocks = _blocks_into(h, view)
+        return h.hexdigest(), blocks
+    pieces = _pieces(view)
+    for digest, _ in pieces:
+        h.update(digest)
+    return h.hexdigest(), b"".join(blocks for _, blocks in pieces)
 
 
 def fingerprint(value: Any) -> Fingerprint:
-    """The digest and sample of one probe output."""
+    """The digest, sample and block digests of one probe output."""
     c = canonical(value)
     if c.itemsize:
         n = len(c.data) // c.itemsize
@@ -216,7 +258,9 @@ def fingerprint(value: Any) -> Fingerprint:
         sample = _sample_bytes(c, index, n).hex()
     else:
         index, sample = (), ""
-    return Fingerprint(_digest(c), c.dtype, c.shape, sample, index)
+    digest, blocks = _digest(c)
+    return Fingerprint(digest, c.dtype, c.shape, sample, index, blocks,
+                       BLOCK // c.itemsize if c.itemsize else None)
 
 
 def _sample_bytes(c: Canonical, index: Tuple[int, ...], n: int) -> bytes:
@@ -232,7 +276,7 @@ def state_fingerprint(state: Any) -> Optional[str]:
     """Digest of a generator's state (a dict, tuple, bytes or tensor); None for no state."""
     if state is None:
         return None
-    return _digest(_from_python(state) if isinstance(state, (dict, list, tuple)) else canonical(state))
+    return _digest(_from_python(state) if isinstance(state, (dict, list, tuple)) else canonical(state))[0]
 
 
 def decode_sample(sample_hex: str, dtype: str) -> List[Any]:

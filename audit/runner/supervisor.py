@@ -13,30 +13,27 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import importlib
 import json
 import os
 import queue
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from audit import registry
 from audit.errors import AuditError, StoreError, UsageError
-from audit.records import Run, Status
-from audit.sidecar import Sidecar, find_resumable
+from audit.runner.sidecar import Sidecar, find_resumable
+from audit.runner.spec import RunSpec
+from audit.worker.records import Run, Status
 
 #: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
 #: with only the libraries under test can run ``python -m audit.worker``.
-SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-DEFAULT_CASE_TIMEOUT = 300.0
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
 
@@ -46,27 +43,6 @@ class RunInterrupted(AuditError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
-
-
-@dataclass
-class RunSpec:
-    """Everything that decides what a run executes and under which settings."""
-
-    probes: List[str] = field(default_factory=list)
-    seeds: List[int] = field(default_factory=list)
-    env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
-    unset: List[str] = field(default_factory=list)  # environment variables to remove
-    threads: Optional[int] = None
-    deterministic: Optional[str] = None  # "on" / "off"
-    repeat: bool = True
-    modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
-    python: str = sys.executable
-    case_timeout: float = DEFAULT_CASE_TIMEOUT
-
-    def digest(self) -> str:
-        """What identifies an interrupted run that a ``--resume`` may continue."""
-        data = {k: v for k, v in asdict(self).items() if k != "case_timeout"}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
@@ -204,7 +180,7 @@ class Runner:
         it runs a case.  An interrupt (SIGINT, or SIGTERM in the main thread) or a failed
         final write leaves the sidecar in place and raises an error that says how to ``--resume``.
         """
-        _import_in_background("audit.store")  # pyarrow loads while the first worker starts
+        _import_in_background("audit.store.runfile")  # pyarrow loads while the first worker starts
         sidecar = find_resumable(self.results, self.spec.digest()) if resume else None
         if sidecar is not None:
             sidecar.repair()
@@ -219,7 +195,7 @@ class Runner:
             try:
                 self._collect(run, sidecar)
                 sidecar.close()
-                from audit.store import write_run
+                from audit.store.runfile import write_run
 
                 path = write_run(run, self.results)
             except KeyboardInterrupt as exc:
@@ -266,7 +242,7 @@ class Runner:
         deadline: Optional[float] = None
         try:
             if self._unchecked:  # now, while the worker imports its libraries
-                from audit.store import check_writable
+                from audit.store.runfile import check_writable
 
                 check_writable(self.results)
                 self._unchecked = False
@@ -314,7 +290,7 @@ class Runner:
     def _failed(self, run: Run, sidecar: Sidecar, done: set, key: Optional[str], status: Status, message: str) -> None:
         if key is None or key not in self.cases:
             return
-        from audit.worker import base_record
+        from audit.worker.execute import base_record
 
         self._accept(run, sidecar, done, {**base_record(self.cases[key]), "status": status.value, "message": message})
 

@@ -23,20 +23,38 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import SchemaError, StoreError
-from audit.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
+from audit.worker.environment import FIELDS as ENV_FIELDS
+from audit.worker.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
 
 META_SCHEMA = b"audit.schema_version"
 META_RUN_ID = b"audit.run_id"
 META_ENV = b"audit.env"
 
+#: Every seed the CLI accepts: torch takes -2**63 .. 2**64-1 (numpy 0 .. 2**64-1).
+SEED_TYPE = pa.decimal128(20, 0)
+
+#: One output of one op of a trace (see audit/worker/trace.py).
+TRACE_OUTPUT = pa.struct([("fingerprint", pa.string()), ("dtype", pa.string()), ("shape", pa.string()),
+                          ("sample", pa.string())])
+#: One op of a trace: its position, name, module path, where its tensor inputs came from
+#: ("#i.j": output j of op i; otherwise the fingerprint of a tensor made outside the trace).
+TRACE_OP = pa.struct([("index", pa.int32()), ("op", pa.string()), ("module", pa.string()),
+                      ("inputs", pa.list_(pa.string())), ("outputs", pa.list_(TRACE_OUTPUT))])
+
 _TYPES: Dict[str, pa.DataType] = {
-    "seed": pa.int64(),
+    "seed": SEED_TYPE,
     "repeat_identical": pa.bool_(),
     "elapsed_s": pa.float64(),
     "fingerprint_s": pa.float64(),
+    "blocks": pa.binary(),
+    "block_elements": pa.int64(),
+    "invariant": pa.bool_(),
+    "trace": pa.list_(TRACE_OP),
 }
+
+#: Columns whose type an older schema wrote differently: version -> column -> type.
+_OLD_TYPES: Dict[int, Dict[str, pa.DataType]] = {1: {"seed": pa.int64()}, 2: {"seed": pa.int64()}}
 RUN_FIELDS = ("run_id", "run_started")
 COLUMNS: Tuple[str, ...] = (*RECORD_FIELDS, *RUN_FIELDS, *ENV_FIELDS)
 ARROW_SCHEMA = pa.schema([pa.field(name, _TYPES.get(name, pa.string())) for name in COLUMNS])
@@ -49,6 +67,9 @@ def run_table(run: Run) -> pa.Table:
     for record in run.records:
         for name in RECORD_FIELDS:
             columns[name].append(record.get(name))
+        blocks = columns["blocks"]
+        if isinstance(blocks[-1], str):  # hex on the wire (JSON lines), bytes in the file
+            blocks[-1] = bytes.fromhex(blocks[-1])
         columns["run_id"].append(run.run_id)
         columns["run_started"].append(run.started)
         for name, value in env.items():
@@ -127,7 +148,16 @@ def _update_to_2(table: pa.Table) -> pa.Table:
     return table.append_column(pa.field("hash_algorithm", pa.string()), column)
 
 
-_UPGRADES: Dict[int, Callable[[pa.Table], pa.Table]] = {1: _update_to_2}
+def _update_to_3(table: pa.Table) -> pa.Table:
+    """Schema 2 -> 3: ``seed`` widens to hold every accepted seed; the new columns are unknown
+    (null): no blocks, no trace, no invariance case."""
+    if "seed" in table.column_names:
+        i = table.column_names.index("seed")
+        table = table.set_column(i, pa.field("seed", SEED_TYPE), table.column("seed").cast(SEED_TYPE))
+    return table
+
+
+_UPGRADES: Dict[int, Callable[[pa.Table], pa.Table]] = {1: _update_to_2, 2: _update_to_3}
 
 
 @dataclass(frozen=True)
@@ -198,7 +228,7 @@ def read_table_and_footer(path: str, columns: Optional[Sequence[str]], dictionar
         pf = _parquet_file(path, local, fs, strings if dictionary else [])
         schema = pf.schema_arrow  # a property that rebuilds the schema on every access
         version = _schema_version(schema, path)
-        _check_types(schema, path)
+        _check_types(schema, path, version)
         present = set(schema.names)
         wanted = [c for c in wanted_all if c in present]
         # files are read in parallel by the caller; threads inside one small file only contend
@@ -231,16 +261,17 @@ def _conform(table: pa.Table, path: str, dictionary: bool) -> pa.Table:
     return table
 
 
-def _check_types(schema: pa.Schema, path: str) -> None:
+def _check_types(schema: pa.Schema, path: str, version: int = SCHEMA_VERSION) -> None:
     """Refuse a file whose columns have other types than ours (hand-made, or another tool's).
 
     Every column of the file is checked, not only those read, so a file is skipped or
     read the same whatever a caller asks of it.  Without this one such file makes
-    concatenating every file fail, and nothing is read at all.  (Types are the current
-    schema's: an upgrade step that ever changes a column's type must relax this check.)
+    concatenating every file fail, and nothing is read at all.  Types are those of the
+    file's own schema version (:data:`_OLD_TYPES`); the upgrade steps convert them.
     """
+    old = _OLD_TYPES.get(version, {})
     for i, name in enumerate(schema.names):
-        want = TYPE_OF.get(name)
+        want = old.get(name, TYPE_OF.get(name))
         if want is None:
             continue
         got = schema.field(i).type
@@ -297,7 +328,7 @@ def read_runs(paths: Iterable[str], columns: Optional[Sequence[str]] = None,
 
     With ``dictionary`` string columns become pandas categoricals (see :func:`read_run_file`).
     """
-    from audit.scan import read_run_rows
+    from audit.store.scan import read_run_rows
 
     rows = read_run_rows(paths, columns or COLUMNS, dictionary=dictionary, env=False)
     return rows.rows.drop(columns=["row", "run"]), rows.skipped

@@ -20,9 +20,8 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from audit.environment import FIELDS as ENV_FIELDS
 from audit.errors import SchemaError, StoreError
-from audit.store import (
+from audit.store.runfile import (
     META_ENV,
     META_RUN_ID,
     RUN_FIELDS,
@@ -33,6 +32,7 @@ from audit.store import (
     read_table_and_footer,
     read_type,
 )
+from audit.worker.environment import FIELDS as ENV_FIELDS
 
 
 @dataclass

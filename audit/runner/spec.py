@@ -1,0 +1,33 @@
+"""What a run executes and under which settings: the one record the CLI, the sweep and the
+noxfile build, and the runner executes.  Pure data (no process is started here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+DEFAULT_CASE_TIMEOUT = 300.0
+
+
+@dataclass
+class RunSpec:
+    """Everything that decides what a run executes and under which settings."""
+
+    probes: List[str] = field(default_factory=list)
+    seeds: List[int] = field(default_factory=list)
+    env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
+    unset: List[str] = field(default_factory=list)  # environment variables to remove
+    threads: Optional[int] = None
+    deterministic: Optional[str] = None  # "on" / "off"
+    repeat: bool = True
+    modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
+    python: str = sys.executable
+    case_timeout: float = DEFAULT_CASE_TIMEOUT
+
+    def digest(self) -> str:
+        """What identifies an interrupted run that a ``--resume`` may continue."""
+        data = {k: v for k, v in asdict(self).items() if k != "case_timeout"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

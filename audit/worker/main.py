@@ -1,0 +1,154 @@
+"""The worker: runs probe cases inside the environment under test.
+
+It imports only the standard library, the libraries under test and ``xxhash``, so it
+can run in a virtualenv that holds an old numpy or torch and nothing else (the host puts
+this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout:
+
+    {"type": "header", "schema": 2, "env": {...}}
+    {"type": "start", "case_key": ..., "output_at": N}  # before each case: the host knows what
+                                                 # ran, and where its output starts on stderr
+    {"type": "record", ...}                      # the case's record (audit.worker.records)
+    {"type": "end", "cases": N}
+
+Anything the probes print goes to stderr, so it cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO
+
+from audit import registry
+from audit.worker.execute import run_case_checked
+from audit.worker.records import SCHEMA_VERSION
+
+#: Modules whose import registers the catalogue.
+CATALOGUE = "audit.probes"
+
+_LIBRARIES = ("numpy", "torch")
+
+
+def import_libraries() -> None:
+    """Import the installed libraries under test before any case runs.
+
+    Seeding restores only the generators of imported libraries, and the environment
+    is captured from them, so they are loaded first.  pandas is imported by its probes.
+    """
+    for name in _LIBRARIES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def load_catalogue(extra_modules: Sequence[str] = ()) -> None:
+    for name in (CATALOGUE, *extra_modules):
+        importlib.import_module(name)
+
+
+def apply_settings(threads: Optional[int], deterministic: Optional[bool]) -> None:
+    """Settings made by library call rather than environment variable."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if threads:
+        torch.set_num_threads(threads)
+    if deterministic is not None:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+class Channel:
+    """The protocol stream: a private duplicate of fd 1; fd 1 itself now goes to stderr."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        fd = os.dup(1)
+        os.dup2(2, 1)
+        self._out: TextIO = os.fdopen(fd, "w", encoding="utf-8")
+
+    def send(self, message: Dict[str, Any]) -> None:
+        self._out.write(json.dumps(message, allow_nan=False) + "\n")
+        self._out.flush()
+
+
+def _skip_keys(path: Optional[str]) -> set:
+    if not path:
+        return set()
+    with open(path, encoding="utf-8") as f:
+        return {line.strip() for line in f if line.strip()}
+
+
+def cases_to_run(patterns: Sequence[str], seeds: Sequence[int], skip: Iterable[str] = ()) -> List[registry.Case]:
+    skip = set(skip)
+    chosen = registry.select(patterns)
+    return [c for c in registry.iter_cases(chosen, seeds) if c.key not in skip]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m audit.worker", description=__doc__.split("\n")[0])
+    p.add_argument("--probe", action="append", default=[], help="glob over probe keys/ids")
+    p.add_argument("--seed", action="append", type=int, default=[], help="seed (repeatable)")
+    p.add_argument("--skip-file", help="file of case keys not to run (already done)")
+    p.add_argument("--no-repeat", action="store_true", help="run each case once")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms")
+    p.add_argument("--module", action="append", default=[], help="extra probe module to import")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    die_with_parent()
+    channel = Channel()
+    import_libraries()
+    load_catalogue(args.module)
+    apply_settings(args.threads, None if args.deterministic is None else args.deterministic == "on")
+    from audit.worker.environment import capture
+
+    channel.send({"type": "header", "schema": SCHEMA_VERSION, "env": capture()})
+    cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file))
+    channel.send({"type": "plan", "cases": len(cases)})
+    for case in cases:
+        channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
+        record, poisoned = run_case_checked(case, repeat=not args.no_repeat)
+        channel.send({"type": "record", **record})
+        if poisoned:  # no "end": the host starts a fresh worker for the cases left
+            return EXIT_RESTART
+    channel.send({"type": "end", "cases": len(cases)})
+    return 0
+
+
+def _output_offset() -> Optional[int]:
+    """Where the next case's output will start in the stderr file, so the host can quote
+    only that case's last words if it dies (None when stderr is a pipe or terminal)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        return os.lseek(2, 0, os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+#: Exit status of a worker that stopped early so that the host restarts it.
+EXIT_RESTART = 75
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this worker when the host dies (even by SIGKILL).
+
+    Without it a worker whose host was killed runs on, orphaned, until its next write
+    fails, which for a hanging case is never.  Elsewhere it is a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:  # a host that died before this line is noticed at the first write (broken pipe)
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl (musl oddities)
+        pass
+
