@@ -44,7 +44,7 @@ def test_json_contract(comparison):
     assert randn["case"] == {"seed": 0, "size": 4} and randn["verdict"] == "divergent"
     assert randn["difference"] == "numerical-drift" and randn["axes"] == ["torch_version"]
     assert {s["fingerprint"] for s in randn["streams"]} == {"aa00", "aa01"}
-    assert doc["counts"] == {"error": 1, "nondeterministic": 1, "divergent": 3, "identical": 1,
+    assert doc["counts"] == {"error": 1, "nondeterministic": 1, "divergent": 3, "variant": 0, "identical": 1,
                              "incomparable": 0, "unsupported": 1}
 
 

@@ -20,9 +20,13 @@ class Verdict(str, enum.Enum):
        two runs with the same environment (every field but run id and start time equal)
        got different fingerprints.  Checked before ``divergent`` so run-to-run noise is
        never blamed on a version or a machine.
-    3. ``divergent``: the comparable runs produced more than one fingerprint.
-    4. ``identical``: they produced one.
-    5. ``incomparable``: the probe's source changed (new probe version) and the newest
+    3. ``divergent``: the comparable runs produced more than one fingerprint (or an
+       invariance that holds in some environments and not in others).
+    4. ``variant``: an invariance case whose result changed with the parameter that should
+       not change it (batch size, chunking, num_workers, layout, a state round-trip), the
+       same way in every run.
+    5. ``identical``: they produced one.
+    6. ``incomparable``: the probe's source changed (new probe version) and the newest
        version has a single run, so there is nothing of the same version to compare with.
 
     A case that is ``unsupported`` in every run gets no verdict: it is counted apart.
@@ -31,6 +35,7 @@ class Verdict(str, enum.Enum):
     ERROR = "error"
     NONDETERMINISTIC = "nondeterministic"
     DIVERGENT = "divergent"
+    VARIANT = "variant"
     IDENTICAL = "identical"
     INCOMPARABLE = "incomparable"
 
@@ -43,6 +48,7 @@ class Difference(str, enum.Enum):
 
     STRUCTURAL = "structural"  # dtype or shape differ
     STREAM_CHANGE = "stream-change"  # unrelated values (or integers/booleans/unsampled outputs differ)
+    SPARSE = "sparse"  # a few blocks differ and the sampled elements agree
     NUMERICAL_DRIFT = "numerical-drift"  # same stream, last bits differ (see audit.compare.ulp)
 
 
@@ -98,6 +104,12 @@ class Finding:
     messages: List[str] = field(default_factory=list)  # error messages, first few
     match: Optional[Match] = None  # baseline mode only
     expected: Optional[str] = None  # reason from an expectation that accepts this finding
+    first_difference: Optional[int] = None  # first element of the first differing block (None: unknown)
+    blocks_differing: Optional[int] = None
+    blocks: Optional[int] = None
+    first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
+    varies_with: Optional[str] = None  # invariance cases: the parameter
+    values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
 
     @property
     def params(self) -> str:
