@@ -49,21 +49,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def seeds_argument(text: str) -> int:
-    """argparse type for a seed: an integer (0x.. accepted), named in the error otherwise."""
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer, not {text!r}") from None
-
-
-def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    """--probe and --seed, shared by run and sweep."""
-    parser.add_argument("--probe", action="append", default=[], metavar="GLOB",
-                        help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)")
-    parser.add_argument("--seed", action="append", default=[], type=seeds_argument, metavar="N",
-                        help="seed to use instead of the default panel 0, 17, 20210530, 2**32-1 (repeatable)")
-
-

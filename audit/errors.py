@@ -27,3 +27,10 @@ class StoreError(AuditError):
 
 class SchemaError(StoreError):
     """A results file from a newer tool, or one that is not a run file at all."""
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception's message on one line, at most ``limit`` characters (an ellipsis says
+    it was cut): what a record, a report or a one-line error shows of it."""
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("..." if len(text) > limit else "")

@@ -9,7 +9,6 @@ a warning next to its run and recorded in the sweep's manifest beside the run fi
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -17,8 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from audit.cli import add_selection_arguments
-from audit.commands.run import DEFAULT_RESULTS, ProgressBar, add_run_arguments, spec_from_args
+from audit.commands._options import (
+    ProgressBar,
+    add_results_argument,
+    add_run_arguments,
+    add_selection_arguments,
+    spec_from_args,
+)
 from audit.errors import AuditError, UsageError
 
 #: Exit code when some combination could not run (compare's "inputs skipped").
@@ -32,8 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
                    help="an axis to sweep (repeatable; the sweep runs every combination); "
                         "'unset' removes a variable")
-    p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", DEFAULT_RESULTS), metavar="DIR",
-                   help="results directory or URL (default: $AUDIT_RESULTS or results/runs)")
+    add_results_argument(p)
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run each combination N times, each in a fresh process (finds nondeterminism)")
     add_selection_arguments(p)
@@ -186,36 +189,13 @@ def _finish(done: Sequence[Done], args: argparse.Namespace) -> int:
     if len(paths) < 2:
         print("\nfewer than two runs finished: nothing to compare")
         return EXIT_SKIPPED if failed else 0
-    code = _compare(paths, done)
+    code = _compare(paths)
     return code if code or not failed else EXIT_SKIPPED
 
 
-def _compare(paths: List[str], done: Sequence[Done]) -> int:
-    """The compare command on exactly these runs, or a built-in split summary without it."""
+def _compare(paths: List[str]) -> int:
+    """The compare command on exactly these runs."""
+    from audit import cli
+
     print()
-    if importlib.util.find_spec("audit.commands.compare") is not None:
-        from audit import cli
-
-        return cli.main(["compare", *paths])
-    return _builtin_summary(done)
-
-
-def _builtin_summary(done: Sequence[Done]) -> int:
-    from audit.runner import sweep
-    from audit.store.runfile import read_run_file
-
-    runs = []
-    for d in done:
-        if d.path:
-            rows = read_run_file(d.path, ["probe_key", "params", "status", "fingerprint"]).to_pylist()
-            runs.append((d.label + (f" #{d.repeat}" if d.repeat > 1 else ""), rows))
-    found = sweep.splits(runs)
-    print(f"(the compare command is not installed; built-in summary) {len(found)} case(s) split:")
-    by_probe: Dict[str, int] = {}
-    for s in found:
-        by_probe[s.probe_key] = by_probe.get(s.probe_key, 0) + 1
-    for key, n in sorted(by_probe.items()):
-        example = next(s for s in found if s.probe_key == key)
-        groups = " | ".join(", ".join(labels) for _, labels in example.streams)
-        print(f"  {key}: {n} case(s), e.g. {example.params}: {groups}")
-    return 1 if found else 0
+    return cli.main(["compare", *paths])

@@ -287,35 +287,3 @@ _CHECKS = {
     **{name: _variable(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS", "MKL_CBWR", "PYTHONHASHSEED")},
 }
-
-
-# --------------------------------------------------------------------------- splits
-
-
-@dataclass(frozen=True)
-class Split:
-    """A case whose fingerprint differs between combinations: stream -> labels."""
-
-    probe_key: str
-    params: str
-    streams: Tuple[Tuple[str, Tuple[str, ...]], ...]
-
-
-def splits(runs: Sequence[Tuple[str, Sequence[Mapping[str, object]]]]) -> List[Split]:
-    """Cases that do not fingerprint the same in every run.
-
-    ``runs`` is ``(label, records)`` per run.  A built-in summary for when the compare
-    command is not installed; compare does the full attribution.
-    """
-    by_case: Dict[Tuple[str, str], Dict[str, List[str]]] = {}
-    for run_label, records in runs:
-        for r in records:
-            if r.get("status") != "ok":
-                continue
-            streams = by_case.setdefault((str(r["probe_key"]), str(r["params"])), {})
-            streams.setdefault(str(r["fingerprint"]), []).append(run_label)
-    return [
-        Split(key, params, tuple((fp, tuple(labels)) for fp, labels in streams.items()))
-        for (key, params), streams in sorted(by_case.items())
-        if len(streams) > 1
-    ]

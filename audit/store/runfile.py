@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from audit.errors import SchemaError, StoreError
+from audit.errors import SchemaError, StoreError, one_line
 from audit.worker.environment import FIELDS as ENV_FIELDS
 from audit.worker.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
 
@@ -106,7 +106,7 @@ def check_writable(results: str) -> None:
             out.write(b"determinism-audit write check\n")
         fs.delete_file(probe)
     except (OSError, pa.ArrowException) as exc:
-        raise StoreError(f"cannot write to results directory {results!r}: {_short(exc)}; "
+        raise StoreError(f"cannot write to results directory {results!r}: {one_line(exc, 200)}; "
                          "choose another --results") from None
 
 
@@ -130,7 +130,7 @@ def write_run(run: Run, results: str) -> str:
             if os.path.exists(tmp):
                 os.remove(tmp)
             if isinstance(exc, (OSError, pa.ArrowException)):
-                raise StoreError(f"cannot write to results directory {results!r}: {_short(exc)}") from None
+                raise StoreError(f"cannot write to results directory {results!r}: {one_line(exc, 200)}") from None
             raise
     else:
         pq.write_table(table, final, filesystem=fs, compression="zstd")
@@ -238,7 +238,7 @@ def read_table_and_footer(path: str, columns: Optional[Sequence[str]], dictionar
     except SchemaError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable ({_short(exc)})") from None
+        raise StoreError(f"{path}: unreadable ({one_line(exc, 200)})") from None
     while version < SCHEMA_VERSION:
         table = _UPGRADES[version](table)
         version += 1
@@ -316,10 +316,6 @@ def read_type(name: str, dictionary: bool) -> pa.DataType:
     kind = ARROW_SCHEMA.field(name).type
     return pa.dictionary(pa.int32(), kind) if dictionary and kind == pa.string() else kind
 
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200]
 
 
 def read_runs(paths: Iterable[str], columns: Optional[Sequence[str]] = None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from audit import registry
+from audit.errors import one_line
 from audit.probe_api import Output, Unsupported
 from audit.worker.fingerprint import Fingerprint, fingerprint, state_fingerprint
 from audit.worker.records import HASH_ALGORITHM, Status
@@ -160,7 +161,7 @@ def run_case_checked(case: registry.Case, repeat: bool = True) -> Tuple[Dict[str
     try:
         return _run_case(case, repeat), False
     except POISONING as exc:
-        message = f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}; the worker restarts"
+        message = f"{type(exc).__name__}: {one_line(exc) or 'out of memory'}; the worker restarts"
         return {**base_record(case), "status": Status.ERROR.value, "message": message}, True
 
 
@@ -181,19 +182,15 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
                 identical = all(execute(case).repeat_key == first.repeat_key
                                 for _ in range(max(1, case.probe.repeats - 1)))
     except (Unsupported, NotImplementedError) as exc:
-        return {**record, "status": Status.UNSUPPORTED.value, "message": _one_line(exc)}
+        return {**record, "status": Status.UNSUPPORTED.value, "message": one_line(exc)}
     except (AttributeError, ImportError) as exc:  # API missing in this version
-        return {**record, "status": Status.UNSUPPORTED.value, "message": f"{type(exc).__name__}: {_one_line(exc)}"}
+        return {**record, "status": Status.UNSUPPORTED.value, "message": f"{type(exc).__name__}: {one_line(exc)}"}
     except POISONING:
         raise
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
-        return {**record, "status": Status.ERROR.value, "message": f"{type(exc).__name__}: {_one_line(exc)}{where}"}
+        return {**record, "status": Status.ERROR.value, "message": f"{type(exc).__name__}: {one_line(exc)}{where}"}
     return {**record, "status": Status.OK.value, "message": None, **first.record_fields(),
             "repeat_identical": identical}
 
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] + ("..." if len(text) > 500 else "")

@@ -1,0 +1,103 @@
+"""What several commands share: the options that select and run cases, and the progress bar.
+
+One parser definition per option (``--results`` is defined here and nowhere else), one
+check per kind of value, so run, sweep and later commands agree on spelling and meaning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict
+
+from audit.errors import UsageError
+
+#: Where ``run`` writes unless told otherwise; sweeps and the matrix have folders of their own.
+DEFAULT_RESULTS = os.path.join("results", "runs")
+
+#: The widest range any seeded API accepts (torch.manual_seed); beyond it nothing can run.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def add_results_argument(p: argparse.ArgumentParser, default: str = DEFAULT_RESULTS) -> None:
+    p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", default), metavar="DIR",
+                   help=f"results directory or URL (default: $AUDIT_RESULTS or {default})")
+
+
+def seeds_argument(text: str) -> int:
+    """argparse type for a seed: an integer (0x.. accepted), named in the error otherwise."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, not {text!r}") from None
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--probe and --seed, shared by run and sweep."""
+    parser.add_argument("--probe", action="append", default=[], metavar="GLOB",
+                        help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)")
+    parser.add_argument("--seed", action="append", default=[], type=seeds_argument, metavar="N",
+                        help="seed to use instead of the default panel 0, 17, 20210530, 2**32-1 (repeatable)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by run and sweep."""
+    p.add_argument("--python", default=sys.executable, metavar="PATH",
+                   help="interpreter whose environment is audited (default: this one)")
+    p.add_argument("--no-repeat", action="store_true", help="execute each case once (skips the run-to-run check)")
+    p.add_argument("--case-timeout", type=seconds_argument, default=300.0, metavar="S",
+                   help="seconds a case may run before it is killed and recorded as timeout")
+    p.add_argument("--module", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def seconds_argument(text: str) -> float:
+    """argparse type for a time limit: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < 1e9):  # also refuses nan and inf (which the timer cannot wait for)
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def check_seeds(seeds: Any) -> None:
+    low, high = SEED_RANGE
+    for seed in seeds:
+        if not low <= seed <= high:
+            raise UsageError(f"seed {seed} is outside every library's range [{low}, {high}]")
+
+
+def check_python(python: str) -> None:
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        raise UsageError(f"--python {python!r} is not an executable interpreter")
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~audit.runner.spec.RunSpec` the run options describe (checked)."""
+    from audit.runner.spec import RunSpec
+
+    check_seeds(args.seed)
+    check_python(args.python)
+    return RunSpec(probes=args.probe, seeds=args.seed, repeat=not args.no_repeat, modules=args.module,
+                   python=args.python, case_timeout=args.case_timeout)
+
+
+class ProgressBar:
+    """One line on stderr, redrawn in place; silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, record: Dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        label = record.get("probe_key", "")[:40]
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<40}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
