@@ -31,4 +31,5 @@ def compare_paths(paths: Sequence[str], cross_device: bool = False, memory_limit
         wanted = analysis.needs(grouped)
         rows.details = source.details(wanted.picks)
         rows.stream_runs = source.stream_runs(wanted.streams)
+        rows.unread = source.unread()
     return analysis.analyse(grouped, rows, cross_device)

@@ -88,7 +88,8 @@ def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False) -> Compari
         _fill(finding, case.outcomes, grouped.envs, run_ids, rows)
         findings.append(finding)
     findings.sort(key=_order)
-    return Comparison(findings, unsupported, rows.row_count, len(rows.runs), list(rows.skipped), cross_device,
+    return Comparison(findings, unsupported, rows.row_count, len(rows.runs) - rows.unread, list(rows.skipped),
+                      cross_device,
                       envs=grouped.envs, notes=list(rows.notes))
 
 

@@ -87,6 +87,10 @@ class Source:
         got = self.engine.query(sql.format, CASE_COLUMNS, runs=set(first.values()), tables={"audit_wanted": wanted})
         return {(key, version): CaseRow(*rest) for key, version, *rest in got}
 
+    def unread(self) -> int:
+        """Runs whose file failed while its rows were read (the engine named it as skipped)."""
+        return self.engine.unread_runs()
+
     # ------------------------------------------------------------------ phase 2
 
     def details(self, picks: Iterable[Pick]) -> Dict[Pick, Detail]:

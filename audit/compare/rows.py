@@ -122,6 +122,7 @@ class Rows:
     stream_runs: Dict[StreamKey, List[int]] = field(default_factory=dict)  # the first runs, in run order
     skipped: List[Any] = field(default_factory=list)  # audit.store.location.Skipped
     notes: List[str] = field(default_factory=list)  # about the input (duplicates ignored)
+    unread: int = 0  # runs whose file failed while its rows were read (named in skipped)
 
     @property
     def row_count(self) -> int:

@@ -274,6 +274,10 @@ class Engine:
             return {}
         return bad
 
+    def unread_runs(self) -> int:
+        """Runs left out because their file failed while its rows were read."""
+        return sum(1 for run in self.catalog.runs if run.file in self._dropped)
+
     def _drop(self, bad: Dict[int, str]) -> None:
         self._dropped = set(self._dropped) | set(bad)
         for f, reason in bad.items():

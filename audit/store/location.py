@@ -248,6 +248,7 @@ def _utf8(name: str) -> bool:
 
 
 def _remote_files(location: str, skipped: List[Skipped]) -> List[str]:
+    import pyarrow as pa
     import pyarrow.fs as pafs
 
     fs, root = filesystem(location)
@@ -260,20 +261,17 @@ def _remote_files(location: str, skipped: List[Skipped]) -> List[str]:
         if info.type != pafs.FileType.Directory:
             return [location]
         infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
-        names = sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
-        base = location.rstrip("/")
-        return [base + name[len(root.rstrip("/")):] for name in names if not _hidden(name, root)]
+        inner = root.strip("/")
+        names = sorted(i.path.lstrip("/") for i in infos if i.type == pafs.FileType.File)
+        relative = [name[len(inner):].lstrip("/") for name in names if name.startswith(inner)]
+        return [f"{location.rstrip('/')}/{rel}" for rel in relative
+                if rel.endswith(".parquet") and not any(part.startswith(".") for part in rel.split("/"))]
 
     try:
         return bounded(location, "listing", listing)
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         skipped.append(Skipped(location, f"cannot list ({one_line(exc, 200)})"))
         return []
-
-
-def _hidden(path: str, root: str) -> bool:
-    rel = path[len(root):].lstrip("/")
-    return any(part.startswith(".") for part in rel.split("/"))
 
 
 # --------------------------------------------------------------------------- leftovers
