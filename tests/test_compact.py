@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any, List
 
-import pyarrow.parquet as pq
 import pytest
 
 from audit.compare import compare_paths
@@ -42,11 +41,11 @@ def test_runs_are_merged_by_month_and_every_run_keeps_its_id_environment_and_met
     assert done.runs == 5 and len(done.written) == 2 and done.sources_removed == []
     assert [os.path.basename(os.path.dirname(p)) for p in done.written] == ["month=2026-01", "month=2026-02"]
     assert len(_files(tmp_path / "src")) == 5  # sources untouched
-    january = pq.read_table(done.written[0])
+    january = runfile.read_run_file(done.written[0])
     listed = json.loads(january.schema.metadata[runfile.META_RUNS])
-    assert [r["run_id"] for r in listed] == ["run0000", "run0001", "run0002"]
-    assert {r["source"] for r in listed} == {os.path.basename(p) for p in sources[:3]}
-    assert [r["env"]["torch_version"] for r in listed] == ["2.13.0", "2.4.1", "2.13.0"]
+    assert [r["run_id"] for r in listed["runs"]] == ["run0000", "run0001", "run0002"]
+    assert {r["source"] for r in listed["runs"]} == {os.path.basename(p) for p in sources[:3]}
+    assert [listed["envs"][r["env"]]["torch_version"] for r in listed["runs"]] == ["2.13.0", "2.4.1", "2.13.0"]
     rows = january.to_pylist()
     assert [(r["run_id"], r["case_key"].split("|")[0]) for r in rows][:2] == [("run0000", "p"), ("run0000", "q")]
     assert {r["run_id"]: r["torch_version"] for r in rows} == {"run0000": "2.13.0", "run0001": "2.4.1",

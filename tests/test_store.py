@@ -95,7 +95,7 @@ def test_a_schema_1_file_loads_through_every_public_read_path(tmp_path: Path) ->
     (path,) = done.written
     upgraded = read_run_file(path)
     assert upgraded.num_rows == 12 and set(upgraded.column("hash_algorithm").to_pylist()) == {HASH_ALGORITHM}
-    assert pq.read_schema(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
+    assert pq.read_metadata(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
     again = compare_paths([str(tmp_path / "dest")])
     assert [(f.case_key, f.verdict) for f in again.findings] == [(f.case_key, f.verdict) for f in c.findings]
 
@@ -110,7 +110,7 @@ def test_a_new_run_file_carries_the_current_schema_and_hash_algorithm(tmp_path: 
     run = Run.new({"machine_id": "m"})
     run.records = [{"case_key": "k", "probe": "p", "status": "ok", "hash_algorithm": HASH_ALGORITHM}]
     path = write_run(run, str(tmp_path))
-    assert pq.read_schema(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
+    assert pq.read_metadata(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
     assert read_run_file(path).column("hash_algorithm").to_pylist() == [HASH_ALGORITHM]
 
 
@@ -159,13 +159,13 @@ def test_an_unwritable_location_is_refused_before_anything_runs(tmp_path: Path) 
 
 
 def test_an_interrupted_write_leaves_no_file_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pq.write_table
+    real = store.write_parquet
 
-    def half_then_interrupt(table: Any, where: Any, **kwargs: Any) -> None:
-        real(table.slice(0, 0), where, **kwargs)
+    def half_then_interrupt(tables: Any, where: Any, fs: Any = None, **kwargs: Any) -> None:
+        real([t.slice(0, 0) for t in tables], where, fs, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.pq, "write_table", half_then_interrupt)
+    monkeypatch.setattr(store, "write_parquet", half_then_interrupt)
     run = Run.new({})
     run.records = [{"case_key": "k", "status": "ok"}]
     with pytest.raises(KeyboardInterrupt):
@@ -175,11 +175,11 @@ def test_an_interrupted_write_leaves_no_file_at_all(tmp_path: Path, monkeypatch:
 
 def test_a_full_disk_names_the_place_and_the_free_space_and_leaves_no_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def disk_full(table: Any, where: Any, **kwargs: Any) -> None:
+    def disk_full(tables: Any, where: Any, *args: Any, **kwargs: Any) -> None:
         Path(where).write_bytes(b"PAR1")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.pq, "write_table", disk_full)
+    monkeypatch.setattr(store, "write_parquet", disk_full)
     with pytest.raises(DiskFull, match="no space left on device writing to .* free") as caught:
         write_run(Run.new({}), str(tmp_path))
     assert isinstance(caught.value, StoreError) and caught.value.path == str(tmp_path)
@@ -211,5 +211,8 @@ def test_a_full_disk_in_the_write_check_is_disk_full(tmp_path: Path, monkeypatch
 def test_a_written_file_carries_its_start_time(tmp_path: Path) -> None:
     run = Run.new({"machine_id": "m"})
     run.records = [{"case_key": "k", "status": "ok"}]
-    meta = pq.read_schema(write_run(run, str(tmp_path))).metadata
+    path = write_run(run, str(tmp_path))
+    meta = pq.read_metadata(path).metadata
     assert meta[store.META_STARTED] == run.started.encode()
+    assert store.META_RUN_ID not in (pq.read_schema(path).metadata or {})  # in the footer, not the saved schema
+    assert read_run_file(path).schema.metadata[store.META_RUN_ID] == run.run_id.encode()

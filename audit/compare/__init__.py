@@ -28,8 +28,9 @@ def compare_paths(paths: Sequence[str], cross_device: bool = False, memory_limit
     with fetch.Source(paths, memory_limit) as source:
         rows = source.rows()
         grouped = grouping.group(rows, cross_device)
-        wanted = analysis.needs(grouped)
+        judged = list(analysis.judge(grouped))
+        wanted = analysis.needs(grouped, judged)
         rows.details = source.details(wanted.picks)
         rows.stream_runs = source.stream_runs(wanted.streams)
         rows.unread = source.unread()
-    return analysis.analyse(grouped, rows, cross_device)
+    return analysis.analyse(grouped, rows, cross_device, judged)

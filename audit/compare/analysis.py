@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from audit.compare import difference
 from audit.compare.attribution import attribute, natural_key, shown
@@ -51,11 +51,11 @@ def judge(grouped: Grouped) -> Iterator[Judged]:
         yield Judged(case, summary, verdict(summary, bool(case.notes)))
 
 
-def needs(grouped: Grouped) -> Needs:
+def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None) -> Needs:
     """The rows to fetch: only for cases that are not identical (see audit.compare.rows)."""
     picks: List[Pick] = []
     streams: List[StreamWant] = []
-    for judged in judge(grouped):
+    for judged in judged_cases if judged_cases is not None else judge(grouped):
         if judged.verdict in (None, Verdict.IDENTICAL):
             continue
         ok = [o for o in judged.case.outcomes if o.status == Status.OK]
@@ -74,18 +74,23 @@ def compare_rows(rows: Rows, cross_device: bool = False) -> Comparison:
     return analyse(group(rows, cross_device), rows, cross_device)
 
 
-def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False) -> Comparison:
-    """Every case of ``grouped`` as a finding (or as unsupported everywhere)."""
+def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
+            judged_cases: Optional[List[Judged]] = None) -> Comparison:
+    """Every case of ``grouped`` as a finding (or as unsupported everywhere).
+
+    ``judged_cases`` is ``list(judge(grouped))`` when the caller has it already.
+    """
     run_ids = [r.run_id for r in rows.runs]
+    envs = _Envs(grouped.envs)
     findings, unsupported = [], []
-    for judged in judge(grouped):
+    for judged in judged_cases if judged_cases is not None else judge(grouped):
         case = judged.case
         if judged.verdict is None:
             unsupported.append({**case.description, "runs": judged.summary.unsupported})
             continue
         finding = Finding(**case.description, verdict=judged.verdict, runs=judged.summary.rows,
                           unsupported_runs=judged.summary.unsupported, notes=list(case.notes))
-        _fill(finding, case.outcomes, grouped.envs, run_ids, rows)
+        _fill(finding, case.outcomes, envs, run_ids, rows)
         findings.append(finding)
     findings.sort(key=_order)
     return Comparison(findings, unsupported, rows.row_count, len(rows.runs) - rows.unread, list(rows.skipped),
@@ -155,8 +160,32 @@ def _stream_runs(ok: Sequence[Outcome], rows: Rows) -> Optional[List[int]]:
 # --------------------------------------------------------------------------- one finding
 
 
-def _fill(finding: Finding, outcomes: List[Outcome], envs: List[Dict[str, Any]], run_ids: List[str],
-          rows: Rows) -> None:
+class _Envs:
+    """The environments, with what a case's streams ask of them computed once per set of ids."""
+
+    def __init__(self, envs: List[Dict[str, Any]]) -> None:
+        self.envs = envs
+        self._varying: Dict[FrozenSet[int], List[str]] = {}
+        self._shown: Dict[Tuple[FrozenSet[int], str], List[str]] = {}
+
+    def __getitem__(self, env: int) -> Dict[str, Any]:
+        return self.envs[env]
+
+    def varying(self, ids: FrozenSet[int]) -> List[str]:
+        """The fields whose values differ among the environments ``ids``."""
+        if ids not in self._varying:
+            chosen = [self.envs[e] for e in sorted(ids)]
+            self._varying[ids] = [f for f in chosen[0] if len({e.get(f) for e in chosen}) > 1] if chosen else []
+        return self._varying[ids]
+
+    def shown(self, ids: FrozenSet[int], field: str) -> List[str]:
+        """The values of ``field`` among the environments ``ids``, as shown, in natural order."""
+        if (ids, field) not in self._shown:
+            self._shown[(ids, field)] = sorted({shown(self.envs[e].get(field)) for e in ids}, key=natural_key)
+        return self._shown[(ids, field)]
+
+
+def _fill(finding: Finding, outcomes: List[Outcome], envs: _Envs, run_ids: List[str], rows: Rows) -> None:
     """Streams, attribution, difference, messages and notes of one case."""
     ok = [o for o in outcomes if o.status == Status.OK]
     finding.streams = _streams(finding.verdict, ok, envs, run_ids, rows)
@@ -178,20 +207,15 @@ def _fill(finding: Finding, outcomes: List[Outcome], envs: List[Dict[str, Any]],
         finding.notes.append(_unsupported_note(outcomes, envs))
 
 
-def _varying(envs: Sequence[Dict[str, Any]]) -> List[str]:
-    if not envs:
-        return []
-    return [f for f in envs[0] if len({e.get(f) for e in envs}) > 1]
-
-
-def _streams(case_verdict: Verdict, ok: List[Outcome], envs: List[Dict[str, Any]], run_ids: List[str],
+def _streams(case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: List[str],
              rows: Rows) -> List[Stream]:
-    fields = _varying([envs[o.env] for o in ok])
+    fields = envs.varying(frozenset(o.env for o in ok))
     streams = []
     for fp, same in _by_fingerprint(ok).items():
         exact = _stream_runs(same, rows) if case_verdict != Verdict.IDENTICAL else None
         runs = exact if exact is not None else [o.first_run for o in same]  # identical: one per environment
-        environment = {f: sorted({shown(envs[o.env].get(f)) for o in same}, key=natural_key) for f in fields}
+        ids = frozenset(o.env for o in same)
+        environment = {f: envs.shown(ids, f) for f in fields}
         detail = rows.details.get(_representative(same)) if case_verdict == Verdict.DIVERGENT else None
         streams.append(Stream(fp or "", sum(o.rows for o in same), sorted({run_ids[r] for r in runs})[:MAX_RUNS],
                               environment, detail.dtype if detail else None, detail.shape if detail else None,
@@ -231,7 +255,7 @@ def _nondeterminism(ok: List[Outcome]) -> str:
     return "; ".join(parts)
 
 
-def _unsupported_note(outcomes: List[Outcome], envs: List[Dict[str, Any]]) -> str:
+def _unsupported_note(outcomes: List[Outcome], envs: _Envs) -> str:
     """Where the case is unsupported, in terms of the field that separates those runs."""
     n = sum(o.rows for o in outcomes if o.status == Status.UNSUPPORTED)
     pairs = sorted({(o.env, o.status == Status.UNSUPPORTED) for o in outcomes

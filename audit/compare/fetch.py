@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-import pyarrow as pa
-
 from audit.compare.rows import (
     DETAIL_COLUMNS,
     CaseRow,
@@ -26,6 +24,7 @@ from audit.compare.rows import (
 )
 from audit.store import catalog as catalog_mod
 from audit.store import engine as engine_mod
+from audit.store.engine import Columns
 from audit.worker.records import Status
 
 OUTCOME_COLUMNS = ("case_key", "probe_version", "status", "fingerprint", "repeat_identical", "invariant",
@@ -51,7 +50,7 @@ class Source:
     def __enter__(self) -> Source:
         self.con = engine_mod.connect(self.memory_limit)
         try:
-            self.catalog = catalog_mod.build(self.paths)
+            self.catalog = catalog_mod.build(self.paths, self.con)
         except BaseException:
             engine_mod.close(self.con)
             raise
@@ -79,8 +78,8 @@ class Source:
             if o.case_key is not None:
                 key = (o.case_key, o.probe_version)
                 first[key] = min(first.get(key, o.first_run), o.first_run)
-        wanted = pa.table({"run": pa.array([r for r in first.values()], pa.int32()),
-                           "case_key": [k for k, _ in first], "probe_version": [v for _, v in first]})
+        wanted: Columns = {"run": ("INTEGER", list(first.values())), "case_key": ("VARCHAR", [k for k, _ in first]),
+                  "probe_version": ("VARCHAR", [v for _, v in first])}
         sql = ("SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), min(params) "
                "FROM ({}) AS r JOIN audit_wanted AS w ON r.run = w.run AND r.case_key = w.case_key "
                "AND r.probe_version IS NOT DISTINCT FROM w.probe_version GROUP BY ALL")
@@ -98,8 +97,8 @@ class Source:
         picks = list(dict.fromkeys(picks))
         if not picks:
             return {}
-        wanted = pa.table({"run": pa.array([p.run for p in picks], pa.int32()),
-                           "case_key": [p.case_key for p in picks]})
+        wanted: Columns = {"run": ("INTEGER", [p.run for p in picks]),
+                           "case_key": ("VARCHAR", [p.case_key for p in picks])}
         columns = ("case_key", "probe_version", "status", "fingerprint", *DETAIL_COLUMNS)
         names = ", ".join(f'r."{c}"' for c in columns)
         sql = (f"SELECT DISTINCT r.run, {names} FROM ({{}}) AS r JOIN audit_picks AS w "
@@ -125,8 +124,9 @@ class Source:
         return {key: sorted(runs)[:pending[key].want] for key, runs in found.items()}
 
     def _ok_rows(self, runs: List[int], keys: List[StreamKey]) -> List[Tuple[Any, ...]]:
-        table = pa.table({"case_key": [k.case_key for k in keys], "probe_version": [k.probe_version for k in keys],
-                          "fingerprint": pa.array([k.fingerprint for k in keys], pa.string())})
+        table: Columns = {"case_key": ("VARCHAR", [k.case_key for k in keys]),
+                 "probe_version": ("VARCHAR", [k.probe_version for k in keys]),
+                 "fingerprint": ("VARCHAR", [k.fingerprint for k in keys])}
         sql = ("SELECT DISTINCT r.run, r.case_key, r.probe_version, r.fingerprint FROM ({}) AS r "
                "JOIN audit_streams AS s ON r.case_key = s.case_key AND r.probe_version = s.probe_version "
                "AND r.fingerprint IS NOT DISTINCT FROM s.fingerprint WHERE r.status = 'ok'")

@@ -25,16 +25,15 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from audit.errors import StoreError, UsageError
 from audit.store import catalog as catalog_mod
 from audit.store import engine as engine_mod
 from audit.store import location as loc
-from audit.store import runfile
+from audit.store import runfile, schema
 from audit.store.catalog import Catalog
 from audit.store.location import Skipped
 from audit.worker.records import SCHEMA_VERSION
@@ -124,17 +123,21 @@ def _one_month(engine: engine_mod.Engine, dest: str, month: str, runs: List[int]
 
 def _write(engine: engine_mod.Engine, runs: List[int], where: str) -> None:
     cat = engine.catalog
-    listed = [{"run_id": cat.runs[i].run_id, "started": cat.runs[i].started,
-               "env": dict(cat.envs[cat.runs[i].env]),
-               "source": os.path.basename(cat.files[cat.runs[i].file].path)} for i in runs]
-    meta = {runfile.META_SCHEMA: str(SCHEMA_VERSION).encode(), runfile.META_RUNS: json.dumps(listed).encode()}
-    names = ", ".join(f'"{c}"' for c in runfile.COLUMNS)
-    with pq.ParquetWriter(where, runfile.ARROW_SCHEMA.with_metadata(meta), compression="zstd") as writer:
+    envs = {e: n for n, e in enumerate(dict.fromkeys(cat.runs[i].env for i in runs))}
+    listed = {"envs": [cat.envs[e] for e in envs],
+              "runs": [{"run_id": cat.runs[i].run_id, "started": cat.runs[i].started, "env": envs[cat.runs[i].env],
+                        "source": os.path.basename(cat.files[cat.runs[i].file].path)} for i in runs]}
+    meta = {schema.META_SCHEMA: str(SCHEMA_VERSION).encode(), schema.META_RUNS: json.dumps(listed).encode()}
+    names = ", ".join(f'"{c}"' for c in schema.COLUMNS)
+
+    def groups() -> Iterator[pa.Table]:
         for start in range(0, len(runs), RUNS_PER_GROUP):
             chunk = runs[start:start + RUNS_PER_GROUP]
-            table = engine.query(lambda rel: f"SELECT {names}, run FROM ({rel}) ORDER BY run, row", runfile.COLUMNS,
+            table = engine.query(lambda rel: f"SELECT {names}, run FROM ({rel}) ORDER BY run, row", schema.COLUMNS,
                                  runs=chunk, row_number=True, arrow=True)
-            writer.write_table(_with_run_fields(table, engine.catalog), row_group_size=max(1, table.num_rows))
+            yield _with_run_fields(table, engine.catalog)
+
+    runfile.write_parquet(groups(), where, metadata=meta)
 
 
 def _with_run_fields(table: pa.Table, cat: Catalog) -> pa.Table:
@@ -145,7 +148,7 @@ def _with_run_fields(table: pa.Table, cat: Catalog) -> pa.Table:
     table = table.drop_columns(["run"])
     table = table.set_column(table.column_names.index("run_id"), "run_id", ids)
     table = table.set_column(table.column_names.index("run_started"), "run_started", started)
-    return table.cast(runfile.ARROW_SCHEMA)
+    return table.cast(schema.ARROW_SCHEMA)
 
 
 def _inside(path: str, folder: str) -> bool:

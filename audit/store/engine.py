@@ -11,7 +11,7 @@ call) and its bounded memory decided it.
 
 Every query goes through :meth:`Engine.relation`: one SQL relation over the catalog's
 files holding the asked-for columns *in the current schema* (older files upgraded in SQL
-from the same declaration the arrow reader uses, :data:`audit.store.runfile.UPGRADES`),
+from the same declaration the arrow reader uses, :data:`audit.store.schema.UPGRADES`),
 plus ``run`` (the run's index in the catalog) and ``env`` (its environment id).  Local
 files go straight to ``read_parquet``; files behind a URL are read by pyarrow (within the
 remote timeout) and handed to DuckDB as a stream of record batches.
@@ -33,11 +33,14 @@ import pyarrow as pa
 
 from audit.errors import StoreError, UsageError, one_line
 from audit.store import catalog as catalog_mod
-from audit.store import runfile
+from audit.store import runfile, schema
 from audit.store.catalog import Catalog, FileEntry
 from audit.store.location import Skipped
 
 _names = itertools.count()
+
+#: A small table to join: column -> (SQL type, values).
+Columns = Dict[str, Tuple[str, Sequence[Any]]]
 
 
 def connect(memory_limit: Optional[str] = None) -> Any:
@@ -65,20 +68,15 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
+#: Arrow type -> DuckDB type, for the run file's plain types.
+_PLAIN_TYPES = {pa.string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
+                pa.float64(): "DOUBLE", pa.binary(): "BLOB"}
+
+
 def duck_type(kind: pa.DataType) -> str:
     """The DuckDB spelling of one of the run file's arrow types."""
-    if pa.types.is_string(kind):
-        return "VARCHAR"
-    if pa.types.is_boolean(kind):
-        return "BOOLEAN"
-    if pa.types.is_int64(kind):
-        return "BIGINT"
-    if pa.types.is_int32(kind):
-        return "INTEGER"
-    if pa.types.is_float64(kind):
-        return "DOUBLE"
-    if pa.types.is_binary(kind):
-        return "BLOB"
+    if kind in _PLAIN_TYPES:
+        return _PLAIN_TYPES[kind]
     if pa.types.is_decimal(kind):
         return f"DECIMAL({kind.precision},{kind.scale})"
     if pa.types.is_list(kind):
@@ -104,7 +102,8 @@ class Engine:
         self.catalog = catalog
         self.con = con
         self._dropped: set = set()  # files found unreadable while their rows were read
-        self._registered: List[str] = []
+        self._registered: List[str] = []  # Arrow streams handed to DuckDB (remote files)
+        self._tables: List[str] = []
 
     # ------------------------------------------------------------------ relations
 
@@ -130,7 +129,9 @@ class Engine:
             if key == ("remote",):
                 parts.append(self._remote_part(columns, files, by_file, row_number))
             else:
-                parts.append(self._local_part(columns, files, by_file, row_number, params))
+                part = self._local_part(columns, files, by_file, row_number, params)
+                compacted = self.catalog.files[files[0]].compacted
+                parts.append(part + (self._runs_window(files, by_file) if runs is not None and compacted else ""))
         if not parts:  # nothing to read: an empty relation of the right shape
             return self._empty(columns, row_number), params
         return " UNION ALL ".join(f"({p})" for p in parts), params
@@ -149,8 +150,8 @@ class Engine:
                 run_col.append(i)
                 env_col.append(run.env)
                 id_col.append(run.run_id)
-        self._register(name, pa.table({"path": file_col, "run": pa.array(run_col, pa.int32()),
-                                          "env": pa.array(env_col, pa.int32()), "run_id": id_col}))
+        self.table(name, {"path": ("VARCHAR", file_col), "run": ("INTEGER", run_col), "env": ("INTEGER", env_col),
+                          "run_id": ("VARCHAR", id_col)})
         param = f"p{len(params)}"
         params[param] = paths
         select = ", ".join(self._column(c, first) for c in columns)
@@ -160,27 +161,38 @@ class Engine:
         return (f"SELECT {select}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
                 f"JOIN {name} AS m ON {join}")
 
+    def _runs_window(self, files: List[int], by_file: Dict[int, List[int]]) -> str:
+        """A filter on start time that lets DuckDB skip the row groups of a compacted file
+        (written in start-time order, a few hundred runs each) that hold none of the runs."""
+        found = {self.catalog.runs[i].started for f in files for i in by_file[f]}
+        started = {s for s in found if s is not None}
+        if not started or len(started) < len(found):
+            return ""
+        if len(started) <= 64:  # a few runs scattered over the file: each one's row group only
+            return f" WHERE r.run_started IN ({', '.join(_literal(s) for s in sorted(started))})"
+        return f" WHERE r.run_started BETWEEN {_literal(min(started))} AND {_literal(max(started))}"
+
     @staticmethod
     def _column(name: str, entry: FileEntry) -> str:
-        kind = duck_type(runfile.TYPE_OF[name])
+        kind = duck_type(schema.TYPE_OF[name])
         if name in entry.columns:
             return f'CAST(r."{name}" AS {kind}) AS "{name}"'
-        return f'CAST({_literal(runfile.missing_value(name, entry.version))} AS {kind}) AS "{name}"'
+        return f'CAST({_literal(schema.missing_value(name, entry.version))} AS {kind}) AS "{name}"'
 
     def _remote_part(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
                      row_number: bool) -> str:
         """Files behind a URL: read by pyarrow (upgraded, within the timeout), streamed to DuckDB."""
         name = f"audit_remote_{next(_names)}"
-        fields = [runfile.ARROW_SCHEMA.field(c) for c in columns]
+        fields = [schema.ARROW_SCHEMA.field(c) for c in columns]
         fields += [pa.field("run", pa.int32()), pa.field("env", pa.int32())]
         fields += [pa.field("row", pa.int64())] if row_number else []
-        schema = pa.schema(fields)
+        shape = pa.schema(fields)
         self._register(name, pa.RecordBatchReader.from_batches(
-            schema, self._remote_batches(columns, files, by_file, schema)))
+            shape, self._remote_batches(columns, files, by_file, shape)))
         return f"SELECT * FROM {name}"
 
     def _remote_batches(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
-                        schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+                        shape: pa.Schema) -> Iterator[pa.RecordBatch]:
         for f in files:
             entry = self.catalog.files[f]
             table = runfile.read_run_file(entry.path, list(dict.fromkeys([*columns, "run_id"])))
@@ -191,12 +203,12 @@ class Engine:
             table = table.take(pa.array(keep, pa.int64())).select(list(columns))
             table = table.append_column("run", pa.array(index, pa.int32()))
             table = table.append_column("env", pa.array([self.catalog.runs[i].env for i in index], pa.int32()))
-            if "row" in schema.names:
+            if "row" in shape.names:
                 table = table.append_column("row", pa.array(keep, pa.int64()))
-            yield from table.cast(schema).to_batches()
+            yield from table.cast(shape).to_batches()
 
     def _empty(self, columns: Sequence[str], row_number: bool) -> str:
-        select = [f'CAST(NULL AS {duck_type(runfile.TYPE_OF[c])}) AS "{c}"' for c in columns]
+        select = [f'CAST(NULL AS {duck_type(schema.TYPE_OF[c])}) AS "{c}"' for c in columns]
         select += ["CAST(NULL AS INTEGER) AS run", "CAST(NULL AS INTEGER) AS env"]
         select += ["CAST(NULL AS BIGINT) AS row"] if row_number else []
         return f"SELECT {', '.join(select)} WHERE false"
@@ -204,14 +216,14 @@ class Engine:
     # ------------------------------------------------------------------ queries
 
     def query(self, sql: Callable[[str], str], columns: Sequence[str], runs: Optional[Collection[int]] = None,
-              tables: Optional[Dict[str, pa.Table]] = None, row_number: bool = False, arrow: bool = False) -> Any:
+              tables: Optional[Dict[str, Columns]] = None, row_number: bool = False, arrow: bool = False) -> Any:
         """Rows (tuples, or an arrow table) of ``sql(relation)``; ``relation`` reads ``columns`` of ``runs``.
 
-        ``tables`` are registered under their names first (small lookup tables to join).
+        ``tables`` are created first (small lookup tables to join; see :meth:`table`).
         A file that fails while its rows are read is skipped by name, and the query rerun.
         """
-        for name, table in (tables or {}).items():
-            self._register(name, table)
+        for name, data in (tables or {}).items():
+            self.table(name, data)
         try:
             while True:
                 scope = self._scope(runs)
@@ -226,7 +238,21 @@ class Engine:
         finally:
             for name in self._registered:
                 self.con.unregister(name)
-            self._registered = []
+            for name in self._tables:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            self._registered, self._tables = [], []
+
+    def table(self, name: str, data: Columns) -> None:
+        """A temporary table ``name`` of ``data`` (column -> (SQL type, values)), until the query ends.
+
+        Made from query parameters rather than a registered Python object: registering one
+        makes DuckDB import pandas, a third of a second on every compare.
+        """
+        select = ", ".join(f'CAST(unnest(${name}_{i}) AS {kind}) AS "{column}"'
+                           for i, (column, (kind, _)) in enumerate(data.items()))
+        params = {f"{name}_{i}": list(values) for i, (_, values) in enumerate(data.values())}
+        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}", params)
+        self._tables.append(name)
 
     def _register(self, name: str, data: Any) -> None:
         self.con.register(name, data)
@@ -294,8 +320,8 @@ def read_runs(paths: Sequence[str], columns: Optional[Sequence[str]] = None,
     """
     con = connect(memory_limit)
     try:
-        cat = catalog_mod.build(paths)
-        wanted = list(dict.fromkeys(columns or runfile.COLUMNS))
+        cat = catalog_mod.build(paths, con)
+        wanted = list(dict.fromkeys(columns or schema.COLUMNS))
         names = ", ".join(f'"{c}"' for c in wanted)
         table = Engine(cat, con).query(lambda rel: f"SELECT {names} FROM ({rel}) ORDER BY run, row", wanted,
                                        row_number=True, arrow=True)

@@ -1,29 +1,22 @@
-"""The run file: its schema and upgrades, writing one, and reading one back.
+"""The run file: writing one, and reading one back.
 
-Host side (pyarrow).  A run file holds one row per case: the columns of
-:data:`audit.worker.records.RECORD_FIELDS`, then ``run_id`` and ``run_started``, then every
-environment field.  Its key-value metadata carries the schema version, the run id, the
-start time and the environment as JSON.  Nothing is pickled.  A compacted file (see
-:mod:`audit.store.compact`) holds many runs in the same columns, and lists them in its
-metadata (``audit.runs``).
+Host side (pyarrow).  The columns, types, upgrades and validation live in
+:mod:`audit.store.schema` (re-exported here); many files are read by
+:mod:`audit.store.engine`.  Nothing is pickled.
 
 Writes are atomic: a local file is written under a hidden temporary name and renamed into
 place, so a killed run never leaves a half-written file under a final name; object stores
 publish a whole object at once.  Names are unique (time, machine id, random run id), so
-concurrent writers never overwrite each other.
-
-Older schemas are upgraded on read from one declaration (:data:`UPGRADES`), which both
-this module's arrow reader and the SQL engine (:mod:`audit.store.engine`) apply.
+concurrent writers never overwrite each other.  The audit metadata goes into the parquet
+footer (:func:`write_parquet`).
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pyarrow as pa
@@ -32,197 +25,35 @@ import pyarrow.parquet as pq
 from audit.errors import DiskFull, SchemaError, StoreError, one_line
 from audit.store import location as loc
 from audit.store.location import Skipped
+from audit.store.schema import (  # noqa: F401  (the schema's names, as callers have imported them from here)
+    ARROW_SCHEMA,
+    COLUMNS,
+    META_ENV,
+    META_RUN_ID,
+    META_RUNS,
+    META_SCHEMA,
+    META_STARTED,
+    RECORD_FIELDS,
+    REQUIRED,
+    RUN_FIELDS,
+    SEED_TYPE,
+    TRACE_OP,
+    TYPE_OF,
+    UPGRADES,
+    RunMeta,
+    Upgrade,
+    check_columns,
+    missing_value,
+    runs_in,
+    schema_version,
+    stored_type,
+    upgrade,
+    validate,
+)
 from audit.worker.environment import FIELDS as ENV_FIELDS
-from audit.worker.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
+from audit.worker.records import SCHEMA_VERSION, Run
 
 __all__ = ["Skipped", "check_writable", "read_run_file", "run_table", "write_run"]
-
-META_SCHEMA = b"audit.schema_version"
-META_RUN_ID = b"audit.run_id"
-META_STARTED = b"audit.run_started"
-META_ENV = b"audit.env"
-META_RUNS = b"audit.runs"  # compacted files: a JSON list of {run_id, started, env, rows, source}
-
-#: Every seed the CLI accepts: torch takes -2**63 .. 2**64-1 (numpy 0 .. 2**64-1).
-SEED_TYPE = pa.decimal128(20, 0)
-
-#: One output of one op of a trace (see audit/worker/trace.py).
-TRACE_OUTPUT = pa.struct([("fingerprint", pa.string()), ("dtype", pa.string()), ("shape", pa.string()),
-                          ("sample", pa.string())])
-#: One op of a trace: its position, name, module path, where its tensor inputs came from
-#: ("#i.j": output j of op i; otherwise the fingerprint of a tensor made outside the trace).
-TRACE_OP = pa.struct([("index", pa.int32()), ("op", pa.string()), ("module", pa.string()),
-                      ("inputs", pa.list_(pa.string())), ("outputs", pa.list_(TRACE_OUTPUT))])
-
-_TYPES: Dict[str, pa.DataType] = {
-    "seed": SEED_TYPE,
-    "repeat_identical": pa.bool_(),
-    "elapsed_s": pa.float64(),
-    "fingerprint_s": pa.float64(),
-    "blocks": pa.binary(),
-    "block_elements": pa.int64(),
-    "invariant": pa.bool_(),
-    "trace": pa.list_(TRACE_OP),
-}
-
-RUN_FIELDS = ("run_id", "run_started")
-COLUMNS: Tuple[str, ...] = (*RECORD_FIELDS, *RUN_FIELDS, *ENV_FIELDS)
-ARROW_SCHEMA = pa.schema([pa.field(name, _TYPES.get(name, pa.string())) for name in COLUMNS])
-#: Column name -> arrow type (a dict: validation runs for every file read).
-TYPE_OF: Dict[str, pa.DataType] = {f.name: f.type for f in ARROW_SCHEMA}
-
-#: Columns compare relies on: without one a file would give false verdicts (a missing
-#: ``fingerprint`` reads as a new stream, a missing ``status`` as an error), so it is refused.
-REQUIRED = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
-            "repeat_identical")
-
-
-# --------------------------------------------------------------------------- upgrades
-
-
-@dataclass(frozen=True)
-class Upgrade:
-    """What changed from schema n to n+1 (asv's update_to_N, declared rather than coded).
-
-    ``added`` maps each new column to the value rows of older files read as (None: unknown);
-    ``retyped`` maps a column to the type schema n stored it as (it is cast on read).
-    """
-
-    added: Mapping[str, Any] = field(default_factory=dict)
-    retyped: Mapping[str, pa.DataType] = field(default_factory=dict)
-
-
-UPGRADES: Dict[int, Upgrade] = {
-    # every schema-1 fingerprint is xxh3_128
-    1: Upgrade(added={"hash_algorithm": HASH_ALGORITHM}),
-    # seed widens to hold every accepted seed; no blocks, trace or invariance before 3
-    2: Upgrade(added={name: None for name in ("blocks", "block_elements", "trace", "invariance", "invariant",
-                                              "variant_values")},
-               retyped={"seed": pa.int64()}),
-}
-
-
-@functools.lru_cache(maxsize=1024)
-def stored_type(name: str, version: int) -> Optional[pa.DataType]:
-    """The type a schema-``version`` file stores column ``name`` as (None: not ours)."""
-    for step in range(version, SCHEMA_VERSION):
-        if name in UPGRADES[step].retyped:
-            return UPGRADES[step].retyped[name]
-    return TYPE_OF.get(name)
-
-
-def missing_value(name: str, version: int) -> Any:
-    """What column ``name`` reads as in a schema-``version`` file that lacks it."""
-    for step in range(version, SCHEMA_VERSION):
-        if name in UPGRADES[step].added:
-            return UPGRADES[step].added[name]
-    return None
-
-
-def upgrade(table: pa.Table, version: int, columns: Sequence[str]) -> pa.Table:
-    """``table`` (read from a schema-``version`` file) as ``columns`` of the current schema."""
-    out = []
-    for name in columns:
-        kind = TYPE_OF[name]
-        if name in table.column_names:
-            column = table.column(name)
-            if column.type != kind:
-                column = pa.nulls(len(table), kind) if _is_null_type(column.type) else column.cast(kind)
-        else:
-            column = pa.array([missing_value(name, version)] * len(table), kind)
-        out.append(column)
-    return pa.Table.from_arrays(out, schema=pa.schema([ARROW_SCHEMA.field(n) for n in columns]))
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def schema_version(metadata: Optional[Mapping[bytes, bytes]], path: str) -> int:
-    """The file's schema version; SchemaError if it has none, a garbled or a newer one."""
-    meta = metadata or {}
-    if META_SCHEMA not in meta:
-        raise SchemaError(f"{path}: not a determinism-audit run file (no schema version)")
-    try:
-        version = int(meta[META_SCHEMA])
-    except ValueError:
-        raise SchemaError(f"{path}: unreadable schema version {meta[META_SCHEMA]!r}") from None
-    if version < 1:  # there never was one: no upgrade path starts there
-        raise SchemaError(f"{path}: unreadable schema version {meta[META_SCHEMA]!r}")
-    if version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"{path}: written by a newer determinism-audit (schema {version}, this one reads "
-            f"up to {SCHEMA_VERSION}); upgrade determinism-audit to read it"
-        )
-    return version
-
-
-def validate(schema: pa.Schema, path: str) -> int:
-    """Check a file's arrow schema; return its schema version.  Raises SchemaError.
-
-    Every column is checked, not only those a caller reads, so a file is skipped or read
-    the same whatever is asked of it: a duplicated name, a column of another type than
-    its schema version wrote, or a missing required column (:data:`REQUIRED`).
-    """
-    version = schema_version(schema.metadata, path)
-    seen = set()
-    for i, name in enumerate(schema.names):
-        if name in seen:
-            raise SchemaError(f"{path}: not a determinism-audit run file (column {name!r} appears twice)")
-        seen.add(name)
-        want = stored_type(name, version)
-        got = schema.field(i).type
-        if want is None or got == want or _is_null_type(got) or (pa.types.is_dictionary(got)
-                                                                  and got.value_type == want):
-            continue
-        raise SchemaError(f"{path}: not a determinism-audit run file (column {name!r} is {got}, not {want})")
-    missing = [name for name in REQUIRED if name not in seen]
-    if missing:
-        raise SchemaError(f"{path}: not a determinism-audit run file (no column {', '.join(map(repr, missing))})")
-    return version
-
-
-def _is_null_type(kind: pa.DataType) -> bool:
-    return pa.types.is_null(kind) or (pa.types.is_dictionary(kind) and pa.types.is_null(kind.value_type))
-
-
-# --------------------------------------------------------------------------- runs of a file
-
-
-@dataclass(frozen=True)
-class RunMeta:
-    """One run as a file's metadata describes it (None where the metadata does not say)."""
-
-    run_id: Optional[str]
-    started: Optional[str]
-    env: Optional[Tuple[Optional[str], ...]]  # values in ENV_FIELDS order
-    rows: Optional[int] = None
-
-
-def runs_in(metadata: Optional[Mapping[bytes, bytes]], path: str) -> List[RunMeta]:
-    """The runs a file's metadata lists: several for a compacted file, else one (maybe partial)."""
-    meta = metadata or {}
-    try:
-        if META_RUNS in meta:
-            listed = json.loads(meta[META_RUNS])
-            return [RunMeta(str(r["run_id"]), _text(r.get("started")), env_tuple(r.get("env")), r.get("rows"))
-                    for r in listed]
-        run_id = meta[META_RUN_ID].decode() if meta.get(META_RUN_ID) else None
-        started = meta[META_STARTED].decode() if META_STARTED in meta else None
-        env = env_tuple(json.loads(meta[META_ENV])) if META_ENV in meta else None
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
-        raise SchemaError(f"{path}: unreadable run metadata") from None
-    return [RunMeta(run_id, started, env)]
-
-
-def env_tuple(stored: Any) -> Tuple[Optional[str], ...]:
-    """An environment (a JSON object) as values in ENV_FIELDS order; ValueError if not an object."""
-    if not isinstance(stored, dict):
-        raise ValueError("the environment is not a JSON object")
-    return tuple(_text(stored.get(name)) for name in ENV_FIELDS)
-
-
-def _text(value: Any) -> Optional[str]:
-    return None if value is None else str(value)
 
 
 # --------------------------------------------------------------------------- writing
@@ -286,9 +117,43 @@ def write_run(run: Run, results: str) -> str:
     loc.check(results)
     loc.check_persistent(results)
     table = run_table(run)
-    final = publish(results, run.file_name, lambda where, fs: pq.write_table(
-        table, where, filesystem=fs, compression="zstd"))
+    final = publish(results, run.file_name, lambda where, fs: write_parquet([table], where, fs))
     return final if not loc.is_url(results) else loc.join(results, run.file_name)
+
+
+def write_parquet(tables: Any, where: str, fs: Any = None, metadata: Optional[Mapping[bytes, bytes]] = None) -> None:
+    """Write ``tables`` (an iterable of tables of the run-file schema) as one parquet file.
+
+    The audit metadata (``metadata``, else the first table's) goes into the parquet footer's
+    key-value metadata, and not into pyarrow's saved schema (``ARROW:schema``), which then
+    is the same bytes in every file one version of the store writes: a reader checks the
+    columns of ten thousand files by checking one schema.  One row group per table.
+    (pyarrow before 17 cannot add footer metadata: there it goes into the schema as before.)
+    """
+    footer = hasattr(pq.ParquetWriter, "add_key_value_metadata")
+    writer: Any = None
+    try:
+        for table in tables:
+            if writer is None:
+                metadata = metadata if metadata is not None else (table.schema.metadata or {})
+                schema = ARROW_SCHEMA if footer else ARROW_SCHEMA.with_metadata(metadata)
+                writer = pq.ParquetWriter(where, schema, filesystem=fs, compression="zstd")
+            writer.write_table(table.replace_schema_metadata(None), row_group_size=max(1, table.num_rows))
+        if writer is None:
+            schema = ARROW_SCHEMA if footer else ARROW_SCHEMA.with_metadata(metadata or {})
+            writer = pq.ParquetWriter(where, schema, filesystem=fs, compression="zstd")
+        if footer:
+            writer.add_key_value_metadata(dict(metadata or {}))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def file_metadata(pf: Any) -> Dict[bytes, bytes]:
+    """A parquet file's key-value metadata, wherever the writer put it (footer or saved schema)."""
+    meta = dict(pf.schema_arrow.metadata or {})
+    meta.update((k, v) for k, v in (pf.metadata.metadata or {}).items() if k != b"ARROW:schema")
+    return meta
 
 
 def publish(results: str, name: str, write: Callable[[str, Any], None]) -> str:
@@ -361,7 +226,7 @@ def open_file(path: str) -> Tuple[Any, int]:
     try:
         pf = loc.bounded(path, "reading", lambda: pq.ParquetFile(inner, filesystem=fs if loc.is_url(path) else None,
                                                                   pre_buffer=False))
-        return pf, validate(pf.schema_arrow, path)
+        return pf, validate(pf.schema_arrow.with_metadata(file_metadata(pf)), path)
     except SchemaError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -376,7 +241,8 @@ def read_run_file(path: str, columns: Optional[Sequence[str]] = None) -> pa.Tabl
     """
     wanted = list(columns or COLUMNS)
     pf, version = open_file(path)
-    present = [c for c in wanted if c in set(pf.schema_arrow.names)]
+    names = set(pf.schema_arrow.names)
+    present = [c for c in wanted if c in names]
     try:
         table = loc.bounded(path, "reading", lambda: pf.read(columns=present, use_threads=False))
         rows = pf.metadata.num_rows
@@ -384,4 +250,4 @@ def read_run_file(path: str, columns: Optional[Sequence[str]] = None) -> pa.Tabl
         raise StoreError(f"{path}: unreadable ({one_line(exc, 200)})") from None
     if not present:  # no column asked for is in the file: keep its row count for the nulls
         table = pa.table({"__rows": pa.nulls(rows)})
-    return upgrade(table, version, wanted).replace_schema_metadata(pf.schema_arrow.metadata)
+    return upgrade(table, version, wanted).replace_schema_metadata(file_metadata(pf))
