@@ -240,3 +240,26 @@ def test_compare_and_its_json_path_share_the_engine(tmp_path: Path) -> None:
     text, data = _cli("compare", str(tmp_path)), _cli("compare", "--json", str(tmp_path))
     assert text.returncode == data.returncode == 1
     assert json.loads(data.stdout)["counts"]["divergent"] == 1 and "1 divergent" in text.stdout
+
+
+def test_the_schema_3_columns_reach_the_core_as_named_records(tmp_path: Path) -> None:
+    from audit.compare import analysis, fetch, grouping
+
+    trace = [{"index": 0, "op": "aten::mm", "module": "m", "inputs": ["#x"],
+              "outputs": [{"fingerprint": "f", "dtype": "float32", "shape": "[2]", "sample": "00"}]}]
+    extra = {"blocks": "00112233445566778899aabbccddeeff", "block_elements": 16384, "trace": trace,
+             "invariance": "batch", "invariant": False, "variant_values": "[2, 4]"}
+    write([_run("a", 1, {}, {**record("p", P, "x"), **extra}),
+           _run("b", 2, {"torch_version": "2.4.1"}, {**record("p", P, "y"), **extra, "invariant": True,
+                                                      "variant_values": None})], str(tmp_path))
+    with fetch.Source([str(tmp_path)]) as source:
+        rows = source.rows()
+        grouped = grouping.group(rows)
+        picks = analysis.needs(grouped).picks
+        details = source.details(picks)
+    assert sorted((o.fingerprint, o.invariant, o.variant_values) for o in rows.outcomes) == [
+        ("x", False, "[2, 4]"), ("y", True, None)]
+    got = details[next(p for p in picks if p.fingerprint == "x")]
+    assert isinstance(got, Detail) and got.blocks == bytes.fromhex(extra["blocks"]) and got.block_elements == 16384
+    assert got.trace == trace and (got.invariance, got.invariant, got.variant_values) == ("batch", False, "[2, 4]")
+    assert (got.dtype, got.shape) == ("float32", "[4]")

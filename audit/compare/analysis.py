@@ -93,13 +93,17 @@ def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
         _fill(finding, case.outcomes, envs, run_ids, rows)
         findings.append(finding)
     findings.sort(key=_order)
+    unsupported.sort(key=lambda u: (u["probe"], u["device"], u["probe_key"], natural_key(json.dumps(u["case"])),
+                                    u["case_key"]))
     return Comparison(findings, unsupported, rows.row_count, len(rows.runs) - rows.unread, list(rows.skipped),
                       cross_device,
                       envs=grouped.envs, notes=list(rows.notes))
 
 
 def _order(f: Finding) -> Tuple[Any, ...]:
-    return (list(Verdict).index(f.verdict), f.probe, f.device, f.probe_key, natural_key(json.dumps(f.case)))
+    """Verdict order, then probe and parameters in natural order (the case key breaks ties: 0.5 vs 0.05)."""
+    return (list(Verdict).index(f.verdict), f.probe, f.device, f.probe_key, natural_key(json.dumps(f.case)),
+            f.case_key)
 
 
 # --------------------------------------------------------------------------- rows to show

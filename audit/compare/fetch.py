@@ -34,7 +34,7 @@ CASE_COLUMNS = ("case_key", "probe_version", "probe", "probe_key", "device", "pa
 _OUTCOMES = """
 SELECT case_key, probe_version, env, status, fingerprint, coalesce(NOT repeat_identical, false) AS repeat_false,
        invariant, variant_values, count(*) AS n, min(run) AS first_run, max(run) AS last_run
-FROM ({relation}) GROUP BY ALL"""
+FROM ({relation}) GROUP BY ALL ORDER BY ALL"""
 
 #: Runs read per query while looking for a stream's first runs (doubling up to the last).
 _BATCHES = (256, 1024, 4096, 16384)

@@ -90,6 +90,7 @@ def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], row
     envs: List[Dict[str, Any]] = []
     cases = []
     for keys in members.values():
+        keys.sort(key=lambda k: _first_seen(k, compared, rows))  # described as its first-seen key (the CPU one)
         rows_of = [rows.cases.get((k, compared[k][0])) or CaseRow(None, None, None, None) for k in keys]
         description = _description(keys[0], compared[keys[0]][0], rows_of[0])
         description["device"] = "+".join(sorted({r.device for r in rows_of if r.device is not None}))
@@ -105,3 +106,8 @@ def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], row
             notes.extend(compared[key][2])
         cases.append(Case(description, outcomes, notes))
     return Grouped(cases, envs)
+
+
+def _first_seen(key: str, compared: Dict[str, Tuple[str, List[Outcome], List[str]]], rows: Rows) -> Tuple[Any, ...]:
+    row = rows.cases.get((key, compared[key][0])) or CaseRow(None, None, None, None)
+    return min((o.first_run for o in compared[key][1]), default=0), row.device or "", key

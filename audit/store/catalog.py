@@ -149,11 +149,11 @@ def _footers_one(path: str) -> Any:
 
     try:
         rows = duckdb.connect().execute("SELECT key, value FROM parquet_kv_metadata(?)", [[path]]).fetchall()
-        return {bytes(key): bytes(value) for key, value in rows}
+        return {bytes(key): b"" if value is None else bytes(value) for key, value in rows}
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
-        return Skipped(path, f"unreadable ({one_line(exc, 200)})")
+        return Skipped(path, f"unreadable ({one_line(exc, 300).replace(path, 'the file')})")
 
 
 def _entry(path: str, meta: Mapping[bytes, bytes]) -> Any:
