@@ -32,12 +32,13 @@ _TORCH: Dict[str, Any] = {"invariance": "restore", "library": "torch", "min_vers
 _NP: Dict[str, Any] = {"invariance": "restore", "library": "numpy", "min_version": "1.19"}
 
 
-def pickled(obj: Any) -> Any:
-    """A pickle round trip, as a checkpoint does it."""
+def copied(obj: Any, how: str) -> Any:
+    """A pickle round trip (as a checkpoint does it) or a deep copy; Unsupported where the
+    installed library cannot pickle or copy the object at all."""
     try:
-        return pickle.loads(pickle.dumps(obj))
+        return pickle.loads(pickle.dumps(obj)) if how == "pickle" else copy.deepcopy(obj)
     except (TypeError, pickle.PicklingError) as exc:
-        raise Unsupported(f"cannot pickle {type(obj).__name__}: {exc}") from None
+        raise Unsupported(f"cannot {how} a {type(obj).__name__}: {exc}") from None
 
 
 # --- torch ---------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def torch_generator_state(seed: int, restore: str) -> Output:
         torch_draws(torch, gen)
         tail_gen.set_state(state)
     elif restore in ("pickle", "deepcopy"):
-        tail_gen = pickled(gen) if restore == "pickle" else copy.deepcopy(gen)
+        tail_gen = copied(gen, restore)
         torch_draws(torch, gen)
     return Output(torch.cat([head, torch_draws(torch, tail_gen)]), state_after(tail_gen, "cpu"))
 
@@ -156,7 +157,7 @@ def generator_pickle(seed: int, bitgen: str, restore: str) -> Output:
     head = generator_draws(rng)
     tail_rng = rng
     if restore != "none":
-        tail_rng = pickled(rng) if restore == "pickle" else copy.deepcopy(rng)
+        tail_rng = copied(rng, restore)
         generator_draws(rng)
     return Output(np.concatenate([head, generator_draws(tail_rng)]), tail_rng.bit_generator.state)
 
@@ -203,7 +204,7 @@ def random_state_restore(seed: int, restore: str) -> Output:
         legacy_draws(rng)
         rng.set_state(state)
     elif restore in ("pickle", "deepcopy"):
-        tail_rng = pickled(rng) if restore == "pickle" else copy.deepcopy(rng)
+        tail_rng = copied(rng, restore)
         legacy_draws(rng)
     return Output(np.concatenate([head, legacy_draws(tail_rng)]), tail_rng.get_state())
 
@@ -223,7 +224,7 @@ def _children(seed: int, restore: str) -> List[Any]:
         return [np.random.SeedSequence(seed, spawn_key=(i,)) for i in range(3)]
     if restore == "pickle_then_spawn":  # a checkpointed parent must not hand out child 0 again
         first = ss.spawn(1)
-        return first + list(pickled(ss).spawn(2))
+        return first + list(copied(ss, "pickle").spawn(2))
     raise ValueError(f"unknown restore {restore!r}")
 
 
@@ -265,6 +266,6 @@ def python_random_state(seed: int, restore: str) -> Output:
         python_draws(rng)
         rng.setstate(state)
     elif restore == "pickle":
-        tail_rng = pickled(rng)
+        tail_rng = copied(rng, "pickle")
         python_draws(rng)
     return Output(head + python_draws(tail_rng), tail_rng.getstate())

@@ -174,6 +174,9 @@ class Runner:
         seeds = spec.seeds or list(registry.DEFAULT_SEEDS)
         sizes = registry.parse_sizes(",".join(spec.sizes))
         self.cases = {c.key: c for c in registry.iter_cases(registry.select(spec.probes), seeds, sizes)}
+        if not self.cases:  # the globs matched, but no probe has a case in these size panels
+            raise UsageError(f"the selected probes have no case in size panel {','.join(spec.sizes)}; "
+                             "see 'python -m audit list --sizes ...'")
 
     def execute(self, resume: bool = False) -> Outcome:
         """Run every case not yet done, then write the run file.
