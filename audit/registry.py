@@ -198,7 +198,8 @@ def probe(
 
     ``sizes`` maps a size panel other than ``default`` (see :class:`Sizes`) to the grid
     entries it replaces, e.g. ``sizes={"large": {"shape": [[1024, 1024]]}}``.  Panels add
-    cases, whose parameters tell them apart, so they are not part of the probe version.
+    cases, whose parameters tell them apart, so the panels' values are not hashed into the
+    probe version (adding a large size leaves the default cases comparable).
 
     Usable bare (``@probe``; the id is the function name) or with arguments.
     """

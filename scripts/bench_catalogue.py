@@ -58,8 +58,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--times", type=int, default=2, help="runs per configuration; the fastest counts")
     p.add_argument("--large", action="store_true", help="also time the large size panel (--sizes large)")
     args = p.parse_args(argv)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     default = min((one_run([]) for _ in range(args.times)), key=lambda r: r["wall"])
-    lines = ["bench_catalogue: python -m audit run of the default catalogue", machine(), "",
+    lines = ["bench_catalogue: python -m audit run of the default catalogue", machine(),
+             f"load average (1 min) at start: {load:.2f} (other work on the machine inflates the figures)", "",
              *describe("default catalogue (each case twice)", default, args.times)]
     if args.large:
         large = one_run(["--sizes", "large"])

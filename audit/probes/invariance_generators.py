@@ -133,9 +133,11 @@ _POSITIONAL_SIZE = ("randn", "bytes")
 def numpy_call(rng: Any, method: str, args: Sequence[Any], dtype: str) -> Callable[[int], Any]:
     """``draw(k)``: one call of ``rng.<method>`` for ``k`` values (bytes for ``bytes``)."""
     fn = getattr(rng, method)
-    if method in ("integers", "randint"):
+    if method in ("integers", "randint"):  # both over the inclusive bounds of int_bounds
         low, high = int_bounds(dtype)
-        return lambda k: fn(low, high, size=k, dtype=dtype)
+        if method == "randint":
+            return lambda k: fn(low, high + 1, size=k, dtype=dtype)
+        return lambda k: fn(low, high, size=k, dtype=dtype, endpoint=True)
     if method in _POSITIONAL_SIZE:
         return lambda k: fn(k)
     options = {"dtype": dtype} if dtype else {}
