@@ -11,6 +11,7 @@ duplicate id.  This module is part of the worker side: standard library only.
 from __future__ import annotations
 
 import copy
+import enum
 import fnmatch
 import hashlib
 import inspect
@@ -33,6 +34,32 @@ ProbeFunc = Callable[..., Any]
 #: What a probe is: ``generator`` draws from a seeded generator, ``op`` computes on fixed
 #: inputs, ``trace`` runs its body under a recorder of every op it executes.
 KINDS = ("generator", "op", "trace")
+
+
+class Sizes(str, enum.Enum):
+    """Size panels: which of a probe's cases a run executes.
+
+    ``default`` is the grid (and extra cases) every run executes; ``large`` holds the
+    real-world sizes too slow for the default catalogue (1024x1024 QR, 4096 matmul, 1e7
+    reductions), run only on request (``--sizes large``).  A panel's cases differ from the
+    default's in their parameters (the sizes), so results of two panels never mix.
+    """
+
+    DEFAULT = "default"
+    LARGE = "large"
+
+
+DEFAULT_SIZES: Tuple[Sizes, ...] = (Sizes.DEFAULT,)
+
+
+def parse_sizes(text: str) -> Tuple[Sizes, ...]:
+    """'default,large' -> the panels, in order, once each; an unknown name is a ValueError."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = [s.value for s in Sizes]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"size panel must be one or more of {', '.join(known)} (comma-separated), not {text!r}")
+    return tuple(Sizes(n) for n in dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -60,25 +87,45 @@ class Probe:
     extra_cases: Tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     repeats: int = 2  # executions per case in one process; more for kernels that race
     invariance: Optional[str] = None  # a parameter whose values must not change the result
+    #: size panel (other than default) -> grid entries it replaces; see :class:`Sizes`
+    sizes: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
 
     @property
     def device(self) -> str:
         return self.requirement.device
 
-    def cases(self, seeds: Sequence[int] = DEFAULT_SEEDS) -> List[Case]:
-        """Every case of the grid, with the seed marker replaced by ``seeds``."""
-        grid = {k: (list(seeds) if v == SEEDS else list(v)) for k, v in self.grid.items()}
-        names = list(grid)
-        points: List[Dict[str, Any]] = [
-            dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))
-        ]
-        for extra in self.extra_cases:
-            extra = dict(extra)
-            if extra.get("seed") == SEEDS:
-                points.extend({**extra, "seed": s} for s in seeds)
-            else:
-                points.append(extra)
-        return [Case(self, params) for params in points]
+    def cases(self, seeds: Sequence[int] = DEFAULT_SEEDS, sizes: Sequence[Sizes] = DEFAULT_SIZES) -> List[Case]:
+        """Every case of the chosen size panels, with the seed marker replaced by ``seeds``.
+
+        The default panel is the grid plus the extra cases; another panel is the grid with
+        the entries that panel replaces, and nothing for a probe without that panel.
+        """
+        points: List[Dict[str, Any]] = []
+        for panel in sizes:
+            if panel is Sizes.DEFAULT:
+                points += _grid_points(self.grid, seeds)
+                points += _extra_points(self.extra_cases, seeds)
+            elif panel.value in self.sizes:
+                points += _grid_points({**self.grid, **self.sizes[panel.value]}, seeds)
+        unique = {canonical_json(p): p for p in points}  # a point in two panels runs once, first place
+        return [Case(self, params) for params in unique.values()]
+
+
+def _grid_points(grid: Mapping[str, Any], seeds: Sequence[int]) -> List[Dict[str, Any]]:
+    """The cartesian product of a grid, the seed marker replaced by ``seeds``."""
+    lists = {k: (list(seeds) if v == SEEDS else list(v)) for k, v in grid.items()}
+    names = list(lists)
+    return [dict(zip(names, values)) for values in itertools.product(*(lists[n] for n in names))]
+
+
+def _extra_points(extra_cases: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> List[Dict[str, Any]]:
+    points: List[Dict[str, Any]] = []
+    for extra in extra_cases:
+        if extra.get("seed") == SEEDS:
+            points.extend({**extra, "seed": s} for s in seeds)
+        else:
+            points.append(dict(extra))
+    return points
 
 
 @dataclass(frozen=True)
@@ -131,6 +178,7 @@ def probe(
     name: Optional[str] = None,
     repeats: int = 2,
     invariance: Optional[str] = None,
+    sizes: Optional[Mapping[str, Mapping[str, Sequence[Any]]]] = None,
 ) -> Any:
     """Register a probe.
 
@@ -143,8 +191,15 @@ def probe(
     it agrees with itself (run-to-run determinism); race-prone GPU kernels ask for more.
 
     ``kind`` is one of :data:`KINDS`.  ``invariance`` names a grid parameter whose values
-    must all give the same result (chunks, batch, num_workers, layout, restore): the worker
-    runs the case at each of them and records whether they agree.
+    must all give the same result (chunks, batch, num_workers, layout, restore): each of its
+    grid values is itself a list of at least two distinct values, the first the reference
+    (``grid={"chunks": [[1000, 1, 3, 7]]}``); the worker calls the probe with each of them
+    and records whether the results agree (:mod:`audit.worker.invariance`).
+
+    ``sizes`` maps a size panel other than ``default`` (see :class:`Sizes`) to the grid
+    entries it replaces, e.g. ``sizes={"large": {"shape": [[1024, 1024]]}}``.  Panels add
+    cases, whose parameters tell them apart, so the panels' values are not hashed into the
+    probe version (adding a large size leaves the default cases comparable).
 
     Usable bare (``@probe``; the id is the function name) or with arguments.
     """
@@ -162,6 +217,11 @@ def probe(
         if invariance is not None and invariance not in the_grid:
             raise RegistryError(f"probe {key!r}: invariance parameter {invariance!r} is not in its grid")
         extras = tuple(dict(e) for e in extra_cases)
+        panels = {k: dict(v) for k, v in (sizes or {}).items()}
+        _check_panels(key, panels)
+        if invariance is not None:
+            listed = [v for g in (the_grid, *panels.values()) if invariance in g for v in g[invariance]]
+            _check_invariance(key, invariance, listed + [e[invariance] for e in extras if invariance in e])
         _REGISTRY[key] = Probe(
             key=key,
             id=pid,
@@ -174,10 +234,27 @@ def probe(
             extra_cases=extras,
             repeats=repeats,
             invariance=invariance,
+            sizes=panels,
         )
         return func
 
     return decorator
+
+
+def _check_panels(key: str, panels: Mapping[str, Any]) -> None:
+    known = {s.value for s in Sizes} - {Sizes.DEFAULT.value}
+    for panel in panels:
+        if panel not in known:
+            raise RegistryError(f"probe {key!r}: size panel {panel!r} is not one of {', '.join(sorted(known))}")
+
+
+def _check_invariance(key: str, name: str, values: Sequence[Any]) -> None:
+    """Each value of an invariance parameter lists at least two distinct values to compare."""
+    for listed in values:
+        spelled = [canonical_json(v) for v in listed] if isinstance(listed, (list, tuple)) else []
+        if len(spelled) < 2 or len(set(spelled)) != len(spelled):
+            raise RegistryError(f"probe {key!r}: each {name!r} value must list at least two distinct "
+                                f"values to compare (the first is the reference), not {listed!r}")
 
 
 def get(key: str) -> Probe:
@@ -211,9 +288,10 @@ def select(patterns: Sequence[str] = ()) -> Dict[str, Probe]:
     return {k: chosen[k] for k in probes if k in chosen}
 
 
-def iter_cases(probes: Mapping[str, Probe], seeds: Sequence[int] = DEFAULT_SEEDS) -> Iterator[Case]:
+def iter_cases(probes: Mapping[str, Probe], seeds: Sequence[int] = DEFAULT_SEEDS,
+               sizes: Sequence[Sizes] = DEFAULT_SIZES) -> Iterator[Case]:
     for p in probes.values():
-        yield from p.cases(seeds)
+        yield from p.cases(seeds, sizes)
 
 
 def snapshot() -> Dict[str, Probe]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from audit.errors import UsageError
 
@@ -51,12 +51,25 @@ def seeds_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(f"seed must be an integer, not {text!r}") from None
 
 
+def sizes_argument(text: str) -> Tuple[str, ...]:
+    """argparse type for --sizes: comma-separated size panels, each named in the error if unknown."""
+    from audit.registry import parse_sizes
+
+    try:
+        return tuple(s.value for s in parse_sizes(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    """--probe and --seed, shared by run and sweep."""
+    """--probe, --seed and --sizes, shared by run, sweep and list."""
     parser.add_argument("--probe", action="append", default=[], metavar="GLOB",
                         help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)")
     parser.add_argument("--seed", action="append", default=[], type=seeds_argument, metavar="N",
                         help="seed to use instead of the default panel 0, 17, 20210530, 2**32-1 (repeatable)")
+    parser.add_argument("--sizes", type=sizes_argument, default=("default",), metavar="PANEL[,PANEL]",
+                        help="size panels to run instead of 'default': 'large' holds the real-world sizes "
+                             "(1024x1024 QR, 4096 matmul, 1e7 reductions, image batches); 'default,large' runs both")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -99,8 +112,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
     check_seeds(args.seed)
     check_python(args.python)
-    return RunSpec(probes=args.probe, seeds=args.seed, repeat=not args.no_repeat, modules=args.module,
-                   python=args.python, case_timeout=args.case_timeout)
+    return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
+                   modules=args.module, python=args.python, case_timeout=args.case_timeout)
 
 
 class ProgressBar:

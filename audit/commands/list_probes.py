@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from audit.commands._options import sizes_argument
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("list", help="show the probe catalogue", description=__doc__)
     p.add_argument("--probe", action="append", default=[], metavar="GLOB", help="only probes matching GLOB")
     p.add_argument("--cases", action="store_true", help="list every case with its parameters")
+    p.add_argument("--sizes", type=sizes_argument, default=("default",), metavar="PANEL[,PANEL]",
+                   help="size panels to count: default, large, or both ('default,large')")
     p.set_defaults(execute=execute)
 
 
@@ -18,9 +22,13 @@ def execute(args: argparse.Namespace) -> int:
     from audit import registry
 
     probes = registry.select(args.probe)
-    total = 0
+    sizes = registry.parse_sizes(",".join(args.sizes))
+    total = shown = 0
     for key, p in probes.items():
-        cases = p.cases()
+        cases = p.cases(registry.DEFAULT_SEEDS, sizes)
+        if not cases:  # no case in these size panels
+            continue
+        shown += 1
         total += len(cases)
         req = p.requirement
         needs = f"{req.library}>={req.min_version}" if req.library and req.min_version else (req.library or "python")
@@ -28,5 +36,6 @@ def execute(args: argparse.Namespace) -> int:
         if args.cases:
             for case in cases:
                 print(f"    {case.key}  {case.params_json}")
-    print(f"{len(probes)} probes, {total} cases (default seed panel)")
+    panels = "" if sizes == registry.DEFAULT_SIZES else f", sizes {','.join(args.sizes)}"
+    print(f"{shown} probes, {total} cases (default seed panel{panels})")
     return 0

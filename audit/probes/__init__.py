@@ -19,6 +19,10 @@ MODULES = (
     "torch_ops",
     "numpy_ops",
     "torch_cuda",
+    "invariance_generators",
+    "invariance_ops",
+    "invariance_data",
+    "roundtrip",
 )
 
 for _name in MODULES:

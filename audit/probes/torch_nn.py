@@ -64,12 +64,19 @@ def _init_fn(torch: Any, name: str, generator: Optional[Any]) -> Callable[..., A
     return fn
 
 
-def _register_init(name: str, kwargs: Dict[str, Any], generators: Tuple[str, ...]) -> None:
-    grid = {"seed": SEEDS, "generator": generators, "shape": [[64, 32]], "kwargs": [kwargs]}
+#: Weight shapes: a toy layer and a small real one (256 x 256, where orthogonal_'s QR is
+#: already threaded and splits by thread count); the large size panel adds the layer shapes
+#: of real models, a 4x MLP's up projection included.
+INIT_SHAPES = ([64, 32], [256, 256])
+LARGE_INIT = {"shape": [[512, 512], [1024, 1024], [1024, 4096]]}
 
-    @torch_probe(f"torch.nn.init.{name}", grid)
+
+def _register_init(name: str, kwargs: Dict[str, Any], generators: Tuple[str, ...]) -> None:
+    grid = {"seed": SEEDS, "generator": generators, "shape": INIT_SHAPES, "kwargs": [kwargs]}
+
+    @torch_probe(f"torch.nn.init.{name}", grid, sizes={"large": LARGE_INIT})
     def init(device: str, seed: int, generator: str, shape: List[int], kwargs: Dict[str, Any]) -> Output:
-        """nn.init.<name> of a (64, 32) weight: how layers get their first values."""
+        """nn.init.<name> of a (64, 32) and a (256, 256) weight: how layers get their first values."""
         import torch
 
         gen = seeded(seed, generator, device)

@@ -25,7 +25,15 @@ def op_probe(probe_id: str, grid: Dict[str, Any], **kwargs: Any) -> Any:
                  kind="op", **kwargs)
 
 
-@op_probe("torch.matmul", {"mkn": MATMUL_SHAPES, "dtype": FLOATS})
+#: The large size panel (``--sizes large``): real-world layer sizes, where kernels take the
+#: paths that toy shapes never reach (threaded QR, big GEMM tiles, reductions split over
+#: threads, realistic image batches).
+LARGE_MATMUL = {"mkn": [[1024, 1024, 1024], [2048, 2048, 2048], [4096, 4096, 4096]]}
+LARGE_REDUCTION = {"size": [10_000_000]}
+LARGE_CONV = {"input": [[32, 64, 56, 56]], "weight": [[64, 64, 3, 3]]}
+
+
+@op_probe("torch.matmul", {"mkn": MATMUL_SHAPES, "dtype": FLOATS}, sizes={"large": LARGE_MATMUL})
 def torch_matmul(seed: int, mkn: List[int], dtype: str) -> Any:
     """A (m, k) @ B (k, n): the BLAS kernel and its blocking decide the rounding."""
     m, k, n = mkn
@@ -33,7 +41,7 @@ def torch_matmul(seed: int, mkn: List[int], dtype: str) -> Any:
 
 
 def _register_reduction(name: str) -> None:
-    @op_probe(f"torch.{name}", {"size": [1_000_000], "dtype": ["float32"]})
+    @op_probe(f"torch.{name}", {"size": [1_000_000], "dtype": ["float32"]}, sizes={"large": LARGE_REDUCTION})
     def reduction(seed: int, size: int, dtype: str) -> Any:
         """torch.<name> of a long vector: the summation order follows threads and vector width."""
         import torch
@@ -65,7 +73,8 @@ def layer_norm(seed: int, shape: List[int]) -> Any:
     return torch.nn.functional.layer_norm(x, shape[-1:], weight, bias)
 
 
-@op_probe("torch.nn.functional.conv2d", {"input": [[8, 16, 32, 32]], "weight": [[32, 16, 3, 3]]})
+@op_probe("torch.nn.functional.conv2d", {"input": [[8, 16, 32, 32]], "weight": [[32, 16, 3, 3]]},
+          sizes={"large": LARGE_CONV})
 def conv2d(seed: int, input: List[int], weight: List[int]) -> Any:
     """conv2d 3x3 with padding: the CPU backend (oneDNN or im2col+BLAS) picks the order."""
     import torch

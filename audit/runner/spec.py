@@ -18,6 +18,7 @@ class RunSpec:
 
     probes: List[str] = field(default_factory=list)
     seeds: List[int] = field(default_factory=list)
+    sizes: List[str] = field(default_factory=lambda: ["default"])  # size panels (audit.registry.Sizes)
     env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
     unset: List[str] = field(default_factory=list)  # environment variables to remove
     threads: Optional[int] = None

@@ -51,6 +51,7 @@ def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
         cmd += ["--probe", glob]
     for seed in spec.seeds:
         cmd += ["--seed", str(seed)]
+    cmd += ["--sizes", ",".join(spec.sizes)]
     for module in spec.modules:
         cmd += ["--module", module]
     if spec.threads:
@@ -171,7 +172,11 @@ class Runner:
         import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
 
         seeds = spec.seeds or list(registry.DEFAULT_SEEDS)
-        self.cases = {c.key: c for c in registry.iter_cases(registry.select(spec.probes), seeds)}
+        sizes = registry.parse_sizes(",".join(spec.sizes))
+        self.cases = {c.key: c for c in registry.iter_cases(registry.select(spec.probes), seeds, sizes)}
+        if not self.cases:  # the globs matched, but no probe has a case in these size panels
+            raise UsageError(f"the selected probes have no case in size panel {','.join(spec.sizes)}; "
+                             "see 'python -m audit list --sizes ...'")
 
     def execute(self, resume: bool = False) -> Outcome:
         """Run every case not yet done, then write the run file.

@@ -125,6 +125,10 @@ def execute_plain(case: registry.Case) -> Execution:
 
 def execute(case: registry.Case) -> Execution:
     """One execution of ``case``, by the kind of probe it is."""
+    if case.probe.invariance is not None:
+        from audit.worker.invariance import execute_invariance
+
+        return execute_invariance(case)
     return execute_plain(case)
 
 

@@ -61,17 +61,33 @@ def apply_settings(threads: Optional[int], deterministic: Optional[bool]) -> Non
 
 
 class Channel:
-    """The protocol stream: a private duplicate of fd 1; fd 1 itself now goes to stderr."""
+    """The protocol stream: a private duplicate of fd 1; fd 1 itself now goes to stderr.
+
+    Processes forked by a probe (DataLoader workers) inherit that descriptor; in each of them
+    it is pointed at /dev/null at once, so nothing a child writes, or flushes when it exits,
+    can reach the host as a protocol line.
+    """
 
     def __init__(self) -> None:
         sys.stdout.flush()
         fd = os.dup(1)
         os.dup2(2, 1)
         self._out: TextIO = os.fdopen(fd, "w", encoding="utf-8")
+        if hasattr(os, "register_at_fork"):  # POSIX
+            os.register_at_fork(after_in_child=lambda: _silence(fd))
 
     def send(self, message: Dict[str, Any]) -> None:
         self._out.write(json.dumps(message, allow_nan=False) + "\n")
         self._out.flush()
+
+
+def _silence(fd: int) -> None:
+    """Point ``fd`` at /dev/null (in a forked child: the protocol is the parent's alone)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _skip_keys(path: Optional[str]) -> set:
@@ -81,16 +97,19 @@ def _skip_keys(path: Optional[str]) -> set:
         return {line.strip() for line in f if line.strip()}
 
 
-def cases_to_run(patterns: Sequence[str], seeds: Sequence[int], skip: Iterable[str] = ()) -> List[registry.Case]:
+def cases_to_run(patterns: Sequence[str], seeds: Sequence[int], skip: Iterable[str] = (),
+                 sizes: Sequence[registry.Sizes] = registry.DEFAULT_SIZES) -> List[registry.Case]:
     skip = set(skip)
     chosen = registry.select(patterns)
-    return [c for c in registry.iter_cases(chosen, seeds) if c.key not in skip]
+    return [c for c in registry.iter_cases(chosen, seeds, sizes) if c.key not in skip]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m audit.worker", description=__doc__.split("\n")[0])
     p.add_argument("--probe", action="append", default=[], help="glob over probe keys/ids")
     p.add_argument("--seed", action="append", type=int, default=[], help="seed (repeatable)")
+    p.add_argument("--sizes", type=registry.parse_sizes, default=registry.DEFAULT_SIZES,
+                   help="size panels, comma-separated (default, large)")
     p.add_argument("--skip-file", help="file of case keys not to run (already done)")
     p.add_argument("--no-repeat", action="store_true", help="run each case once")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
@@ -109,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from audit.worker.environment import capture
 
     channel.send({"type": "header", "schema": SCHEMA_VERSION, "env": capture()})
-    cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file))
+    cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file), args.sizes)
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
         channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
