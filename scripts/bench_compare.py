@@ -17,6 +17,7 @@ and CPU seconds are both shown: on a loaded machine CPU seconds are the steadier
     python scripts/bench_compare.py                      # 10M and 100M rows (~9 GB of files for 100M)
     python scripts/bench_compare.py --rows 1000000       # one size
     python scripts/bench_compare.py --keep /data/bench   # where generated files live (reused)
+    python scripts/bench_compare.py --cases 1651         # cases per run (default: the catalogue's count)
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--keep", default=os.environ.get("AUDIT_BENCH_DATA", "/tmp/audit-bench"),
                         help="where generated files live (reused if present)")
     parser.add_argument("--no-compact", action="store_true", help="skip the compacted measurements")
+    parser.add_argument("--cases", type=int, help="cases per run (default: as many as the catalogue has)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args(argv)
     if args.measure:
@@ -250,19 +252,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         result = {"bare": measure_bare, "compare": measure_compare, "compact": measure_compact}[mode](*paths)
         print(json.dumps(result))
         return 0
-    cases = _catalogue_size()
+    cases = args.cases or _catalogue_size()
     lines: List[str] = []
 
     def say(text: str) -> None:
         print(text, flush=True)
         lines.append(text)
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     say(f"bench_compare: compare vs the bare DuckDB query over the same synthetic runs "
-        f"({cases} cases per run, the catalogue)\n{machine()}")
+        f"({cases} cases per run)\n{machine()}\nload average (1 min) at start: {load:.2f} "
+        "(other work on the machine inflates wall times; CPU seconds are steadier)")
     table = ["| rows | layout | files | bare query | compare | compare / bare | target |",
              "|---|---|---|---|---|---|---|"]
     for rows in args.rows or [10_000_000, 100_000_000]:
-        directory = os.path.join(args.keep, f"rows_{rows}")
+        directory = os.path.join(args.keep, f"rows_{rows}_cases_{cases}")
         t0 = time.perf_counter()
         runs = generate(directory, rows, cases)
         say(f"{_size(rows)} rows: {runs} run files ready in {time.perf_counter() - t0:.0f} s "

