@@ -136,17 +136,24 @@ def write_parquet(tables: Any, where: str, fs: Any = None, metadata: Optional[Ma
         for table in tables:
             if writer is None:
                 metadata = metadata if metadata is not None else (table.schema.metadata or {})
-                schema = ARROW_SCHEMA if footer else ARROW_SCHEMA.with_metadata(metadata)
-                writer = pq.ParquetWriter(where, schema, filesystem=fs, compression="zstd")
+                writer = pq.ParquetWriter(where, _saved_schema(metadata, footer), filesystem=fs, compression="zstd")
             writer.write_table(table.replace_schema_metadata(None), row_group_size=max(1, table.num_rows))
         if writer is None:
-            schema = ARROW_SCHEMA if footer else ARROW_SCHEMA.with_metadata(metadata or {})
-            writer = pq.ParquetWriter(where, schema, filesystem=fs, compression="zstd")
+            writer = pq.ParquetWriter(where, _saved_schema(metadata or {}, footer), filesystem=fs,
+                                      compression="zstd")
         if footer:
             writer.add_key_value_metadata(dict(metadata or {}))
     finally:
         if writer is not None:
             writer.close()
+
+
+def _saved_schema(metadata: Mapping[bytes, bytes], footer: bool) -> pa.Schema:
+    """The schema pyarrow saves in the file: with only the schema version when the rest goes to
+    the footer (the same bytes in every file; older readers still see the version)."""
+    if not footer:
+        return ARROW_SCHEMA.with_metadata(metadata)
+    return ARROW_SCHEMA.with_metadata({k: v for k, v in metadata.items() if k == META_SCHEMA})
 
 
 def file_metadata(pf: Any) -> Dict[bytes, bytes]:
