@@ -19,6 +19,7 @@ MODULES = (
     "torch_ops",
     "numpy_ops",
     "torch_cuda",
+    "torch_models",
 )
 
 for _name in MODULES:

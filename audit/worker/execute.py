@@ -125,6 +125,10 @@ def execute_plain(case: registry.Case) -> Execution:
 
 def execute(case: registry.Case) -> Execution:
     """One execution of ``case``, by the kind of probe it is."""
+    if case.probe.kind == "trace":
+        from audit.worker.trace import execute_trace  # imports torch: only when a trace runs
+
+        return execute_trace(case)
     return execute_plain(case)
 
 
