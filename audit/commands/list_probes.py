@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from audit.commands._options import add_probes_from_argument, probe_sources
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("list", help="show the probe catalogue", description=__doc__)
     p.add_argument("--probe", action="append", default=[], metavar="GLOB", help="only probes matching GLOB")
     p.add_argument("--cases", action="store_true", help="list every case with its parameters")
+    add_probes_from_argument(p)
     p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:
     import audit.probes  # noqa: F401
-    from audit import registry
+    from audit import registry, user_probes
+
+    user_probes.load(probe_sources(args))  # in this interpreter (run asks the audited one)
 
     probes = registry.select(args.probe)
     total = 0
