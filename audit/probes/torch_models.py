@@ -7,7 +7,8 @@ op, not only at the final weights.
 
 * a transformer encoder block: embedding, self-attention, layer norm, MLP, dropout, AdamW;
 * a small CNN: conv, batch norm, max pooling, SGD with momentum (two steps, so the momentum
-  buffer is used);
+  buffer is used); the convolutions have no bias, as usual before batch norm (a bias there
+  gets a gradient that is zero up to rounding noise, which any change of order rewrites);
 * an LSTM over a short sequence with a linear head, Adam;
 * an input pipeline: a ``DataLoader`` with ``shuffle=True``, a seeded ``generator=``, and
   random augmentation inside ``__getitem__``, seeded as torch's reproducibility notes say
@@ -114,8 +115,8 @@ def cnn_step(device: str, seed: int, batch: int, size: int, steps: int) -> Any:
     _seed_everything(seed, device)  # init
     nn = torch.nn
     model = traced(nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         nn.Flatten(), nn.Linear(32, 10),
     ).to(device))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
