@@ -24,7 +24,9 @@ give), one named record out.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from audit.compare import ulp
 from audit.compare.model import Difference
@@ -32,7 +34,8 @@ from audit.compare.model import Difference
 _SEVERITY = list(Difference)  # most severe first
 
 
-class TraceDivergence(NamedTuple):
+@dataclass(frozen=True)
+class TraceDivergence:
     """Where two traces part (the JSON ``first_divergence`` of a finding)."""
 
     index: int  # the op's position in the trace
@@ -46,7 +49,7 @@ class TraceDivergence(NamedTuple):
 
     def as_dict(self) -> Dict[str, Any]:
         """The JSON form: ``difference`` as its string value."""
-        return {**self._asdict(), "difference": self.difference.value}
+        return {**dataclasses.asdict(self), "difference": self.difference.value}
 
 
 def first_divergence(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> Optional[TraceDivergence]:
@@ -118,10 +121,8 @@ def _differs(x: Mapping[str, Any], y: Mapping[str, Any]) -> bool:
 def _inputs(op: Mapping[str, Any], trace: Sequence[Mapping[str, Any]]) -> List[Any]:
     """An op's inputs as contents: "#i.j" becomes output j's fingerprint (the reference
     itself where that output has none), an outside tensor stays its fingerprint."""
-    resolved: List[Any] = []
-    for source in list(op.get("inputs") if op.get("inputs") is not None else []):
-        resolved.append(_resolve(str(source), trace))
-    return resolved
+    inputs = op.get("inputs")
+    return [_resolve(str(source), trace) for source in ([] if inputs is None else list(inputs))]
 
 
 def _resolve(source: str, trace: Sequence[Mapping[str, Any]]) -> Any:
