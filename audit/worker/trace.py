@@ -134,7 +134,25 @@ def _tensors(values: Iterable[Any]) -> List[Any]:
 _NAMES = {getattr(torch, name): name for name in ("float16", "bfloat16", "float32", "float64", "bool", "uint8",
                                                    "int8", "int16", "int32", "int64")}
 
-@functools.lru_cache(maxsize=1024)
+class _Form:
+    """What every output of one dtype, shape and layout shares: names, header, sample indices."""
+
+    __slots__ = ("name", "shape", "header", "index", "quick")
+
+    def __init__(self, t: Any) -> None:
+        dims = tuple(int(s) for s in t.shape)
+        self.name = _NAMES.get(t.dtype)
+        self.shape = str(list(dims))
+        self.header = f"{self.name}|{','.join(map(str, dims))}|".encode()
+        n = t.numel()
+        self.index = None if n <= SAMPLE_HEAD + SAMPLE_SPREAD else _sample_at(n)
+        self.quick = (self.name is not None and t.layout == torch.strided and "numpy" in sys.modules
+                      and n * t.element_size() <= CHUNK)
+
+
+_FORMS: Dict[Tuple[Any, Any, Any], _Form] = {}
+
+
 def _sample_at(n: int) -> Any:
     import numpy as np
 
@@ -149,38 +167,34 @@ def output_record(t: Any, uninitialised: bool = False) -> Dict[str, Any]:
     digest and sample :func:`audit.worker.fingerprint.fingerprint` gives (a test holds
     them equal); anything else goes through that function.
     """
-    dims = tuple(t.shape)
-    shape = str(list(dims))
-    name = _NAMES.get(t.dtype)
+    key = (t.dtype, t.shape, t.layout)
+    form = _FORMS.get(key)
+    if form is None:
+        if len(_FORMS) > 4096:
+            _FORMS.clear()
+        form = _FORMS[key] = _Form(t)
     if uninitialised:
-        return {"fingerprint": None, "dtype": name or _dtype_text(t), "shape": shape, "sample": None}
-    if name is not None and t.layout == torch.strided and "numpy" in sys.modules \
-            and t.numel() * t.element_size() <= CHUNK:
-        digest, sample = _quick(t, name, dims)
-        return {"fingerprint": digest, "dtype": name, "shape": shape, "sample": sample}
+        return {"fingerprint": None, "dtype": form.name or _dtype_text(t), "shape": form.shape, "sample": None}
+    if form.quick:
+        if not t.is_cpu:
+            t = t.cpu()
+        if t.requires_grad:
+            t = t.detach()
+        if form.name == "bfloat16":
+            t = t.view(torch.int16)
+        if not t.is_contiguous():
+            t = t.contiguous()
+        flat = t.numpy().reshape(-1)
+        h = xxhash.xxh3_128(form.header)
+        h.update(flat)
+        sample = flat if form.index is None else flat[form.index]
+        return {"fingerprint": h.hexdigest(), "dtype": form.name, "shape": form.shape,
+                "sample": sample.tobytes().hex()}
     try:
         fp = fingerprint(t, blocks=False)
-        return {"fingerprint": fp.digest, "dtype": fp.dtype, "shape": shape, "sample": fp.sample}
+        return {"fingerprint": fp.digest, "dtype": fp.dtype, "shape": form.shape, "sample": fp.sample}
     except (TypeError, RuntimeError, ValueError):  # a dtype or layout fingerprints do not cover
-        return {"fingerprint": None, "dtype": _dtype_text(t), "shape": shape, "sample": None}
-
-
-def _quick(t: Any, name: str, dims: Tuple[int, ...]) -> Tuple[str, str]:
-    """Digest and sample of a real-dtype strided tensor (see :func:`output_record`)."""
-    if not t.is_cpu:
-        t = t.cpu()
-    if t.requires_grad:
-        t = t.detach()
-    if name == "bfloat16":
-        t = t.view(torch.int16)
-    if not t.is_contiguous():
-        t = t.contiguous()
-    flat = t.numpy().reshape(-1)
-    h = xxhash.xxh3_128(f"{name}|{','.join(map(str, dims))}|".encode())
-    h.update(flat.view("uint8"))
-    n = flat.size
-    sample = flat if n <= SAMPLE_HEAD + SAMPLE_SPREAD else flat[_sample_at(n)]
-    return h.hexdigest(), sample.tobytes().hex()
+        return {"fingerprint": None, "dtype": _dtype_text(t), "shape": form.shape, "sample": None}
 
 
 def _dtype_text(t: Any) -> str:
@@ -246,7 +260,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
 
     def _record(self, info: OpInfo, args: Sequence[Any], kwargs: Dict[str, Any], out: Any,
                 known: List[Known]) -> None:
-        outputs = _tensors(out if isinstance(out, (list, tuple)) else (out,))
+        outputs = [out] if isinstance(out, Tensor) else _tensors(out if isinstance(out, (list, tuple)) else ())
         if info.written:  # what it writes and does not return is an output too
             returned = {id(t) for t in outputs}
             outputs += [t for t in _arguments(info.written, args, kwargs) if id(t) not in returned]
