@@ -221,3 +221,17 @@ def test_the_example_in_a_thread_sweep_names_its_first_divergent_op(tmp_path: Pa
     if found is None:
         pytest.skip("this torch trains the example bit-identically on 1 and 2 threads")
     assert done.returncode == 1 and found.inputs_identical
+
+
+def test_the_readme_shows_the_committed_example_whole() -> None:
+    with open(os.path.join(SOURCE_ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme.split("## Auditing your own code", 1)[1].split("\n## ", 1)[0]
+    with open(EXAMPLE, encoding="utf-8") as f:
+        assert "```python\n" + f.read() + "```" in section
+
+
+def test_list_shows_user_probes(tmp_path: Path) -> None:
+    done = _cli("list", "--probes-from", EXAMPLE, "--probe", "myproject.*")
+    assert done.returncode == 0, done.stderr
+    assert "myproject.train_step" in done.stdout and "trace" in done.stdout
