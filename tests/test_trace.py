@@ -312,3 +312,13 @@ def test_model_traces_run_repeatably_and_name_their_modules(key: str, expected: 
     assert record["repeat_identical"] is True
     assert expected <= {(op["op"], op["module"]) for op in record["trace"]}
     assert registry.get(f"{key}@cuda").device == "cuda"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("key", ["torch.nn.TransformerEncoderLayer@cuda", "torch.nn.Conv2d:train@cuda",
+                                 "torch.nn.LSTM@cuda", "torch.utils.data.DataLoader:pipeline@cuda"])
+def test_model_traces_on_cuda(key: str) -> None:
+    record = run_case(registry.get(key).cases()[0])
+    assert record["status"] == "ok", record.get("message")
+    assert len(record["trace"]) > 50
+    assert any(op["module"] is not None for op in record["trace"]) or "DataLoader" in key
