@@ -64,6 +64,9 @@ OVERWRITES = frozenset({"fill_", "zero_", "uniform_", "normal_", "random_", "ber
 #: Ops whose output holds the same elements as their input: its record is the input's.
 SAME_CONTENT = frozenset({"detach", "alias", "clone", "lift_fresh", "lift_fresh_copy"})
 
+#: Uninitialised outputs whose storage the recorder remembers (see Recorder._blank_alias).
+BLANK_REMEMBERED = 256
+
 Op = Dict[str, Any]  # one trace record, as above
 
 
@@ -219,6 +222,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         self._modules: List[str] = []  # stack of the modules whose forward is running
         self._hooks: List[Any] = []
         self._unsettled: List[Known] = []  # the last op's outputs (see _settle)
+        self._blank: Dict[Optional[int], Tuple[Known, Any]] = {}  # storage address -> (output, storage)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Sequence[Any] = (),
                            kwargs: Optional[Dict[str, Any]] = None) -> Any:
@@ -226,19 +230,19 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         if self._unsettled:
             self._settle()
         if self.paused:
-            return func(*args, **kwargs)
+            return _call(func, args, kwargs)
         info = op_info(func)
         inputs = _tensors((*args, *kwargs.values()))
         if info.overwritten:
             skip = {id(t) for t in _arguments(info.overwritten, args, kwargs)}
             inputs = [t for t in inputs if id(t) not in skip]
         known = [self._lookup(t) for t in inputs]
-        out = func(*args, **kwargs)
+        out = _call(func, args, kwargs)
         self._record(info, args, kwargs, out, known)
         return out
 
     def _settle(self) -> None:
-        """Give the last op's outputs their version, now that it is final.
+        """Give the last op's written outputs their version, now that it is final.
 
         Autograd's in-place bookkeeping bumps a written tensor's version *after* this mode
         has returned, so the version an output keeps is read when the next op starts.
@@ -254,16 +258,30 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         known = self._known.get(id(t))
         version = _version(t)
         if known is None or known.ref() is not t or known.version != version:
-            known = Known(weakref.ref(t), version, output_record(t)["fingerprint"] or "?")
+            known = self._blank_alias(t, version) or Known(weakref.ref(t), version,
+                                                            output_record(t)["fingerprint"] or "?")
             self._known[id(t)] = known
         return known
+
+    def _blank_alias(self, t: Any, version: int) -> Optional[Known]:
+        """A tensor the trace did not make that aliases uninitialised memory it did make,
+        unwritten since: ``nn.Parameter(torch.empty(...))`` wraps its tensor without an op
+        (and the two share a version counter)."""
+        storage = _storage(t)
+        remembered = self._blank.get(storage)
+        if remembered is None or version != remembered[0].version:
+            return None
+        return Known(weakref.ref(t), version, remembered[0].source, True, remembered[0].record)
 
     def _record(self, info: OpInfo, args: Sequence[Any], kwargs: Dict[str, Any], out: Any,
                 known: List[Known]) -> None:
         outputs = [out] if isinstance(out, Tensor) else _tensors(out if isinstance(out, (list, tuple)) else ())
+        written = set()
         if info.written:  # what it writes and does not return is an output too
             returned = {id(t) for t in outputs}
-            outputs += [t for t in _arguments(info.written, args, kwargs) if id(t) not in returned]
+            writes = _arguments(info.written, args, kwargs)
+            written = {id(t) for t in writes}
+            outputs += [t for t in writes if id(t) not in returned]
         if not outputs:
             return
         index = len(self.ops)
@@ -274,12 +292,28 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
             blank = uninitialised or j in info.scratch
             record = same if same is not None and not blank else output_record(t, blank)
             records.append(record)
-            entry = Known(weakref.ref(t), -2, f"#{index}.{j}", blank, record)
+            entry = Known(weakref.ref(t), _version(t), f"#{index}.{j}", blank, record)
             self._known[id(t)] = entry
-            self._unsettled.append(entry)
+            if id(t) in written:  # its version moves once this mode has returned: see _settle
+                self._unsettled.append(entry)
+            if blank:
+                self._remember_blank(t, entry)
         self.ops.append({"index": index, "op": info.name,
                          "module": self._modules[-1] if self._modules else None,
                          "inputs": [k.source for k in known], "outputs": records})
+
+    def _remember_blank(self, t: Any, entry: Known) -> None:
+        """Keep the storage of an uninitialised output (alive, so its address is not reused
+        by other memory while it is remembered), for :meth:`_blank_alias`; the latest few."""
+        try:
+            storage = t.untyped_storage()
+        except (AttributeError, RuntimeError, NotImplementedError):
+            return
+        key = _storage(t)
+        if key is not None:
+            self._blank[key] = (entry, storage)
+            while len(self._blank) > BLANK_REMEMBERED:
+                self._blank.pop(next(iter(self._blank)))
 
     def name_modules(self, root: Any, prefix: str) -> None:
         """Hook every module under ``root`` so ops know the module path they ran in."""
@@ -311,9 +345,37 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
             self._modules.clear()
             self._known.clear()
             self._unsettled.clear()
+            self._blank.clear()
 
 
 _ACTIVE: List[Recorder] = []  # the recorders entered, innermost last
+
+
+def _storage(t: Any) -> Optional[int]:
+    """Where a tensor's memory starts (None: no storage to speak of)."""
+    try:
+        return int(t.untyped_storage().data_ptr()) or None
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return None
+
+
+def _call(func: Any, args: Sequence[Any], kwargs: Dict[str, Any]) -> Any:
+    """``func(*args, **kwargs)``, and torch 2.0's ``x ^ 5`` too: there a Python number reaches
+    ``bitwise_xor.Tensor`` unwrapped, and only the op's ``Scalar`` overload takes it back."""
+    try:
+        return func(*args, **kwargs)
+    except RuntimeError:
+        scalar = _scalar_overload(func, args)
+        if scalar is None:
+            raise
+        return scalar(*args, **kwargs)
+
+
+def _scalar_overload(func: Any, args: Sequence[Any]) -> Any:
+    if len(args) < 2 or isinstance(args[1], Tensor) or not isinstance(args[1], (bool, int, float, complex)):
+        return None
+    name = {"Tensor": "Scalar", "Tensor_Tensor": "Tensor_Scalar"}.get(func._overloadname)
+    return getattr(func.overloadpacket, name, None) if name else None
 
 
 def _arguments(which: Sequence[Tuple[int, str]], args: Sequence[Any], kwargs: Dict[str, Any]) -> List[Any]:
