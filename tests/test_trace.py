@@ -322,3 +322,9 @@ def test_model_traces_on_cuda(key: str) -> None:
     assert record["status"] == "ok", record.get("message")
     assert len(record["trace"]) > 50
     assert any(op["module"] is not None for op in record["trace"]) or "DataLoader" in key
+
+
+def test_one_line_calls_only_value_differences_inherited() -> None:
+    parted = TraceDivergence(4, "aten.detach.default", None, False, Difference.STRUCTURAL, None, 3, 9)
+    assert one_line(parted) == ("first divergence: op 4 aten.detach.default (inputs differ), structural; "
+                                "3 of 4 later ops differ")

@@ -78,7 +78,9 @@ def one_line(d: TraceDivergence) -> str:
     """``first divergence: op 10 aten.native_layer_norm.default in 1 (inputs identical), drift 2 ULP``,
     then how many later ops differ."""
     where = "" if d.module is None else f" in {d.module or '(root)'}"
-    inputs = "inputs identical" if d.inputs_identical else "inputs differ: inherited"
+    inputs = "inputs identical" if d.inputs_identical else "inputs differ"
+    if not d.inputs_identical and d.difference is not Difference.STRUCTURAL:
+        inputs += ": inherited"  # its values follow from its inputs' (another op is another matter)
     later = f"; {d.ops_differing} of {d.ops - d.index - 1} later ops differ" if d.ops > d.index + 1 else ""
     return f"first divergence: op {d.index} {d.op}{where} ({inputs}), {_kind_text(d)}{later}"
 
