@@ -137,6 +137,7 @@ def _tensors(values: Iterable[Any]) -> List[Any]:
 _NAMES = {getattr(torch, name): name for name in ("float16", "bfloat16", "float32", "float64", "bool", "uint8",
                                                    "int8", "int16", "int32", "int64")}
 
+
 class _Form:
     """What every output of one dtype, shape and layout shares: names, header, sample indices."""
 
