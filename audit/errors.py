@@ -23,6 +23,14 @@ class RegistryError(UsageError):
     """A probe id that is unknown or registered twice."""
 
 
+class DuplicateProbe(RegistryError):
+    """A probe key registered twice: ``key``, and ``owner``, the module that has it already."""
+
+    def __init__(self, key: str, owner: str) -> None:
+        super().__init__(f"probe {key!r} is registered twice (first by {owner})")
+        self.key, self.owner = key, owner
+
+
 class StoreError(AuditError):
     """A results location that cannot be read or written."""
 

@@ -79,8 +79,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-repeat", action="store_true", help="execute each case once (skips the run-to-run check)")
     p.add_argument("--case-timeout", type=seconds_argument, default=300.0, metavar="S",
                    help="seconds a case may run before it is killed and recorded as timeout")
+    add_probes_from_argument(p)
     p.add_argument("--module", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_probes_from_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probes-from", action="append", default=[], metavar="PATH|MODULE",
+                   help="your own probes: a .py file or a dotted module (repeatable; also $AUDIT_PROBES, "
+                        "space-separated, and installed packages' 'determinism_audit.probes' entry points)")
+
+
+def probe_sources(args: argparse.Namespace) -> Any:
+    """``--probes-from`` then ``AUDIT_PROBES``, paths made absolute (checked)."""
+    from audit.user_probes import resolve
+
+    return resolve(args.probes_from, os.environ, os.getcwd())
 
 
 def seconds_argument(text: str) -> float:
@@ -113,7 +127,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     check_seeds(args.seed)
     check_python(args.python)
     return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
-                   modules=args.module, python=args.python, case_timeout=args.case_timeout)
+                   modules=args.module, probe_sources=probe_sources(args), python=args.python,
+                   case_timeout=args.case_timeout)
 
 
 class ProgressBar:
