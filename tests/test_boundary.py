@@ -1,7 +1,7 @@
 """The worker side imports only the standard library, the libraries under test and xxhash.
 
 Every worker-side module (audit.worker.*, audit.probes.*, audit.registry, audit.probe_api,
-audit.errors) is imported in a fresh interpreter in which pandas, pyarrow and duckdb, and
+audit.user_probes, audit.errors) is imported in a fresh interpreter in which pandas, pyarrow and duckdb, and
 the host-side packages of audit itself, cannot be imported: an import hook refuses them
 and names the module that asked.  An audited environment holding numpy 1.21 and nothing
 else must be able to run the worker.
@@ -50,7 +50,7 @@ sys.exit(1 if failed else 0)
 def worker_modules() -> List[str]:
     """Every worker-side module, found by walking the packages (a new module is covered)."""
     root = os.path.dirname(audit.__file__)
-    out = ["audit.registry", "audit.probe_api", "audit.errors", "audit.worker", "audit.probes"]
+    out = ["audit.registry", "audit.probe_api", "audit.user_probes", "audit.errors", "audit.worker", "audit.probes"]
     for package in ("worker", "probes"):
         out += [f"audit.{package}.{m.name}" for m in pkgutil.iter_modules([os.path.join(root, package)])
                 if m.name != "__main__"]  # a script: importing it would run the worker
