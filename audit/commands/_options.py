@@ -22,7 +22,25 @@ SEED_RANGE = (-(2**63), 2**64 - 1)
 
 def add_results_argument(p: argparse.ArgumentParser, default: str = DEFAULT_RESULTS) -> None:
     p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", default), metavar="DIR",
-                   help=f"results directory or URL (default: $AUDIT_RESULTS or {default})")
+                   type=results_argument, help=f"results directory or URL (default: $AUDIT_RESULTS or {default})")
+
+
+def location_argument(text: str) -> str:
+    """argparse type for a path or URL to read: not empty, UTF-8, within the OS limits.
+
+    Raises UsageError (not argparse's error) so the CLI prints one line, before any work.
+    """
+    from audit.store.location import check
+
+    return check(text, "path")
+
+
+def results_argument(text: str) -> str:
+    """argparse type for a place to write runs: a location that persists (not ``mock://``)."""
+    from audit.store.location import check, check_persistent
+
+    check_persistent(check(text, "--results location"))
+    return text
 
 
 def seeds_argument(text: str) -> int:

@@ -134,12 +134,13 @@ class Comparison:
     unsupported: List[Dict[str, Any]]  # cases unsupported in every run: probe, case, device, reason
     rows: int
     runs: int
-    skipped: List[Any]  # audit.store.Skipped
+    skipped: List[Any]  # audit.store.location.Skipped
     cross_device: bool = False
     baseline: Optional[str] = None  # what the reference was, in baseline mode
     expectation_notes: List[str] = field(default_factory=list)  # expired or unmatched expectations
     upgrade: Optional[Any] = None  # audit.compare.upgrade.Upgrade in --upgrade mode
     envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
+    notes: List[str] = field(default_factory=list)  # about the input: e.g. duplicate copies of a run ignored
 
     def counts(self) -> Dict[str, int]:
         """Findings per verdict in verdict order, then the unsupported count."""

@@ -143,6 +143,8 @@ def render(c: Comparison) -> str:
     if c.skipped:
         body += ["<h2>Skipped files</h2><ul>"]
         body += [f"<li><code>{_e(s.path)}</code>: {_e(s.reason)}</li>" for s in c.skipped] + ["</ul>"]
+    if c.notes:
+        body += ["<h2>Notes</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.notes] + ["</ul>"]
     if c.expectation_notes:
         body += ["<h2>Expectations</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.expectation_notes] + ["</ul>"]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"

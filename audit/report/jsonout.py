@@ -1,7 +1,8 @@
 """``compare --json``: the contract of DESIGN.md, plus a few documented extra keys.
 
 Top level: ``findings`` (the contract), ``counts`` (per verdict, and ``unsupported``),
-``unsupported`` (cases unsupported in every run), ``skipped`` (files not read and why),
+``unsupported`` (cases unsupported in every run), ``skipped`` (files not read and why), ``notes``
+(about the input, e.g. duplicate copies of a run ignored),
 ``expectations`` (expired or unmatched), ``rows``, ``runs``, ``exit_code``, and ``upgrade``
 in upgrade mode.  A finding has ``probe``, ``case`` (the parsed params), ``device``,
 ``verdict``, ``difference`` (null unless divergent), ``axes``, ``streams``, and also
@@ -66,6 +67,7 @@ def render(c: Comparison) -> str:
         "counts": c.counts(),
         "unsupported": c.unsupported,
         "skipped": [{"path": s.path, "reason": s.reason} for s in c.skipped],
+        "notes": c.notes,
         "expectations": c.expectation_notes,
         "rows": c.rows, "runs": c.runs, "cross_device": c.cross_device, "baseline": c.baseline,
         "exit_code": c.exit_code(),

@@ -44,6 +44,8 @@ def render(c: Comparison) -> str:
         out += [""] + upgrade_lines(c.upgrade, markdown=True)
     if c.skipped:
         out += ["", "Skipped files:", ""] + [f"- `{_cell(s.path)}`: {_cell(s.reason)}" for s in c.skipped]
+    if c.notes:
+        out += ["", "Notes:", ""] + [f"- {_cell(n)}" for n in c.notes]
     if c.expectation_notes:
         out += ["", "Expectations:", ""] + [f"- {_cell(n)}" for n in c.expectation_notes]
     return "\n".join(out) + "\n"

@@ -87,6 +87,7 @@ def render(c: Comparison) -> str:
         out.extend(upgrade_lines(c.upgrade))
         out.append("")
     out.extend(f"skipped {s.path}: {s.reason}" for s in c.skipped)
+    out.extend(f"note: {n}" for n in c.notes)
     out.extend(f"expectation {n}" for n in c.expectation_notes)
     out.append(f"cases: {counts_line(c)}")
     if c.baseline:
