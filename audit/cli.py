@@ -23,6 +23,8 @@ COMMANDS = {
     "env": "env",
     "compare": "compare",
     "sweep": "sweep",
+    "bisect": "bisect",
+    "advise": "advise",
 }
 
 

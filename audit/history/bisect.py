@@ -1,0 +1,137 @@
+"""``bisect``: audit released versions of a library and name the release of each change.
+
+The shell around :func:`audit.history.search.bisect`: it lists the releases, and its
+auditor builds (or reuses) the release's matrix cell, runs ``python -m audit run`` in it
+from this host, and reads the run file back.  A release that does not install is skipped
+with its reason; the search then audits a neighbour.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from audit.errors import UsageError
+from audit.history import changes, plan, search
+from audit.history import releases as rel
+from audit.history.changes import Change, Snapshot
+from audit.runner import cells
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What ``audit bisect`` was asked."""
+
+    library: str
+    low: str
+    high: str
+    probes: Sequence[str] = ()
+    probes_from: Sequence[str] = ()
+    python: Optional[str] = None
+    versions: Optional[str] = None  # --versions, comma-separated
+    results: str = os.path.join("results", "bisect")
+    remove_cells: bool = False
+
+
+@dataclass
+class Outcome:
+    """What the bisect found, and what it cost."""
+
+    library: str
+    low: str
+    high: str
+    releases: rel.Releases
+    series: plan.Series
+    built: List[str]
+    changes: List[Change]
+    skipped: Dict[str, str] = field(default_factory=dict)  # release -> why it was not audited
+    seconds: float = 0.0
+    runs: Dict[str, str] = field(default_factory=dict)  # release -> run file
+
+    def to_json(self) -> Dict[str, object]:
+        return {"library": self.library, "from": self.low, "to": self.high,
+                "versions_built": self.built, "changes": [c.to_json() for c in self.changes],
+                "releases": self.releases.versions, "releases_source": self.releases.source,
+                "skipped": self.skipped, "python": self.series.python, "runs": self.runs}
+
+
+def run(request: Request, log: Log = lambda _: None) -> Outcome:
+    """List the releases, search them, describe every change found."""
+    start = time.perf_counter()
+    library = rel.check_library(request.library)
+    low, high = (rel.check_release(library, v) for v in (request.low, request.high))
+    series = plan.for_bisect(library, low, high, request.python)
+    listed = rel.releases(library, low, high, series.python, request.versions)
+    log(f"{len(listed.versions)} {library} releases from {listed.versions[0]} to {listed.versions[-1]} "
+        f"(from {listed.source}; Python {series.python})")
+    auditor = _Auditor(request, series, listed.versions, log)
+    found = search.bisect(listed.versions, auditor)
+    described = changes.changes_between(found.transitions, {v: s.rows for v, s in auditor.snapshots.items()})
+    return Outcome(library, listed.versions[0], listed.versions[-1], listed, series, found.audited, described,
+                   {**listed.skipped, **auditor.failed}, time.perf_counter() - start,
+                   {v: s.path for v, s in auditor.snapshots.items()})
+
+
+class _Auditor:
+    """release -> outcome tokens, by building the cell and running the catalogue in it."""
+
+    def __init__(self, request: Request, series: plan.Series, versions: Sequence[str], log: Log) -> None:
+        self.request, self.series, self.log = request, series, log
+        self.ends = {versions[0], versions[-1]}
+        self.snapshots: Dict[str, Snapshot] = {}
+        self.failed: Dict[str, str] = {}
+        self.folder = os.path.join(request.results, f"{request.library}-{versions[0]}-to-{versions[-1]}")
+
+    def __call__(self, version: str) -> Optional[search.Outcomes]:
+        cell = self.series.cell(version)
+        existed = cells.exists(cell)
+        start = time.perf_counter()
+        try:
+            python = cells.build(cell, log=self.log)
+        except cells.BuildError as exc:
+            return self._fail(version, f"does not install: {exc}")
+        built = time.perf_counter()
+        try:
+            path = audit_cell(python, self.folder, self._selection())
+        except UsageError as exc:
+            return self._fail(version, f"audit failed: {exc}")
+        finally:
+            if self.request.remove_cells and not existed:
+                cells.remove(cell)
+        self.log(f"  {self.request.library} {version}: cell {'reused' if existed else 'built'} in "
+                 f"{built - start:.0f} s, audited in {time.perf_counter() - built:.0f} s")
+        snap = changes.snapshot(path, self.request.library)
+        self.snapshots[version] = snap
+        return changes.tokens(snap)
+
+    def _fail(self, version: str, reason: str) -> Optional[search.Outcomes]:
+        if version in self.ends:
+            raise UsageError(f"{self.request.library} {version} cannot be audited: {reason}")
+        self.log(f"  {self.request.library} {version}: skipped ({reason})")
+        self.failed[version] = reason
+        return None
+
+    def _selection(self) -> List[str]:
+        probes = list(self.request.probes)
+        if not probes and not self.request.probes_from:
+            probes = list(self.series.probes)
+        args = [a for p in probes for a in ("--probe", p)]
+        return args + [a for m in self.request.probes_from for a in ("--module", m)]
+
+
+def audit_cell(python: str, results: str, extra: Sequence[str]) -> str:
+    """Run the catalogue in ``python``'s environment from this host; return the run file."""
+    args = [sys.executable, "-m", "audit", "run", "--python", python, "--results", results, "--quiet", *extra]
+    done = subprocess.run(args, capture_output=True, text=True)
+    written = re.findall(r"^wrote (.+)$", done.stdout, flags=re.MULTILINE)
+    if done.returncode != 0 or not written:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise UsageError(last.removeprefix("error: "))
+    return written[-1].strip()

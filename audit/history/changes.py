@@ -1,0 +1,222 @@
+"""Stream changes between releases, from run files: what bisect and advise both report.
+
+A :class:`Snapshot` is one run file reduced to what a change needs (one row per case); its
+:func:`tokens` are what the search compares; a :class:`Change` is one case that changed
+between two releases, with the difference kind from compare's own classification
+(:func:`audit.compare.difference.classify_pair`) so a stream change or a numerical drift
+means the same here as in ``compare``.  Reading uses pyarrow only (no pandas), which keeps
+``advise`` well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+
+from audit.compare.difference import Detail, classify_pair
+from audit.compare.model import Difference
+from audit.history.search import Token, Transition
+
+#: The columns a snapshot reads from a run file.
+COLUMNS = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
+           "repeat_identical", "dtype", "shape", "sample", "message")
+
+CaseId = Tuple[str, str]  # (probe_version, case_key): edited probes are never compared
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case of one run, as a change describes it."""
+
+    probe: str
+    probe_key: str
+    params: str  # canonical JSON
+    device: str
+    status: str
+    fingerprint: Optional[str]
+    repeatable: bool
+    detail: Detail
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One run of one release: its environment and its cases."""
+
+    version: str  # the audited library's version
+    python: str  # major.minor
+    path: str
+    env: Dict[str, Any]
+    rows: Dict[CaseId, Row]
+
+
+def snapshot(path: str, library: str) -> Snapshot:
+    """Read a run file (only the columns a change needs)."""
+    from audit.store.runfile import META_ENV, read_run_file
+
+    table = read_run_file(path, COLUMNS)
+    meta = table.schema.metadata or {}
+    env = json.loads(meta[META_ENV]) if META_ENV in meta else {}
+    rows: Dict[CaseId, Row] = {}
+    for r in table.to_pylist():
+        detail = Detail(r["dtype"], r["shape"], r["sample"], r["message"])
+        rows[(r["probe_version"], r["case_key"])] = Row(
+            r["probe"], r["probe_key"], r["params"] or "{}", r["device"], r["status"], r["fingerprint"],
+            r["repeat_identical"] is not False, detail)
+    version = str(env.get(f"{library}_version") or "").split("+")[0]
+    python = ".".join(str(env.get("python_version") or "").split(".")[:2])
+    return Snapshot(version, python, path, env, rows)
+
+
+def token(row: Row) -> Token:
+    """What the search compares: the fingerprint of a repeatable ok case, else its status."""
+    if row.status != "ok":
+        return f"<{row.status}>"
+    if not row.repeatable:
+        return "<nondeterministic>"
+    return row.fingerprint or "<no fingerprint>"
+
+
+def tokens(snap: Snapshot) -> Dict[Hashable, Token]:
+    return {case: token(row) for case, row in snap.rows.items()}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One case whose outcome changed between two releases (the bisect/advise JSON entry)."""
+
+    probe: str
+    probe_key: str
+    case: Dict[str, Any]
+    device: str
+    first_changed: str
+    previous: str
+    difference: Optional[Difference]  # None when the case was not ok on both sides
+    status: Optional[str] = None  # e.g. "unsupported -> ok" when not ok on both sides
+    max_ulp: Optional[float] = None
+
+    @property
+    def stream(self) -> bool:
+        """A change of the stream or its values (not of whether the case runs)."""
+        return self.difference is not None
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"probe": self.probe, "case": self.case, "device": self.device,
+                               "first_changed": self.first_changed, "previous": self.previous,
+                               "difference": self.difference.value if self.difference else None}
+        if self.status:
+            out["status"] = self.status
+        if self.max_ulp is not None:
+            out["max_ulp"] = self.max_ulp
+        return out
+
+
+def describe(transition: Transition, before: Row, after: Row) -> Change:
+    """The change a transition is, classified the way compare classifies two streams."""
+    case = json.loads(before.params)
+    common = dict(probe=after.probe, probe_key=after.probe_key, case=case, device=after.device,
+                  first_changed=transition.first_changed, previous=transition.previous)
+    if not (before.status == after.status == "ok" and before.repeatable and after.repeatable):
+        return Change(**common, difference=None, status=f"{_state(before)} -> {_state(after)}")
+    kind, distance = classify_pair(before.detail, after.detail)
+    return Change(**common, difference=kind, max_ulp=distance[0] if distance else None)
+
+
+def _state(row: Row) -> str:
+    return row.status if row.status != "ok" or row.repeatable else "nondeterministic"
+
+
+def changes_between(transitions: Sequence[Transition], rows: Mapping[str, Mapping[CaseId, Row]]) -> List[Change]:
+    """Each transition as a change; ``rows`` maps a release to its snapshot's rows."""
+    out = []
+    for t in transitions:
+        case = t.case
+        assert isinstance(case, tuple)
+        out.append(describe(t, rows[t.previous][case], rows[t.first_changed][case]))
+    return out
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+@dataclass(frozen=True)
+class ProbeChange:
+    """The changes of one probe at one release, summarised for a person."""
+
+    probe: str
+    device: str
+    first_changed: str
+    previous: str
+    kind: str  # a Difference value, or "status"
+    changed: int
+    cases: int  # cases of the probe (on that device) in the release
+    params: Dict[str, List[str]]  # parameter -> values of the changed cases, where they explain the change
+    max_ulp: Optional[float]
+
+
+def summarise(changes: Sequence[Change], catalogue: Mapping[Tuple[str, str], Sequence[Dict[str, Any]]],
+              order: Sequence[str]) -> List[ProbeChange]:
+    """Changes grouped by probe, device, release and kind, in release order.
+
+    ``catalogue`` maps (probe, device) to the parameters of all its cases, so a summary
+    can say which parameter values the changed cases have that the others do not.
+    """
+    groups: Dict[Tuple[str, str, str, str, str], List[Change]] = defaultdict(list)
+    for c in changes:
+        kind = c.difference.value if c.difference else "status"
+        groups[(c.probe, c.device, c.first_changed, c.previous, kind)].append(c)
+    out = []
+    for (probe, device, first, previous, kind), members in groups.items():
+        every = catalogue.get((probe, device), [])
+        ulps = [c.max_ulp for c in members if c.max_ulp is not None]
+        out.append(ProbeChange(probe, device, first, previous, kind, len(members), len(every),
+                               explaining_params([c.case for c in members], every), max(ulps) if ulps else None))
+    rank = {v: i for i, v in enumerate(order)}
+    severity = [d.value for d in Difference] + ["status"]
+    out.sort(key=lambda p: (rank.get(p.first_changed, len(rank)), severity.index(p.kind), p.probe, p.device))
+    return out
+
+
+def explaining_params(changed: Sequence[Dict[str, Any]], every: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
+    """Parameter -> values among the changed cases, for parameters that tell them apart.
+
+    A parameter whose changed values are all the values the probe has says nothing (every
+    seed changed); one that holds only some of them does (only dtype=bfloat16 changed).
+    """
+    out: Dict[str, List[str]] = {}
+    names = sorted({k for case in changed for k in case})
+    for name in names:
+        got = {_shown(case.get(name)) for case in changed}
+        seen = {_shown(case.get(name)) for case in every}
+        if got != seen:
+            out[name] = sorted(got, key=_natural)
+    return out
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _natural(text: str) -> Tuple[Any, ...]:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def catalogue_of(snap: Snapshot) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
+    """(probe, device) -> parameters of every case in a snapshot."""
+    out: Dict[Tuple[str, str], List[Dict[str, Any]]] = defaultdict(list)
+    for row in snap.rows.values():
+        out[(row.probe, row.device)].append(json.loads(row.params))
+    return out
+
+
+def params_key(case: Mapping[str, Any]) -> str:
+    """Parameters in one canonical spelling, to match a case across runs and changes."""
+    return json.dumps(case, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def params_key_json(text: Optional[str]) -> str:
+    return params_key(json.loads(text or "{}"))
