@@ -87,6 +87,9 @@ def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
         found = search.scan([a.version, b.version], {a.version: changes.tokens(a), b.version: changes.tokens(b)})
         advice.changes += changes.changes_between(found, {a.version: a.rows, b.version: b.rows})
     first, last = (load(e) for e in archive.endpoint_runs(history, low, high))
+    if first.python != last.python:
+        advice.notes.append(f"the ends share no Python ({low} on {first.python}, {high} on {last.python}): "
+                            "the end-to-end count may include the Python's own changes")
     _net(advice, first, last)
 
 

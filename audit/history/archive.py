@@ -9,7 +9,6 @@ are compared through: the same Python where both have it, so the numpy series on
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -30,15 +29,13 @@ class Entry:
 
 
 def entries(library: str, root: str = HISTORY) -> List[Entry]:
-    """Every run of the library's history, by release then Python (footers only)."""
-    import pyarrow.parquet as pq
-
-    from audit.store.runfile import META_ENV
+    """Every run of the library's history, by release then Python (two columns of each file)."""
+    from audit.store.runfile import read_run_file
 
     out = []
     for path in sorted(glob.glob(os.path.join(root, library, "*.parquet"))):
-        meta = pq.read_schema(path).metadata or {}
-        env = json.loads(meta.get(META_ENV, b"{}"))
+        rows = read_run_file(path, ["python_version", f"{library}_version"]).slice(0, 1).to_pylist()
+        env = rows[0] if rows else {}
         version = str(env.get(f"{library}_version") or "").split("+")[0]
         python = ".".join(str(env.get("python_version") or "").split(".")[:2])
         if rel.parse(version) is not None:

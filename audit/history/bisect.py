@@ -123,7 +123,19 @@ class _Auditor:
         if not probes and not self.request.probes_from:
             probes = list(self.series.probes)
         args = [a for p in probes for a in ("--probe", p)]
-        return args + [a for m in self.request.probes_from for a in ("--module", m)]
+        option = "--probes-from" if run_accepts("--probes-from") else "--module"
+        return args + [a for m in self.request.probes_from for a in (option, m)]
+
+
+def run_accepts(option: str) -> bool:
+    """Whether ``audit run`` has ``option`` (user probes: --probes-from where it exists)."""
+    import argparse
+
+    from audit.commands import run as run_command
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    run_command.add_parser(sub)
+    return any(option in action.option_strings for action in sub.choices["run"]._actions)
 
 
 def audit_cell(python: str, results: str, extra: Sequence[str]) -> str:

@@ -22,6 +22,8 @@ from audit.history.search import Token, Transition
 #: The columns a snapshot reads from a run file.
 COLUMNS = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
            "repeat_identical", "dtype", "shape", "sample", "message")
+#: The environment fields a snapshot keeps (read as columns: the same on every row of a run).
+ENV_COLUMNS = ("python_version", "numpy_version", "torch_version")
 
 CaseId = Tuple[str, str]  # (probe_version, case_key): edited probes are never compared
 
@@ -53,13 +55,12 @@ class Snapshot:
 
 def snapshot(path: str, library: str) -> Snapshot:
     """Read a run file (only the columns a change needs)."""
-    from audit.store.runfile import META_ENV, read_run_file
+    from audit.store.runfile import read_run_file
 
-    table = read_run_file(path, COLUMNS)
-    meta = table.schema.metadata or {}
-    env = json.loads(meta[META_ENV]) if META_ENV in meta else {}
+    table = read_run_file(path, COLUMNS + ENV_COLUMNS).to_pylist()
+    env = {name: table[0][name] for name in ENV_COLUMNS} if table else {}
     rows: Dict[CaseId, Row] = {}
-    for r in table.to_pylist():
+    for r in table:
         detail = Detail(r["dtype"], r["shape"], r["sample"], r["message"])
         rows[(r["probe_version"], r["case_key"])] = Row(
             r["probe"], r["probe_key"], r["params"] or "{}", r["device"], r["status"], r["fingerprint"],
@@ -120,6 +121,8 @@ def describe(transition: Transition, before: Row, after: Row) -> Change:
     if not (before.status == after.status == "ok" and before.repeatable and after.repeatable):
         return Change(**common, difference=None, status=f"{_state(before)} -> {_state(after)}")
     kind, distance = classify_pair(before.detail, after.detail)
+    if kind == Difference.NUMERICAL_DRIFT and distance is not None and distance[0] == 0:
+        kind = Difference.SPARSE  # the sampled elements agree: the difference lies elsewhere
     return Change(**common, difference=kind, max_ulp=distance[0] if distance else None)
 
 

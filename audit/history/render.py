@@ -33,7 +33,7 @@ def summary_lines(summary: Sequence[ProbeChange], markdown: bool = False) -> Lis
                        f"| {params_text(p.params)} |")
         return out
     width = max([len(p.probe) for p in summary] + [10])
-    return [f"  {p.first_changed:<8} {p.probe:<{width}} {p.device:<4} {_kind(p):<22} "
+    return [f"  {p.first_changed:<8} {p.probe:<{width}} {p.device:<4} {_kind(p):<26} "
             f"{p.changed:>4} of {p.cases:<4} {params_text(p.params)}" for p in summary]
 
 
@@ -50,7 +50,7 @@ def advice_text(a: Advice) -> str:
     low, high = a.used
     streams = [p for p in a.summary if p.kind != "status"]
     status = [p for p in a.summary if p.kind == "status"]
-    probes = sorted({p.probe for p in streams})
+    probes = sorted({c.probe for c in a.stream_changes if a.differs(c)})
     net = len(a.net)
     head = (f"{a.library} {a.asked[0]} -> {a.asked[1]}: {net} of {a.compared} cases give different results "
             f"({len(probes)} probes); {len(a.stream_changes)} changes along the way")
