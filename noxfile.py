@@ -165,6 +165,14 @@ def upgrade(session: nox.Session) -> None:
                 success_codes=[0, 3])  # --upgrade informs: 0, or 3 when input files were skipped
 
 
+@nox.session(venv_backend="none", default=False)
+def history(session: nox.Session) -> None:
+    """The committed stream history: every minor release of torch and numpy (resumable), then
+    docs/stream-changes.md.  ``nox -s history -- --library torch --minors 2.0,2.4`` builds part."""
+    session.run(host_python(), os.path.join(ROOT, "scripts", "build_history.py"), *session.posargs, external=True)
+    session.run(host_python(), os.path.join(ROOT, "scripts", "stream_changes.py"), external=True)
+
+
 @nox.session(default=False)
 def slow(session: nox.Session) -> None:
     """Tests that build environments or run long (pytest -m slow)."""

@@ -120,6 +120,8 @@ def build(args: argparse.Namespace) -> int:
         for version in releases_of(series, args.versions):
             if minors is not None and rel.minor(version) not in minors:
                 continue
+            if args.after and rel.key(version) <= rel.key(args.after):
+                continue
             runs = have.get((version, series.python), [])
             if any(keys == want for _, keys in runs):
                 print(f"have {series.library} {version} on Python {series.python}")
@@ -147,6 +149,7 @@ def main() -> int:
     p.add_argument("--library", action="append", choices=["torch", "numpy"], help="only this library (repeatable)")
     p.add_argument("--results", default=os.path.join(ROOT, "results", "history"), metavar="DIR")
     p.add_argument("--minors", metavar="2.0,2.4", help="only these minor releases")
+    p.add_argument("--after", metavar="VERSION", help="only releases newer than VERSION (the weekly job)")
     p.add_argument("--versions", metavar="V1,V2", help="candidate releases instead of the package index")
     p.add_argument("--keep-cells", action="store_true", help="keep each cell and the uv cache (fast re-runs, GBs)")
     p.add_argument("--min-free-gb", type=float, default=15.0, metavar="GB")
