@@ -84,13 +84,13 @@ def build_one(series: plan.Series, version: str, folder: str, keep: bool) -> Dic
     python = cells.build(cell, log=print)
     built = time.perf_counter()
     size = _du(cells.location(cell))
+    packages = cells.heavy(cells.installed(cell))
     try:
         path = audit_cell(python, folder, [a for p in series.probes for a in ("--probe", p)])
     finally:
         if not keep:
             cells.remove(cell)
-            if series.library == "torch":
-                cells.prune_cache(["torch"])
+            cells.prune_cache(packages)
     return {"library": series.library, "version": version, "python": series.python, "cell": cell.name,
             "build_s": round(built - start, 1), "audit_s": round(time.perf_counter() - built, 1),
             "cell_gb": round(size / 1e9, 2), "file": os.path.basename(path),

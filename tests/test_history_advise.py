@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -148,6 +148,17 @@ def test_two_pythons_join_at_the_overlap_release(history: str) -> None:
     assert [(c.probe, c.first_changed, c.previous) for c in a.changes] == \
         [("numpy.random.Generator.zipf", "2.0.2", "1.26.4")] * 2
     assert any("share no Python" in n for n in a.notes)  # the ends do not: the direct comparison says so
+    assert not any("between 1.26.4 and 2.0.2 also changed" in n for n in a.notes)
+
+
+def test_other_fields_that_change_with_a_release_are_noted(tmp_path: Any) -> None:
+    runs = [make_run(f"c{i}", f"2026-01-0{i + 1}T00:00:00.000000Z",
+                     {"torch_version": v, "cpu_capability": cap}, torch_records(v))
+            for i, (v, cap) in enumerate([("2.0.1", "AVX2"), ("2.1.2", "AVX512")])]
+    write(runs, str(tmp_path / "torch"))
+    a = advise.advise("torch", "2.0.1", "2.1.2", str(tmp_path))
+    assert a.notes == ["between 2.0.1 and 2.1.2 also changed: cpu_capability AVX2 -> AVX512 "
+                       "(a change at that step may be theirs)"]
 
 
 def test_the_document_is_generated_from_the_runs(history: str) -> None:

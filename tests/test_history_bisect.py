@@ -150,3 +150,14 @@ def test_a_real_bisect_of_numpy_finds_the_zipf_change(tmp_path: Any, capsys: pyt
     assert doc["versions_built"][:2] == ["1.26.4", "2.1.3"] and len(doc["versions_built"]) <= 4
     firsts = {c["first_changed"] for c in doc["changes"] if c["difference"]}
     assert firsts == {"2.0.0"}, doc["changes"]
+
+
+def test_the_heavy_packages_of_a_cell_are_named_for_the_cache_prune(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Any) -> None:
+    monkeypatch.setattr(cells, "CELLS_DIR", str(tmp_path))
+    cell = matrix.Cell("3.11", "1.26.4", "2.4.1")
+    site = os.path.join(cells.location(cell), "lib", "python3.11", "site-packages")
+    for dist in ("torch-2.4.1", "numpy-1.26.4", "nvidia_cudnn_cu12-9.1.0.70", "triton-3.0.0", "xxhash-3.5.0"):
+        os.makedirs(os.path.join(site, dist + ".dist-info"))
+    assert cells.installed(cell) == ["numpy", "nvidia-cudnn-cu12", "torch", "triton", "xxhash"]
+    assert cells.heavy(cells.installed(cell)) == ["nvidia-cudnn-cu12", "torch", "triton"]

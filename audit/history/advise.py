@@ -81,9 +81,10 @@ def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
 
     for before, after in archive.steps(history, low, high):
         a, b = load(before), load(after)
-        if a.python != b.python:
-            advice.notes.append(f"{before.version} (Python {a.python}) and {after.version} (Python {b.python}) "
-                                "share no Python: their changes may be the Python's")
+        also = changes.confounders(a, b, advice.library)
+        if also:
+            advice.notes.append(f"between {a.version} and {b.version} also changed: {'; '.join(also)} "
+                                "(a change at that step may be theirs)")
         found = search.scan([a.version, b.version], {a.version: changes.tokens(a), b.version: changes.tokens(b)})
         advice.changes += changes.changes_between(found, {a.version: a.rows, b.version: b.rows})
     first, last = (load(e) for e in archive.endpoint_runs(history, low, high))

@@ -23,7 +23,8 @@ from audit.history.search import Token, Transition
 COLUMNS = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
            "repeat_identical", "dtype", "shape", "sample", "message")
 #: The environment fields a snapshot keeps (read as columns: the same on every row of a run).
-ENV_COLUMNS = ("python_version", "numpy_version", "torch_version")
+ENV_COLUMNS = ("python_version", "numpy_version", "torch_version", "cpu_capability", "blas", "num_threads",
+               "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")
 
 CaseId = Tuple[str, str]  # (probe_version, case_key): edited probes are never compared
 
@@ -68,6 +69,24 @@ def snapshot(path: str, library: str) -> Snapshot:
     version = str(env.get(f"{library}_version") or "").split("+")[0]
     python = ".".join(str(env.get("python_version") or "").split(".")[:2])
     return Snapshot(version, python, path, env, rows)
+
+
+def confounders(before: Snapshot, after: Snapshot, library: str) -> List[str]:
+    """Other environment fields that changed with the release ("cpu_capability AVX2 -> AVX512").
+
+    torch 2.0 dispatched to AVX2 kernels on an AVX-512 machine where later releases use
+    AVX-512: a change at such a step may be the dispatch level's, which a reader must know.
+    """
+    out = []
+    for name in ENV_COLUMNS:
+        if name == f"{library}_version":
+            continue
+        a, b = before.env.get(name), after.env.get(name)
+        if name == "python_version":
+            a, b = (".".join(str(v or "").split(".")[:2]) for v in (a, b))
+        if a != b:
+            out.append(f"{name} {a} -> {b}")
+    return out
 
 
 def token(row: Row) -> Token:

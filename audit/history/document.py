@@ -38,6 +38,8 @@ def section(library: str, root: str) -> List[str]:
         return [f"## {library}", "", f"The history holds {len(covered)} {library} release(s): nothing to compare."]
     a = advise(library, covered[0], covered[-1], root)
     out = [f"## {library} {covered[0]} to {covered[-1]}", "", _setup(library, history), ""]
+    if a.notes:
+        out += [f"- Note: {n}." for n in a.notes] + [""]
     streams = [p for p in a.summary if p.kind != "status"]
     if streams:
         out += [f"{len({p.probe for p in streams})} probes changed their stream or values:", ""]

@@ -176,6 +176,24 @@ def remove(cell: matrix.Cell) -> None:
     shutil.rmtree(location(cell), ignore_errors=True)
 
 
+def installed(cell: matrix.Cell) -> List[str]:
+    """Distribution names installed in the cell (from its dist-info folders; nothing is run)."""
+    import glob
+
+    pattern = os.path.join(location(cell), "**", "site-packages", "*.dist-info")
+    names = (os.path.basename(p)[: -len(".dist-info")].rsplit("-", 1)[0] for p in glob.glob(pattern, recursive=True))
+    return sorted({n.lower().replace("_", "-") for n in names})
+
+
+#: What a torch cell pulls in besides torch that is large: the CUDA libraries and triton.
+HEAVY = ("torch", "triton", "nvidia-")
+
+
+def heavy(names: Sequence[str]) -> List[str]:
+    """The large packages among ``names``: worth dropping from the cache after a one-off cell."""
+    return [n for n in names if n in HEAVY or n.startswith("nvidia-")]
+
+
 def prune_cache(packages: Sequence[str], run: Run = subprocess_run) -> None:
     """Drop ``packages`` from uv's cache (torch wheels with their CUDA libraries are GBs)."""
     tool = uv()
