@@ -73,6 +73,8 @@ def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
     """Fill the changes (step by step) and the net difference (end to end)."""
     low, high = advice.used
     snaps: Dict[str, Snapshot] = {}
+    transitions: List[search.Transition] = []
+    rows: Dict[str, Dict[CaseId, changes.Row]] = {}
 
     def load(entry: archive.Entry) -> Snapshot:
         if entry.path not in snaps:
@@ -87,6 +89,12 @@ def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
                                 "(a change at that step may be theirs)")
         found = search.scan([a.version, b.version], {a.version: changes.tokens(a), b.version: changes.tokens(b)})
         advice.changes += changes.changes_between(found, {a.version: a.rows, b.version: b.rows})
+        transitions += found
+        rows.setdefault(a.version, a.rows)
+        rows[b.version] = b.rows
+    advice.changes += changes.changes_between(changes.bridged(transitions, advice.releases), rows)
+    rank = {v: i for i, v in enumerate(advice.releases)}
+    advice.changes.sort(key=lambda c: rank[c.first_changed])
     first, last = (load(e) for e in archive.endpoint_runs(history, low, high))
     if first.python != last.python:
         advice.notes.append(f"the ends share no Python ({low} on {first.python}, {high} on {last.python}): "

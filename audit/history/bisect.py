@@ -73,7 +73,8 @@ def run(request: Request, log: Log = lambda _: None) -> Outcome:
         f"(from {listed.source}; Python {series.python})")
     auditor = _Auditor(request, series, listed.versions, log)
     found = search.bisect(listed.versions, auditor)
-    described = changes.changes_between(found.transitions, {v: s.rows for v, s in auditor.snapshots.items()})
+    described = changes.changes_between(found.transitions, {v: s.rows for v, s in auditor.snapshots.items()},
+                                        listed.versions)
     return Outcome(library, listed.versions[0], listed.versions[-1], listed, series, found.audited, described,
                    {**listed.skipped, **auditor.failed}, time.perf_counter() - start,
                    {v: s.path for v, s in auditor.snapshots.items()})

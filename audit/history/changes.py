@@ -84,7 +84,7 @@ def confounders(before: Snapshot, after: Snapshot, library: str) -> List[str]:
         a, b = before.env.get(name), after.env.get(name)
         if name == "python_version":
             a, b = (".".join(str(v or "").split(".")[:2]) for v in (a, b))
-        if a != b:
+        if a != b and a is not None and b is not None:  # unknown on one side is not a change
             out.append(f"{name} {a} -> {b}")
     return out
 
@@ -149,10 +149,40 @@ def _state(row: Row) -> str:
     return row.status if row.status != "ok" or row.repeatable else "nondeterministic"
 
 
-def changes_between(transitions: Sequence[Transition], rows: Mapping[str, Mapping[CaseId, Row]]) -> List[Change]:
-    """Each transition as a change; ``rows`` maps a release to its snapshot's rows."""
-    out = []
+def bridged(transitions: Sequence[Transition], order: Sequence[str]) -> List[Transition]:
+    """Stream changes hidden behind a gap: ok in one release, failing in the next, ok again with
+    another fingerprint (torch 2.1's optimizers fail without setuptools).  The transitions
+    give ok -> unsupported and unsupported -> ok; this adds the ok -> ok change across the gap,
+    from the last release where the case ran to the first where it ran again.
+    """
+    rank = {v: i for i, v in enumerate(order)}
+    by_case: Dict[Hashable, List[Transition]] = defaultdict(list)
     for t in transitions:
+        by_case[t.case].append(t)
+    out = []
+    for case, steps in by_case.items():
+        last_ok: Optional[Tuple[str, Token]] = None
+        for t in sorted(steps, key=lambda s: rank[s.first_changed]):
+            if last_ok is None and _ran(t.before):
+                last_ok = (t.previous, t.before or "")
+            if _ran(t.after):
+                if last_ok and not _ran(t.before) and last_ok[1] != t.after:
+                    out.append(Transition(case, last_ok[0], t.first_changed, last_ok[1], t.after))
+                last_ok = (t.first_changed, t.after or "")
+    return out
+
+
+def _ran(token_: Optional[Token]) -> bool:
+    return token_ is not None and not token_.startswith("<")
+
+
+def changes_between(transitions: Sequence[Transition], rows: Mapping[str, Mapping[CaseId, Row]],
+                    order: Sequence[str] = ()) -> List[Change]:
+    """Each transition as a change (and the changes across failing gaps, when ``order`` gives
+    the releases in order); ``rows`` maps a release to its snapshot's rows."""
+    out = []
+    extra = bridged(transitions, order) if order else []
+    for t in sorted([*transitions, *extra], key=lambda t: list(order).index(t.first_changed) if order else 0):
         case = t.case
         assert isinstance(case, tuple)
         out.append(describe(t, rows[t.previous][case], rows[t.first_changed][case]))

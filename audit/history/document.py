@@ -50,8 +50,8 @@ def section(library: str, root: str) -> List[str]:
     status = [p for p in a.summary if p.kind == "status"]
     if status:
         out += ["", "Cases that started or stopped running (not stream changes):", ""]
-        out += [f"- {p.first_changed}: `{p.probe}` ({p.changed} of {p.cases} cases; {_status_of(a, p.probe)})"
-                for p in status]
+        out += [f"- {p.first_changed}: `{p.probe}` ({p.changed} of {p.cases} cases; "
+                f"{_status_of(a, p.probe, p.first_changed)})" for p in status]
     out += _overlaps(library, history)
     meaning = render.meanings([p.kind for p in streams])
     if meaning:
@@ -61,7 +61,7 @@ def section(library: str, root: str) -> List[str]:
 
 
 def _setup(library: str, history: Sequence[archive.Entry]) -> str:
-    pythons = sorted({e.python for e in history})
+    pythons = sorted({e.python for e in history}, key=lambda v: tuple(int(p) for p in v.split(".")))
     releases = ", ".join(archive.versions(history))
     pins = [f"numpy {s.numpy}" for s in plan.series_of(library) if s.numpy]
     pinned = f", with {pins[0]}" if pins else ("" if library == "torch" else ", without torch")
@@ -73,8 +73,9 @@ def _never(a: Advice) -> str:
     return f"Never changed ({len(a.unchanged_probes)} probes, {a.unchanged_cases} cases): {names or 'none'}."
 
 
-def _status_of(a: Advice, probe: str) -> str:
-    states = sorted({c.status or "" for c in a.changes if c.probe == probe and not c.stream})
+def _status_of(a: Advice, probe: str, release: str) -> str:
+    states = sorted({c.status or "" for c in a.changes
+                     if c.probe == probe and not c.stream and c.first_changed == release})
     return "; ".join(states)
 
 

@@ -24,17 +24,25 @@ def params_text(params: Dict[str, List[str]]) -> str:
     return " ".join(f"{k}={','.join(v)}" for k, v in params.items()) or "all cases"
 
 
-def summary_lines(summary: Sequence[ProbeChange], markdown: bool = False) -> List[str]:
+def summary_lines(summary: Sequence[ProbeChange], markdown: bool = False, releases: Sequence[str] = ()) -> List[str]:
     """One line per probe, release and kind, in release order."""
     if markdown:
-        out = ["| release | probe | device | kind | cases | parameters |", "|---|---|---|---|---:|---|"]
+        out = ["| release | previous | probe | device | kind | cases | parameters |", "|---|---|---|---|---|---:|---|"]
         for p in summary:
-            out.append(f"| {p.first_changed} | `{p.probe}` | {p.device} | {_kind(p)} | {p.changed} of {p.cases} "
-                       f"| {params_text(p.params)} |")
+            out.append(f"| {p.first_changed} | {p.previous} | `{p.probe}` | {p.device} | {_kind(p)} "
+                       f"| {p.changed} of {p.cases} | {params_text(p.params)} |")
         return out
     width = max([len(p.probe) for p in summary] + [10])
     return [f"  {p.first_changed:<8} {p.probe:<{width}} {p.device:<4} {_kind(p):<26} "
-            f"{p.changed:>4} of {p.cases:<4} {params_text(p.params)}" for p in summary]
+            f"{p.changed:>4} of {p.cases:<4} {params_text(p.params)}{_gap(p, releases)}" for p in summary]
+
+
+def _gap(p: ProbeChange, releases: Sequence[str]) -> str:
+    """Say so when a change spans releases where the case did not run (it could lie in any)."""
+    if p.first_changed in releases and releases.index(p.first_changed) > 0 and \
+            releases[releases.index(p.first_changed) - 1] != p.previous:
+        return f"  (after {p.previous}: the case did not run in between)"
+    return ""
 
 
 def _kind(p: ProbeChange) -> str:
@@ -58,7 +66,7 @@ def advice_text(a: Advice) -> str:
     out += [f"note: {n}" for n in a.notes]
     if streams:
         out += ["", "  release  probe / device / kind / changed cases / the parameters that tell them apart"]
-        out += summary_lines(streams)
+        out += summary_lines(streams, releases=a.releases)
     undone = [c for c in a.stream_changes if not a.differs(c)]
     if undone:
         out.append(f"  ({len(undone)} of these changes are undone by a later release: the ends agree there)")
