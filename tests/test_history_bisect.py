@@ -83,8 +83,8 @@ def test_a_release_that_does_not_install_is_skipped_with_its_reason(fake_cells: 
                      "--results", str(tmp_path), "--probe", "torch.nn.*"]) == 0
     captured = capsys.readouterr()
     assert "skipped 2.1.2: does not install: No matching distribution" in captured.out
-    assert "2.1.2    (2.1.0   )" not in captured.out
-    assert "2.2.0    (2.1.0   )  torch.nn.functional.dropout" in captured.out  # nearest auditable releases
+    lines = [line for line in captured.out.splitlines() if "torch.nn.functional.dropout" in line]
+    assert [(line.split()[0], line.split()[-1]) for line in lines] == [("2.2.0", "(2.1.0)"), ("2.4.0", "(2.3.1)")]
     assert fake_cells["extra"] == ["--probe", "torch.nn.*"]
     assert captured.out.splitlines()[0].startswith("torch 2.0.1 -> 2.4.1: ")
 

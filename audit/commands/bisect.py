@@ -8,7 +8,7 @@ Python are skipped with their reason.  A stream that changes and changes back be
 audited releases is not seen (the committed history, one run per minor, shows those).
 
 Exit codes: 0 the search finished (changes are the answer, not a failure); 2 usage error
-(also: FROM or TO cannot be installed); 3 no package index answered.
+(also: FROM or TO cannot be installed, or no package index answered and --versions is missing).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from audit.errors import UsageError
 from audit.history import changes, plan, search
 from audit.history import releases as rel
-from audit.history.changes import Change, Snapshot
+from audit.history.changes import Change, ProbeChange, Snapshot
 from audit.runner import cells
 
 Log = Callable[[str], None]
@@ -54,6 +54,7 @@ class Outcome:
     skipped: Dict[str, str] = field(default_factory=dict)  # release -> why it was not audited
     seconds: float = 0.0
     runs: Dict[str, str] = field(default_factory=dict)  # release -> run file
+    summary: List[ProbeChange] = field(default_factory=list)
 
     def to_json(self) -> Dict[str, object]:
         return {"library": self.library, "from": self.low, "to": self.high,
@@ -75,9 +76,11 @@ def run(request: Request, log: Log = lambda _: None) -> Outcome:
     found = search.bisect(listed.versions, auditor)
     described = changes.changes_between(found.transitions, {v: s.rows for v, s in auditor.snapshots.items()},
                                         listed.versions)
+    last = auditor.snapshots[listed.versions[-1]]
     return Outcome(library, listed.versions[0], listed.versions[-1], listed, series, found.audited, described,
                    {**listed.skipped, **auditor.failed}, time.perf_counter() - start,
-                   {v: s.path for v, s in auditor.snapshots.items()})
+                   {v: s.path for v, s in auditor.snapshots.items()},
+                   changes.summarise(described, changes.catalogue_of(last), listed.versions))
 
 
 class _Auditor:

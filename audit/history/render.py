@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Sequence
 
 from audit.history.advise import Advice
 from audit.history.bisect import Outcome
-from audit.history.changes import Change, ProbeChange
+from audit.history.changes import ProbeChange
 
 #: What a difference kind means to someone whose results depend on the stream.
 MEANING: Dict[str, str] = {
@@ -97,21 +97,17 @@ def bisect_text(o: Outcome) -> str:
     head = (f"{o.library} {o.low} -> {o.high}: {len(streams)} stream changes in "
             f"{len({(c.probe, c.first_changed) for c in streams})} (probe, release) pairs; "
             f"audited {len(o.built)} of {len(o.releases.versions)} releases in {o.seconds:.0f} s")
-    out = [head, f"(releases from {o.releases.source}; Python {o.series.python})"]
-    if o.changes:
-        out += ["", "  first changed (previous)  probe / device / kind / case"]
-        out += [_change_line(c) for c in o.changes]
+    out = [head, f"(releases from {o.releases.source}; Python {o.series.python}; one line per probe, release "
+                 "and kind: --json lists every case)"]
+    if o.summary:
+        out += ["", "  release  probe / device / kind / changed cases / the parameters that tell them apart "
+                    "(previous release audited)"]
+        out += [f"{line}  ({p.previous})" for line, p in zip(summary_lines(o.summary), o.summary)]
     out += ["", f"audited: {', '.join(o.built)}"]
     out += [f"skipped {v}: {why}" for v, why in o.skipped.items()]
     out += [""] + meanings([c.difference.value if c.difference else "status" for c in o.changes])
     out += ["", "limitation: a stream that changes and changes back between two audited releases is not seen"]
     return "\n".join(out) + "\n"
-
-
-def _change_line(c: Change) -> str:
-    kind = c.difference.value if c.difference else f"status: {c.status}"
-    params = " ".join(f"{k}={v}" for k, v in c.case.items())
-    return f"  {c.first_changed:<8} ({c.previous:<8})  {c.probe} {c.device} {kind}  {params}"
 
 
 def bisect_json(o: Outcome) -> str:
