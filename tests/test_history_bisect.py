@@ -59,7 +59,7 @@ def fake_cells(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Dict[str, Any]
 def test_bisect_finds_each_first_release_with_few_builds(fake_cells: Dict[str, Any], tmp_path: Any,
                                                          capsys: pytest.CaptureFixture) -> None:
     code = cli.main(["bisect", "torch", "2.0.1", "2.4.1", "--versions", ",".join(VERSIONS), "--json",
-                     "--results", str(tmp_path)])
+                     "--results", str(tmp_path), "--history", str(tmp_path / "none")])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"library", "from", "to", "versions_built", "changes"} <= set(doc)
@@ -76,11 +76,32 @@ def test_bisect_finds_each_first_release_with_few_builds(fake_cells: Dict[str, A
     assert fake_cells["extra"] == ["--probe", "torch*"]  # the library's own probes by default
 
 
+def test_earlier_runs_made_the_same_way_are_reused_and_anchor_the_search(
+        fake_cells: Dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    keys = {(p, "v1") for p in ("torch.bernoulli", "torch.nn.functional.dropout", "torch.rand")}
+    monkeypatch.setattr(bisect, "selection_keys", lambda probes: keys)
+    history = tmp_path / "history"
+    for version, numpy in (("2.1.2", "1.26.4"), ("2.3.1", "1.26.4"), ("2.2.0", "2.4.6")):  # 2.2.0: another pin
+        write([make_run(f"h{version}", "2026-01-01T00:00:00.000000Z", {"torch_version": version, "numpy_version": numpy},
+                        fake_records(version))], str(history / "torch"))
+    args = ["bisect", "torch", "2.0.1", "2.4.1", "--versions", ",".join(VERSIONS), "--json",
+            "--results", str(tmp_path / "runs"), "--history", str(history)]
+    assert cli.main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert sorted(doc["runs_reused"]) == ["2.1.2", "2.3.1"]
+    assert "2.2.0" in doc["versions_built"] and not set(doc["runs_reused"]) & set(doc["versions_built"])
+    assert {(c["previous"], c["first_changed"]) for c in doc["changes"]} == \
+        {("2.1.0", "2.1.2"), ("2.1.2", "2.2.0"), ("2.3.1", "2.4.0")}
+    assert cli.main([*args, "--fresh"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs_reused"] == {}
+
+
 def test_a_release_that_does_not_install_is_skipped_with_its_reason(fake_cells: Dict[str, Any], tmp_path: Any,
                                                                     capsys: pytest.CaptureFixture) -> None:
     fake_cells["broken"] = {"2.1.2"}
     assert cli.main(["bisect", "torch", "2.0.1", "2.4.1", "--versions", ",".join(VERSIONS),
-                     "--results", str(tmp_path), "--probe", "torch.nn.*"]) == 0
+                     "--results", str(tmp_path), "--history", str(tmp_path / "none"), "--probe", "torch.nn.*"]) == 0
     captured = capsys.readouterr()
     assert "skipped 2.1.2: does not install: No matching distribution" in captured.out
     lines = [line for line in captured.out.splitlines() if "torch.nn.functional.dropout" in line]
@@ -93,7 +114,7 @@ def test_an_end_that_does_not_install_is_a_usage_error(fake_cells: Dict[str, Any
                                                        capsys: pytest.CaptureFixture) -> None:
     fake_cells["broken"] = {"2.4.1"}
     assert cli.main(["bisect", "torch", "2.0.1", "2.4.1", "--versions", ",".join(VERSIONS),
-                     "--results", str(tmp_path)]) == 2
+                     "--results", str(tmp_path), "--history", str(tmp_path / "none")]) == 2
     assert "torch 2.4.1 cannot be audited: does not install" in capsys.readouterr().err
 
 
@@ -165,7 +186,7 @@ def test_a_real_bisect_of_numpy_finds_the_zipf_change(tmp_path: Any, monkeypatch
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     code = cli.main(["bisect", "numpy", "1.26.4", "2.1.3", "--python", "3.12", "--json", "--remove-cells",
                      "--versions", "1.26.4,2.0.0,2.0.1,2.0.2,2.1.0,2.1.3", "--probes-from", "bisect_probes",
-                     "--probe", "bisectprobe.*", "--results", str(tmp_path / "runs")])
+                     "--probe", "bisectprobe.*", "--results", str(tmp_path / "runs"), "--fresh"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["versions_built"][:2] == ["1.26.4", "2.1.3"] and len(doc["versions_built"]) < 6

@@ -102,3 +102,14 @@ def test_bisect_finds_what_a_full_scan_finds(changes: Dict[str, set]) -> None:
     assert sorted(found(result)) == sorted((t.case, t.previous, t.first_changed) for t in full)
     points = {p for ps in changes.values() for p in ps}
     assert len(set(fake.calls)) <= 2 + 4 * max(len(points), 0) + 1
+
+
+def test_free_anchor_releases_narrow_the_search() -> None:
+    """Runs that already exist (the committed history) are audited first; few builds remain."""
+    table = history({"x": [5], "y": [12]})
+    anchors = VERSIONS[::3]  # every third release has a run already
+    fake = Fake(table)
+    result = search.bisect(VERSIONS, fake, anchors=anchors)
+    assert found(result) == [("x", "2.4.0", "2.5.0"), ("y", "2.11.0", "2.12.0")]
+    built = [v for v in fake.calls if v not in anchors]
+    assert len(built) <= 2 * 2  # each change lies between anchors three releases apart

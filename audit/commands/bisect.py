@@ -2,7 +2,9 @@
 
 Audits FROM and TO (building each release's matrix cell under .nox/cells, or reusing it),
 then bisects the cases that differ: each group of cases that changed together costs about
-log2(releases) audits.  Releases come from the package index (pip index versions) unless
+log2(releases) audits.  Runs that already exist for a release, made the same way (the
+committed results/history, earlier bisects under --results), are used instead of auditing
+it again (--fresh: never), so only the releases between them are built.  Releases come from the package index (pip index versions) unless
 --versions lists them; pre-releases, yanked releases and releases without wheels for the
 Python are skipped with their reason.  A stream that changes and changes back between two
 audited releases is not seen (the committed history, one run per minor, shows those).
@@ -34,6 +36,9 @@ def add_parser(sub: Any) -> None:
                    help="where run files go (default: %(default)s)")
     p.add_argument("--remove-cells", action="store_true",
                    help="delete each environment this bisect built after its audit")
+    p.add_argument("--history", default="results/history", metavar="DIR",
+                   help="earlier runs to reuse for the releases they cover (default: %(default)s)")
+    p.add_argument("--fresh", action="store_true", help="reuse no earlier run: audit every release the search needs")
     p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
     p.set_defaults(execute=execute)
 
@@ -45,7 +50,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.python:
         matrix.check_version("python", args.python)
     request = bisect.Request(args.library, args.low, args.high, args.probe, args.probes_from, args.python,
-                             args.versions, args.results, args.remove_cells)
+                             args.versions, args.results, args.remove_cells, args.fresh, args.history)
     outcome = bisect.run(request, log=lambda line: print(line, file=sys.stderr, flush=True))
     sys.stdout.write(render.bisect_json(outcome) if args.json else render.bisect_text(outcome))
     return 0

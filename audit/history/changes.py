@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from audit.compare.difference import Detail, classify_pair
 from audit.compare.model import Difference
@@ -87,6 +87,12 @@ def confounders(before: Snapshot, after: Snapshot, library: str) -> List[str]:
         if a != b and a is not None and b is not None:  # unknown on one side is not a change
             out.append(f"{name} {a} -> {b}")
     return out
+
+
+def restrict(snap: Snapshot, probe_keys: Set[str]) -> Snapshot:
+    """The snapshot with only the cases of ``probe_keys`` (a reused run may hold more)."""
+    rows = {case: row for case, row in snap.rows.items() if row.probe_key in probe_keys}
+    return Snapshot(snap.version, snap.python, snap.path, snap.env, rows)
 
 
 def token(row: Row) -> Token:

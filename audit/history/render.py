@@ -96,14 +96,16 @@ def bisect_text(o: Outcome) -> str:
     streams = [c for c in o.changes if c.stream]
     head = (f"{o.library} {o.low} -> {o.high}: {len(streams)} stream changes in "
             f"{len({(c.probe, c.first_changed) for c in streams})} (probe, release) pairs; "
-            f"audited {len(o.built)} of {len(o.releases.versions)} releases in {o.seconds:.0f} s")
+            f"audited {len(o.built)} of {len(o.releases.versions)} releases in {o.seconds:.0f} s"
+            + (f" (and reused {len(o.reused)} earlier runs)" if o.reused else ""))
     out = [head, f"(releases from {o.releases.source}; Python {o.series.python}; one line per probe, release "
                  "and kind: --json lists every case)"]
     if o.summary:
         out += ["", "  release  probe / device / kind / changed cases / the parameters that tell them apart "
                     "(previous release audited)"]
         out += [f"{line}  ({p.previous})" for line, p in zip(summary_lines(o.summary), o.summary)]
-    out += ["", f"audited: {', '.join(o.built)}"]
+    out += ["", f"audited: {', '.join(o.built) or 'none'}"]
+    out += [f"reused: {', '.join(o.reused)} (earlier runs made the same way; --fresh audits them again)"] if o.reused else []
     out += [f"skipped {v}: {why}" for v, why in o.skipped.items()]
     out += [""] + meanings([c.difference.value if c.difference else "status" for c in o.changes])
     out += ["", "limitation: a stream that changes and changes back between two audited releases is not seen"]

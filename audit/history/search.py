@@ -57,12 +57,14 @@ def changed(a: Outcomes, b: Outcomes, cases: Optional[Set[Hashable]] = None) -> 
     return {c for c in candidates if c in a and c in b and a[c] != b[c]}
 
 
-def bisect(versions: Sequence[str], audit: Auditor) -> Search:
+def bisect(versions: Sequence[str], audit: Auditor, anchors: Sequence[str] = ()) -> Search:
     """Every transition between the first and last of ``versions`` (ascending releases).
 
     ``audit`` returns None for a release that cannot be audited (it does not install):
     the search then audits a neighbour instead, and a change is reported between the
     nearest releases that could be audited.  The two ends must be auditable.
+    ``anchors`` are releases whose audit costs nothing (runs already made, such as the
+    committed history's): they are audited first and the search runs between them.
     """
     if len(versions) < 2:
         raise ValueError("bisect needs two releases at least")
@@ -106,7 +108,10 @@ def bisect(versions: Sequence[str], audit: Auditor) -> Search:
     ends = [outcome(0), outcome(len(versions) - 1)]
     if ends[0] is None or ends[1] is None:
         raise ValueError("the first and last releases must be auditable")
-    search(0, len(versions) - 1, changed(ends[0], ends[1]))
+    inside = {versions.index(v) for v in anchors if v in versions[1:-1]}
+    points = [0, *sorted(i for i in inside if outcome(i) is not None), len(versions) - 1]
+    for lo, hi in zip(points, points[1:]):
+        search(lo, hi, changed(_known(outcome(lo)), _known(outcome(hi))))
     result.transitions.sort(key=lambda t: (_position(versions, t.first_changed), repr(t.case)))
     return result
 
