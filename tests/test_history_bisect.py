@@ -83,8 +83,9 @@ def test_earlier_runs_made_the_same_way_are_reused_and_anchor_the_search(
     monkeypatch.setattr(bisect, "selection_keys", lambda probes: keys)
     history = tmp_path / "history"
     for version, numpy in (("2.1.2", "1.26.4"), ("2.3.1", "1.26.4"), ("2.2.0", "2.4.6")):  # 2.2.0: another pin
-        write([make_run(f"h{version}", "2026-01-01T00:00:00.000000Z", {"torch_version": version, "numpy_version": numpy},
-                        fake_records(version))], str(history / "torch"))
+        env = {"torch_version": version, "numpy_version": numpy}
+        write([make_run(f"h{version}", "2026-01-01T00:00:00.000000Z", env, fake_records(version))],
+              str(history / "torch"))
     args = ["bisect", "torch", "2.0.1", "2.4.1", "--versions", ",".join(VERSIONS), "--json",
             "--results", str(tmp_path / "runs"), "--history", str(history)]
     assert cli.main(args) == 0

@@ -4,10 +4,11 @@ Audits FROM and TO (building each release's matrix cell under .nox/cells, or reu
 then bisects the cases that differ: each group of cases that changed together costs about
 log2(releases) audits.  Runs that already exist for a release, made the same way (the
 committed results/history, earlier bisects under --results), are used instead of auditing
-it again (--fresh: never), so only the releases between them are built.  Releases come from the package index (pip index versions) unless
---versions lists them; pre-releases, yanked releases and releases without wheels for the
-Python are skipped with their reason.  A stream that changes and changes back between two
-audited releases is not seen (the committed history, one run per minor, shows those).
+it again (--fresh: never), so only the releases between them are built.  Releases come
+from the package index (pip index versions) unless --versions lists them; pre-releases,
+yanked releases and releases without wheels for the Python are skipped with their reason.
+A stream that changes and changes back between two audited releases is not seen (the
+committed history, one run per minor, shows those).
 
 Exit codes: 0 the search finished (changes are the answer, not a failure); 2 usage error
 (also: FROM or TO cannot be installed, or no package index answered and --versions is missing).

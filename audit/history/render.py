@@ -105,7 +105,8 @@ def bisect_text(o: Outcome) -> str:
                     "(previous release audited)"]
         out += [f"{line}  ({p.previous})" for line, p in zip(summary_lines(o.summary), o.summary)]
     out += ["", f"audited: {', '.join(o.built) or 'none'}"]
-    out += [f"reused: {', '.join(o.reused)} (earlier runs made the same way; --fresh audits them again)"] if o.reused else []
+    if o.reused:
+        out.append(f"reused: {', '.join(o.reused)} (earlier runs made the same way; --fresh audits them again)")
     out += [f"skipped {v}: {why}" for v, why in o.skipped.items()]
     out += [""] + meanings([c.difference.value if c.difference else "status" for c in o.changes])
     out += ["", "limitation: a stream that changes and changes back between two audited releases is not seen"]
