@@ -85,6 +85,8 @@ def test_bisect_picks_a_python_that_suits_both_ends() -> None:
     numpy_old = plan.for_bisect("numpy", "1.19.5", "1.26.4", None)
     assert numpy_old.python == "3.9" and numpy_old.cell("1.20.3").torch is None
     assert plan.for_bisect("numpy", "1.26.4", "2.4.6", None).python == "3.12"
+    with pytest.raises(UsageError, match=r"torch 1.13.1 is older than the audit supports \(torch 2.0 and newer\)"):
+        plan.for_bisect("torch", "1.13.1", "2.4.1", None)
     with pytest.raises(UsageError, match="give --python"):
         plan.for_bisect("numpy", "1.19.5", "2.4.6", None)
     torch_new = plan.for_bisect("torch", "2.9.0", "2.13.0", "3.13")

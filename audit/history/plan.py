@@ -78,6 +78,11 @@ def for_bisect(library: str, low: str, high: str, python: Optional[str]) -> Seri
             pin = NUMPY_FOR_NEW_PYTHONS.get(python, pin)
         return Series(library, python, base.first, None, numpy=pin, torch=base.torch, probes=base.probes)
     ends = [v for v in (low, high) if v != rel.LATEST]
+    oldest = min(s.first for s in candidates)
+    for v in ends:
+        if rel.minor(v) < oldest:
+            raise UsageError(f"{library} {v} is older than the audit supports ({library} {oldest[0]}.{oldest[1]} "
+                             "and newer)")
     for s in candidates:
         if all(rel.compatibility(library, v, s.python) is None for v in ends) and \
                 all(s.first <= rel.minor(v) for v in ends):
