@@ -23,13 +23,10 @@ install fails is reported while the other cells are still audited.
 from __future__ import annotations
 
 import glob
-import json
 import os
-import re
-import shutil
 import sys
 import time
-from typing import List, Optional
+from typing import List
 
 import nox
 
@@ -37,111 +34,33 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
 from audit.errors import UsageError  # noqa: E402
-from audit.runner import matrix  # noqa: E402  (pure; imports nothing heavy)
+from audit.runner import cells, matrix  # noqa: E402  (import nothing heavy)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint"]
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # never fetch interpreters: use this machine's
 
 RESULTS = os.environ.get("AUDIT_RESULTS", os.path.join("results", "runs"))
-CELLS_DIR = os.path.join(ROOT, ".nox", "cells")
-BIN = "Scripts" if sys.platform == "win32" else "bin"
-EXE = ".exe" if sys.platform == "win32" else ""
-
-
-# --------------------------------------------------------------------------- interpreters
-
-
-def _pyenv_versions() -> List[str]:
-    """Full versions (3.11.7) that pyenv has installed, if pyenv is here."""
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    folder = os.path.join(root, "versions")
-    if not os.path.isdir(folder):
-        return []
-    return sorted(v for v in os.listdir(folder) if re.match(r"^\d+\.\d+\.\d+$", v))
-
-
-def _export_pyenv() -> None:
-    """Let nox's and uv's own discovery see every pyenv interpreter (via its shims)."""
-    versions = _pyenv_versions()
-    if versions and "PYENV_VERSION" not in os.environ:
-        newest_first = sorted(versions, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
-        os.environ["PYENV_VERSION"] = ":".join(newest_first)
-
-
-_export_pyenv()
-
-
-def find_python(version: str) -> Optional[str]:
-    """An interpreter for ``version`` (3.11): pyenv's, then python3.11 on PATH, then nox's own."""
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    full = matrix.pick_interpreter(version, _pyenv_versions())
-    if full:
-        candidate = os.path.join(root, "versions", full, "bin", "python")
-        if os.path.exists(candidate):
-            return candidate
-    on_path = shutil.which(f"python{version}")
-    if on_path:
-        return on_path
-    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
-        return sys.executable
-    return None
-
-
-def host_python() -> str:
-    """The interpreter that runs the audit CLI: it needs pandas and pyarrow."""
-    explicit = os.environ.get("AUDIT_HOST_PYTHON")
-    if explicit:
-        return explicit
-    project = os.path.join(ROOT, ".venv", BIN, "python" + EXE)
-    return project if os.path.exists(project) else sys.executable
-
-
-def _uv() -> Optional[str]:
-    return shutil.which("uv") or next(
-        (p for p in [os.path.join(os.path.dirname(sys.executable), "uv" + EXE)] if os.path.exists(p)), None)
-
-
-def _index_options() -> List[str]:
-    options: List[str] = []
-    for folder in os.environ.get("AUDIT_FIND_LINKS", "").split():
-        options += ["--find-links", folder]
-    if os.environ.get("AUDIT_TORCH_INDEX"):
-        options += ["--extra-index-url", os.environ["AUDIT_TORCH_INDEX"]]
-    return options
 
 
 # --------------------------------------------------------------------------- cells
 
+cells.export_pyenv()
+find_python = cells.find_python
+host_python = cells.host_python
+_index_options = cells.index_options
+
 
 def build_cell(session: nox.Session, cell: matrix.Cell) -> str:
-    """The cell's interpreter, building its environment unless an identical one exists."""
-    interpreter = find_python(cell.python)
-    if interpreter is None:
-        session.skip(f"no Python {cell.python} on this machine (pyenv install {cell.python}, or put python"
-                     f"{cell.python} on PATH)")
-    location = os.path.join(CELLS_DIR, cell.name)
-    python = os.path.join(location, BIN, "python" + EXE)
-    marker = os.path.join(location, ".audit-cell.json")
-    wanted = {"requirements": cell.requirements, "interpreter": interpreter, "index": _index_options()}
-    if os.path.exists(python) and os.path.exists(marker):
-        with open(marker, encoding="utf-8") as f:
-            if json.load(f) == wanted:
-                session.log(f"reusing {location}")
-                return python
-    start = time.perf_counter()
-    shutil.rmtree(location, ignore_errors=True)
-    uv = _uv()
-    if uv:
-        session.run(uv, "venv", "--quiet", "--python", interpreter, location, external=True)
-        session.run(uv, "pip", "install", "--python", python, *_index_options(), *cell.requirements, external=True)
-    else:
-        session.run(interpreter, "-m", "venv", location, external=True)
-        session.run(python, "-m", "pip", "install", "--quiet", *_index_options(), *cell.requirements, external=True)
-    with open(marker, "w", encoding="utf-8") as f:
-        json.dump(wanted, f)
-    session.log(f"built {cell.name} in {time.perf_counter() - start:.0f} s")
-    return python
+    """The cell's interpreter, building its environment unless an identical one exists
+    (audit/runner/cells.py; shared with ``audit bisect`` and the history builder)."""
+    try:
+        return cells.build(cell, run=lambda args: session.run(*args, external=True), log=session.log)
+    except cells.BuildError as exc:
+        if cells.find_python(cell.python) is None:
+            session.skip(str(exc))
+        session.error(str(exc))
+    raise AssertionError("unreachable")  # pragma: no cover - skip and error raise
 
 
 def audit_cell(session: nox.Session, python: str, results: str, *extra: str) -> str:
@@ -248,6 +167,14 @@ def upgrade(session: nox.Session) -> None:
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))
     session.run(host_python(), "-m", "audit", "compare", "--upgrade", plan.field, *runs, external=True,
                 success_codes=[0, 3])  # --upgrade informs: 0, or 3 when input files were skipped
+
+
+@nox.session(venv_backend="none", default=False)
+def history(session: nox.Session) -> None:
+    """The committed stream history: every minor release of torch and numpy (resumable), then
+    docs/stream-changes.md.  ``nox -s history -- --library torch --minors 2.0,2.4`` builds part."""
+    session.run(host_python(), os.path.join(ROOT, "scripts", "build_history.py"), *session.posargs, external=True)
+    session.run(host_python(), os.path.join(ROOT, "scripts", "stream_changes.py"), external=True)
 
 
 @nox.session(default=False)

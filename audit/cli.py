@@ -24,6 +24,8 @@ COMMANDS = {
     "compare": "compare",
     "sweep": "sweep",
     "compact": "compact",
+    "bisect": "bisect",
+    "advise": "advise",
 }
 
 

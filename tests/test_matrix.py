@@ -173,5 +173,5 @@ def test_noxfile_defines_the_documented_sessions(load_noxfile: Any) -> None:
 
     load_noxfile()
     names = set(nox.registry.get())
-    assert {"tests", "lint", "bench", "audit", "compare", "upgrade", "slow", "gpu"} <= names
+    assert {"tests", "lint", "bench", "audit", "compare", "upgrade", "history", "slow", "gpu"} <= names
     assert any(name.startswith("matrix") for name in names)

@@ -1,0 +1,35 @@
+"""``audit advise``: what changes between two releases, from the committed history, at once.
+
+Reads results/history/<library>/ (one run per minor release, its latest patch) and builds
+nothing.  A version inside the history's span is read as its minor's audited release
+(2.4.0 as 2.4.1, with a note); a version outside it is replaced by the nearest end, with a
+note and the bisect/upgrade commands that answer exactly.
+
+Exit codes: 0 answered; 2 usage error (neither end is in the history, or a minor inside
+its span is missing); 3 answered in part: an end lies outside the history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("advise", help="which streams change between two releases (from results/history)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("library", choices=["torch", "numpy"])
+    p.add_argument("low", metavar="FROM", help="the release you are on, e.g. 2.4.1")
+    p.add_argument("high", metavar="TO", help="the release you consider, or 'latest'")
+    p.add_argument("--history", default="results/history", metavar="DIR", help="the history (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
+    p.set_defaults(execute=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from audit.history import advise, render
+
+    advice = advise.advise(args.library, args.low, args.high, args.history)
+    sys.stdout.write(render.advice_json(advice) if args.json else render.advice_text(advice))
+    return 3 if advice.partial else 0
