@@ -50,20 +50,20 @@ h1{font-size:19px;margin:0 0 6px} h2{font-size:16px;margin:26px 0 8px}
 .meta{color:#555;margin:2px 0 10px}
 .legend span{display:inline-block;margin:0 10px 4px 0;font-size:12px}
 .legend i{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-2px;margin-right:4px}
-table.h{border-collapse:collapse;font-size:12px}
+table.h{border-collapse:collapse;font-size:12px;width:100%}
 table.h th,table.h td{border:1px solid #fff;padding:2px 5px}
 th.f{text-align:right;color:#555;font-weight:600;white-space:nowrap}
-th.v{background:#f2f2f2;font-weight:400;font-size:11.5px;max-width:96px;min-width:50px;vertical-align:bottom}
+th.v{background:#f2f2f2;font-weight:400;font-size:11.5px;width:62px;max-width:96px;vertical-align:bottom}
 th.side{background:#dde6f0;font-weight:600}
 tr.fam th{text-align:left;background:#fafafa;border-top:2px solid #ccc;padding-top:6px;font-size:13px}
 tr.fam span{font-weight:400;color:#666}
-th.p{text-align:left;font-weight:400;font-family:ui-monospace,monospace;font-size:11.5px;white-space:nowrap;padding-right:8px}
+th.p{text-align:left;font-weight:400;font-family:ui-monospace,monospace;font-size:11.5px;white-space:nowrap;padding-right:8px;width:1%}
 th.p a{color:#1f4e8c;text-decoration:none}
 td.n{text-align:right;color:#444;white-space:nowrap}
 td.c{min-width:30px;text-align:center;font-weight:700}
 td.ok{background:#e3f2dd}
 td.none{background:repeating-linear-gradient(45deg,#eee,#eee 3px,#fff 3px,#fff 6px)}
-td.w{color:#333;min-width:230px;max-width:420px;font-size:11px}
+td.w{color:#333;min-width:230px;width:34%;font-size:11px}
 tr.same th.p{color:#2d6a2d;font-family:inherit;font-style:italic}
 .keys{font-size:12px;color:#444;margin:6px 0}
 details{border-left:4px solid #ccc;margin:6px 0;padding:2px 10px}
