@@ -261,7 +261,8 @@ def render(c: Comparison, details: bool = True) -> str:
     against = f" · against the baseline: {_e(match_counts(c))}" if c.baseline else ""
     body = ["<h1>determinism-audit: compare</h1>",
             f'<div class="answer">{_e(headline(c, s))} · {status}</div>',
-            f'<div class="meta">{c.runs} runs · {c.rows} rows · cases: {_e(counts_line(c))}{against}</div>']
+            f'<div class="meta">{phrases.plural(c.runs, "run")} · {phrases.plural(c.rows, "row")} · '
+            f'cases: {_e(counts_line(c))}{against}</div>']
     if c.baseline:
         body.append(f'<div class="meta">baseline: {_e(c.baseline)}</div>')
     if c.upgrade is not None:

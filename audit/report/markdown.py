@@ -68,7 +68,8 @@ def render(c: Comparison, details: bool = False) -> str:
             out += [_probe_row(p) for p in s.changed]
             out.append("")
         out += [f"- {_cell(line.strip())}" for line in rest_lines(c, s)]
-    out += ["", f"Compared {c.rows} rows from {c.runs} runs. Cases: {counts_line(c)}."]
+    out += ["", f"Compared {phrases.plural(c.rows, 'row')} from {phrases.plural(c.runs, 'run')}. "
+                f"Cases: {counts_line(c)}."]
     if c.baseline:
         out += ["", f"Baseline: {_cell(c.baseline)}. Against it: {match_counts(c)}."]
     rows = listed(c)

@@ -44,7 +44,7 @@ def headline(c: Comparison, s: Summary) -> str:
     against = " from the baseline" if c.baseline else ""
     if not changed:
         what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
-        probes = len(s.unchanged) + len(s.quiet)
+        probes = sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in s.probes)
         return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(probes, 'probe')}"
     kinds: Dict[str, int] = {}
     for p in s.changed:
@@ -57,7 +57,8 @@ def headline(c: Comparison, s: Summary) -> str:
 
 
 def summary_lines(c: Comparison, s: Summary) -> List[str]:
-    out = [headline(c, s), f"  {c.runs} runs, {c.rows} rows" + (" (cross-device)" if c.cross_device else "")
+    out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
+           + (" (cross-device)" if c.cross_device else "")
            + (f"; baseline: {c.baseline}" if c.baseline else ""), ""]
     width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
     out += [probe_line(p, width) for p in s.changed]
