@@ -263,6 +263,11 @@ def test_upgrade_answer_first_with_parameters_kinds_and_meaning() -> None:
     assert not any("CAUTION" in line for line in out)
 
 
+def test_upgrade_page_opens_with_the_answer() -> None:
+    page = html.render(_upgrade_comparison(confound=False))
+    assert "<pre>torch_version 2.4.1 -&gt; 2.13.0: 5 of 7 cases change their stream, in 2 probes\n" in page
+
+
 def test_upgrade_confound_is_in_the_header() -> None:
     out = text.render(_upgrade_comparison(confound=True)).splitlines()
     assert out[1] == ("  CAUTION: the two sides also differ in numpy_version 2.4.6 -> 1.26.4: a change may come "
@@ -286,6 +291,18 @@ def test_html_is_one_self_contained_page_with_a_heatmap_and_drill_down(compariso
     assert ">torch_version</th>" in page and ">cpu_capability</th>" in page
     randn = re.search(r'<a href="#(p\d+)">torch\.randn</a>', page)
     assert randn and f'<details id="{randn.group(1)}">' in page
+
+
+def test_html_cells_light_the_environments_off_the_main_stream(comparison: Comparison) -> None:
+    page = html.render(comparison)
+    headers = re.findall(r'<th class="f" colspan="2">(\w+)</th>(.*?)</tr>', page)
+    torch = dict(headers)["torch_version"]
+    versions = re.findall(r">([\d.]+)</th>", torch)
+    randn = re.search(r'torch\.randn</a></th><td class="n">1/1</td>(.*?)<td class="w">', page).group(1)
+    counts = re.findall(r'<td class="c[^"]*"[^>]*>(\d*)</td>', randn)
+    assert [n for n, v in zip(counts, versions) if n] == ["1"] and versions[counts.index("1")] == "2.4.1"
+    index_add = re.search(r'index_add_</a></th><td class="n">1/1</td>(.*?)<td class="w">', page).group(1)
+    assert "#7b3fa0" in index_add and index_add.count(">1</td>") == 1  # one environment ran it twice, two streams
 
 
 def test_html_escapes_every_string() -> None:

@@ -31,9 +31,11 @@ from audit.compare.summary import FAMILIES, ProbeSummary, Summary, kind_of, plai
 KINDS = ("error", "nondeterministic", "structural", "stream-change", "new", "differs", "variant", "sparse",
          "outside-sample", "numerical-drift", "new-case", "incomparable")
 
-#: Header fields shown first when they vary: versions, the build, dispatch and threads.
+#: Header fields shown first when they vary: versions, the build, dispatch and threads (the
+#: first ten always, the rest only when they group the columns differently from those shown).
 HEADER_ORDER = ("python_version", "numpy_version", "torch_version", "cuda_version", "pandas_version", "device",
                 "gpu_name", "cpu_model", "cpu_capability", "num_threads", "openblas_core", "blas", "numpy_simd")
+CORE = HEADER_ORDER[:10]
 #: When a single environment is drawn nothing varies; these describe it.
 IDENTITY = ("cpu_model", "cpu_capability", "torch_version", "numpy_version", "num_threads", "gpu_name")
 MAX_HEADER_FIELDS = 6
@@ -131,8 +133,8 @@ def header_fields(c: Comparison, envs: Sequence[Dict[str, Any]]) -> Tuple[List[s
     """(fields shown as header rows, other fields that vary).
 
     Fields that explain a split come first, then versions, build, dispatch and threads;
-    a field that groups the columns exactly as an earlier one does (numpy's SIMD list
-    beside numpy's version) is left to the tooltip.
+    a field outside :data:`CORE` that groups the columns exactly as an earlier one does
+    (numpy's SIMD list beside numpy's version) is left to the tooltip.
     """
     names = list(envs[0]) if envs else []
     varying = [f for f in names if len({shown(e.get(f)) for e in envs}) > 1]
@@ -151,7 +153,8 @@ def header_fields(c: Comparison, envs: Sequence[Dict[str, Any]]) -> Tuple[List[s
     partitions = set()
     for f in sorted(varying, key=order):
         partition = _partition(envs, f)
-        if (f in explaining or f in HEADER_ORDER) and partition not in partitions and len(chosen) < MAX_HEADER_FIELDS:
+        repeats = partition in partitions and f not in CORE
+        if (f in explaining or f in HEADER_ORDER) and not repeats and len(chosen) < MAX_HEADER_FIELDS:
             chosen.append(f)
             partitions.add(partition)
     chosen = chosen or varying[:1]

@@ -268,7 +268,7 @@ def render(c: Comparison, details: bool = True) -> str:
     if c.upgrade is not None:
         from audit.report.upgrade_text import upgrade_lines
 
-        body.append("<pre>" + _e("\n".join(upgrade_lines(c.upgrade))) + "</pre>")
+        body.append("<pre>" + "\n".join(_e(line) for line in upgrade_lines(c.upgrade)) + "</pre>")
     body += ["<h2>Probes × environments</h2>", *heatmap(build(c, s), anchors)]
     if s.changed:
         body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
