@@ -233,14 +233,18 @@ def compare(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def upgrade(session: nox.Session) -> None:
-    """Before bumping a library: ``nox -s upgrade -- torch 2.4.1 2.13.0`` shows which streams change."""
+    """Before bumping a library: ``nox -s upgrade -- torch 2.4.1 2.13.0`` shows which streams change.
+
+    Arguments after the three go to ``audit run`` (e.g. ``--probes-from my_probes.py``).
+    """
     try:
-        plan = matrix.parse_upgrade(session.posargs, os.environ)
+        plan = matrix.parse_upgrade(session.posargs[:3], os.environ)
     except UsageError as exc:
         session.error(str(exc))
     name = f"{plan.library}-{getattr(plan.old, plan.library)}-to-{getattr(plan.new, plan.library)}"
     results = os.path.join(RESULTS, "upgrade", name)
-    runs = [audit_cell(session, build_cell(session, cell), results) for cell in (plan.old, plan.new)]
+    runs = [audit_cell(session, build_cell(session, cell), results, *session.posargs[3:])
+            for cell in (plan.old, plan.new)]
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))
     session.run(host_python(), "-m", "audit", "compare", "--upgrade", plan.field, *runs, external=True,
                 success_codes=[0, 3])  # --upgrade informs: 0, or 3 when input files were skipped

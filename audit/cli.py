@@ -23,6 +23,7 @@ COMMANDS = {
     "env": "env",
     "compare": "compare",
     "sweep": "sweep",
+    "compact": "compact",
 }
 
 
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    try:
+    try:  # parsing too: a path option's check raises AuditError (one line, not a usage block)
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
         return int(args.execute(args))
     except AuditError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,12 +8,15 @@ state after the draw (to catch extra or missing draws).  Worker side: standard l
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from audit.registry import DEFAULT_SEEDS, SEEDS, probe
 
-__all__ = ["DEFAULT_SEEDS", "SEEDS", "Output", "Unsupported", "probe", "require_seed_range", "require_attr"]
+__all__ = ["DEFAULT_SEEDS", "SEEDS", "Output", "Unsupported", "probe", "require_seed_range", "require_attr",
+           "traced", "untraced"]
 
 
 class Unsupported(Exception):
@@ -43,3 +46,41 @@ def require_attr(obj: Any, dotted: str) -> Any:
             raise Unsupported(f"{owner}{' ' + version if version else ''} has no {part!r}")
         obj = getattr(obj, part)
     return obj
+
+
+def _recorder() -> Any:
+    """The recorder of the trace probe running now, or None (no trace, or no torch loaded)."""
+    trace = sys.modules.get("audit.worker.trace")
+    return trace.active() if trace is not None else None
+
+
+def traced(module: Any, prefix: str = "") -> Any:
+    """Name ``module`` and its submodules in the trace being recorded; returns ``module``.
+
+    In a trace probe, ``model = traced(Net())`` makes every forward op record the path
+    ``named_modules()`` gives the module it ran in (``""`` for ``module`` itself; ``prefix``
+    goes before every path, to tell several roots apart).  Outside a trace it does
+    nothing, so the same function runs untraced (benchmarks, your own tests).
+    """
+    recorder = _recorder()
+    if recorder is not None:
+        recorder.name_modules(module, prefix)
+    return module
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """``with untraced(): ...`` runs setup unrecorded (a dataset, a model loaded from disk).
+
+    Tensors made inside count, to the trace, as made outside it: an op that reads one
+    lists that tensor's fingerprint as its input.  Outside a trace it does nothing.
+    """
+    recorder = _recorder()
+    if recorder is None:
+        yield
+        return
+    was, recorder.paused = recorder.paused, True
+    try:
+        yield
+    finally:
+        recorder.paused = was

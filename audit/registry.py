@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from audit.errors import RegistryError
+from audit.errors import DuplicateProbe, RegistryError
 
 #: The seed panel every seeded probe runs with unless the CLI says otherwise.
 #: 2**32 - 1 is the largest seed numpy's legacy seeding accepts.
@@ -210,7 +210,7 @@ def probe(
         pid = probe_id or func.__name__
         key = name or (pid if device == "cpu" else f"{pid}@{device}")
         if key in _REGISTRY:
-            raise RegistryError(f"probe {key!r} is registered twice")
+            raise DuplicateProbe(key, _REGISTRY[key].func.__module__)
         if kind not in KINDS:
             raise RegistryError(f"probe {key!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
         the_grid = dict(grid or {})

@@ -22,7 +22,7 @@ from audit.runner.sidecar import Sidecar, partial_dir
 from audit.runner.spec import RunSpec
 from audit.runner.supervisor import SOURCE_ROOT, Runner
 from audit.store import runfile as store
-from audit.store.runfile import read_runs
+from audit.store.engine import read_runs
 
 
 def _run_cli(*args: str, env: Any = None) -> subprocess.CompletedProcess[str]:
@@ -159,7 +159,7 @@ def test_resume_survives_garbage_and_reruns_stale_or_unknown_cases(slow_probes: 
     results = str(tmp_path / "results")
     runner = Runner(SLOW, results)
     case = next(iter(runner.cases.values()))
-    stale = {"type": "record", "case_key": case.key, "probe_version": "edited-since", "status": "ok"}
+    stale = {"type": "record", "case_key": case["case_key"], "probe_version": "edited-since", "status": "ok"}
     ghost = {"type": "record", "case_key": "no-such-case", "probe_version": "x", "status": "ok"}
     _fake_sidecar(results, SLOW, ["not json", "[1, 2]", "7", '{"type": "record"}', stale, ghost])
     os.makedirs(os.path.join(partial_dir(results), "a-directory.jsonl"))

@@ -21,7 +21,7 @@ import pytest
 
 from audit.runner.sidecar import Sidecar
 from audit.runner.supervisor import SOURCE_ROOT
-from audit.store.runfile import read_runs
+from audit.store.engine import read_runs
 
 CASES = 20  # tests.slow.sleep has twenty cases
 KILL_AFTER = 5  # records in the sidecar before the kill

@@ -1,4 +1,4 @@
-"""The store: bad files are named and skipped, old schemas upgraded, writes atomic.
+"""The store: bad files are named and skipped, old schemas upgraded, writes atomic, disks full.
 
 Fixtures: ``tests/fixtures/bad_files/`` holds one tiny file of each bad kind (see its
 ``make_bad_files.py``); ``tests/fixtures/schema_v1/`` a run written by the schema-1 code.
@@ -15,11 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audit.errors import SchemaError, StoreError
+from audit.compare import compare_paths
+from audit.errors import DiskFull, SchemaError, StoreError
+from audit.store import catalog
 from audit.store import runfile as store
-from audit.store.runfile import COLUMNS, check_writable, read_run_file, read_runs, write_run
-from audit.store.scan import read_run_rows
-from audit.worker.records import HASH_ALGORITHM, RECORD_FIELDS, SCHEMA_VERSION, Run
+from audit.store.compact import compact
+from audit.store.engine import read_runs
+from audit.store.runfile import COLUMNS, check_writable, read_run_file, write_run
+from audit.worker.records import HASH_ALGORITHM, SCHEMA_VERSION, Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD = FIXTURES / "bad_files"
@@ -62,11 +65,10 @@ def test_a_bad_file_is_skipped_by_name_and_the_rest_is_read(tmp_path: Path, name
     assert len(frame) == 12  # the good run, whole
 
 
-@pytest.mark.parametrize("dictionary", [False, True])
-def test_the_comparison_reader_skips_the_same_files(tmp_path: Path, dictionary: bool) -> None:
-    rows = read_run_rows([str(_mixed_directory(tmp_path))], COLUMNS, dictionary=dictionary)
-    assert sorted(os.path.basename(s.path) for s in rows.skipped) == sorted(BAD_KINDS)
-    assert len(rows.rows) == 12 and len(rows.runs) == 1
+def test_compare_skips_the_same_files(tmp_path: Path) -> None:
+    c = compare_paths([str(_mixed_directory(tmp_path))])
+    assert sorted(os.path.basename(s.path) for s in c.skipped) == sorted(BAD_KINDS)
+    assert c.rows == 12 and c.runs == 1 and c.exit_code() == 3
 
 
 @pytest.mark.parametrize("columns", [None, ["case_key", "hash_algorithm"], ["hash_algorithm"]])
@@ -78,21 +80,37 @@ def test_a_schema_1_file_is_upgraded_on_read(columns: Any) -> None:
     assert table.num_rows == 12
 
 
-def test_a_schema_1_file_upgrades_through_the_dictionary_reader_too() -> None:
-    rows = read_run_rows([str(V1)], list(RECORD_FIELDS), dictionary=True)
-    assert list(rows.rows["hash_algorithm"].astype(str).unique()) == [HASH_ALGORITHM]
-    assert rows.rows["fingerprint"].notna().all()
+def test_a_schema_1_file_loads_through_every_public_read_path(tmp_path: Path) -> None:
+    """read_run_file (above), the catalog, read_runs, compare (JSON and text paths share it), compact."""
+    (run,) = catalog.build([str(V1)]).runs
+    assert run.run_id == "9fd07c549fb54104ad187926e7d13311" and run.started
+    frame, skipped = read_runs([str(V1)])
+    assert skipped == [] and len(frame) == 12 and list(frame.columns) == list(COLUMNS)
+    assert set(frame["hash_algorithm"]) == {HASH_ALGORITHM} and frame["fingerprint"].notna().all()
+    assert str(frame["seed"].dtype) != "object" or all(isinstance(v, (int, type(None))) or v == int(v)
+                                                      for v in frame["seed"])
+    c = compare_paths([str(V1)])
+    assert c.runs == 1 and c.rows == 12 and c.skipped == [] and c.findings
+    done = compact([str(V1)], str(tmp_path / "dest"))
+    (path,) = done.written
+    upgraded = read_run_file(path)
+    assert upgraded.num_rows == 12 and set(upgraded.column("hash_algorithm").to_pylist()) == {HASH_ALGORITHM}
+    assert pq.read_metadata(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
+    again = compare_paths([str(tmp_path / "dest")])
+    assert [(f.case_key, f.verdict) for f in again.findings] == [(f.case_key, f.verdict) for f in c.findings]
 
 
 def test_there_is_an_upgrade_step_from_every_older_version() -> None:
-    assert sorted(store._UPGRADES) == list(range(1, SCHEMA_VERSION))
+    assert sorted(store.UPGRADES) == list(range(1, SCHEMA_VERSION))
+    for version in range(1, SCHEMA_VERSION + 1):  # every column an older file lacks has a declared value
+        assert all(store.missing_value(c, version) in (None, HASH_ALGORITHM) for c in COLUMNS)
 
 
 def test_a_new_run_file_carries_the_current_schema_and_hash_algorithm(tmp_path: Path) -> None:
     run = Run.new({"machine_id": "m"})
     run.records = [{"case_key": "k", "probe": "p", "status": "ok", "hash_algorithm": HASH_ALGORITHM}]
     path = write_run(run, str(tmp_path))
-    assert pq.read_schema(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
+    assert pq.read_metadata(path).metadata[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
     assert read_run_file(path).column("hash_algorithm").to_pylist() == [HASH_ALGORITHM]
 
 
@@ -101,11 +119,34 @@ def test_a_newer_file_read_directly_is_refused_with_advice() -> None:
         read_run_file(str(BAD / "newer_schema.parquet"))
 
 
-def test_a_file_without_a_requested_column_keeps_its_row_count(tmp_path: Path) -> None:
-    table = pa.table({"case_key": ["a", "b", "c"]}).replace_schema_metadata(
-        {store.META_SCHEMA: str(SCHEMA_VERSION).encode(), store.META_RUN_ID: b"r"})
-    pq.write_table(table, tmp_path / "x.parquet")
+def _required_only(rows: int = 3) -> pa.Table:
+    table = pa.table({name: pa.array(["v"] * rows, store.TYPE_OF[name]) if name != "repeat_identical"
+                      else pa.array([True] * rows) for name in store.REQUIRED})
+    return table.replace_schema_metadata({store.META_SCHEMA: str(SCHEMA_VERSION).encode(), store.META_RUN_ID: b"r"})
+
+
+def test_a_file_without_an_optional_column_keeps_its_row_count(tmp_path: Path) -> None:
+    pq.write_table(_required_only(), tmp_path / "x.parquet")
     assert read_run_file(str(tmp_path / "x.parquet"), ["message"]).num_rows == 3
+
+
+@pytest.mark.parametrize("column", store.REQUIRED)
+def test_a_file_without_a_required_column_is_refused_by_name(tmp_path: Path, column: str) -> None:
+    pq.write_table(_required_only().drop_columns([column]), tmp_path / "x.parquet")
+    with pytest.raises(SchemaError, match=f"no column '{column}'"):
+        read_run_file(str(tmp_path / "x.parquet"))
+    (skipped,) = catalog.build([str(tmp_path)]).skipped
+    assert f"no column '{column}'" in skipped.reason
+
+
+def test_a_duplicated_column_name_is_refused(tmp_path: Path) -> None:
+    table = _required_only()
+    table = pa.Table.from_arrays([*table.columns, table.column("fingerprint")],
+                                 names=[*table.column_names, "fingerprint"]).replace_schema_metadata(
+        table.schema.metadata)
+    pq.write_table(table, tmp_path / "dup.parquet")
+    (skipped,) = catalog.build([str(tmp_path)]).skipped
+    assert "column 'fingerprint' appears twice" in skipped.reason
 
 
 def test_an_unwritable_location_is_refused_before_anything_runs(tmp_path: Path) -> None:
@@ -118,13 +159,13 @@ def test_an_unwritable_location_is_refused_before_anything_runs(tmp_path: Path) 
 
 
 def test_an_interrupted_write_leaves_no_file_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pq.write_table
+    real = store.write_parquet
 
-    def half_then_interrupt(table: Any, where: Any, **kwargs: Any) -> None:
-        real(table.slice(0, 0), where, **kwargs)
+    def half_then_interrupt(tables: Any, where: Any, fs: Any = None, **kwargs: Any) -> None:
+        real([t.slice(0, 0) for t in tables], where, fs, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.pq, "write_table", half_then_interrupt)
+    monkeypatch.setattr(store, "write_parquet", half_then_interrupt)
     run = Run.new({})
     run.records = [{"case_key": "k", "status": "ok"}]
     with pytest.raises(KeyboardInterrupt):
@@ -132,12 +173,47 @@ def test_an_interrupted_write_leaves_no_file_at_all(tmp_path: Path, monkeypatch:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_write_is_a_store_error_and_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def disk_full(table: Any, where: Any, **kwargs: Any) -> None:
+def test_a_full_disk_names_the_place_and_the_free_space_and_leaves_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(tables: Any, where: Any, *args: Any, **kwargs: Any) -> None:
         Path(where).write_bytes(b"PAR1")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.pq, "write_table", disk_full)
-    with pytest.raises(StoreError, match="No space left"):
+    monkeypatch.setattr(store, "write_parquet", disk_full)
+    with pytest.raises(DiskFull, match="no space left on device writing to .* free") as caught:
         write_run(Run.new({}), str(tmp_path))
+    assert isinstance(caught.value, StoreError) and caught.value.path == str(tmp_path)
+    assert isinstance(caught.value.free, int) and caught.value.free > 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_in_the_write_check_is_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store.loc.filesystem
+
+    class Full:
+        """The local filesystem, but every new file meets a full disk."""
+
+        def __init__(self, fs: Any) -> None:
+            self.fs = fs
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.fs, name)
+
+        def open_output_stream(self, path: str) -> Any:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.loc, "filesystem", lambda where: (Full(real(where)[0]), real(where)[1]))
+    with pytest.raises(DiskFull):
+        check_writable(str(tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_written_file_carries_its_start_time(tmp_path: Path) -> None:
+    run = Run.new({"machine_id": "m"})
+    run.records = [{"case_key": "k", "status": "ok"}]
+    path = write_run(run, str(tmp_path))
+    meta = pq.read_metadata(path).metadata
+    assert meta[store.META_STARTED] == run.started.encode()
+    saved = pq.read_schema(path).metadata or {}  # the saved schema keeps only the version: the same in every file
+    assert store.META_RUN_ID not in saved and saved[store.META_SCHEMA] == str(SCHEMA_VERSION).encode()
+    assert read_run_file(path).schema.metadata[store.META_RUN_ID] == run.run_id.encode()

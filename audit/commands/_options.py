@@ -22,7 +22,25 @@ SEED_RANGE = (-(2**63), 2**64 - 1)
 
 def add_results_argument(p: argparse.ArgumentParser, default: str = DEFAULT_RESULTS) -> None:
     p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", default), metavar="DIR",
-                   help=f"results directory or URL (default: $AUDIT_RESULTS or {default})")
+                   type=results_argument, help=f"results directory or URL (default: $AUDIT_RESULTS or {default})")
+
+
+def location_argument(text: str) -> str:
+    """argparse type for a path or URL to read: not empty, UTF-8, within the OS limits.
+
+    Raises UsageError (not argparse's error) so the CLI prints one line, before any work.
+    """
+    from audit.store.location import check
+
+    return check(text, "path")
+
+
+def results_argument(text: str) -> str:
+    """argparse type for a place to write runs: a location that persists (not ``mock://``)."""
+    from audit.store.location import check, check_persistent
+
+    check_persistent(check(text, "--results location"))
+    return text
 
 
 def seeds_argument(text: str) -> int:
@@ -61,8 +79,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-repeat", action="store_true", help="execute each case once (skips the run-to-run check)")
     p.add_argument("--case-timeout", type=seconds_argument, default=300.0, metavar="S",
                    help="seconds a case may run before it is killed and recorded as timeout")
+    add_probes_from_argument(p)
     p.add_argument("--module", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_probes_from_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probes-from", action="append", default=[], metavar="PATH|MODULE",
+                   help="your own probes: a .py file or a dotted module (repeatable; also $AUDIT_PROBES, "
+                        "space-separated, and installed packages' 'determinism_audit.probes' entry points)")
+
+
+def probe_sources(args: argparse.Namespace) -> Any:
+    """``--probes-from`` then ``AUDIT_PROBES``, paths made absolute (checked)."""
+    from audit.user_probes import resolve
+
+    return resolve(args.probes_from, os.environ, os.getcwd())
 
 
 def seconds_argument(text: str) -> float:
@@ -95,7 +127,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     check_seeds(args.seed)
     check_python(args.python)
     return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
-                   modules=args.module, python=args.python, case_timeout=args.case_timeout)
+                   modules=args.module, probe_sources=probe_sources(args), python=args.python,
+                   case_timeout=args.case_timeout)
 
 
 class ProgressBar:

@@ -14,15 +14,20 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
+    from audit.commands._options import location_argument
+
     p = sub.add_parser("compare", help="compare stored runs: findings per case, exit 1 on divergence",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="run files or directories (searched recursively)")
-    p.add_argument("--baseline", action="append", default=[], metavar="PATH",
+    p.add_argument("paths", nargs="+", metavar="PATH", type=location_argument,
+                   help="run files or directories (searched recursively)")
+    p.add_argument("--baseline", action="append", default=[], metavar="PATH", type=location_argument,
                    help="reference runs: report, for each case of PATH, whether its streams are known there")
     p.add_argument("--expectations", metavar="FILE", help="accepted divergences (see audit/compare/expectations.py)")
     p.add_argument("--upgrade", metavar="FIELD",
                    help="list the cases whose streams change with FIELD, e.g. torch_version")
     p.add_argument("--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case")
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="memory the query engine may use, e.g. 2GB (beyond it, it spills to a temp folder)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="findings as JSON on stdout")
     fmt.add_argument("--markdown", action="store_true", help="a markdown summary on stdout (CI job page)")
@@ -43,12 +48,11 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError("--upgrade and --baseline answer different questions; use one at a time")
     accepted = expect.load(args.expectations) if args.expectations else []
     if args.baseline:
-        comparison = compare_baseline(args.baseline, args.paths, args.cross_device)
+        comparison = compare_baseline(args.baseline, args.paths, args.cross_device, args.memory_limit)
     else:
-        comparison = compare_paths(args.paths, args.cross_device)
+        comparison = compare_paths(args.paths, args.cross_device, args.memory_limit)
     if comparison.runs == 0:
-        names = ", ".join(s.path for s in comparison.skipped) or ", ".join(args.paths)
-        raise UsageError(f"no readable run file under {names}; run 'python -m audit run' first")
+        raise UsageError(_nothing_read(comparison.skipped, args.paths))
     if args.upgrade:
         upgrade_view(comparison, args.upgrade)
     if args.expectations:
@@ -57,6 +61,15 @@ def execute(args: argparse.Namespace) -> int:
     if args.upgrade:  # informs, does not gate: changed streams are the answer, not a failure
         return 3 if comparison.skipped else 0
     return comparison.exit_code()
+
+
+def _nothing_read(skipped: Any, paths: Any) -> str:
+    """Why nothing could be compared, in one line: the first few skipped files and their reasons."""
+    if not skipped:
+        return f"no run file under {', '.join(paths)}; run 'python -m audit run' first"
+    reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    return f"no readable run file under {', '.join(paths)}: {reasons}{more}"
 
 
 def _write(comparison: Any, args: argparse.Namespace) -> None:

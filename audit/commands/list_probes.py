@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audit.commands._options import sizes_argument
+from audit.commands._options import add_probes_from_argument, probe_sources, sizes_argument
 
 
 def add_parser(sub: Any) -> None:
@@ -14,12 +14,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--cases", action="store_true", help="list every case with its parameters")
     p.add_argument("--sizes", type=sizes_argument, default=("default",), metavar="PANEL[,PANEL]",
                    help="size panels to count: default, large, or both ('default,large')")
+    add_probes_from_argument(p)
     p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:
     import audit.probes  # noqa: F401
-    from audit import registry
+    from audit import registry, user_probes
+
+    user_probes.load(probe_sources(args))  # in this interpreter (run asks the audited one)
 
     probes = registry.select(args.probe)
     sizes = registry.parse_sizes(",".join(args.sizes))

@@ -152,7 +152,6 @@ def _write_manifest(done: Sequence[Done], results: str) -> Optional[str]:
     The leading underscore keeps parquet readers (pandas, pyarrow datasets) from taking it
     for a data file when they read the whole directory.
     """
-    import pyarrow.fs as pafs
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     name = f"_sweep-{stamp}-{os.getpid()}.json"
@@ -160,15 +159,15 @@ def _write_manifest(done: Sequence[Done], results: str) -> Optional[str]:
                       "seconds": round(d.seconds, 3), "unhonoured": d.unhonoured, "error": d.error}
                      for d in done]}
     payload = json.dumps(data, indent=2).encode()
+    from audit.errors import StoreError
+    from audit.store.location import filesystem
+
     try:
-        if "://" in results:
-            fs, root = pafs.FileSystem.from_uri(results)
-        else:
-            fs, root = pafs.LocalFileSystem(), os.path.abspath(results)
+        fs, root = filesystem(results)
         fs.create_dir(root, recursive=True)
         with fs.open_output_stream(f"{root}/{name}") as f:
             f.write(payload)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreError) as exc:
         print(f"warning: could not write the sweep manifest: {exc}", file=sys.stderr)
         return None
     return f"{results.rstrip('/')}/{name}"

@@ -1,21 +1,36 @@
 """Compare stored runs: group by case, cluster by fingerprint, attribute, classify.
 
-Pure functions over data: :func:`compare_paths` reads through :mod:`audit.store` and
-returns a :class:`~audit.compare.model.Comparison`; the report modules present it.
+A thin shell around a pure core.  :func:`compare_paths` fetches (:mod:`audit.compare.fetch`
+runs the queries, through :mod:`audit.store.engine`) and the pure functions decide
+(:mod:`audit.compare.grouping`, :mod:`audit.compare.verdicts`, :mod:`audit.compare.analysis`);
+the data between them is named records (:mod:`audit.compare.rows`), so a comparison can be
+built from rows held in memory (:func:`audit.compare.analysis.compare_rows`).  The report
+modules present the :class:`~audit.compare.model.Comparison`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from audit.compare.model import Comparison, Difference, Finding, Match, Stream, Verdict
 
 __all__ = ["Comparison", "Difference", "Finding", "Match", "Stream", "Verdict", "compare_paths"]
 
 
-def compare_paths(paths: Sequence[str], cross_device: bool = False) -> Comparison:
-    """Compare every run under ``paths`` (files or directories)."""
-    from audit.compare.analysis import analyse
-    from audit.compare.grouping import load
+def compare_paths(paths: Sequence[str], cross_device: bool = False, memory_limit: Optional[str] = None) -> Comparison:
+    """Compare every run under ``paths`` (files or directories).
 
-    return analyse(load(paths, cross_device), cross_device)
+    ``memory_limit`` (DuckDB's spelling, e.g. ``2GB``) bounds the query engine; beyond it
+    the engine spills to a temporary folder.
+    """
+    from audit.compare import analysis, fetch, grouping
+
+    with fetch.Source(paths, memory_limit) as source:
+        rows = source.rows()
+        grouped = grouping.group(rows, cross_device)
+        judged = list(analysis.judge(grouped))
+        wanted = analysis.needs(grouped, judged)
+        rows.details = source.details(wanted.picks)
+        rows.stream_runs = source.stream_runs(wanted.streams)
+        rows.unread = source.unread()
+    return analysis.analyse(grouped, rows, cross_device, judged)

@@ -1,169 +1,239 @@
-"""Findings from grouped data: verdict, streams, attribution and difference of every case.
+"""Findings from grouped rows: verdict, streams, attribution and difference of every case.
 
-The verdicts come vectorised from :mod:`audit.compare.verdicts`; this module then walks
-the cases (hundreds, not millions of rows) to describe each one, reading samples and
-error messages only for the few rows it shows.
+Pure: :func:`needs` names the few rows a comparison shows (so the shell can fetch them),
+and :func:`analyse` turns the grouped cases and those rows into a
+:class:`~audit.compare.model.Comparison`.  :func:`compare_rows` does both for rows built
+in memory.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, List, Sequence, Tuple, cast
-
-import pandas as pd
+from typing import Any, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from audit.compare import difference
 from audit.compare.attribution import attribute, natural_key, shown
-from audit.compare.grouping import FAILED, OK, UNSUPPORTED, Frame
+from audit.compare.grouping import Case, Grouped, group
 from audit.compare.model import Comparison, Finding, Stream, Verdict
-from audit.compare.verdicts import case_summary, verdicts
+from audit.compare.rows import (
+    FAILED,
+    MAX_DETAILED,
+    MAX_MESSAGES,
+    MAX_RUNS,
+    Detail,
+    Outcome,
+    Pick,
+    Rows,
+    StreamKey,
+    StreamWant,
+)
+from audit.compare.verdicts import Summary, summarise, verdict
+from audit.worker.records import Status
 
-MAX_RUNS = 100  # run ids listed per stream
-MAX_MESSAGES = 3  # error messages kept per finding
-MAX_DETAILED = 20  # streams of a divergent case whose samples are read (the most common ones)
 
-Outcome = Tuple[int, int, int, bool, int, int]  # env, status, fp, rep_false, n, first
+class Judged(NamedTuple):
+    case: Case
+    summary: Summary
+    verdict: Optional[Verdict]
 
 
-def analyse(frame: Frame, cross_device: bool = False) -> Comparison:
-    """Every case of ``frame`` as a finding (or as unsupported everywhere)."""
-    summary = case_summary(frame.outcomes)
-    verdict = verdicts(summary, frame.notes)
-    per_case = _outcomes_by_case(frame.outcomes)
-    wanted = {c: _positions(v, per_case[c]) for c in summary.index if (v := verdict[c]) is not None}
-    details = difference.fetch(list(frame.runs["path"]), [p for ps in wanted.values() for p in ps])
-    envs = environments(frame)
-    run_ids = frame.runs["run_id"].tolist()
-    exact = frame.runs_of([c for c, v in verdict.items() if v not in (None, Verdict.IDENTICAL)])
-    findings, unsupported = [], []
-    codes: Dict[str, int] = {}
-    for case in summary.index:
-        description = _describe(frame.cases.iloc[case])
-        case_verdict = verdict[case]
-        if case_verdict is None:
-            unsupported.append({**description, "runs": _count(summary, case, "unsupported")})
+class Needs(NamedTuple):
+    """What the shell must fetch before :func:`analyse`."""
+
+    picks: List[Pick]  # representative rows (one per stream of a case that is not identical) and failed rows
+    streams: List[StreamWant]  # streams whose exact runs the outcomes cannot tell
+
+
+def judge(grouped: Grouped) -> Iterator[Judged]:
+    for case in grouped.cases:
+        summary = summarise(case.outcomes)
+        yield Judged(case, summary, verdict(summary, bool(case.notes)))
+
+
+def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None) -> Needs:
+    """The rows to fetch: only for cases that are not identical (see audit.compare.rows)."""
+    picks: List[Pick] = []
+    streams: List[StreamWant] = []
+    for judged in judged_cases if judged_cases is not None else judge(grouped):
+        if judged.verdict in (None, Verdict.IDENTICAL):
             continue
-        finding = Finding(**description, verdict=case_verdict, runs=_count(summary, case, "rows"),
-                          unsupported_runs=_count(summary, case, "unsupported"),
-                          notes=list(frame.notes.get(case, [])))
-        _fill(finding, per_case[case], envs, run_ids, frame, details)
-        if finding.verdict != Verdict.IDENTICAL:
-            codes = codes or {str(fp): i for i, fp in enumerate(frame.fingerprints)}
-            for stream in finding.streams:
-                got = exact.get((case, codes.get(stream.fingerprint, -1)))
-                stream.runs = sorted({run_ids[r] for r in got})[:MAX_RUNS] if got else stream.runs
+        ok = [o for o in judged.case.outcomes if o.status == Status.OK]
+        picks.extend(_representative(group) for group in _common_streams(ok))
+        picks.extend(_failed(judged.case.outcomes))
+        for key, outcomes in _by_stream_key(ok).items():
+            if _known_runs(outcomes) is None:
+                streams.append(StreamWant(key, min(sum(o.rows for o in outcomes), MAX_RUNS),
+                                          tuple(sorted({o.env for o in outcomes})),
+                                          min(o.first_run for o in outcomes), max(o.last_run for o in outcomes)))
+    return Needs(picks, streams)
+
+
+def compare_rows(rows: Rows, cross_device: bool = False) -> Comparison:
+    """The comparison of rows held in memory (every detail they need included)."""
+    return analyse(group(rows, cross_device), rows, cross_device)
+
+
+def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
+            judged_cases: Optional[List[Judged]] = None) -> Comparison:
+    """Every case of ``grouped`` as a finding (or as unsupported everywhere).
+
+    ``judged_cases`` is ``list(judge(grouped))`` when the caller has it already.
+    """
+    run_ids = [r.run_id for r in rows.runs]
+    envs = _Envs(grouped.envs)
+    findings, unsupported = [], []
+    for judged in judged_cases if judged_cases is not None else judge(grouped):
+        case = judged.case
+        if judged.verdict is None:
+            unsupported.append({**case.description, "runs": judged.summary.unsupported})
+            continue
+        finding = Finding(**case.description, verdict=judged.verdict, runs=judged.summary.rows,
+                          unsupported_runs=judged.summary.unsupported, notes=list(case.notes))
+        _fill(finding, case.outcomes, envs, run_ids, rows)
         findings.append(finding)
     findings.sort(key=_order)
-    return Comparison(findings, unsupported, frame.rows, len(frame.runs), list(frame.skipped), cross_device,
-                      envs=envs)
+    unsupported.sort(key=lambda u: (u["probe"], u["device"], u["probe_key"], natural_key(json.dumps(u["case"])),
+                                    u["case_key"]))
+    return Comparison(findings, unsupported, rows.row_count, len(rows.runs) - rows.unread, list(rows.skipped),
+                      cross_device,
+                      envs=grouped.envs, notes=list(rows.notes))
 
 
 def _order(f: Finding) -> Tuple[Any, ...]:
-    return (list(Verdict).index(f.verdict), f.probe, f.device, f.probe_key, natural_key(json.dumps(f.case)))
+    """Verdict order, then probe and parameters in natural order (the case key breaks ties: 0.5 vs 0.05)."""
+    return (list(Verdict).index(f.verdict), f.probe, f.device, f.probe_key, natural_key(json.dumps(f.case)),
+            f.case_key)
 
 
-def _outcomes_by_case(outcomes: pd.DataFrame) -> Dict[int, List[Outcome]]:
-    out: Dict[int, List[Outcome]] = defaultdict(list)
-    cols = [outcomes[c].tolist() for c in ("case", "env", "status", "fp", "rep_false", "n", "first")]
-    for case, *rest in zip(*cols):
-        out[case].append(tuple(rest))  # type: ignore[arg-type]
+# --------------------------------------------------------------------------- rows to show
+
+
+def _by_fingerprint(ok: Sequence[Outcome]) -> Dict[Optional[str], List[Outcome]]:
+    out: Dict[Optional[str], List[Outcome]] = defaultdict(list)
+    for o in ok:
+        out[o.fingerprint].append(o)
     return out
 
 
-def _pos(first: int) -> Tuple[int, int]:
-    return first >> 32, first & 0xFFFFFFFF
+def _by_stream_key(ok: Sequence[Outcome]) -> Dict[StreamKey, List[Outcome]]:
+    out: Dict[StreamKey, List[Outcome]] = defaultdict(list)
+    for o in ok:
+        out[StreamKey(o.case_key, o.probe_version, o.fingerprint)].append(o)
+    return out
 
 
-def _count(summary: Any, case: int, column: str) -> int:
-    return int(cast(Any, summary.at[case, column]))
+def _common_streams(ok: Sequence[Outcome]) -> List[List[Outcome]]:
+    """The outcomes of each stream, most common first (ties by fingerprint), at most MAX_DETAILED."""
+    streams = _by_fingerprint(ok)
+    order = sorted(streams, key=lambda fp: (-sum(o.rows for o in streams[fp]), fp or ""))
+    return [streams[fp] for fp in order[:MAX_DETAILED]]
 
 
-def environments(frame: Frame) -> List[Dict[str, Any]]:
-    """One dict of environment fields per distinct environment of ``frame``."""
-    return cast(List[Dict[str, Any]], frame.envs.to_dict("records"))
+def _representative(outcomes: Sequence[Outcome]) -> Pick:
+    """The stream's row in the earliest run that produced it."""
+    o = min(outcomes, key=lambda o: o.first_run)
+    return Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint)
 
 
-def _positions(verdict: Verdict, outcomes: List[Outcome]) -> List[Tuple[int, int]]:
-    """Rows whose details a finding shows: one per stream of a divergent case, failed rows' messages."""
-    if verdict == Verdict.ERROR:
-        return [_pos(f) for f in sorted(o[5] for o in outcomes if o[1] in FAILED)[:MAX_MESSAGES]]
-    if verdict != Verdict.DIVERGENT:
-        return []
-    firsts: Dict[int, int] = {}
-    counts: Dict[int, int] = defaultdict(int)
-    for _, status, fp, _, n, first in outcomes:
-        if status == OK:
-            firsts[fp] = min(first, firsts.get(fp, first))
-            counts[fp] += n
-    common = sorted(firsts, key=lambda fp: (-counts[fp], fp))[:MAX_DETAILED]
-    return [_pos(firsts[fp]) for fp in common]
+def _failed(outcomes: Sequence[Outcome]) -> List[Pick]:
+    """The first failed rows (their messages are shown)."""
+    failed = sorted((o for o in outcomes if o.status in FAILED), key=lambda o: o.first_run)
+    return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in failed[:MAX_MESSAGES]]
 
 
-def _describe(row: pd.Series) -> Dict[str, Any]:
-    try:
-        case = json.loads(row["params"]) if row["params"] else {}
-    except (TypeError, ValueError):
-        case = {"params": row["params"]}
-    return {"probe": shown(row["probe"]), "probe_key": shown(row["probe_key"]), "case_key": shown(row["case_key"]),
-            "case": case,
-            "device": shown(row["device"]), "probe_version": shown(row["probe_version"])}
+def _known_runs(outcomes: Sequence[Outcome]) -> Optional[List[int]]:
+    """Every run of a stream, when its outcomes tell them (none repeats in more than two runs)."""
+    if any(o.rows > 2 for o in outcomes):
+        return None
+    return sorted({r for o in outcomes for r in (o.first_run, o.last_run)})
 
 
-def _fill(finding: Finding, outcomes: List[Outcome], envs: List[Dict[str, Any]], run_ids: List[str],
-          frame: Frame, details: Dict[Tuple[int, int], difference.Detail]) -> None:
+def _stream_runs(ok: Sequence[Outcome], rows: Rows) -> Optional[List[int]]:
+    """The first MAX_RUNS runs (in run order) of a stream, from the outcomes or the fetched runs."""
+    runs: set = set()
+    for key, outcomes in _by_stream_key(ok).items():
+        known = _known_runs(outcomes)
+        got = known if known is not None else rows.stream_runs.get(key)
+        if got is None:
+            return None
+        runs.update(got)
+    return sorted(runs)[:MAX_RUNS]
+
+
+# --------------------------------------------------------------------------- one finding
+
+
+class _Envs:
+    """The environments, with what a case's streams ask of them computed once per set of ids."""
+
+    def __init__(self, envs: List[Dict[str, Any]]) -> None:
+        self.envs = envs
+        self._varying: Dict[FrozenSet[int], List[str]] = {}
+        self._shown: Dict[Tuple[FrozenSet[int], str], List[str]] = {}
+
+    def __getitem__(self, env: int) -> Dict[str, Any]:
+        return self.envs[env]
+
+    def varying(self, ids: FrozenSet[int]) -> List[str]:
+        """The fields whose values differ among the environments ``ids``."""
+        if ids not in self._varying:
+            chosen = [self.envs[e] for e in sorted(ids)]
+            self._varying[ids] = [f for f in chosen[0] if len({e.get(f) for e in chosen}) > 1] if chosen else []
+        return self._varying[ids]
+
+    def shown(self, ids: FrozenSet[int], field: str) -> List[str]:
+        """The values of ``field`` among the environments ``ids``, as shown, in natural order."""
+        if (ids, field) not in self._shown:
+            self._shown[(ids, field)] = sorted({shown(self.envs[e].get(field)) for e in ids}, key=natural_key)
+        return self._shown[(ids, field)]
+
+
+def _fill(finding: Finding, outcomes: List[Outcome], envs: _Envs, run_ids: List[str], rows: Rows) -> None:
     """Streams, attribution, difference, messages and notes of one case."""
-    ok = [o for o in outcomes if o[1] == OK]
-    fields = _varying([envs[o[0]] for o in ok])
-    finding.streams = _streams(ok, envs, run_ids, frame, fields, details)
+    ok = [o for o in outcomes if o.status == Status.OK]
+    finding.streams = _streams(finding.verdict, ok, envs, run_ids, rows)
     if finding.verdict == Verdict.DIVERGENT:
-        pairs = sorted({(o[0], o[2]) for o in ok})
+        pairs = sorted({(o.env, o.fingerprint or "") for o in ok})
         found = attribute([envs[e] for e, _ in pairs], [fp for _, fp in pairs])
         finding.axes, finding.explanation = found.axes, found.explanation
-        _difference(finding, ok, details)
+        _difference(finding, ok, rows.details)
     elif finding.verdict == Verdict.NONDETERMINISTIC:
         finding.explanation = _nondeterminism(ok)
     elif finding.verdict == Verdict.ERROR:
-        failed = sorted(o[5] for o in outcomes if o[1] in FAILED)[:MAX_MESSAGES]
-        finding.messages = [m for m in (details[_pos(f)].message for f in failed if _pos(f) in details) if m]
-        finding.explanation = f"{sum(o[4] for o in outcomes if o[1] in FAILED)} of {finding.runs} runs failed"
+        details = [rows.details.get(p) for p in _failed(outcomes)]
+        finding.messages = [d.message for d in details if d is not None and d.message]
+        failed = sum(o.rows for o in outcomes if o.status in FAILED)
+        finding.explanation = f"{failed} of {finding.runs} runs failed"
     elif finding.verdict == Verdict.INCOMPARABLE:
         finding.explanation = "the probe changed; no earlier run of this probe version to compare with"
     if finding.unsupported_runs:
         finding.notes.append(_unsupported_note(outcomes, envs))
 
 
-def _varying(envs: Sequence[Dict[str, Any]]) -> List[str]:
-    if not envs:
-        return []
-    return [f for f in envs[0] if len({e.get(f) for e in envs}) > 1]
-
-
-def _streams(ok: List[Outcome], envs: List[Dict[str, Any]], run_ids: List[str], frame: Frame, fields: List[str],
-             details: Dict[Tuple[int, int], difference.Detail]) -> List[Stream]:
-    grouped: Dict[int, List[Outcome]] = defaultdict(list)
-    for o in ok:
-        grouped[o[2]].append(o)
+def _streams(case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: List[str],
+             rows: Rows) -> List[Stream]:
+    fields = envs.varying(frozenset(o.env for o in ok))
     streams = []
-    for fp, group in grouped.items():
-        runs = sorted({run_ids[f >> 32] for *_, f in group})[:MAX_RUNS]
-        environment = {f: sorted({shown(envs[o[0]].get(f)) for o in group}, key=natural_key) for f in fields}
-        detail = details.get(_pos(min(o[5] for o in group)))
-        streams.append(Stream(str(frame.fingerprints[fp]) if fp >= 0 else "", sum(o[4] for o in group), runs,
+    for fp, same in _by_fingerprint(ok).items():
+        exact = _stream_runs(same, rows) if case_verdict != Verdict.IDENTICAL else None
+        runs = exact if exact is not None else [o.first_run for o in same]  # identical: one per environment
+        ids = frozenset(o.env for o in same)
+        environment = {f: envs.shown(ids, f) for f in fields}
+        detail = rows.details.get(_representative(same)) if case_verdict == Verdict.DIVERGENT else None
+        streams.append(Stream(fp or "", sum(o.rows for o in same), sorted({run_ids[r] for r in runs})[:MAX_RUNS],
                               environment, detail.dtype if detail else None, detail.shape if detail else None,
-                              env_ids=sorted({o[0] for o in group})))
+                              env_ids=sorted({o.env for o in same})))
     streams.sort(key=lambda s: (-s.run_count, s.fingerprint))
     return streams
 
 
-def _difference(finding: Finding, ok: List[Outcome], details: Dict[Tuple[int, int], difference.Detail]) -> None:
+def _difference(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail]) -> None:
     """Measure every stream against the most common one, from one stored row of each."""
-    rep: Dict[int, int] = {}
-    for _, _, fp, _, _, first in ok:
-        rep[fp] = min(first, rep.get(fp, first))
-    reference_fp = _fp_code(ok)
-    reference = details.get(_pos(rep[reference_fp]))
-    others = [d for d in (details.get(_pos(first)) for fp, first in rep.items() if fp != reference_fp) if d]
+    common = _common_streams(ok)
+    reference = details.get(_representative(common[0]))
+    others = [d for d in (details.get(_representative(g)) for g in _by_fingerprint(ok).values()
+                          if g[0].fingerprint != common[0][0].fingerprint) if d]
     if reference is None or not others:
         return
     kind, distance = difference.classify(reference, others)
@@ -174,19 +244,11 @@ def _difference(finding: Finding, ok: List[Outcome], details: Dict[Tuple[int, in
             finding.notes.append("the sampled elements agree bit for bit; the streams differ elsewhere")
 
 
-def _fp_code(ok: List[Outcome]) -> int:
-    """The code of the most common stream (the reference the others are measured against)."""
-    counts: Dict[int, int] = defaultdict(int)
-    for _, _, fp, _, n, _ in ok:
-        counts[fp] += n
-    return max(counts, key=lambda fp: (counts[fp], -fp))
-
-
 def _nondeterminism(ok: List[Outcome]) -> str:
-    repeat = sum(o[4] for o in ok if o[3])
+    repeat = sum(o.rows for o in ok if o.repeat_false)
     by_env: Dict[int, set] = defaultdict(set)
-    for env, _, fp, *_ in ok:
-        by_env[env].add(fp)
+    for o in ok:
+        by_env[o.env].add(o.fingerprint)
     split = [e for e, fps in by_env.items() if len(fps) > 1]
     parts = []
     if repeat:
@@ -197,10 +259,11 @@ def _nondeterminism(ok: List[Outcome]) -> str:
     return "; ".join(parts)
 
 
-def _unsupported_note(outcomes: List[Outcome], envs: List[Dict[str, Any]]) -> str:
+def _unsupported_note(outcomes: List[Outcome], envs: _Envs) -> str:
     """Where the case is unsupported, in terms of the field that separates those runs."""
-    n = sum(o[4] for o in outcomes if o[1] == UNSUPPORTED)
-    pairs = sorted({(o[0], o[1] == UNSUPPORTED) for o in outcomes if o[1] in (OK, UNSUPPORTED)})
+    n = sum(o.rows for o in outcomes if o.status == Status.UNSUPPORTED)
+    pairs = sorted({(o.env, o.status == Status.UNSUPPORTED) for o in outcomes
+                    if o.status in (Status.OK, Status.UNSUPPORTED)})
     found = attribute([envs[e] for e, _ in pairs], [u for _, u in pairs])
     where = ""
     if found.axes and "+" not in found.axes[0]:

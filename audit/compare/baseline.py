@@ -11,41 +11,60 @@ run-to-run nondeterminism are reported as such.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from audit.compare.analysis import analyse, environments
+from audit.compare import compare_paths, fetch
 from audit.compare.attribution import attribute, natural_key, shown
-from audit.compare.grouping import OK, Frame, load
+from audit.compare.grouping import Grouped, group
 from audit.compare.model import Comparison, Finding, Match, Verdict
+from audit.errors import UsageError
+from audit.store import location
+from audit.worker.records import Status
 
 RefStreams = Dict[Tuple[str, str], Dict[str, Set[int]]]  # (case_key, version) -> fingerprint -> env ids
 
 
-def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device: bool = False) -> Comparison:
-    """Compare the runs under ``new`` against those under ``reference``."""
-    ref = load(reference, cross_device)
-    comparison = analyse(load(new, cross_device), cross_device)
+def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device: bool = False,
+                     memory_limit: Optional[str] = None) -> Comparison:
+    """Compare the runs under ``new`` against those under ``reference``.
+
+    A reference that is missing, holds no readable run or shares no case with ``new`` is
+    a usage error: a gate that compares against nothing must not pass.
+    """
+    for path in reference:
+        if not location.is_url(location.check(path, "--baseline path")) and not os.path.exists(path):
+            raise UsageError(f"--baseline {path!r} does not exist")
+    with fetch.Source(reference, memory_limit) as source:
+        ref_rows = source.rows()
+    if not ref_rows.runs:
+        why = "; ".join(f"{s.path}: {s.reason}" for s in ref_rows.skipped[:3]) or "no run files there"
+        raise UsageError(f"--baseline {', '.join(reference)} holds no readable run ({why})")
+    ref = group(ref_rows, cross_device)
+    comparison = compare_paths(new, cross_device, memory_limit)
     streams, versions = reference_streams(ref)
-    ref_envs = environments(ref)
+    if comparison.findings and not any(f.case_key in versions for f in comparison.findings):
+        raise UsageError(f"--baseline {', '.join(reference)} shares no case with {', '.join(new)}; "
+                         "is it the reference for these runs?")
     for finding in comparison.findings:
-        match_finding(finding, streams, versions, ref_envs)
-    comparison.skipped = list(ref.skipped) + list(comparison.skipped)
-    comparison.baseline = f"{ref.rows} rows in {len(ref.runs)} reference runs ({', '.join(reference)})"
+        match_finding(finding, streams, versions, ref.envs)
+    comparison.skipped = list(ref_rows.skipped) + list(comparison.skipped)
+    comparison.notes = list(ref_rows.notes) + list(comparison.notes)
+    comparison.baseline = f"{ref_rows.row_count} rows in {len(ref_rows.runs)} reference runs ({', '.join(reference)})"
     return comparison
 
 
-def reference_streams(ref: Frame) -> Tuple[RefStreams, Dict[str, Set[str]]]:
+def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
     """Every ok fingerprint of the reference per case and version, with its environments."""
-    ok = ref.outcomes[ref.outcomes["status"] == OK]
-    keys = ref.cases["case_key"].tolist()
-    case_versions = ref.cases["probe_version"].tolist()
     streams: RefStreams = defaultdict(lambda: defaultdict(set))
     versions: Dict[str, Set[str]] = defaultdict(set)
-    for case in ref.outcomes["case"].unique().tolist():
-        versions[keys[case]].add(case_versions[case])
-    for case, env, fp in zip(ok["case"].tolist(), ok["env"].tolist(), ok["fp"].tolist()):
-        streams[(keys[case], case_versions[case])][str(ref.fingerprints[fp])].add(env)
+    for case in ref.cases:
+        key, version = case.description["case_key"], case.description["probe_version"]
+        versions[key].add(version)
+        for o in case.outcomes:
+            if o.status == Status.OK:
+                streams[(key, version)][o.fingerprint or ""].add(o.env)
     return streams, versions
 
 

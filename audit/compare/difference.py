@@ -1,46 +1,20 @@
 """How the streams of a divergent case differ: structure, unrelated values, or last-bit drift.
 
-The judgement uses the stored sample of one row per stream.  Samples of the same shape
+Pure: the judgement uses the stored sample of one row per stream, fetched by the shell
+(:class:`~audit.compare.rows.Detail`).  Samples of the same shape
 share their indices (they depend only on the element count), so element i of one sample
 lines up with element i of the other.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from audit.compare import ulp
 from audit.compare.model import Difference
-from audit.store import runfile as store
-
-DETAIL_COLUMNS = ("dtype", "shape", "sample", "message")
+from audit.compare.rows import Detail
 
 _SEVERITY = list(Difference)  # most severe first
-
-
-@dataclass(frozen=True)
-class Detail:
-    """What one representative row of a stream holds beyond its fingerprint."""
-
-    dtype: Optional[str]
-    shape: Optional[str]
-    sample: Optional[str]
-    message: Optional[str]
-
-
-def fetch(paths: Sequence[str], positions: Sequence[Tuple[int, int]]) -> Dict[Tuple[int, int], Detail]:
-    """Details of rows given as (run, row) positions; one read per file involved."""
-    by_run: Dict[int, List[int]] = defaultdict(list)
-    for run, row in positions:
-        by_run[run].append(row)
-    out: Dict[Tuple[int, int], Detail] = {}
-    for run, rows in by_run.items():
-        rows = sorted(set(rows))
-        for row, got in zip(rows, store.read_rows(paths[run], rows, DETAIL_COLUMNS)):
-            out[(run, row)] = Detail(got["dtype"], got["shape"], got["sample"], got["message"])
-    return out
 
 
 def classify_pair(a: Detail, b: Detail) -> Tuple[Difference, Optional[Tuple[float, float]]]:

@@ -83,11 +83,19 @@ def _expectation(tokens: List[str], where: str) -> Expectation:
 
 
 def load(path: str) -> List[Expectation]:
+    """The expectations in file ``path``; a usage error if it is missing, unreadable or not text."""
     try:
         with open(path, encoding="utf-8") as f:
-            return parse(f.read(), path)
+            text = f.read()
+    except FileNotFoundError:
+        raise UsageError(f"--expectations {path!r} does not exist") from None
     except OSError as exc:
         raise UsageError(f"cannot read expectations file {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--expectations {path!r} is not a text file (not UTF-8)") from None
+    if "\x00" in text:
+        raise UsageError(f"--expectations {path!r} is not a text file (it holds NUL bytes)")
+    return parse(text, path)
 
 
 def _same(actual: Any, wanted: str) -> bool:

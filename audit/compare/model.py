@@ -160,7 +160,7 @@ class Comparison:
     unsupported: List[Dict[str, Any]]  # cases unsupported in every run: probe, case, device, reason
     rows: int
     runs: int
-    skipped: List[Any]  # audit.store.Skipped
+    skipped: List[Any]  # audit.store.location.Skipped
     cross_device: bool = False
     baseline: Optional[str] = None  # what the reference was, in baseline mode
     expectation_notes: List[str] = field(default_factory=list)  # expired or unmatched expectations

@@ -1,51 +1,60 @@
-"""One verdict per case, decided on the collapsed outcomes table in the order of Verdict.
+"""One verdict per case, decided on its outcomes in the order of Verdict.
 
-Pure functions of :class:`audit.compare.grouping.Frame` data; vectorised with pandas, so
-the cost does not depend on how many runs repeated the same outcome.
+Pure functions of a case's :class:`~audit.compare.rows.Outcome` records: how many rows
+repeated an outcome does not change the cost, so ten million rows decide as fast as the
+few thousand outcomes they collapse to.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from collections import defaultdict
+from typing import Dict, List, NamedTuple, Optional, Set
 
-import numpy as np
-import pandas as pd
-
-from audit.compare.grouping import FAILED, OK, UNSUPPORTED
 from audit.compare.model import Verdict
+from audit.compare.rows import FAILED, Outcome
+from audit.worker.records import Status
 
 
-def case_summary(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Per case: the facts the verdict order needs (indexed by case id)."""
-    ok = outcomes[outcomes["status"] == OK]
-    by_case = outcomes.groupby("case")
-    summary = pd.DataFrame({
-        "failed": by_case["status"].agg(lambda s: bool(np.isin(s.to_numpy(), FAILED).any())),
-        "rows": by_case["n"].sum(),
-        "unsupported": outcomes[outcomes["status"] == UNSUPPORTED].groupby("case")["n"].sum(),
-    })
-    ok_case = ok.groupby("case")
-    summary["ok_rows"] = ok_case["n"].sum()
-    summary["streams"] = ok_case["fp"].nunique()
-    summary["repeat_false"] = ok_case["rep_false"].any()
-    summary["same_env_split"] = (ok.groupby(["case", "env"])["fp"].nunique() > 1).groupby(level=0).any()
-    defaults = {"unsupported": 0, "ok_rows": 0, "streams": 0, "repeat_false": False, "same_env_split": False}
-    return summary.fillna(defaults).astype({"unsupported": int, "ok_rows": int, "streams": int,
-                                            "repeat_false": bool, "same_env_split": bool})
+class Summary(NamedTuple):
+    """The facts of one case that the verdict order needs."""
+
+    failed: bool  # some run recorded error, crash or timeout
+    rows: int  # rows of the compared version, every status
+    unsupported: int  # rows recorded unsupported
+    ok_rows: int
+    streams: int  # distinct fingerprints among ok rows
+    repeat_false: bool  # some ok run disagreed with itself
+    same_env_split: bool  # two runs of one environment got different fingerprints
 
 
-def verdicts(summary: pd.DataFrame, stale: Mapping[int, object]) -> Dict[int, Optional[Verdict]]:
-    """Verdict per case (None for cases unsupported everywhere); the first rule that applies wins."""
-    has_stale = np.array([c in stale for c in summary.index], dtype=bool)
+def summarise(outcomes: List[Outcome]) -> Summary:
+    """The :class:`Summary` of one case's outcomes."""
+    ok = [o for o in outcomes if o.status == Status.OK]
+    by_env: Dict[int, Set[Optional[str]]] = defaultdict(set)
+    for o in ok:
+        by_env[o.env].add(o.fingerprint)
+    return Summary(
+        failed=any(o.status in FAILED for o in outcomes),
+        rows=sum(o.rows for o in outcomes),
+        unsupported=sum(o.rows for o in outcomes if o.status == Status.UNSUPPORTED),
+        ok_rows=sum(o.rows for o in ok),
+        streams=len({o.fingerprint for o in ok}),
+        repeat_false=any(o.repeat_false for o in ok),
+        same_env_split=any(len(fps) > 1 for fps in by_env.values()),
+    )
+
+
+def verdict(summary: Summary, stale: bool) -> Optional[Verdict]:
+    """The case's verdict (None when unsupported everywhere): the first rule that applies wins.
+
+    ``stale`` says older probe versions of the case were set aside.
+    """
     rules = [
-        (Verdict.ERROR, summary["failed"].to_numpy()),
-        (Verdict.NONDETERMINISTIC, (summary["repeat_false"] | summary["same_env_split"]).to_numpy()),
-        (Verdict.DIVERGENT, (summary["streams"] > 1).to_numpy()),
+        (Verdict.ERROR, summary.failed),
+        (Verdict.NONDETERMINISTIC, summary.repeat_false or summary.same_env_split),
+        (Verdict.DIVERGENT, summary.streams > 1),
         # tested before identical: a single run of a changed probe agrees with nothing
-        (Verdict.INCOMPARABLE, (summary["ok_rows"] == 1).to_numpy() & has_stale),
-        (Verdict.IDENTICAL, (summary["streams"] == 1).to_numpy()),
+        (Verdict.INCOMPARABLE, summary.ok_rows == 1 and stale),
+        (Verdict.IDENTICAL, summary.streams == 1),
     ]
-    out: Dict[int, Optional[Verdict]] = {}
-    for i, case in enumerate(summary.index):
-        out[int(case)] = next((verdict for verdict, applies in rules if applies[i]), None)
-    return out
+    return next((v for v, applies in rules if applies), None)

@@ -23,6 +23,7 @@ MODULES = (
     "invariance_ops",
     "invariance_data",
     "roundtrip",
+    "torch_models",
 )
 
 for _name in MODULES:

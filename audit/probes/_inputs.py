@@ -17,7 +17,20 @@ Worker side: numpy and torch are imported only by the function that needs them.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Dict, Sequence, Tuple, Union
+
+#: The op grids numpy and torch share (numpy_ops must not import torch_ops: a change there
+#: would silently change numpy probe versions, which hash their grid values).
+#: The input seed of every op case (fixed data, not the run's seed panel).
+OP_SEEDS = (0,)
+FLOATS = ("float32", "float64")
+#: (m, k, n): square, odd sizes off every block size, and one big enough to tile and thread.
+MATMUL_SHAPES = ([64, 64, 64], [127, 129, 63], [512, 512, 512])
+#: elementwise function (as torch spells it) -> (scale, shift) mapping [-1, 1) to its domain.
+ELEMENTWISE: Dict[str, Tuple[float, float]] = {
+    "exp": (20.0, 0.0), "log": (4.0, 4.001), "sin": (10.0, 0.0), "tanh": (5.0, 0.0), "sigmoid": (10.0, 0.0),
+    "erf": (3.0, 0.0), "nn.functional.gelu": (5.0, 0.0),
+}
 
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF

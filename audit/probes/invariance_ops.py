@@ -22,8 +22,8 @@ import functools
 from typing import Any, Callable, Dict, List, Tuple
 
 from audit.probe_api import Unsupported, probe
-from audit.probes._inputs import torch_ties, torch_uniform
-from audit.probes.torch_ops import OP_SEEDS, TORCH_MIN
+from audit.probes._inputs import OP_SEEDS, torch_ties, torch_uniform
+from audit.probes.torch_ops import TORCH_MIN
 
 #: Rows of the full batch, and the batch sizes compared with it (the first: all at once).
 ROWS = 32

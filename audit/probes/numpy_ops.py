@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from audit.probe_api import probe
-from audit.probes._inputs import numpy_ties, numpy_uniform
-from audit.probes.torch_ops import ELEMENTWISE, FLOATS, MATMUL_SHAPES, OP_SEEDS
+from audit.probes._inputs import ELEMENTWISE, FLOATS, MATMUL_SHAPES, OP_SEEDS, numpy_ties, numpy_uniform
 
 NUMPY_MIN = "1.19"
 

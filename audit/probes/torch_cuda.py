@@ -20,8 +20,8 @@ import contextlib
 from typing import Any, Dict, Iterator, List
 
 from audit.probe_api import probe
-from audit.probes._inputs import torch_ties, torch_uniform
-from audit.probes.torch_ops import OP_SEEDS, TORCH_MIN
+from audit.probes._inputs import OP_SEEDS, torch_ties, torch_uniform
+from audit.probes.torch_ops import TORCH_MIN
 
 ATOMIC_REPEATS = 5
 

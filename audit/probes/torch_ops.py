@@ -11,15 +11,12 @@ long enough to be split across threads and vectorised (1e5..1e6 elements).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from audit.probe_api import probe
-from audit.probes._inputs import torch_ties, torch_uniform
+from audit.probes._inputs import ELEMENTWISE, FLOATS, MATMUL_SHAPES, OP_SEEDS, torch_ties, torch_uniform
 
-#: The input seed of every op case (fixed data, not the run's seed panel).
-OP_SEEDS = (0,)
 TORCH_MIN = "2.0"
-FLOATS = ("float32", "float64")
 
 
 def op_probe(probe_id: str, grid: Dict[str, Any], **kwargs: Any) -> Any:
@@ -27,9 +24,6 @@ def op_probe(probe_id: str, grid: Dict[str, Any], **kwargs: Any) -> Any:
     return probe(probe_id, grid={"seed": OP_SEEDS, **grid}, library="torch", min_version=TORCH_MIN,
                  kind="op", **kwargs)
 
-
-#: (m, k, n): square, odd sizes off every block size, and one big enough to tile and thread.
-MATMUL_SHAPES = ([64, 64, 64], [127, 129, 63], [512, 512, 512])
 
 #: The large size panel (``--sizes large``): real-world layer sizes, where kernels take the
 #: paths that toy shapes never reach (threaded QR, big GEMM tiles, reductions split over
@@ -87,18 +81,6 @@ def conv2d(seed: int, input: List[int], weight: List[int]) -> Any:
 
     x, w = torch_uniform(input, seed), torch_uniform(weight, seed + 1) * 0.2
     return torch.nn.functional.conv2d(x, w, torch_uniform(weight[0], seed + 2), padding=1)
-
-
-#: elementwise function (as torch spells it) -> (scale, shift) mapping [-1, 1) to its domain.
-ELEMENTWISE: Dict[str, Tuple[float, float]] = {
-    "exp": (20.0, 0.0),
-    "log": (4.0, 4.001),
-    "sin": (10.0, 0.0),
-    "tanh": (5.0, 0.0),
-    "sigmoid": (10.0, 0.0),
-    "erf": (3.0, 0.0),
-    "nn.functional.gelu": (5.0, 0.0),
-}
 
 
 def _resolve(torch: Any, dotted: str) -> Any:

@@ -28,7 +28,9 @@ SIDECAR_SYNC_S = 1.0
 
 def partial_dir(results: str) -> str:
     """Where a run's sidecar lives: beside the results, or in a local temp dir for URLs."""
-    if "://" in results:
+    from audit.store.location import is_url
+
+    if is_url(results):
         tag = hashlib.sha256(results.encode()).hexdigest()[:12]
         return os.path.join(tempfile.gettempdir(), "determinism-audit-partial", tag)
     return os.path.join(results, PARTIAL_DIR)

@@ -25,6 +25,7 @@ class RunSpec:
     deterministic: Optional[str] = None  # "on" / "off"
     repeat: bool = True
     modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
+    probe_sources: List[str] = field(default_factory=list)  # user probes: .py paths (absolute) and modules
     python: str = sys.executable
     case_timeout: float = DEFAULT_CASE_TIMEOUT
 

@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from audit import registry
 from audit.errors import AuditError, StoreError, UsageError
+from audit.runner.plan import planned_cases
 from audit.runner.sidecar import Sidecar, find_resumable
 from audit.runner.spec import RunSpec
+from audit.user_probes import is_path
 from audit.worker.records import Run, Status
 
 #: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
@@ -54,6 +55,8 @@ def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
     cmd += ["--sizes", ",".join(spec.sizes)]
     for module in spec.modules:
         cmd += ["--module", module]
+    for source in spec.probe_sources:
+        cmd += ["--probes-from", source]
     if spec.threads:
         cmd += ["--threads", str(spec.threads)]
     if spec.deterministic:
@@ -72,6 +75,8 @@ def worker_environment(spec: RunSpec) -> Dict[str, str]:
     env.update(spec.env)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = SOURCE_ROOT + (os.pathsep + path if path else "")
+    if any(not is_path(source) for source in spec.probe_sources):  # modules import as from here
+        env["PYTHONPATH"] += os.pathsep + os.getcwd()
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -142,13 +147,6 @@ def _death(returncode: Optional[int]) -> str:
     return f"exited with code {returncode}"
 
 
-def _import_probe_module(name: str) -> None:
-    try:
-        importlib.import_module(name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import probe module {name!r}: {exc}") from None
-
-
 @dataclass
 class Outcome:
     """What a run produced."""
@@ -167,16 +165,8 @@ class Runner:
         self.progress = progress or (lambda done, total, record: None)
         self._last_error = ""  # what the last worker said when it died before any case
         self._unchecked = True  # the results location has not been checked for writing yet
-        for module in spec.modules:  # the host must know the cases to name crashes
-            _import_probe_module(module)
-        import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
-
-        seeds = spec.seeds or list(registry.DEFAULT_SEEDS)
-        sizes = registry.parse_sizes(",".join(spec.sizes))
-        self.cases = {c.key: c for c in registry.iter_cases(registry.select(spec.probes), seeds, sizes)}
-        if not self.cases:  # the globs matched, but no probe has a case in these size panels
-            raise UsageError(f"the selected probes have no case in size panel {','.join(spec.sizes)}; "
-                             "see 'python -m audit list --sizes ...'")
+        # case key -> its base record: the host must know the cases to name crashes and resume
+        self.cases: Dict[str, Dict[str, Any]] = planned_cases(spec)
 
     def execute(self, resume: bool = False) -> Outcome:
         """Run every case not yet done, then write the run file.
@@ -224,7 +214,7 @@ class Runner:
         no longer exists would count towards "done", and one of an edited probe is stale.
         """
         case = self.cases.get(record["case_key"])
-        return case is not None and record.get("probe_version") == case.probe.version
+        return case is not None and record.get("probe_version") == case["probe_version"]
 
     def _resume_hint(self, sidecar: Sidecar) -> str:
         return (f"the finished cases are kept in {sidecar.path}: rerun the same command "
@@ -280,6 +270,8 @@ class Runner:
                 elif kind == "record":
                     self._accept(run, sidecar, done, msg)
                     current, deadline = None, None
+                elif kind == "error":  # the worker refused the user's probes (one line)
+                    raise UsageError(msg.get("message") or "the worker could not load the probes")
                 elif kind == "end":  # everything is here: no need to wait for its interpreter's teardown
                     return
         finally:
@@ -295,9 +287,7 @@ class Runner:
     def _failed(self, run: Run, sidecar: Sidecar, done: set, key: Optional[str], status: Status, message: str) -> None:
         if key is None or key not in self.cases:
             return
-        from audit.worker.execute import base_record
-
-        self._accept(run, sidecar, done, {**base_record(self.cases[key]), "status": status.value, "message": message})
+        self._accept(run, sidecar, done, {**self.cases[key], "status": status.value, "message": message})
 
 
 def _import_in_background(name: str) -> None:

@@ -129,6 +129,10 @@ def execute(case: registry.Case) -> Execution:
         from audit.worker.invariance import execute_invariance
 
         return execute_invariance(case)
+    if case.probe.kind == "trace":
+        from audit.worker.trace import execute_trace  # imports torch: only when a trace runs
+
+        return execute_trace(case)
     return execute_plain(case)
 
 

@@ -19,6 +19,7 @@ the ``random`` module run in an environment that has no numpy.
 from __future__ import annotations
 
 import array
+import functools
 import json
 import os
 import struct
@@ -89,6 +90,7 @@ class Fingerprint:
     block_elements: Optional[int] = None  # elements per block (None: variable-size encoding)
 
 
+@functools.lru_cache(maxsize=1024)
 def sample_indices(n: int) -> Tuple[int, ...]:
     """The flat indices sampled from ``n`` elements; a function of ``n`` alone."""
     head = list(range(min(SAMPLE_HEAD, n)))
@@ -183,7 +185,8 @@ def _jsonable(value: Any) -> Any:
 def canonical(value: Any) -> Canonical:
     """Reduce any probe output to its canonical form."""
     module = type(value).__module__.split(".")[0]
-    if module == "torch" and type(value).__name__ in ("Tensor", "Parameter"):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):  # parameters and buffers too
         return _from_torch(value)
     if module == "numpy":
         return _from_numpy(value)
@@ -249,8 +252,23 @@ def _digest(c: Canonical) -> Tuple[str, Optional[bytes]]:
     return h.hexdigest(), b"".join(blocks for _, blocks in pieces)
 
 
-def fingerprint(value: Any) -> Fingerprint:
-    """The digest, sample and block digests of one probe output."""
+def _digest_only(c: Canonical) -> str:
+    """The digest :func:`_digest` gives ``c``, without its block digests (less work)."""
+    if not c.itemsize or len(c.data) > CHUNK:
+        return _digest(c)[0]
+    h = xxhash.xxh3_128()
+    h.update(f"{c.dtype}|{','.join(map(str, c.shape))}|".encode())
+    h.update(c.data)
+    return h.hexdigest()
+
+
+def fingerprint(value: Any, blocks: bool = True) -> Fingerprint:
+    """The digest, sample and block digests of one probe output.
+
+    ``blocks=False`` leaves the block digests out (``blocks`` and ``block_elements`` None)
+    and gives the same digest and sample: what a trace needs for each of its thousands
+    of op outputs.
+    """
     c = canonical(value)
     if c.itemsize:
         n = len(c.data) // c.itemsize
@@ -258,8 +276,10 @@ def fingerprint(value: Any) -> Fingerprint:
         sample = _sample_bytes(c, index, n).hex()
     else:
         index, sample = (), ""
-    digest, blocks = _digest(c)
-    return Fingerprint(digest, c.dtype, c.shape, sample, index, blocks,
+    if not blocks:
+        return Fingerprint(_digest_only(c), c.dtype, c.shape, sample, index)
+    digest, digests = _digest(c)
+    return Fingerprint(digest, c.dtype, c.shape, sample, index, digests,
                        BLOCK // c.itemsize if c.itemsize else None)
 
 

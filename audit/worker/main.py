@@ -23,8 +23,9 @@ import os
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO
 
-from audit import registry
-from audit.worker.execute import run_case_checked
+from audit import registry, user_probes
+from audit.errors import AuditError, UsageError
+from audit.worker.execute import base_record, run_case_checked
 from audit.worker.records import SCHEMA_VERSION
 
 #: Modules whose import registers the catalogue.
@@ -44,9 +45,15 @@ def import_libraries() -> None:
             importlib.import_module(name)
 
 
-def load_catalogue(extra_modules: Sequence[str] = ()) -> None:
-    for name in (CATALOGUE, *extra_modules):
-        importlib.import_module(name)
+def load_catalogue(extra_modules: Sequence[str] = (), sources: Sequence[str] = ()) -> None:
+    """The catalogue, extra modules (tests), then the user's probes and installed entry points."""
+    importlib.import_module(CATALOGUE)
+    for name in extra_modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise UsageError(f"cannot import probe module {name!r}: {exc}") from None
+    user_probes.load(sources)
 
 
 def apply_settings(threads: Optional[int], deterministic: Optional[bool]) -> None:
@@ -115,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
     p.add_argument("--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms")
     p.add_argument("--module", action="append", default=[], help="extra probe module to import")
+    p.add_argument("--probes-from", action="append", default=[], metavar="PATH_OR_MODULE",
+                   help="a .py file or dotted module of your own probes (repeatable)")
+    p.add_argument("--plan", action="store_true", help="only list the cases a run would execute, then exit")
     return p
 
 
@@ -122,8 +132,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     die_with_parent()
     channel = Channel()
+    if args.plan:
+        return plan(channel, args)
     import_libraries()
-    load_catalogue(args.module)
+    try:
+        load_catalogue(args.module, args.probes_from)
+    except AuditError as exc:  # the user's probes: one line for the host to show
+        channel.send({"type": "error", "message": str(exc)})
+        return 2
     apply_settings(args.threads, None if args.deterministic is None else args.deterministic == "on")
     from audit.worker.environment import capture
 
@@ -137,6 +153,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if poisoned:  # no "end": the host starts a fresh worker for the cases left
             return EXIT_RESTART
     channel.send({"type": "end", "cases": len(cases)})
+    return 0
+
+
+def plan(channel: Channel, args: argparse.Namespace) -> int:
+    """``--plan``: the cases a run with these arguments executes, as their base records.
+
+    The host asks this when the audited interpreter may know probes the host does not
+    (user probes, entry points, another virtualenv); no library under test is imported
+    unless a user module imports it.
+    """
+    try:
+        load_catalogue(args.module, args.probes_from)
+        cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, (), args.sizes)
+    except AuditError as exc:
+        channel.send({"type": "error", "message": str(exc)})
+        return 2
+    channel.send({"type": "cases", "cases": [base_record(c) for c in cases]})
     return 0
 
 

@@ -1,0 +1,43 @@
+"""``audit compact SRC... DEST``: merge many run files into one file per month.
+
+Every run keeps its id, environment and metadata, and compare reads compacted and
+uncompacted files alike (a run found in both counts once).  Safe to repeat (a month already
+compacted is left alone) and to interrupt (no partial file is left under a final name).
+Sources are deleted only with --remove-sources, and only those whose runs are all in DEST.
+Exit codes: 0 done; 2 usage error; 3 some source files were skipped (named, unreadable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    from audit.commands._options import location_argument
+
+    p = sub.add_parser("compact", help="merge many run files into one file per month",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", metavar="SRC", type=location_argument,
+                   help="run files or directories (searched recursively)")
+    p.add_argument("dest", metavar="DEST", type=location_argument, help="directory for the month files")
+    p.add_argument("--remove-sources", action="store_true",
+                   help="delete each source file once every run it holds is in DEST")
+    p.add_argument("--memory-limit", metavar="SIZE", help="memory the query engine may use, e.g. 2GB")
+    p.set_defaults(execute=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from audit.store.compact import compact
+
+    done = compact(args.sources, args.dest, args.remove_sources, args.memory_limit)
+    for path in done.written:
+        print(f"wrote {path}")
+    for s in done.skipped:
+        print(f"skipped {s.path}: {s.reason}")
+    removed = f"; removed {len(done.sources_removed)} source file(s)" if args.remove_sources else ""
+    replaced = f"; replaced {len(done.superseded)} older month file(s)" if done.superseded else ""
+    print(f"{done.runs} run(s) in {len(done.written)} new month file(s){replaced}{removed}"
+          if done.written else f"nothing new to compact in {args.dest}{removed}", file=sys.stdout)
+    return 3 if done.skipped else 0

@@ -1,0 +1,330 @@
+"""Reading many run files with a query engine: DuckDB over the files of a :class:`Catalog`.
+
+Why DuckDB: a year of nightly results from a fleet is tens of thousands of small parquet
+files and a hundred million rows, and the question asked of them is a GROUP BY.  DuckDB
+runs that GROUP BY over local parquet files in parallel, in C++, reading only the columns
+asked for, within a memory limit, spilling to disk beyond it; it is one ``pip install``
+with no server, and it scans Arrow data handed to it from Python as readily as files.
+Polars or DataFusion would do the same job; DuckDB's ``read_parquet`` over an explicit
+file list, its ``parquet_kv_metadata`` (footers of thousands of files in one parallel
+call) and its bounded memory decided it.
+
+Every query goes through :meth:`Engine.relation`: one SQL relation over the catalog's
+files holding the asked-for columns *in the current schema* (older files upgraded in SQL
+from the same declaration the arrow reader uses, :data:`audit.store.schema.UPGRADES`),
+plus ``run`` (the run's index in the catalog) and ``env`` (its environment id).  Local
+files go straight to ``read_parquet``; files behind a URL are read by pyarrow (within the
+remote timeout) and handed to DuckDB as a stream of record batches.
+
+A file that passes its footer check but fails while its rows are read (a corrupt page)
+is found by halving the file list, named as skipped, and the query is run again without
+it.  Host side.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+
+from audit.errors import StoreError, UsageError, one_line
+from audit.store import catalog as catalog_mod
+from audit.store import runfile, schema
+from audit.store.catalog import Catalog, FileEntry
+from audit.store.location import Skipped
+
+_names = itertools.count()
+
+#: A small table to join: column -> (SQL type, values).
+Columns = Dict[str, Tuple[str, Sequence[Any]]]
+
+
+def connect(memory_limit: Optional[str] = None) -> Any:
+    """A DuckDB connection for one command: its own spill folder, and ``memory_limit`` if given."""
+    import duckdb
+
+    con = duckdb.connect(config={"preserve_insertion_order": False})
+    spill = os.path.join(tempfile.gettempdir(), f"determinism-audit-duckdb-{os.getpid()}")
+    con.execute(f"SET temp_directory = '{_quote(spill)}'")
+    if memory_limit:
+        try:
+            con.execute(f"SET memory_limit = '{_quote(memory_limit)}'")
+        except duckdb.Error as exc:
+            raise UsageError(f"--memory-limit {memory_limit!r}: {one_line(exc, 160)} (try 2GB or 512MB)") from None
+    return con
+
+
+def close(con: Any) -> None:
+    con.close()
+    shutil.rmtree(os.path.join(tempfile.gettempdir(), f"determinism-audit-duckdb-{os.getpid()}"),
+                  ignore_errors=True)
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+#: Arrow type -> DuckDB type, for the run file's plain types.
+_PLAIN_TYPES = {pa.string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
+                pa.float64(): "DOUBLE", pa.binary(): "BLOB"}
+
+
+def duck_type(kind: pa.DataType) -> str:
+    """The DuckDB spelling of one of the run file's arrow types."""
+    if kind in _PLAIN_TYPES:
+        return _PLAIN_TYPES[kind]
+    if pa.types.is_decimal(kind):
+        return f"DECIMAL({kind.precision},{kind.scale})"
+    if pa.types.is_list(kind):
+        return f"{duck_type(kind.value_type)}[]"
+    if pa.types.is_struct(kind):
+        fields = ", ".join(f'"{kind.field(i).name}" {duck_type(kind.field(i).type)}' for i in range(kind.num_fields))
+        return f"STRUCT({fields})"
+    raise TypeError(f"no DuckDB type for {kind}")  # pragma: no cover - the schema is fixed
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return f"'{_quote(value)}'"
+    return repr(value)  # pragma: no cover - every default is a string or None today
+
+
+class Engine:
+    """Queries over the runs of one catalog, on one DuckDB connection."""
+
+    def __init__(self, catalog: Catalog, con: Any) -> None:
+        self.catalog = catalog
+        self.con = con
+        self._dropped: set = set()  # files found unreadable while their rows were read
+        self._registered: List[str] = []  # Arrow streams handed to DuckDB (remote files)
+        self._tables: List[str] = []
+
+    # ------------------------------------------------------------------ relations
+
+    def relation(self, columns: Sequence[str], runs: Optional[Collection[int]] = None,
+                 row_number: bool = False) -> Tuple[str, Dict[str, Any]]:
+        """SQL (and its parameters) for the rows of ``runs`` (all by default).
+
+        The relation has ``columns`` in the current schema, ``run`` and ``env``, and with
+        ``row_number`` the row's position in its file (``row``).
+        """
+        wanted = set(range(len(self.catalog.runs))) if runs is None else set(runs)
+        by_file: Dict[int, List[int]] = {}
+        for i in sorted(wanted):
+            by_file.setdefault(self.catalog.runs[i].file, []).append(i)
+        groups: Dict[Tuple[Any, ...], List[int]] = {}
+        for f in by_file:
+            entry = self.catalog.files[f]
+            key = ("remote",) if entry.remote else (entry.version, entry.columns, entry.compacted)
+            groups.setdefault(key, []).append(f)
+        parts: List[str] = []
+        params: Dict[str, Any] = {}
+        for key, files in groups.items():
+            if key == ("remote",):
+                parts.append(self._remote_part(columns, files, by_file, row_number))
+            else:
+                part = self._local_part(columns, files, by_file, row_number, params)
+                compacted = self.catalog.files[files[0]].compacted
+                parts.append(part + (self._runs_window(files, by_file) if runs is not None and compacted else ""))
+        if not parts:  # nothing to read: an empty relation of the right shape
+            return self._empty(columns, row_number), params
+        return " UNION ALL ".join(f"({p})" for p in parts), params
+
+    def _local_part(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
+                    row_number: bool, params: Dict[str, Any]) -> str:
+        entries = [self.catalog.files[f] for f in files]
+        first = entries[0]
+        name = f"audit_map_{next(_names)}"
+        paths, file_col, run_col, env_col, id_col = [], [], [], [], []
+        for f, entry in zip(files, entries):
+            paths.append(entry.path)
+            for i in by_file[f]:
+                run = self.catalog.runs[i]
+                file_col.append(entry.path)
+                run_col.append(i)
+                env_col.append(run.env)
+                id_col.append(run.run_id)
+        self.table(name, {"path": ("VARCHAR", file_col), "run": ("INTEGER", run_col), "env": ("INTEGER", env_col),
+                          "run_id": ("VARCHAR", id_col)})
+        param = f"p{len(params)}"
+        params[param] = paths
+        select = ", ".join(self._column(c, first) for c in columns)
+        join = "r.filename = m.path" + (" AND r.run_id = m.run_id" if first.compacted else "")
+        extra = ", r.file_row_number AS row" if row_number else ""
+        options = ", file_row_number = true" if row_number else ""
+        return (f"SELECT {select}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
+                f"JOIN {name} AS m ON {join}")
+
+    def _runs_window(self, files: List[int], by_file: Dict[int, List[int]]) -> str:
+        """A filter on start time that lets DuckDB skip the row groups of a compacted file
+        (written in start-time order, a few hundred runs each) that hold none of the runs."""
+        found = {self.catalog.runs[i].started for f in files for i in by_file[f]}
+        started = {s for s in found if s is not None}
+        if not started or len(started) < len(found):
+            return ""
+        if len(started) <= 64:  # a few runs scattered over the file: each one's row group only
+            return f" WHERE r.run_started IN ({', '.join(_literal(s) for s in sorted(started))})"
+        return f" WHERE r.run_started BETWEEN {_literal(min(started))} AND {_literal(max(started))}"
+
+    @staticmethod
+    def _column(name: str, entry: FileEntry) -> str:
+        kind = duck_type(schema.TYPE_OF[name])
+        if name in entry.columns:
+            return f'CAST(r."{name}" AS {kind}) AS "{name}"'
+        return f'CAST({_literal(schema.missing_value(name, entry.version))} AS {kind}) AS "{name}"'
+
+    def _remote_part(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
+                     row_number: bool) -> str:
+        """Files behind a URL: read by pyarrow (upgraded, within the timeout), streamed to DuckDB."""
+        name = f"audit_remote_{next(_names)}"
+        fields = [schema.ARROW_SCHEMA.field(c) for c in columns]
+        fields += [pa.field("run", pa.int32()), pa.field("env", pa.int32())]
+        fields += [pa.field("row", pa.int64())] if row_number else []
+        shape = pa.schema(fields)
+        self._register(name, pa.RecordBatchReader.from_batches(
+            shape, self._remote_batches(columns, files, by_file, shape)))
+        return f"SELECT * FROM {name}"
+
+    def _remote_batches(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
+                        shape: pa.Schema) -> Iterator[pa.RecordBatch]:
+        for f in files:
+            entry = self.catalog.files[f]
+            table = runfile.read_run_file(entry.path, list(dict.fromkeys([*columns, "run_id"])))
+            runs = {self.catalog.runs[i].run_id: i for i in by_file[f]}
+            ids = table.column("run_id").to_pylist()
+            keep = [r for r, run_id in enumerate(ids) if not entry.compacted or run_id in runs]
+            index = [runs[ids[r]] if entry.compacted else by_file[f][0] for r in keep]
+            table = table.take(pa.array(keep, pa.int64())).select(list(columns))
+            table = table.append_column("run", pa.array(index, pa.int32()))
+            table = table.append_column("env", pa.array([self.catalog.runs[i].env for i in index], pa.int32()))
+            if "row" in shape.names:
+                table = table.append_column("row", pa.array(keep, pa.int64()))
+            yield from table.cast(shape).to_batches()
+
+    def _empty(self, columns: Sequence[str], row_number: bool) -> str:
+        select = [f'CAST(NULL AS {duck_type(schema.TYPE_OF[c])}) AS "{c}"' for c in columns]
+        select += ["CAST(NULL AS INTEGER) AS run", "CAST(NULL AS INTEGER) AS env"]
+        select += ["CAST(NULL AS BIGINT) AS row"] if row_number else []
+        return f"SELECT {', '.join(select)} WHERE false"
+
+    # ------------------------------------------------------------------ queries
+
+    def query(self, sql: Callable[[str], str], columns: Sequence[str], runs: Optional[Collection[int]] = None,
+              tables: Optional[Dict[str, Columns]] = None, row_number: bool = False, arrow: bool = False) -> Any:
+        """Rows (tuples, or an arrow table) of ``sql(relation)``; ``relation`` reads ``columns`` of ``runs``.
+
+        ``tables`` are created first (small lookup tables to join; see :meth:`table`).
+        A file that fails while its rows are read is skipped by name, and the query rerun.
+        """
+        for name, data in (tables or {}).items():
+            self.table(name, data)
+        try:
+            while True:
+                scope = self._scope(runs)
+                relation, params = self.relation(columns, scope, row_number)
+                try:
+                    return self._run(sql(relation), params, arrow)
+                except StoreError as exc:
+                    bad = self._find_bad(sql, columns, scope, row_number)
+                    if not bad:
+                        raise StoreError(f"the query over the run files failed: {exc}") from None
+                    self._drop(bad)
+        finally:
+            for name in self._registered:
+                self.con.unregister(name)
+            for name in self._tables:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            self._registered, self._tables = [], []
+
+    def table(self, name: str, data: Columns) -> None:
+        """A temporary table ``name`` of ``data`` (column -> (SQL type, values)), until the query ends.
+
+        Made from query parameters rather than a registered Python object: registering one
+        makes DuckDB import pandas, a third of a second on every compare.
+        """
+        select = ", ".join(f'CAST(unnest(${name}_{i}) AS {kind}) AS "{column}"'
+                           for i, (column, (kind, _)) in enumerate(data.items()))
+        params = {f"{name}_{i}": list(values) for i, (_, values) in enumerate(data.values())}
+        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}", params)
+        self._tables.append(name)
+
+    def _register(self, name: str, data: Any) -> None:
+        self.con.register(name, data)
+        self._registered.append(name)
+
+    def _run(self, sql: str, params: Dict[str, Any], arrow: bool = False) -> Any:
+        import duckdb
+
+        try:
+            if arrow:  # to_arrow_table since DuckDB 1.4; arrow() before it
+                rel = self.con.sql(sql, params=params)
+                return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+            return self.con.execute(sql, params).fetchall()
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None
+        except duckdb.Error as exc:
+            raise StoreError(one_line(exc, 300)) from None
+
+    def _scope(self, runs: Optional[Collection[int]]) -> List[int]:
+        dropped = {i for i, run in enumerate(self.catalog.runs) if run.file in self._dropped}
+        every = range(len(self.catalog.runs)) if runs is None else runs
+        return [i for i in every if i not in dropped]
+
+    def _find_bad(self, sql: Callable[[str], str], columns: Sequence[str], scope: List[int],
+                  row_number: bool) -> Dict[int, str]:
+        """Files among ``scope``'s whose rows cannot be read, by halving: file index -> reason."""
+        files = sorted({self.catalog.runs[i].file for i in scope})
+        bad: Dict[int, str] = {}
+
+        def check(part: List[int]) -> None:
+            runs = [i for i in scope if self.catalog.runs[i].file in set(part)]
+            relation, params = self.relation(columns, runs, row_number)
+            try:
+                self._run(f"SELECT count(*) FROM ({sql(relation)})", params)
+            except StoreError as exc:
+                if len(part) == 1:
+                    bad[part[0]] = str(exc)
+                    return
+                half = len(part) // 2
+                check(part[:half])
+                check(part[half:])
+
+        check(files)
+        if len(bad) == len(files) > 1:  # every file alone fails: the query, not the files
+            return {}
+        return bad
+
+    def unread_runs(self) -> int:
+        """Runs left out because their file failed while its rows were read."""
+        return sum(1 for run in self.catalog.runs if run.file in self._dropped)
+
+    def _drop(self, bad: Dict[int, str]) -> None:
+        self._dropped = set(self._dropped) | set(bad)
+        for f, reason in bad.items():
+            path = self.catalog.files[f].path
+            self.catalog.skipped.append(Skipped(path, f"unreadable ({reason.replace(path, 'the file')})"))
+
+
+def read_runs(paths: Sequence[str], columns: Optional[Sequence[str]] = None,
+              memory_limit: Optional[str] = None) -> Tuple[Any, List[Skipped]]:
+    """Every run under ``paths`` as one pandas DataFrame (current schema), and the files skipped.
+
+    Rows come in run order (start time), then file order.  Meant for scripts and tests;
+    ``compare`` asks the engine for grouped rows instead.
+    """
+    con = connect(memory_limit)
+    try:
+        cat = catalog_mod.build(paths, con)
+        wanted = list(dict.fromkeys(columns or schema.COLUMNS))
+        names = ", ".join(f'"{c}"' for c in wanted)
+        table = Engine(cat, con).query(lambda rel: f"SELECT {names} FROM ({rel}) ORDER BY run, row", wanted,
+                                       row_number=True, arrow=True)
+        return table.to_pandas(), cat.skipped
+    finally:
+        close(con)

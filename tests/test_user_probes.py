@@ -1,0 +1,237 @@
+"""User probes (audit/user_probes.py, the worker's --plan, the runner): from a file, a
+module, AUDIT_PROBES and entry points; each mistake one line and exit 2; the host needs
+neither the module nor its libraries; the committed example runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterator
+
+import pandas as pd
+import pytest
+
+from audit import registry, user_probes
+from audit.errors import UsageError
+from audit.runner.spec import RunSpec
+from audit.runner.supervisor import SOURCE_ROOT, Runner
+
+EXAMPLE = os.path.join(SOURCE_ROOT, "examples", "my_probes.py")
+
+GOOD = '''
+from audit.probe_api import probe
+
+@probe("userland.double", grid={"x": [1, 2]})
+def double(x):
+    return [x * 2]
+'''
+
+
+@pytest.fixture
+def catalogue() -> Iterator[None]:
+    """The real catalogue loaded; whatever a test registers is gone afterwards."""
+    import audit.probes  # noqa: F401
+
+    saved = registry.snapshot()
+    saved_modules = set(sys.modules)
+    saved_path = list(sys.path)
+    try:
+        yield
+    finally:
+        registry.restore(saved)
+        for name in set(sys.modules) - saved_modules:
+            del sys.modules[name]
+        sys.path[:] = saved_path
+
+
+def _write(folder: Path, name: str, text: str) -> str:
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+# --------------------------------------------------------------------------- resolve (host)
+
+
+def test_resolve_makes_paths_absolute_adds_the_environment_and_drops_duplicates(tmp_path: Path) -> None:
+    _write(tmp_path, "a.py", GOOD)
+    got = user_probes.resolve(["a.py", "pkg.mod"], {"AUDIT_PROBES": " pkg.mod  a.py other.mod "}, str(tmp_path))
+    assert got == [str(tmp_path / "a.py"), "pkg.mod", "other.mod"]
+
+
+@pytest.mark.parametrize("given, message", [
+    ("missing.py", "probe file 'missing.py' does not exist"),
+    ("sub/", "probe file 'sub/' is a directory, not a .py file"),
+    ("not a module", "neither a .py file nor a dotted module name"),
+])
+def test_resolve_refuses_what_cannot_be_loaded(tmp_path: Path, given: str, message: str) -> None:
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(UsageError, match=message):
+        user_probes.resolve([given], {}, str(tmp_path))
+
+
+# --------------------------------------------------------------------------- load (worker)
+
+
+def test_a_file_registers_its_probes_and_may_import_its_neighbours(catalogue: None, tmp_path: Path) -> None:
+    _write(tmp_path, "helpers.py", "FACTOR = 3\n")
+    path = _write(tmp_path, "mine.py", GOOD.replace("x * 2", "x * __import__('helpers').FACTOR"))
+    assert user_probes.load([path], entry_points=False) == {path: ["userland.double"]}
+    cases = registry.get("userland.double").cases()
+    assert [c.probe.func(**c.params) for c in cases] == [[3], [6]]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("from audit.probe_api import probe\n\nx = y + 1\n",
+     "cannot load probes from {path}: NameError: name 'y' is not defined (bad.py:3)"),
+    ("def f(:\n", "cannot load probes from {path}: SyntaxError: invalid syntax (bad.py:1)"),
+    ("import no_such_dependency_xyz\n",
+     "cannot load probes from {path}: ModuleNotFoundError: No module named 'no_such_dependency_xyz' (bad.py:1)"),
+    ("X = 1\n", "{path} registers no probe: decorate its functions with @probe from audit.probe_api"),
+    ("from audit.probe_api import probe\n@probe('torch.randn')\ndef f():\n    return 1\n",
+     "{path}: probe 'torch.randn' collides with a catalogue probe of the same key (audit.probes.torch_rng)"),
+])
+def test_each_mistake_is_one_line(catalogue: None, tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, "bad.py", text)
+    with pytest.raises(UsageError) as caught:
+        user_probes.load([path], entry_points=False)
+    assert str(caught.value).startswith(message.format(path=path))
+    assert "\n" not in str(caught.value)
+
+
+def test_two_user_files_with_one_key_collide(catalogue: None, tmp_path: Path) -> None:
+    first, second = _write(tmp_path, "first.py", GOOD), _write(tmp_path, "second.py", GOOD)
+    with pytest.raises(UsageError, match=r"second.py: probe 'userland.double' collides with a probe of the "
+                                         r"same key \(audit_user_probes_first_"):
+        user_probes.load([first, second], entry_points=False)
+
+
+def test_a_module_is_imported_by_name(catalogue: None, tmp_path: Path) -> None:
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    _write(package, "__init__.py", "")
+    _write(package, "probes.py", GOOD)
+    _write(package, "broken.py", "import json\njson.loads('{')\n")
+    sys.path.insert(0, str(tmp_path))
+    assert user_probes.load(["userpkg.probes"], entry_points=False) == {"userpkg.probes": ["userland.double"]}
+    with pytest.raises(UsageError, match=r"probe module 'userpkg.nothere' is not importable by "):
+        user_probes.load(["userpkg.nothere"], entry_points=False)
+    with pytest.raises(UsageError, match=r"from userpkg.broken: JSONDecodeError: .* \(broken.py:2\)"):
+        user_probes.load(["userpkg.broken"], entry_points=False)
+
+
+def _fake_distribution(folder: Path, module: str) -> None:
+    """An installed package, as importlib.metadata sees one: a dist-info with an entry point."""
+    info = folder / "userland_probes-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: userland-probes\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{user_probes.GROUP}]\nuserland = {module}\n")
+
+
+def test_installed_entry_points_are_loaded(catalogue: None, tmp_path: Path) -> None:
+    _write(tmp_path, "userland_probes.py", GOOD)
+    _fake_distribution(tmp_path, "userland_probes")
+    sys.path.insert(0, str(tmp_path))
+    assert ("userland", "userland_probes") in user_probes.installed()
+    loaded = user_probes.load([])
+    assert loaded["userland_probes"] == ["userland.double"]
+
+
+# --------------------------------------------------------------------------- through the CLI and the runner
+
+
+def _cli(*args: str, cwd: str = SOURCE_ROOT, env: Any = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PYTHONPATH": SOURCE_ROOT, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "audit", *args], cwd=cwd, text=True, capture_output=True,
+                          timeout=300, env=environ)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("missing", None, "error: probe file 'nothere.py' does not exist"),
+    ("import error", "x = y\n", "NameError: name 'y' is not defined (nothere.py:1)"),
+    ("collision", "from audit.probe_api import probe\n@probe('random.random')\ndef f():\n    return 1\n",
+     "probe 'random.random' collides with a catalogue probe"),
+    ("nothing", "X = 1\n", "registers no probe"),
+])
+def test_cli_mistakes_exit_2_with_one_line(tmp_path: Path, name: str, text: Any, message: str) -> None:
+    if text is not None:
+        _write(tmp_path, "nothere.py", text)
+    done = _cli("run", "-q", "--results", str(tmp_path / "results"), "--probes-from", "nothere.py", cwd=str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "results").exists()
+
+
+def test_the_example_runs_from_the_environment_variable(tmp_path: Path) -> None:
+    done = _cli("run", "-q", "--results", str(tmp_path), "--probe", "myproject.*", "--seed", "0", "--no-repeat",
+                env={"AUDIT_PROBES": "examples/my_probes.py"})
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_parquet(next(tmp_path.glob("*.parquet")))
+    assert sorted(frame["probe"]) == ["myproject.predict", "myproject.predict", "myproject.train_step"]
+    assert set(frame["status"]) == {"ok"}
+    trace = frame.set_index("probe").loc["myproject.train_step", "trace"]
+    assert any(op["op"] == "aten.native_layer_norm.default" and op["module"] == "1" for op in trace)
+
+
+def _results(path: str) -> Dict[str, Any]:
+    frame = pd.read_parquet(path)
+    return dict(zip(frame["probe"], zip(frame["status"], frame["message"])))
+
+
+def test_the_host_needs_neither_the_module_nor_its_libraries(tmp_path: Path) -> None:
+    """Both live only on the worker's path (the audited interpreter's, as with --python)."""
+    hidden = tmp_path / "audited-only"
+    hidden.mkdir()
+    _write(hidden, "secret_dependency.py", "VALUE = 7\n")
+    uses_it = GOOD.replace("x * 2", "x * secret_dependency.VALUE")
+    _write(hidden, "secret_probes.py", "import secret_dependency\n" + uses_it)
+    file_probes = _write(tmp_path, "needs_dependency.py",
+                         "import secret_dependency\nfrom audit.probe_api import probe\n\n"
+                         "@probe('userland.fails')\ndef fails():\n    raise ValueError('broken on purpose')\n")
+    with pytest.raises(ImportError):
+        __import__("secret_dependency")
+    spec = RunSpec(probe_sources=["secret_probes", file_probes], env={"PYTHONPATH": str(hidden)}, repeat=False,
+                   probes=["userland.*"])
+    runner = Runner(spec, str(tmp_path / "results"))
+    assert {c["probe"] for c in runner.cases.values()} == {"userland.double", "userland.fails"}
+    outcome = runner.execute()
+    assert outcome.counts == {"ok": 2, "error": 1}
+    results = _results(str(outcome.path))
+    assert results["userland.fails"] == ("error", "ValueError: broken on purpose (at needs_dependency.py:6)")
+    assert "secret_dependency" not in sys.modules
+
+
+def test_a_glob_that_matches_only_user_probes_is_checked_where_they_load(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    with pytest.raises(UsageError, match="no probe matches 'nomatch.*'"):
+        Runner(RunSpec(probe_sources=[path], probes=["nomatch.*"]), str(tmp_path))
+
+
+@pytest.mark.slow
+def test_the_example_in_a_thread_sweep_names_its_first_divergent_op(tmp_path: Path) -> None:
+    from audit.compare.trace import first_divergence
+
+    done = _cli("sweep", "-q", "--results", str(tmp_path), "--axis", "threads=1,2", "--probes-from", EXAMPLE,
+                "--probe", "myproject.train_step", "--seed", "0", "--no-repeat")
+    assert done.returncode in (0, 1), done.stderr
+    one, two = (pd.read_parquet(p) for p in sorted(tmp_path.glob("*.parquet")))
+    found = first_divergence(one["trace"].iloc[0], two["trace"].iloc[0])
+    if found is None:
+        pytest.skip("this torch trains the example bit-identically on 1 and 2 threads")
+    assert done.returncode == 1 and found.inputs_identical
+
+
+def test_the_readme_shows_the_committed_example_whole() -> None:
+    with open(os.path.join(SOURCE_ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme.split("## Auditing your own code", 1)[1].split("\n## ", 1)[0]
+    with open(EXAMPLE, encoding="utf-8") as f:
+        assert "```python\n" + f.read() + "```" in section
+
+
+def test_list_shows_user_probes(tmp_path: Path) -> None:
+    done = _cli("list", "--probes-from", EXAMPLE, "--probe", "myproject.*")
+    assert done.returncode == 0, done.stderr
+    assert "myproject.train_step" in done.stdout and "trace" in done.stdout
