@@ -182,6 +182,17 @@ def test_families() -> None:
     assert family("torch.randn:chunks") == "invariance" and family("torch.sum:batch") == "invariance"
     assert family("torch.randn@cuda", "cuda") == "cuda"
     assert family("mylib.model", trace=True) == "traces" and family("mylib.thing") == "other"
+    assert family("torch.nn.Conv2d:train", trace=True) == "traces"  # a trace probe's key may have a suffix
+    assert family("mylib.thing:v2", invariance=False) == "other" and family("mylib.thing:v2") == "invariance"
+
+
+def test_the_family_follows_the_kind_and_invariance_the_core_gives() -> None:
+    trace = _finding("torch.nn.Conv2d", {"seed": 0}, key="torch.nn.Conv2d:train", kind="trace")
+    plain_op = _finding("mylib.op", {"seed": 0}, key="mylib.op:v2", kind="op")
+    chunks = _finding("torch.randn", {"seed": 0, "chunks": [1, 2]}, key="torch.randn:chunks", kind="generator",
+                      invariance="chunks")
+    by = {p.probe: p.family for p in summarise(Comparison([trace, plain_op, chunks], [], 3, 1, [])).probes}
+    assert by == {"torch.nn.Conv2d:train": "traces", "mylib.op:v2": "other", "torch.randn:chunks": "invariance"}
 
 
 def test_streams_are_not_needed_for_a_summary() -> None:

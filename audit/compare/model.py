@@ -133,6 +133,8 @@ class Finding:
     first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
+    kind: Optional[str] = None  # the probe's kind (generator, op, trace), from the run files
+    invariance: Optional[str] = None  # invariance cases: the parameter that must not change the result
     axes_values: Dict[str, List[str]] = field(default_factory=dict)  # baseline: field -> [this run's, reference's]
     reference_streams: List[Stream] = field(default_factory=list)  # baseline: streams the reference knows
     failed_env_ids: List[int] = field(default_factory=list, repr=False)  # envs with a failed run of the case

@@ -37,15 +37,20 @@ _TENSOR_RNG = ("normal_", "uniform_", "exponential_", "geometric_", "cauchy_", "
 OUTSIDE_SAMPLE = "outside-sample"
 
 
-def family(probe_key: str, device: str = "cpu", trace: bool = False) -> str:
-    """The family a probe belongs to, from its registration key (user probes fall in "other")."""
+def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance: Optional[bool] = None) -> str:
+    """The family a probe belongs to (user probes fall in "other").
+
+    ``trace`` and ``invariance`` come from the run files where the core gives them (the
+    probe's kind, the case's invariance parameter); ``invariance=None`` (unknown) takes a key
+    with a ``:`` suffix (``torch.randn:chunks``) for an invariance probe.
+    """
     name, _, variant = probe_key.partition("@")[0].partition(":")
-    if variant:
+    if trace:
+        return "traces"
+    if invariance or (invariance is None and variant):
         return "invariance"
     if "cuda" in device or "@cuda" in probe_key:
         return "cuda"
-    if trace:
-        return "traces"
     if name.startswith("random."):
         return "python random"
     if name.startswith(_NUMPY_GENERATOR):
@@ -355,9 +360,10 @@ def probe_summary(key: str, device: str, findings: List[Finding], unsupported: i
     kinds = Counter(k for k in (kind_of(f) for f in changed) if k)
     ulps = [f.max_ulp for f in changed if f.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
     axes = Counter(f.axes[0] for f in changed if f.axes)
-    trace = any(f.first_divergence for f in findings)
+    trace = any(f.kind == "trace" or f.first_divergence for f in findings)
+    invariance = any(f.invariance for f in findings) or (None if not any(f.kind for f in findings) else False)
     return ProbeSummary(
-        probe=key, device=device, family=family(key, device, trace), cases=len(findings) + unsupported,
+        probe=key, device=device, family=family(key, device, trace, invariance), cases=len(findings) + unsupported,
         verdicts={v: verdicts[v] for v in sorted(verdicts, key=_verdict_index)},
         changed=len(changed), quiet=sum(not plain(f) and not differs(f) for f in findings),
         unexpected=sum(f.unexpected for f in findings),

@@ -18,7 +18,8 @@ A finding has ``probe``, ``case`` (the parsed params), ``device``, ``verdict``,
 ``streams``, ``first_difference``, ``blocks_differing``, ``blocks``, ``first_divergence``,
 ``varies_with``, ``values`` (the contract), and also ``probe_key``, ``probe_version``,
 ``explanation``, ``fraction_differing``, ``first_block``, ``axes_values`` (baseline mode:
-field -> [this run's value, the reference's]), ``runs``, ``unsupported_runs``, ``notes``,
+field -> [this run's value, the reference's]), ``kind`` (the probe's), ``invariance`` (the
+case's invariance parameter), ``runs``, ``unsupported_runs``, ``notes``,
 ``messages``, ``match``, ``expected``, and ``reference_streams`` when the core gives them.
 A stream has ``nearest`` (baseline mode, a new stream: the closest known stream and the
 difference against it) when the core gives it.
@@ -67,6 +68,7 @@ def finding_json(f: Finding) -> Dict[str, Any]:
         "first_divergence": f.first_divergence, "varies_with": f.varies_with, "values": f.values,
         "probe_key": f.probe_key, "probe_version": f.probe_version, "explanation": f.explanation,
         "fraction_differing": f.fraction_differing, "first_block": f.first_block, "axes_values": f.axes_values,
+        "kind": f.kind, "invariance": f.invariance,
         "runs": f.runs, "unsupported_runs": f.unsupported_runs, "notes": f.notes, "messages": f.messages,
         "match": f.match.value if f.match else None, "expected": f.expected,
     }
