@@ -395,12 +395,24 @@ def _why(changed: Sequence[Finding]) -> str:
     return ""
 
 
+def both_values(values: Dict[str, List[str]]) -> str:
+    """'cpu_model: AMD EPYC vs Intel(R) Xeon(R); blas: ...' (this run's value first)."""
+    return "; ".join(f"{k}: {' vs '.join(v)}" for k, v in values.items())
+
+
+def varies_with(f: Finding) -> str:
+    """'varies with batch: 1, 2, 3' (the values whose result differed); '' for other cases."""
+    if not f.varies_with:
+        return ""
+    return f"varies with {f.varies_with}" + (f": {', '.join(f.values)}" if f.values else "")
+
+
 def _reason(f: Finding) -> str:
     """One finding's why: the fields with both values in baseline mode, else its explanation."""
     if f.axes_values:
-        return "; ".join(f"{k}: {' vs '.join(v)}" for k, v in f.axes_values.items())
+        return both_values(f.axes_values)
     if f.varies_with:
-        return f"varies with {f.varies_with}" + (f": {', '.join(f.values)}" if f.values else "")
+        return varies_with(f)
     if f.verdict == Verdict.ERROR and f.messages:
         return f.messages[0].splitlines()[0][:120] if f.messages[0] else f.explanation
     return f.explanation

@@ -7,10 +7,10 @@ around the words differs.  Pure functions of the model's records.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from audit.compare.model import Difference, Finding, Nearest, Stream
-from audit.compare.summary import OUTSIDE_SAMPLE, ProbeSummary, kind_of
+from audit.compare.summary import OUTSIDE_SAMPLE, ProbeSummary, both_values, kind_of, varies_with
 
 #: What a quiet verdict means (a case that could not be compared, rather than one that differs).
 QUIET_MEANING = {
@@ -95,16 +95,9 @@ def divergence(d: Mapping[str, Any]) -> str:
     return f"first divergent op #{d.get('index')} {d.get('op')}{place} ({made}), {kind}{later}"
 
 
-def variant(f: Finding) -> str:
-    """'varies with batch: 1, 2, 3' (the values whose result differed)."""
-    if not f.varies_with:
-        return ""
-    return f"varies with {f.varies_with}" + (f": {', '.join(f.values)}" if f.values else "")
-
-
-def axes_values(values: Dict[str, List[str]]) -> str:
-    """'cpu_model: AMD EPYC vs Intel(R) Xeon(R); blas: ...' (this run's value first)."""
-    return "; ".join(f"{k}: {' vs '.join(v)}" for k, v in values.items())
+#: 'varies with batch: 1, 2, 3' and 'cpu_model: AMD EPYC vs Intel(R) Xeon(R)': the summary's words.
+variant = varies_with
+axes_values = both_values
 
 
 def stream_where(f: Finding, s: Stream) -> str:
