@@ -31,6 +31,8 @@ def add_parser(sub: Any) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="findings as JSON on stdout")
     fmt.add_argument("--markdown", action="store_true", help="a markdown summary on stdout (CI job page)")
+    p.add_argument("--details", action="store_true",
+                   help="text and markdown: one block per case after the per-probe summary (JSON and HTML have them)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     p.set_defaults(execute=execute)
 
@@ -82,4 +84,4 @@ def _write(comparison: Any, args: argparse.Namespace) -> None:
 
             raise UsageError(f"cannot write --html {args.html!r}: {exc.strerror}") from None
     renderer = jsonout if args.json else markdown if args.markdown else text
-    sys.stdout.write(renderer.render(comparison))
+    sys.stdout.write(renderer.render(comparison, details=args.details))

@@ -67,6 +67,27 @@ UNSET = "unset"  # how a null environment value is shown
 
 
 @dataclass
+class Nearest:
+    """Baseline mode: the stream the reference knows for a case that is closest to a new stream.
+
+    "Closest" is the core's choice (least severe difference, then fewest ULP); the fields
+    below measure the new stream against it, as a divergent finding's fields measure its
+    streams against the most common one.
+    """
+
+    fingerprint: str
+    reference: str = ""  # which reference environments produced it, in words ("cpu_capability=AVX512")
+    difference: Optional[Difference] = None
+    max_ulp: Optional[float] = None
+    fraction_differing: Optional[float] = None
+    first_difference: Optional[int] = None
+    first_block: Optional[int] = None
+    blocks_differing: Optional[int] = None
+    blocks: Optional[int] = None
+    env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.reference_envs
+
+
+@dataclass
 class Stream:
     """One distinct fingerprint of a case and who produced it."""
 
@@ -79,6 +100,7 @@ class Stream:
     known: Optional[bool] = None  # baseline mode: does the reference know this stream?
     reference: Optional[str] = None  # baseline mode: which reference environments produced it
     env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.envs (not reported)
+    nearest: Optional[Nearest] = None  # baseline mode, a new stream: the closest stream the reference knows
 
 
 @dataclass
@@ -105,11 +127,17 @@ class Finding:
     match: Optional[Match] = None  # baseline mode only
     expected: Optional[str] = None  # reason from an expectation that accepts this finding
     first_difference: Optional[int] = None  # first element of the first differing block (None: unknown)
+    first_block: Optional[int] = None  # index of the first differing block: with blocks, tells a desync
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
     first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
+    kind: Optional[str] = None  # the probe's kind (generator, op, trace), from the run files
+    invariance: Optional[str] = None  # invariance cases: the parameter that must not change the result
+    axes_values: Dict[str, List[str]] = field(default_factory=dict)  # baseline: field -> [this run's, reference's]
+    reference_streams: List[Stream] = field(default_factory=list)  # baseline: streams the reference knows
+    failed_env_ids: List[int] = field(default_factory=list, repr=False)  # envs with a failed run of the case
 
     @property
     def params(self) -> str:
@@ -141,6 +169,7 @@ class Comparison:
     upgrade: Optional[Any] = None  # audit.compare.upgrade.Upgrade in --upgrade mode
     envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
     notes: List[str] = field(default_factory=list)  # about the input: e.g. duplicate copies of a run ignored
+    reference_envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # baseline: env id -> fields
 
     def counts(self) -> Dict[str, int]:
         """Findings per verdict in verdict order, then the unsupported count."""

@@ -2,8 +2,10 @@
 
 This is what a person reads before upgrading torch: for consecutive values of the field
 (in natural version order) the cases whose set of fingerprints differs, grouped by probe
-with counts and difference kinds.  Other fields that also differ between the two groups of
-runs are named as confounders, since a change may then be theirs.
+with counts, difference kinds, the largest drift and the case parameters that separate
+the changed cases from the unchanged ones.  Other fields that also differ between the two
+groups of runs are named as confounders, with both sides' values, since a change may then
+be theirs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from audit.compare.attribution import natural_key, shown
-from audit.compare.model import Comparison, Finding, Verdict
+from audit.compare.model import Comparison, Difference, Finding, Verdict
+from audit.compare.summary import ParamSplit, explain_params, family, kind_of
 from audit.errors import UsageError
 from audit.worker.environment import FIELDS as ENV_FIELDS
 
@@ -30,12 +33,21 @@ class Change:
 
 @dataclass
 class ProbeChanges:
+    """One probe (registration key) across one step of the field."""
+
     probe: str
     before: str
     after: str
     changed: int
     compared: int
-    kinds: Dict[str, int]
+    kinds: Dict[str, int]  # kind -> changed cases (drift only with ULP evidence)
+    max_ulp: Optional[float] = None  # over the drifting cases
+    params: Optional[ParamSplit] = None  # case parameters that separate the changed cases
+    family: str = "other"
+
+
+#: field -> (values on the ``before`` side, values on the ``after`` side)
+Confound = Dict[str, Tuple[List[str], List[str]]]
 
 
 @dataclass
@@ -46,6 +58,11 @@ class Upgrade:
     by_probe: List[ProbeChanges] = dataclasses.field(default_factory=list)
     confounders: Dict[Tuple[str, str], List[str]] = dataclasses.field(default_factory=dict)
     nondeterministic: List[Finding] = dataclasses.field(default_factory=list)
+    confound_values: Dict[Tuple[str, str], Confound] = dataclasses.field(default_factory=dict)
+
+    @property
+    def steps(self) -> List[Tuple[str, str]]:
+        return list(zip(self.values, self.values[1:]))
 
 
 def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, Set[str]]:
@@ -67,8 +84,7 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
         raise UsageError(f"the runs do not differ in {name} (all {values[0] if values else 'empty'}); "
                          "give runs made with at least two values")
     view = Upgrade(name, values)
-    steps = list(zip(values, values[1:]))
-    tally: Dict[Tuple[str, str, str], List[Any]] = {}
+    compared: Dict[Tuple[str, str, str], List[Tuple[Finding, bool]]] = defaultdict(list)
     for f in comparison.findings:
         if f.verdict == Verdict.NONDETERMINISTIC:
             view.nondeterministic.append(f)
@@ -76,37 +92,45 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
         if f.verdict not in (Verdict.DIVERGENT, Verdict.IDENTICAL):
             continue
         by_value = _values_of(f, name, envs)
-        for before, after in steps:
+        for before, after in view.steps:
             if before not in by_value or after not in by_value:
                 continue
-            entry = tally.setdefault((f.probe, before, after), [0, 0, Counter()])
-            entry[1] += 1
-            if by_value[before] != by_value[after]:
-                entry[0] += 1
-                entry[2][f.difference.value if f.difference else "changed"] += 1
+            changed = by_value[before] != by_value[after]
+            compared[(f.probe_key, before, after)].append((f, changed))
+            if changed:
                 view.changes.append(Change(f, before, after))
-    view.by_probe = [ProbeChanges(p, b, a, n, total, dict(kinds))
-                     for (p, b, a), (n, total, kinds) in sorted(tally.items(), key=lambda kv: (-kv[1][0], kv[0]))]
-    view.confounders = {step: _confounders(envs, name, *step) for step in steps}
+    view.by_probe = sorted((_probe_changes(*key, cases) for key, cases in compared.items()),
+                           key=lambda p: (-p.changed, p.probe, natural_key(p.before)))
+    view.confound_values = {step: _confound(envs, name, *step) for step in view.steps}
+    view.confounders = {step: list(fields) for step, fields in view.confound_values.items()}
     comparison.upgrade = view
     return view
 
 
-def _confounders(envs: List[Dict[str, Any]], name: str, before: str, after: str) -> List[str]:
+def _probe_changes(probe: str, before: str, after: str, cases: List[Tuple[Finding, bool]]) -> ProbeChanges:
+    changed = [f for f, hit in cases if hit]
+    kinds = Counter(kind_of(f) or "changed" for f in changed)
+    ulps = [f.max_ulp for f in changed if f.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    return ProbeChanges(probe, before, after, len(changed), len(cases), dict(kinds), max(ulps) if ulps else None,
+                        explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
+                        family(probe, cases[0][0].device))
+
+
+def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) -> Confound:
     """Fields (other than ``name`` and derived ids) whose values differ between the two groups."""
     groups: Dict[str, List[Dict[str, Any]]] = {before: [], after: []}
     for e in envs:
         value = shown(e.get(name))
         if value in groups:
             groups[value].append(e)
-    out = []
+    out: Confound = {}
     for other in ENV_FIELDS:
         if other in (name, "machine_id"):
             continue
         a = {shown(e.get(other)) for e in groups[before]}
         b = {shown(e.get(other)) for e in groups[after]}
         if a != b:
-            out.append(other)
+            out[other] = (sorted(a, key=natural_key), sorted(b, key=natural_key))
     return out
 
 

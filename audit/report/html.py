@@ -1,151 +1,297 @@
-"""``compare --html FILE``: one self-contained page, a probe × environment matrix and details.
+"""``compare --html FILE``: one self-contained page a person reads at a glance.
 
-Each row of the matrix is a case that is not identical; each column an environment (its
-header lists the fields that vary between the columns); each cell is coloured and
-lettered by the stream (fingerprint) that environment produced for the case: ``A`` is the
-most common stream of the row, ``B`` the next...  No scripts, no external assets; every
-string shown goes through :func:`html.escape`.
+The answer in one line; then a probe × environment heatmap (rows: the probes that differ,
+grouped by family, with one line for each family's unchanged probes; columns: the
+environments, headed by the fields that vary, with every field on hover; a cell's colour is
+the most severe kind among the probe's cases affected there, its number how many); then
+every probe that differs as a ``<details>`` drill-down to its cases.  In baseline mode this
+machine's environments stand beside the reference's.  No scripts, no external assets;
+every string shown goes through :func:`printable` and :func:`html.escape`.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
-from audit.compare.attribution import natural_key, shown
+from audit.compare.attribution import shown
 from audit.compare.model import Comparison, Finding
-from audit.report.text import counts_line, listed
+from audit.compare.summary import QUIET, ProbeSummary, Summary, differs, plain, shown_verdict, summarise
+from audit.report import phrases
+from audit.report.escape import printable
+from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, category
+from audit.report.phrases import QUIET_MEANING
+from audit.report.text import counts_line, headline, match_counts
 
-PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f"]
-MAX_ROWS = 300
-MAX_COLUMNS = 60
+#: kind -> (background, text colour, legend label)
+COLOURS: Dict[str, Tuple[str, str, str]] = {
+    "error": ("#4d4d4d", "#fff", "error"),
+    "nondeterministic": ("#7b3fa0", "#fff", "nondeterministic"),
+    "structural": ("#67000d", "#fff", "structural (dtype or shape)"),
+    "stream-change": ("#d7301f", "#fff", "stream change"),
+    "new": ("#a50f15", "#fff", "new stream (kind not measured)"),
+    "differs": ("#8c6d62", "#fff", "differs (kind not measured)"),
+    "variant": ("#c51b7d", "#fff", "variant (invariance broken)"),
+    "sparse": ("#f16913", "#fff", "sparse (a few blocks)"),
+    "outside-sample": ("#fdae6b", "#222", "differs outside the sample"),
+    "numerical-drift": ("#fdd049", "#222", "numerical drift (ULPs)"),
+    "new-case": ("#6baed6", "#222", "new case"),
+    "incomparable": ("#bdbdbd", "#222", "incomparable"),
+}
+IDENTICAL = "#e3f2dd"
+MAX_CASES = 60  # cases drawn per probe in the drill-down
+MAX_STREAMS = 8
+WRAP = 28  # header values longer than this get a legend letter instead
 
 _STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
-h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
-.summary{color:#444;margin-bottom:12px} .bad{color:#b00020;font-weight:600} .good{color:#1b7f3a;font-weight:600}
-table.m{border-collapse:collapse;font-size:12px} table.m td,table.m th{border:1px solid #ddd;padding:2px 6px}
-table.m th.f{text-align:right;background:#f6f6f6;font-weight:600;white-space:nowrap}
-table.m th.v{background:#fafafa;font-weight:400;white-space:nowrap;max-width:84px;overflow:hidden}
-td.c{width:26px;text-align:center;color:#fff;font-weight:700}
+body{font:14px/1.4 system-ui,sans-serif;margin:16px 18px;color:#222}
+h1{font-size:19px;margin:0 0 6px} h2{font-size:16px;margin:26px 0 8px}
+.answer{font-size:16px;font-weight:600;margin:4px 0} .bad{color:#b00020} .good{color:#1b7f3a}
+.meta{color:#555;margin:2px 0 10px}
+.legend span{display:inline-block;margin:0 10px 4px 0;font-size:12px}
+.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-2px;margin-right:4px}
+table.h{border-collapse:collapse;font-size:12px;width:100%}
+table.h th,table.h td{border:1px solid #fff;padding:2px 5px}
+th.f{text-align:right;color:#555;font-weight:600;white-space:nowrap}
+th.v{background:#f2f2f2;font-weight:400;font-size:11.5px;width:62px;max-width:96px;vertical-align:bottom}
+th.side{background:#dde6f0;font-weight:600}
+tr.fam th{text-align:left;background:#fafafa;border-top:2px solid #ccc;padding-top:6px;font-size:13px}
+tr.fam span{font-weight:400;color:#666}
+th.p{text-align:left;font-weight:400;font-family:ui-monospace,monospace;font-size:11.5px;white-space:nowrap;padding-right:8px;width:1%}
+th.p a{color:#1f4e8c;text-decoration:none}
+td.n{text-align:right;color:#444;white-space:nowrap}
+td.c{min-width:30px;text-align:center;font-weight:700}
+td.ok{background:#e3f2dd}
 td.none{background:repeating-linear-gradient(45deg,#eee,#eee 3px,#fff 3px,#fff 6px)}
-td.multi{background:#222;color:#fff}
-td.k{max-width:460px;overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:12px}
-.tag{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:11px;font-weight:600}
-.divergent{background:#c0392b}.nondeterministic{background:#8e44ad}.error{background:#7f8c8d}
-.incomparable{background:#95a5a6}.identical{background:#27ae60}
-.finding{border-left:4px solid #ccc;padding:4px 12px;margin:10px 0}
-.finding code{font-size:12px} ul{margin:4px 0}
+td.w{color:#333;min-width:230px;width:34%;font-size:11px}
+tr.same th.p{color:#2d6a2d;font-family:inherit;font-style:italic}
+.keys{font-size:12px;color:#444;margin:6px 0}
+details{border-left:4px solid #ccc;margin:6px 0;padding:2px 10px}
+details[open]{border-left-color:#888} summary{cursor:pointer}
+.case{margin:6px 0 6px 8px;font-size:13px}
+.tag{display:inline-block;padding:0 6px;border-radius:3px;font-size:11px;font-weight:600}
+code{font-size:12px;overflow-wrap:anywhere} ul{margin:2px 0 2px 18px;padding:0}
 """
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(value), quote=True)
 
 
-def _columns(findings: Sequence[Finding]) -> List[int]:
-    envs = sorted({e for f in findings for s in f.streams for e in s.env_ids})
-    return envs[:MAX_COLUMNS]
+def _tag(kind: str, text: str = "") -> str:
+    bg, fg, _ = COLOURS.get(kind, (IDENTICAL, "#222", kind))
+    return f'<span class="tag" style="background:{bg};color:{fg}">{_e(text or kind)}</span>'
 
 
-def _header(columns: List[int], envs: List[Dict[str, Any]]) -> List[str]:
-    """One header row per field that varies between the columns."""
-    fields = [k for k in (envs[columns[0]] if columns else {}) if len({shown(envs[c].get(k)) for c in columns}) > 1]
-    columns.sort(key=lambda c: tuple(natural_key(shown(envs[c].get(k))) for k in fields))
-    rows = []
-    for k in fields or ["environment"]:
-        values = [shown(envs[c].get(k)) if fields else str(c) for c in columns]
-        cells = "".join(f'<th class="v" title="{_e(v)}">{_e(_clip(v))}</th>' for v in values)
-        rows.append(f'<tr><th class="f" colspan="2">{_e(k)}</th>{cells}</tr>')
-    return rows
+# --------------------------------------------------------------------------- heatmap
 
 
-def _clip(value: str, width: int = 11) -> str:
-    """Header values stay narrow (a SIMD feature list would push every column off screen);
-    the full value is in the cell's title."""
-    return value if len(value) <= width else value[: width - 1] + "\u2026"
+def _labels(m: Heatmap) -> Tuple[Dict[Tuple[str, str], str], List[str]]:
+    """Short labels for header values too long to wrap, and the legend lines that expand them."""
+    labels: Dict[Tuple[str, str], str] = {}
+    legend = []
+    for f in m.fields:
+        long = sorted({shown(col.env.get(f)) for col in m.columns if len(shown(col.env.get(f))) > WRAP})
+        for i, value in enumerate(long):
+            labels[(f, value)] = f"[{chr(65 + i) if i < 26 else i}]"
+            legend.append(f"<b>{_e(labels[(f, value)])}</b> {_e(f)} = {_e(value)}")
+    return labels, legend
 
 
-def _letters(f: Finding, columns: List[int]) -> List[int]:
-    """Stream order for one row: most runs first, ties to the stream of the leftmost column,
-    so a split that follows the columns reads as a clean block of A and a block of B."""
-    place = {e: i for i, e in enumerate(columns)}
-    order = sorted(range(len(f.streams)), key=lambda i: (-f.streams[i].run_count,
-                                                         min((place.get(e, 10**9) for e in f.streams[i].env_ids),
-                                                             default=10**9)))
-    rank = [0] * len(order)
-    for letter, i in enumerate(order):
-        rank[i] = letter
-    return rank
+def _column_title(col: Column, fields: Sequence[str], more: Sequence[str]) -> str:
+    side = f"{col.side}\n" if col.side else ""
+    return side + "\n".join(f"{f} = {shown(col.env.get(f))}" for f in [*fields, *more])
 
 
-def _cell(f: Finding, env: int, rank: List[int]) -> str:
-    hits = sorted(rank[i] for i, s in enumerate(f.streams) if env in s.env_ids)
-    if not hits:
-        return '<td class="c none" title="not run or not supported"></td>'
-    letters = "/".join(chr(65 + i) if i < 26 else "+" for i in hits)
-    if len(hits) > 1:
-        return f'<td class="c multi" title="{_e("several streams in one environment: " + letters)}">{_e(letters)}</td>'
-    colour = PALETTE[hits[0] % len(PALETTE)]
-    title = f"stream {letters}: {f.streams[rank.index(hits[0])].fingerprint}"
-    return f'<td class="c" style="background:{colour}" title="{_e(title)}">{_e(letters)}</td>'
-
-
-def _matrix(c: Comparison, findings: Sequence[Finding], columns: List[int]) -> List[str]:
-    if not findings or not columns:
-        return ["<p>No case differs between the runs: nothing to draw.</p>"]
-    out = ['<table class="m">', *_header(columns, c.envs)]  # sorts the columns in place
-    for f in findings:
-        tag = f.match.value if f.match else f.verdict.value
-        out.append(f'<tr><td><span class="tag {_e(f.verdict.value)}">{_e(tag)}</span></td>'
-                   f'<td class="k">{_e(f.probe_key)} {_e(f.params)}</td>'
-                   + "".join(_cell(f, e, _letters(f, columns)) for e in columns) + "</tr>")
-    out.append("</table>")
+def _header(m: Heatmap, labels: Dict[Tuple[str, str], str]) -> List[str]:
+    out = []
+    if any(col.side for col in m.columns):
+        sides: List[Tuple[str, int]] = []
+        for col in m.columns:
+            if sides and sides[-1][0] == col.side:
+                sides[-1] = (col.side, sides[-1][1] + 1)
+            else:
+                sides.append((col.side, 1))
+        cells = "".join(f'<th class="side" colspan="{n}">{_e(side)}</th>' for side, n in sides)
+        out.append(f'<tr><th colspan="2"></th>{cells}<th></th></tr>')
+    for i, f in enumerate(m.fields):
+        cells = "".join(
+            f'<th class="v" title="{_e(_column_title(col, m.fields, m.more) if i == 0 else shown(col.env.get(f)))}">'
+            f'{_e(labels.get((f, shown(col.env.get(f))), shown(col.env.get(f))))}</th>' for col in m.columns)
+        last = '<th class="f" style="text-align:left">how · which cases · why</th>' \
+            if i == len(m.fields) - 1 else "<th></th>"
+        out.append(f'<tr><th class="f" colspan="2">{_e(f)}</th>{cells}{last}</tr>')
     return out
 
 
-def _details(f: Finding, columns: List[int]) -> List[str]:
-    tag = f.match.value if f.match else f.verdict.value
-    out = [f'<div class="finding"><span class="tag {_e(f.verdict.value)}">{_e(tag)}</span> '
-           f"<b>{_e(f.probe_key)}</b> <code>{_e(f.params)}</code> on {_e(f.device)}", "<ul>"]
-    if f.explanation:
-        out.append(f"<li>{_e(f.explanation)}</li>")
-    if f.difference:
-        ulps = ("" if f.max_ulp is None
-                else f": max {f.max_ulp:g} ULP, {f.fraction_differing:.0%} of sampled elements differ")
-        out.append(f"<li>difference: <b>{_e(f.difference.value)}</b>{_e(ulps)}</li>")
-    if f.axes[1:]:
-        out.append(f"<li>also explained by: {_e(', '.join(f.axes[1:]))}</li>")
-    rank = _letters(f, columns)
-    for i, s in sorted(((rank[j], s) for j, s in enumerate(f.streams)), key=lambda pair: pair[0])[:8]:
-        where = ", ".join(f"{k}={'/'.join(v)}" for k, v in s.environment.items())
-        colour = PALETTE[i % len(PALETTE)]
-        out.append(f'<li><span class="tag" style="background:{colour}">{chr(65 + i) if i < 26 else "+"}</span> '
-                   f"<code>{_e(s.fingerprint)}</code> {s.run_count} run(s) {_e(where)}</li>")
+def _blank(ran: bool, col: Column) -> str:
+    if ran:
+        return '<td class="c ok" title="identical here"></td>'
+    if col.side == "reference":  # the core did not say what the reference ran
+        return '<td class="c"></td>'
+    return '<td class="c none" title="not run or unsupported here"></td>'
+
+
+def _cell(cell: Cell, col: Column) -> str:
+    kind = cell.kind
+    if kind is None:
+        return _blank(cell.ran, col)
+    bg, fg, _ = COLOURS[kind]
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(cell.kinds.items(), key=lambda kv: KINDS.index(kv[0])))
+    title = f"{cell.count} case{'s' if cell.count > 1 else ''} affected here: {detail}"
+    return f'<td class="c" style="background:{bg};color:{fg}" title="{_e(title)}">{cell.count}</td>'
+
+
+def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
+    width = len(m.columns)
+    differ = len(fam.rows)
+    total = differ + len(fam.quiet) + len(fam.unchanged) + len(fam.unsupported)
+    out = [f'<tr class="fam"><th colspan="{width + 3}">{_e(fam.name)} '
+           f'<span>— {differ} of {total} probe{"s" if total > 1 else ""} differ</span></th></tr>']
+    for row in fam.rows:
+        p = row.probe
+        words = " · ".join(x for x in (phrases.kinds(p), phrases.which(p), p.why) if x)
+        cells = "".join(_cell(c, col) for c, col in zip(row.cells, m.columns))
+        out.append(f'<tr><th class="p"><a href="#{anchors[id(p)]}">{_e(_name(p))}</a></th>'
+                   f'<td class="n">{p.changed}/{p.cases}</td>{cells}<td class="w">{_e(words)}</td></tr>')
+    if fam.quiet:
+        names = ", ".join(p.probe for p in fam.quiet)
+        counts = {v: sum(p.verdicts.get(v, 0) for p in fam.quiet) for v in QUIET}
+        words = "; ".join(f"{n} cases {QUIET_MEANING[v]}" for v, n in counts.items() if n)
+        cells = "".join(_cell(c, col) for c, col in zip(fam.quiet_cells, m.columns))
+        label = f"{len(fam.quiet)} probe{'s' if len(fam.quiet) > 1 else ''} new or changed"
+        out.append(f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th>'
+                   f'<td class="n">{sum(p.quiet for p in fam.quiet)}</td>{cells}<td class="w">{_e(words)}</td></tr>')
+    if fam.unchanged:
+        names = ", ".join(p.probe for p in fam.unchanged)
+        cases = sum(p.cases for p in fam.unchanged)
+        cells = "".join(_blank(ran, col) for ran, col in zip(fam.ran, m.columns))
+        label = f"{len(fam.unchanged)} probe{'s' if len(fam.unchanged) > 1 else ''} unchanged"
+        same = "reproduce the baseline" if any(col.side for col in m.columns) else "identical in every environment"
+        out.append(f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th><td class="n">{cases}</td>'
+                   f'{cells}<td class="w">{same}</td></tr>')
+    if fam.unsupported:
+        names = ", ".join(p.probe for p in fam.unsupported)
+        label = f"{len(fam.unsupported)} probe{'s' if len(fam.unsupported) > 1 else ''} unsupported"
+        out.append(f'<tr class="same"><th class="p" title="{_e(names)}">{label}'
+                   f'</th><td class="n">{sum(p.cases for p in fam.unsupported)}</td>'
+                   f'<td class="c none" colspan="{width}"></td><td class="w">unsupported in every run</td></tr>')
+    return out
+
+
+def _name(p: ProbeSummary) -> str:
+    return p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+
+
+def _legend(m: Heatmap) -> str:
+    present = {k for fam in m.families for row in fam.rows for c in row.cells for k in c.kinds}
+    items = [f'<span><i style="background:{COLOURS[k][0]}"></i>{_e(COLOURS[k][2])}</span>'
+             for k in KINDS if k in present]
+    items += [f'<span><i style="background:{IDENTICAL}"></i>identical</span>',
+              '<span><i class="none" style="background:repeating-linear-gradient(45deg,#ddd,#ddd 2px,#fff 2px,'
+              '#fff 4px)"></i>not run</span>']
+    return '<div class="legend">' + "".join(items) + " <span>· the number: cases affected</span></div>"
+
+
+def heatmap(m: Heatmap, anchors: Dict[int, str]) -> List[str]:
+    if not m.columns:
+        return ["<p>No run produced a result to draw.</p>"]
+    labels, legend = _labels(m)
+    out = [_legend(m), '<table class="h">', "<thead>", *_header(m, labels), "</thead><tbody>"]
+    for fam in m.families:
+        out += _family_rows(fam, m, anchors)
+    out.append("</tbody></table>")
+    if legend or m.more:
+        out.append('<div class="keys">' + " · ".join(legend)
+                   + (f"{' · ' if legend else ''}also varying (hover a column): {_e(', '.join(m.more))}"
+                      if m.more else "") + "</div>")
+    return out
+
+
+# --------------------------------------------------------------------------- drill-down
+
+
+def _case(f: Finding) -> List[str]:
+    kind = category(f) if not plain(f) else "identical"
+    head = " · ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    out = [f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
+           f"{_e(head)}<ul>"]
+    why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
+    if f.first_divergence:
+        why.append(phrases.divergence(f.first_divergence))
+    out += [f"<li>{_e(x)}</li>" for x in why if x]
+    for s in f.streams[:MAX_STREAMS]:
+        where = phrases.stream_where(f, s)
+        known = "" if s.known is None else (f" · known: {s.reference or ''}" if s.known else " · <b>new</b>")
+        near = f"<br>{_e(phrases.nearest(s))}" if s.nearest else ""
+        out.append(f"<li><code>{_e(s.fingerprint[:16])}</code> {s.run_count} run(s) {_e(where)}{known}{near}</li>")
+    if len(f.streams) > MAX_STREAMS:
+        out.append(f"<li>… {len(f.streams) - MAX_STREAMS} more streams (see --json)</li>")
     out += [f"<li>error: {_e(m)}</li>" for m in f.messages] + [f"<li>note: {_e(n)}</li>" for n in f.notes]
     if f.expected:
         out.append(f"<li>expected: {_e(f.expected)}</li>")
     return out + ["</ul></div>"]
 
 
-def render(c: Comparison) -> str:
-    findings = listed(c)[:MAX_ROWS]
+def drill_down(s: Summary, anchors: Dict[int, str]) -> List[str]:
+    out = []
+    for p in s.changed:
+        words = " · ".join(x for x in (phrases.counts(p), phrases.kinds(p), phrases.which(p), p.why,
+                                       phrases.expected(p)) if x)
+        cases = [f for f in p.findings if differs(f)] + [f for f in p.findings if not plain(f) and not differs(f)]
+        out.append(f'<details id="{anchors[id(p)]}"><summary><b>{_e(_name(p))}</b> {_e(words)}</summary>')
+        for f in cases[:MAX_CASES]:
+            out += _case(f)
+        if len(cases) > MAX_CASES:
+            out.append(f"<p>… and {len(cases) - MAX_CASES} more cases (see --json)</p>")
+        out.append("</details>")
+    return out
+
+
+# --------------------------------------------------------------------------- page
+
+
+def render(c: Comparison, details: bool = True) -> str:
+    """The page (``details`` is accepted for a uniform call; the page always has the drill-down)."""
+    s = summarise(c)
+    anchors = {id(p): f"p{i}" for i, p in enumerate(s.changed)}
     unexpected = len(c.unexpected)
     status = (f'<span class="bad">{unexpected} unexpected finding(s)</span>' if unexpected
               else '<span class="good">nothing unexpected</span>')
-    body = [f"<h1>determinism-audit: compare</h1><div class='summary'>{status} · {c.rows} rows from {c.runs} runs"
-            f" · cases: {_e(counts_line(c))}</div>"]
+    against = f" · against the baseline: {_e(match_counts(c))}" if c.baseline else ""
+    body = ["<h1>determinism-audit: compare</h1>",
+            f'<div class="answer">{_e(headline(c, s))} · {status}</div>',
+            f'<div class="meta">{phrases.plural(c.runs, "run")} · {phrases.plural(c.rows, "row")} · '
+            f'cases: {_e(counts_line(c))}{against}</div>']
     if c.baseline:
-        body.append(f"<div class='summary'>baseline: {_e(c.baseline)}</div>")
-    columns = _columns(findings)
-    body += ["<h2>Cases × environments (letters: streams, A = most common)</h2>", *_matrix(c, findings, columns)]
-    body += ["<h2>Findings</h2>"] + [line for f in findings for line in _details(f, columns)]
-    if c.skipped:
-        body += ["<h2>Skipped files</h2><ul>"]
-        body += [f"<li><code>{_e(s.path)}</code>: {_e(s.reason)}</li>" for s in c.skipped] + ["</ul>"]
-    if c.notes:
-        body += ["<h2>Notes</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.notes] + ["</ul>"]
-    if c.expectation_notes:
-        body += ["<h2>Expectations</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.expectation_notes] + ["</ul>"]
+        body.append(f'<div class="meta">baseline: {_e(c.baseline)}</div>')
+    if c.upgrade is not None:
+        from audit.report.upgrade_text import upgrade_lines
+
+        body.append("<pre>" + "\n".join(_e(line) for line in upgrade_lines(c.upgrade)) + "</pre>")
+    body += ["<h2>Probes × environments</h2>", *heatmap(build(c, s), anchors)]
+    if s.changed:
+        body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
+    body += _lists(c, s)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"
             f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _lists(c: Comparison, s: Summary) -> List[str]:
+    out = []
+    if s.quiet:
+        names = ", ".join(f"{p.probe} ({p.quiet})" for p in s.quiet)
+        out.append(f"<details><summary>{len(s.quiet)} probes with new or incomparable cases only</summary>"
+                   f"<p>{_e(names)}</p></details>")
+    if s.unchanged:
+        names = ", ".join(f"{p.probe} ({p.cases})" for p in s.unchanged)
+        out.append(f"<details><summary>{len(s.unchanged)} probes, {s.unchanged_cases()} cases unchanged</summary>"
+                   f"<p>{_e(names)}</p></details>")
+    if c.skipped:
+        out += ["<h2>Skipped files</h2><ul>"]
+        out += [f"<li><code>{_e(x.path)}</code>: {_e(x.reason)}</li>" for x in c.skipped] + ["</ul>"]
+    if c.notes:
+        out += ["<h2>Notes</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.notes] + ["</ul>"]
+    if c.expectation_notes:
+        out += ["<h2>Expectations</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.expectation_notes] + ["</ul>"]
+    return out

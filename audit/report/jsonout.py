@@ -1,22 +1,40 @@
 """``compare --json``: the contract of DESIGN.md, plus a few documented extra keys.
 
-Top level: ``findings`` (the contract), ``counts`` (per verdict, and ``unsupported``),
-``unsupported`` (cases unsupported in every run), ``skipped`` (files not read and why), ``notes``
-(about the input, e.g. duplicate copies of a run ignored),
-``expectations`` (expired or unmatched), ``rows``, ``runs``, ``exit_code``, and ``upgrade``
-in upgrade mode.  A finding has ``probe``, ``case`` (the parsed params), ``device``,
-``verdict``, ``difference`` (null unless divergent), ``axes``, ``streams``, and also
-``probe_key``, ``probe_version``, ``explanation``, ``max_ulp``, ``fraction_differing``,
-``runs``, ``unsupported_runs``, ``notes``, ``messages``, ``match`` and ``expected``.
+Top level: ``summary`` (one entry per probe and device, changed probes first: ``probe``
+(the registration key), ``device``, ``cases``, ``verdicts`` (shown verdict -> cases; the
+match in baseline mode), ``difference`` (kind -> changed cases; ``numerical-drift`` only
+with ULP evidence, ``outside-sample`` for a difference the sampled elements did not see),
+``max_ulp`` (over the drifting cases), ``axes`` (the fields that explain the split, most
+cases first), ``params`` (case parameter -> the values of the changed cases: a case changed
+iff each of its parameters takes one of these values; omitted when nothing explains the
+split), and ``family``, ``changed``, ``unexpected``, ``expected``, ``why``, ``which``),
+``findings`` (the contract), ``counts`` (per verdict, and ``unsupported``), ``unsupported``
+(cases unsupported in every run), ``skipped`` (files not read and why), ``notes`` (about
+the input), ``expectations`` (expired or unmatched), ``rows``, ``runs``, ``exit_code``, and
+``upgrade`` in upgrade mode.
+
+A finding has ``probe``, ``case`` (the parsed params), ``device``, ``verdict``,
+``difference`` (null unless divergent, or new in baseline mode), ``max_ulp``, ``axes``,
+``streams``, ``first_difference``, ``blocks_differing``, ``blocks``, ``first_divergence``,
+``varies_with``, ``values`` (the contract), and also ``probe_key``, ``probe_version``,
+``explanation``, ``fraction_differing``, ``first_block``, ``axes_values`` (baseline mode:
+field -> [this run's value, the reference's]), ``kind`` (the probe's), ``invariance`` (the
+case's invariance parameter), ``runs``, ``unsupported_runs``, ``notes``,
+``messages``, ``match``, ``expected``, and ``reference_streams`` when the core gives them.
+A stream has ``nearest`` (baseline mode, a new stream: the closest known stream and the
+difference against it) when the core gives it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any, Dict, Optional
 
-from audit.compare.model import Comparison, Finding, Stream
+from audit.compare.model import Comparison, Finding, Nearest, Stream
+from audit.compare.summary import ProbeSummary, summarise
+from audit.report import phrases
 
 
 def _number(x: Optional[float]) -> Any:
@@ -25,24 +43,50 @@ def _number(x: Optional[float]) -> Any:
     return "inf" if math.isinf(x) else x
 
 
+def nearest_json(n: Nearest) -> Dict[str, Any]:
+    out = {k: v for k, v in dataclasses.asdict(n).items() if k != "env_ids"}
+    out.update(difference=n.difference.value if n.difference else None, max_ulp=_number(n.max_ulp))
+    return out
+
+
 def stream_json(s: Stream) -> Dict[str, Any]:
     out: Dict[str, Any] = {"fingerprint": s.fingerprint, "run_count": s.run_count, "runs": s.runs,
                            "environment": s.environment, "dtype": s.dtype, "shape": s.shape}
     if s.known is not None:
         out.update(known=s.known, reference=s.reference)
+    if s.nearest is not None:
+        out["nearest"] = nearest_json(s.nearest)
     return out
 
 
 def finding_json(f: Finding) -> Dict[str, Any]:
-    return {
+    out = {
         "probe": f.probe, "case": f.case, "device": f.device, "verdict": f.verdict.value,
-        "difference": f.difference.value if f.difference else None, "axes": f.axes,
+        "difference": f.difference.value if f.difference else None, "max_ulp": _number(f.max_ulp), "axes": f.axes,
         "streams": [stream_json(s) for s in f.streams],
+        "first_difference": f.first_difference, "blocks_differing": f.blocks_differing, "blocks": f.blocks,
+        "first_divergence": f.first_divergence, "varies_with": f.varies_with, "values": f.values,
         "probe_key": f.probe_key, "probe_version": f.probe_version, "explanation": f.explanation,
-        "max_ulp": _number(f.max_ulp), "fraction_differing": f.fraction_differing,
+        "fraction_differing": f.fraction_differing, "first_block": f.first_block, "axes_values": f.axes_values,
+        "kind": f.kind, "invariance": f.invariance,
         "runs": f.runs, "unsupported_runs": f.unsupported_runs, "notes": f.notes, "messages": f.messages,
         "match": f.match.value if f.match else None, "expected": f.expected,
     }
+    if f.reference_streams:
+        out["reference_streams"] = [stream_json(s) for s in f.reference_streams]
+    return out
+
+
+def summary_json(p: ProbeSummary) -> Dict[str, Any]:
+    out: Dict[str, Any] = {
+        "probe": p.probe, "device": p.device, "cases": p.cases, "verdicts": p.verdicts, "difference": p.difference,
+        "max_ulp": _number(p.max_ulp), "axes": p.axes,
+    }
+    if p.params is not None:
+        out["params"] = p.params.values
+    out.update(family=p.family, changed=p.changed, unexpected=p.unexpected, expected=p.expected, why=p.why,
+               which=phrases.which(p))
+    return out
 
 
 def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
@@ -51,18 +95,23 @@ def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
         return None
     return {
         "field": u.field, "values": u.values,
-        "probes": [vars(p) for p in u.by_probe],
+        "probes": [{"probe": p.probe, "before": p.before, "after": p.after, "changed": p.changed,
+                    "compared": p.compared, "kinds": p.kinds, "max_ulp": _number(p.max_ulp),
+                    **({"params": p.params.values} if p.params else {})} for p in u.by_probe],
         "changes": [{"probe": ch.finding.probe, "case": ch.finding.case, "device": ch.finding.device,
                      "before": ch.before, "after": ch.after,
                      "difference": ch.finding.difference.value if ch.finding.difference else None}
                     for ch in u.changes],
-        "confounders": {f"{a} -> {b}": fields for (a, b), fields in u.confounders.items()},
+        "confounders": {f"{a} -> {b}": {k: {"before": v[0], "after": v[1]} for k, v in fields.items()}
+                        for (a, b), fields in u.confound_values.items()},
         "nondeterministic": len(u.nondeterministic),
     }
 
 
-def render(c: Comparison) -> str:
+def render(c: Comparison, details: bool = True) -> str:
+    """The whole comparison (``details`` is accepted for a uniform call; JSON always has every case)."""
     doc: Dict[str, Any] = {
+        "summary": [summary_json(p) for p in summarise(c).probes],
         "findings": [finding_json(f) for f in c.findings],
         "counts": c.counts(),
         "unsupported": c.unsupported,

@@ -1,51 +1,88 @@
-"""``compare --markdown``: a summary for a CI job page (GitHub step summary and the like)."""
+"""``compare --markdown``: a summary for a CI job page (GitHub step summary and the like).
+
+The answer first (one table row per probe that differs, one line for the rest), the
+per-case table only with ``--details``.  Every cell is made printable (control characters
+escaped), pipes and brackets escaped and HTML made inert.
+"""
 
 from __future__ import annotations
 
 from typing import List
 
 from audit.compare.model import Comparison, Finding
-from audit.report.text import counts_line, listed, match_counts
+from audit.compare.summary import ProbeSummary, shown_verdict, summarise
+from audit.report import phrases
+from audit.report.escape import lines, printable
+from audit.report.text import counts_line, headline, listed, match_counts, rest_lines
 
 MAX_ROWS = 100
 
 
-def _cell(text: str) -> str:
-    """Markdown table cell: pipes escaped, newlines flattened, HTML made inert."""
-    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def _cell(text: object) -> str:
+    """Markdown table cell: control characters escaped, pipes and brackets escaped, HTML made inert."""
+    return (printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _code(text: object) -> str:
+    """An inline code span that survives backticks in the text."""
+    body = printable(text).replace("|", "\\|")
+    return f"`` {body} ``" if "`" in body else f"`{body}`"
+
+
+def _paren(text: str) -> str:
+    return f"({text})" if text else ""
+
+
+def _probe_row(p: ProbeSummary) -> str:
+    mark = "✓ " if p.expected and not p.unexpected else ""
+    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+    count = " ".join(x for x in (phrases.counts(p), _paren(phrases.expected(p))) if x)
+    return (f"| {mark}{_code(name)} | {_cell(count)} | {_cell(phrases.kinds(p))} | "
+            f"{_cell(phrases.which(p))} | {_cell(p.why)} |")
 
 
 def _row(f: Finding) -> str:
-    kind = f.match.value if f.match else f.verdict.value
-    diff = f.difference.value if f.difference else ""
-    if f.max_ulp is not None:
-        diff += f" (max {f.max_ulp:g} ULP)"
-    why = f.explanation + (f" — expected: {f.expected}" if f.expected else "")
-    return (f"| {'' if f.unexpected else '✓ '}{_cell(kind)} | `{_cell(f.probe_key)}` | {_cell(f.params)} | "
-            f"{_cell(diff)} | {_cell(why)} |")
+    how = "; ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    message = f"error: {f.messages[0].splitlines()[0][:160]}" if f.messages and f.messages[0] else ""
+    why = "; ".join(x for x in (f.explanation, message, phrases.variant(f), phrases.axes_values(f.axes_values),
+                                phrases.divergence(f.first_divergence) if f.first_divergence else "",
+                                *(phrases.nearest(s) for s in f.streams if s.nearest)) if x)
+    why += f" — expected: {f.expected}" if f.expected else ""
+    return (f"| {'' if f.unexpected else '✓ '}{_cell(shown_verdict(f))} | {_code(f.probe_key)} | {_cell(f.params)} | "
+            f"{_cell(how)} | {_cell(why)} |")
 
 
-def render(c: Comparison) -> str:
+def render(c: Comparison, details: bool = False) -> str:
     unexpected = len(c.unexpected)
     out: List[str] = ["## determinism-audit compare", ""]
-    out.append(f"**{unexpected} unexpected finding(s)**" if unexpected else "**Nothing unexpected.**")
-    out += ["", f"Compared {c.rows} rows from {c.runs} runs. Cases: {counts_line(c)}."]
-    if c.baseline:
-        out += ["", f"Baseline: {_cell(c.baseline)}. Against it: {match_counts(c)}."]
-    rows = listed(c)
-    if rows:
-        out += ["", "| verdict | probe | case | difference | explanation |", "|---|---|---|---|---|"]
-        out += [_row(f) for f in rows[:MAX_ROWS]]
-        if len(rows) > MAX_ROWS:
-            out.append(f"\n… and {len(rows) - MAX_ROWS} more (see the JSON or HTML report).")
     if c.upgrade is not None:
         from audit.report.upgrade_text import upgrade_lines
 
-        out += [""] + upgrade_lines(c.upgrade, markdown=True)
+        out += upgrade_lines(c.upgrade, markdown=True)
+    else:
+        s = summarise(c)
+        out += [f"**{_cell(headline(c, s))}**" + (f" — **{unexpected} unexpected**" if unexpected else
+                                                    " — nothing unexpected"), ""]
+        if s.changed:
+            out += ["| probe | cases | how | which cases | why |", "|---|---|---|---|---|"]
+            out += [_probe_row(p) for p in s.changed]
+            out.append("")
+        out += [f"- {_cell(line.strip())}" for line in rest_lines(c, s)]
+    out += ["", f"Compared {phrases.plural(c.rows, 'row')} from {phrases.plural(c.runs, 'run')}. "
+                f"Cases: {counts_line(c)}."]
+    if c.baseline:
+        out += ["", f"Baseline: {_cell(c.baseline)}. Against it: {match_counts(c)}."]
+    rows = listed(c)
+    if details and rows:
+        out += ["", "| verdict | probe | case | difference | why |", "|---|---|---|---|---|"]
+        out += [_row(f) for f in rows[:MAX_ROWS]]
+        if len(rows) > MAX_ROWS:
+            out.append(f"\n… and {len(rows) - MAX_ROWS} more (see the JSON or HTML report).")
     if c.skipped:
-        out += ["", "Skipped files:", ""] + [f"- `{_cell(s.path)}`: {_cell(s.reason)}" for s in c.skipped]
+        out += ["", "Skipped files:", ""] + [f"- {_code(s.path)}: {_cell(s.reason)}" for s in c.skipped]
     if c.notes:
         out += ["", "Notes:", ""] + [f"- {_cell(n)}" for n in c.notes]
     if c.expectation_notes:
         out += ["", "Expectations:", ""] + [f"- {_cell(n)}" for n in c.expectation_notes]
-    return "\n".join(out) + "\n"
+    return lines(out)

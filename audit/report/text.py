@@ -1,6 +1,8 @@
-"""The terminal report: what is unexpected first, then counts by verdict.
+"""The terminal report: the answer first, one line per probe, then (``--details``) every case.
 
-Plain aligned text, no colour: it goes to CI logs as often as to terminals.
+Plain aligned text, no colour: it goes to CI logs as often as to terminals.  Every line
+goes through :func:`audit.report.escape.printable`, so nothing from a run file can drive
+the terminal.
 """
 
 from __future__ import annotations
@@ -8,52 +10,126 @@ from __future__ import annotations
 from typing import Dict, List
 
 from audit.compare.model import Comparison, Finding, Match, Verdict
+from audit.compare.summary import ProbeSummary, Summary, differs, plain, shown_verdict, summarise
+from audit.report import phrases
+from audit.report.escape import lines
 
-MAX_LISTED = 200  # findings listed in full; the rest are counted
+MAX_LISTED = 200  # findings listed in full with --details; the rest are counted
+NAME_WIDTH = 46
 
 
-def _fmt_ulp(f: Finding) -> str:
-    if f.max_ulp is None:
-        return ""
-    return f"max {f.max_ulp:g} ULP, {f.fraction_differing:.0%} of sampled elements differ"
+def render(c: Comparison, details: bool = False) -> str:
+    if c.upgrade is not None:
+        from audit.report.upgrade_text import upgrade_lines
+
+        out = upgrade_lines(c.upgrade) + [""]
+    else:
+        out = summary_lines(c, summarise(c)) + [""]
+    if details:
+        out += detail_lines(c)
+    elif listed(c):
+        out += ["(one block per case: --details; everything: --json or --html FILE)", ""]
+    out += footer_lines(c)
+    return lines(out)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def headline(c: Comparison, s: Summary) -> str:
+    """The answer in one line: how many probes and cases differ (from the baseline), out of how many."""
+    quiet = sum(p.quiet for p in s.probes)
+    compared = sum(p.cases - p.verdicts.get("unsupported", 0) for p in s.probes) - quiet
+    changed = sum(p.changed for p in s.probes)
+    against = " from the baseline" if c.baseline else ""
+    if not changed:
+        what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
+        probes = sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in s.probes)
+        return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(probes, 'probe')}"
+    kinds: Dict[str, int] = {}
+    for p in s.changed:
+        for f in p.findings:
+            if differs(f):
+                kinds[shown_verdict(f)] = kinds.get(shown_verdict(f), 0) + 1
+    breakdown = ", ".join(f"{n} {v}" for v, n in kinds.items())
+    return (f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
+            f"{against}: {changed} of {compared} cases ({breakdown})")
+
+
+def summary_lines(c: Comparison, s: Summary) -> List[str]:
+    out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
+           + (" (cross-device)" if c.cross_device else "")
+           + (f"; baseline: {c.baseline}" if c.baseline else ""), ""]
+    width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
+    out += [probe_line(p, width) for p in s.changed]
+    return out + rest_lines(c, s)
+
+
+def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
+    """One probe: name, how many cases, how they differ, which cases, why."""
+    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+    mark = f"  ({phrases.expected(p)})" if p.expected else ""
+    parts = [x for x in (phrases.kinds(p), phrases.which(p), p.why) if x]
+    return f"  {name:<{width}}  {phrases.counts(p):<20}  " + "  ·  ".join(parts) + mark
+
+
+def rest_lines(c: Comparison, s: Summary) -> List[str]:
+    """One line for the unchanged probes, one per quiet verdict, one for unsupported cases."""
+    what = "reproduce the baseline" if c.baseline else "unchanged"
+    out = [f"  {phrases.plural(len(s.unchanged), 'probe')}, {phrases.plural(s.unchanged_cases(), 'case')}: {what}"]
+    for verdict, (probes, cases) in s.quiet_counts().items():
+        out.append(f"  {phrases.plural(probes, 'probe')}, {phrases.plural(cases, 'case')}: "
+                   f"{phrases.QUIET_MEANING[verdict]}")
+    if c.unsupported:
+        out.append(f"  {phrases.plural(len(c.unsupported), 'case')} unsupported in every run")
+    return out
+
+
+# --------------------------------------------------------------------------- details
+
+
+def detail_lines(c: Comparison) -> List[str]:
+    shown = listed(c)
+    out = [line for f in shown[:MAX_LISTED] for line in finding_lines(f)]
+    if len(shown) > MAX_LISTED:
+        out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")
+    return out + ([""] if shown else [])
 
 
 def finding_lines(f: Finding) -> List[str]:
     """A finding as a heading line and indented details."""
-    kind = f.match.value if f.match else f.verdict.value
-    head = f"{kind.upper():<17} {f.probe_key} [{f.params}]"
+    head = f"{shown_verdict(f).upper():<17} {f.probe_key} [{f.params}]"
     if f.device != "cpu" and "@" not in f.probe_key:
         head += f" on {f.device}"
-    lines = [head]
-    detail = "; ".join(x for x in (f.difference.value if f.difference else "", _fmt_ulp(f)) if x)
-    if f.explanation:
-        lines.append(f"    {f.explanation}")
+    out = [head]
+    out += [f"    {x}" for x in (f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)) if x]
+    detail = "; ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
     if detail:
-        lines.append(f"    {detail}")
-    if f.axes[1:]:
-        lines.append(f"    also explained by: {', '.join(f.axes[1:])}")
+        out.append(f"    {detail}")
+    if f.first_divergence:
+        out.append(f"    {phrases.divergence(f.first_divergence)}")
+    if f.axes[1:] and not f.axes_values:
+        out.append(f"    also explained by: {', '.join(f.axes[1:])}")
     for s in f.streams if f.verdict != Verdict.NONDETERMINISTIC else f.streams[:3]:
-        where = ", ".join(f"{k}={'/'.join(v)}" for k, v in _stream_fields(f, s.environment).items())
+        where = phrases.stream_where(f, s)
         known = "" if s.known is None else ("  known: " + (s.reference or "") if s.known else "  NEW")
-        lines.append(f"    {s.fingerprint[:12]}  {s.run_count:>5} run(s)  {where}{known}")
-    lines.extend(f"    error: {m.splitlines()[0][:160] if m else ''}" for m in f.messages)
-    lines.extend(f"    note: {n}" for n in f.notes)
+        out.append(f"    {s.fingerprint[:12]}  {s.run_count:>5} run(s)  {where}{known}")
+        if s.nearest is not None:
+            out.append(f"        {phrases.nearest(s)}")
+    out += [f"    error: {m.splitlines()[0][:160] if m else ''}" for m in f.messages]
+    out += [f"    note: {n}" for n in f.notes]
     if f.expected:
-        lines.append(f"    expected: {f.expected}")
-    return lines
-
-
-def _stream_fields(f: Finding, environment: Dict[str, List[str]]) -> Dict[str, List[str]]:
-    """The fields a stream line shows: those of the best explanation when there is one (the
-    rest is in --json and --html), every varying field when nothing explains the split."""
-    best = set(f.axes[0].split("+")) if f.axes else set()
-    return {k: v for k, v in environment.items() if k in best} or dict(environment)
+        out.append(f"    expected: {f.expected}")
+    return out
 
 
 def listed(c: Comparison) -> List[Finding]:
-    """Findings worth a line: all but identical ones (known ones in baseline mode), unexpected first."""
-    out = [f for f in c.findings if f.verdict != Verdict.IDENTICAL or f.match not in (None, Match.KNOWN)]
+    """Findings worth a line: all but plain ones (identical, and known in baseline mode), unexpected first."""
+    out = [f for f in c.findings if not plain(f)]
     return sorted(out, key=lambda f: (not f.unexpected, list(Verdict).index(f.verdict)))
+
+
+# --------------------------------------------------------------------------- footer
 
 
 def match_counts(c: Comparison) -> str:
@@ -69,29 +145,18 @@ def counts_line(c: Comparison) -> str:
     return ", ".join(f"{n} {name}" for name, n in counts.items() if n or name in ("identical", "divergent"))
 
 
-def render(c: Comparison) -> str:
-    shown = listed(c)
-    out = [f"compared {c.rows} rows from {c.runs} runs" + (" (cross-device)" if c.cross_device else "")]
-    if c.baseline:
-        out.append(f"baseline: {c.baseline}")
-    out.append("")
-    for f in shown[:MAX_LISTED]:
-        out.extend(finding_lines(f))
-    if len(shown) > MAX_LISTED:
-        out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")
-    if shown:
-        out.append("")
-    if c.upgrade is not None:
-        from audit.report.upgrade_text import upgrade_lines
-
-        out.extend(upgrade_lines(c.upgrade))
-        out.append("")
-    out.extend(f"skipped {s.path}: {s.reason}" for s in c.skipped)
-    out.extend(f"note: {n}" for n in c.notes)
-    out.extend(f"expectation {n}" for n in c.expectation_notes)
+def footer_lines(c: Comparison) -> List[str]:
+    out = [f"skipped {s.path}: {s.reason}" for s in c.skipped]
+    out += [f"note: {n}" for n in c.notes]
+    out += [f"expectation {n}" for n in c.expectation_notes]
     out.append(f"cases: {counts_line(c)}")
     if c.baseline:
         out.append(f"against the baseline: {match_counts(c)}")
+    if c.upgrade is not None:
+        from audit.report.upgrade_text import answer
+
+        out.append(answer(c.upgrade))
+        return out
     unexpected = len(c.unexpected)
     out.append(f"{unexpected} unexpected finding(s)" if unexpected else "nothing unexpected")
-    return "\n".join(out) + "\n"
+    return out

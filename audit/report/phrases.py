@@ -1,0 +1,170 @@
+"""The words every report uses for a finding's how, where and why (one place per phrase).
+
+Text, markdown and HTML all say "numerical-drift, max 3 ULP", "2 of 16 blocks differ,
+first near element 65536" or "nearest known stream ..." the same way; only the markup
+around the words differs.  Pure functions of the model's records.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+from audit.compare.model import Difference, Finding, Nearest, Stream
+from audit.compare.summary import OUTSIDE_SAMPLE, ProbeSummary, both_values, kind_of, varies_with
+
+#: What a quiet verdict means (a case that could not be compared, rather than one that differs).
+QUIET_MEANING = {
+    "new-case": "new (the reference has no run of them)",
+    "incomparable": "incomparable (the probe's source changed: no run of the same version to compare with)",
+}
+
+#: What each kind means for a person who relies on the streams (the upgrade view says it).
+MEANING = {
+    Difference.STRUCTURAL.value: "the output's dtype or shape changed: code that depends on them may break",
+    Difference.STREAM_CHANGE.value: "any seeded run that replays these streams (dropout masks, data order, "
+                                    "initialisation) gets different numbers",
+    Difference.SPARSE.value: "most of the output is bit for bit the same, a few blocks differ: bitwise tests "
+                             "break; how far those values move is not measured",
+    OUTSIDE_SAMPLE: "the outputs differ where the sampled elements did not look: bitwise tests break; "
+                    "how far the values move is not measured",
+    Difference.NUMERICAL_DRIFT.value: "results move within a few ULPs: tolerances hold, bitwise tests break",
+}
+
+
+def plural(n: int, word: str) -> str:
+    """'1 case', '2 cases', '1 probe'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def ulp(value: Optional[float]) -> str:
+    return "" if value is None else ("inf" if value == float("inf") else f"{value:g}")
+
+
+def kind_words(kind: Optional[str], max_ulp: Optional[float] = None, fraction: Optional[float] = None) -> str:
+    """'numerical-drift, max 3 ULP (50% of sampled elements differ)'; drift only with ULP evidence."""
+    if kind is None:
+        return ""
+    if kind == OUTSIDE_SAMPLE:
+        return "differs outside the sampled elements"
+    if kind == Difference.NUMERICAL_DRIFT.value and max_ulp:
+        share = "" if fraction is None else f" ({fraction:.0%} of sampled elements differ)"
+        return f"{kind}, max {ulp(max_ulp)} ULP{share}"
+    return kind
+
+
+def how(f: Finding) -> str:
+    """A finding's difference in words."""
+    return kind_words(kind_of(f), f.max_ulp, f.fraction_differing)
+
+
+Located = Union[Finding, Nearest]
+
+
+def where(x: Located) -> str:
+    """Where in the stream the difference lies, from the block digests (empty when unknown).
+
+    A stream that agrees up to a block and differs in every block after it is a
+    desynchronisation from there on; otherwise 'k of N blocks differ, first near element i'.
+    """
+    k, n, first = x.blocks_differing, x.blocks, x.first_difference
+    if k is None or n is None:
+        return "" if first is None else f"first difference near element {first}"
+    if k == 0:
+        return f"all {n} blocks agree (the difference is outside the blocked output)"
+    if x.first_block is not None and x.first_block > 0 and k == n - x.first_block:
+        at = f"element {first}" if first is not None else f"block {x.first_block}"
+        return f"agrees up to {at}, differs in every block after it ({k} of {n} blocks)"
+    if k == n:
+        return f"every block differs ({n} block{'s' if n > 1 else ''})"
+    near = "" if first is None else f", first near element {first}"
+    return f"{k} of {n} blocks differ{near}"
+
+
+def divergence(d: Mapping[str, Any]) -> str:
+    """A trace's first divergent op: which op, whether it made the difference, how much, what followed."""
+    module = d.get("module")
+    place = "" if module is None else f" in {module or '(root)'}"
+    made = "inputs identical: this op computes differently" if d.get("inputs_identical") \
+        else "inputs differ: inherited from earlier"
+    kind = kind_words(d.get("difference"), d.get("max_ulp"))
+    if d.get("difference") == Difference.NUMERICAL_DRIFT.value and not d.get("max_ulp"):
+        kind = "differs outside the sampled elements"
+    later = ""
+    if d.get("ops") is not None and d.get("index") is not None and d["ops"] > d["index"] + 1:
+        later = f"; {d.get('ops_differing', '?')} of {d['ops'] - d['index'] - 1} later ops differ"
+    return f"first divergent op #{d.get('index')} {d.get('op')}{place} ({made}), {kind}{later}"
+
+
+#: 'varies with batch: 1, 2, 3' and 'cpu_model: AMD EPYC vs Intel(R) Xeon(R)': the summary's words.
+variant = varies_with
+axes_values = both_values
+
+
+def stream_where(f: Finding, s: Stream) -> str:
+    """The environment of a stream in the fields of the finding's best explanation (every
+    varying field when nothing explains the split; the rest is in --json)."""
+    best = set(f.axes[0].split("+")) if f.axes else set()
+    fields = {k: v for k, v in s.environment.items() if k in best} or s.environment
+    return ", ".join(f"{k}={'/'.join(v)}" for k, v in fields.items())
+
+
+def nearest(s: Stream) -> str:
+    """A new stream against the nearest stream the reference knows."""
+    n = s.nearest
+    if n is None:
+        return ""
+    parts = [f"nearest known stream {n.fingerprint[:12]}" + (f" ({n.reference})" if n.reference else "")]
+    kind = n.difference.value if n.difference else None
+    if kind == Difference.NUMERICAL_DRIFT.value and not n.max_ulp:
+        kind = OUTSIDE_SAMPLE
+    parts += [x for x in (kind_words(kind, n.max_ulp, n.fraction_differing), where(n)) if x]
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- per probe
+
+
+def counts(p: ProbeSummary) -> str:
+    """'8 of 48 divergent', 'all 4 divergent', '2 error, 1 divergent of 12', '4 unsupported'."""
+    unsupported = p.verdicts.get("unsupported", 0)
+    compared = p.cases - unsupported
+    shown = {v: n for v, n in p.verdicts.items() if v not in ("identical", "known", "unsupported")}
+    if not shown:
+        return ", ".join(f"{n} {v}" for v, n in p.verdicts.items())
+    words = ", ".join(f"{n} {v}" for v, n in shown.items())
+    if len(shown) > 1:
+        text = f"{words} of {compared}"
+    elif sum(shown.values()) == compared:
+        text = words if compared == 1 else f"all {words}"
+    else:
+        text = f"{sum(shown.values())} of {compared} {next(iter(shown))}"
+    return text + (f" (+{unsupported} unsupported)" if unsupported else "")
+
+
+def kinds(p: ProbeSummary) -> str:
+    """'numerical-drift (max 3 ULP)', or with counts when the changed cases differ in kind."""
+    out = []
+    for kind, n in p.difference.items():
+        words = kind if kind != OUTSIDE_SAMPLE else "outside the sample"
+        if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp:
+            words += f" (max {ulp(p.max_ulp)} ULP)"
+        out.append(words if len(p.difference) == 1 else f"{words} ×{n}")
+    return ", ".join(out)
+
+
+def which(p: ProbeSummary) -> str:
+    """Which cases changed: the parameter explanation, 'all cases', or the one or two cases named."""
+    if not p.changed or p.changed == p.cases - p.verdicts.get("unsupported", 0):
+        return ""  # nothing to explain, or the count says "all"
+    if p.params is not None:
+        return "where " + p.params.text
+    if p.named:
+        return "case " + "; ".join(p.named)
+    return "no parameter explains which"
+
+
+def expected(p: ProbeSummary) -> str:
+    if not p.expected:
+        return ""
+    return "expected" if p.expected == p.changed else f"{p.expected} expected"
+
