@@ -23,14 +23,8 @@ def compare_paths(paths: Sequence[str], cross_device: bool = False, memory_limit
     ``memory_limit`` (DuckDB's spelling, e.g. ``2GB``) bounds the query engine; beyond it
     the engine spills to a temporary folder.
     """
-    from audit.compare import analysis, fetch, grouping
+    from audit.compare import analysis, fetch
 
     with fetch.Source(paths, memory_limit) as source:
-        rows = source.rows()
-        grouped = grouping.group(rows, cross_device)
-        judged = list(analysis.judge(grouped))
-        wanted = analysis.needs(grouped, judged)
-        rows.details = source.details(wanted.picks)
-        rows.stream_runs = source.stream_runs(wanted.streams)
-        rows.unread = source.unread()
+        grouped, rows, judged = analysis.fetched(source, cross_device)
     return analysis.analyse(grouped, rows, cross_device, judged)

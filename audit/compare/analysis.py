@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from audit.compare import difference
 from audit.compare.attribution import attribute, natural_key, shown
@@ -28,7 +28,7 @@ from audit.compare.rows import (
     StreamKey,
     StreamWant,
 )
-from audit.compare.verdicts import Summary, summarise, verdict
+from audit.compare.verdicts import Summary, identity, summarise, values_list, verdict
 from audit.worker.records import Status
 
 
@@ -51,15 +51,18 @@ def judge(grouped: Grouped) -> Iterator[Judged]:
         yield Judged(case, summary, verdict(summary, bool(case.notes)))
 
 
-def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None) -> Needs:
-    """The rows to fetch: only for cases that are not identical (see audit.compare.rows)."""
+def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None, also: AbstractSet[str] = frozenset()) -> Needs:
+    """The rows to fetch: only for cases that are not identical (see audit.compare.rows), and
+    the streams of the cases named in ``also`` (baseline mode: cases with a new stream)."""
     picks: List[Pick] = []
     streams: List[StreamWant] = []
     for judged in judged_cases if judged_cases is not None else judge(grouped):
+        if judged.verdict == Verdict.IDENTICAL and judged.case.description["case_key"] in also:
+            picks.extend(representative(g) for g in _common_streams(judged.case.outcomes))
         if judged.verdict in (None, Verdict.IDENTICAL):
             continue
         ok = [o for o in judged.case.outcomes if o.status == Status.OK]
-        picks.extend(_representative(group) for group in _common_streams(ok))
+        picks.extend(representative(group) for group in _common_streams(ok))
         picks.extend(_failed(judged.case.outcomes))
         for key, outcomes in _by_stream_key(ok).items():
             if _known_runs(outcomes) is None:
@@ -67,6 +70,23 @@ def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None) -> Need
                                           tuple(sorted({o.env for o in outcomes})),
                                           min(o.first_run for o in outcomes), max(o.last_run for o in outcomes)))
     return Needs(picks, streams)
+
+
+def fetched(source: Any, cross_device: bool, also: Callable[[Grouped], AbstractSet[str]] = lambda g: frozenset()
+            ) -> Tuple[Grouped, Rows, List[Judged]]:
+    """Fetch first, then decide: the outcomes, then the few rows the judged cases show.
+
+    ``source`` is an open :class:`audit.compare.fetch.Source`; ``also`` names cases whose
+    streams are fetched although they are identical (see :func:`needs`).
+    """
+    rows = source.rows()
+    grouped = group(rows, cross_device)
+    judged = list(judge(grouped))
+    wanted = needs(grouped, judged, also(grouped))
+    rows.details = source.details(wanted.picks)
+    rows.stream_runs = source.stream_runs(wanted.streams)
+    rows.unread = source.unread()
+    return grouped, rows, judged
 
 
 def compare_rows(rows: Rows, cross_device: bool = False) -> Comparison:
@@ -86,7 +106,8 @@ def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
     for judged in judged_cases if judged_cases is not None else judge(grouped):
         case = judged.case
         if judged.verdict is None:
-            unsupported.append({**case.description, "runs": judged.summary.unsupported})
+            described = {k: v for k, v in case.description.items() if k not in ("kind", "invariance")}
+            unsupported.append({**described, "runs": judged.summary.unsupported})
             continue
         finding = Finding(**case.description, verdict=judged.verdict, runs=judged.summary.rows,
                           unsupported_runs=judged.summary.unsupported, notes=list(case.notes))
@@ -109,10 +130,14 @@ def _order(f: Finding) -> Tuple[Any, ...]:
 # --------------------------------------------------------------------------- rows to show
 
 
-def _by_fingerprint(ok: Sequence[Outcome]) -> Dict[Optional[str], List[Outcome]]:
-    out: Dict[Optional[str], List[Outcome]] = defaultdict(list)
+Identity = Tuple[Optional[str], Optional[bool], Optional[str]]
+
+
+def _by_identity(ok: Sequence[Outcome]) -> Dict[Identity, List[Outcome]]:
+    """The outcomes of each stream (fingerprint and invariance result, see verdicts.identity)."""
+    out: Dict[Identity, List[Outcome]] = defaultdict(list)
     for o in ok:
-        out[o.fingerprint].append(o)
+        out[identity(o)].append(o)
     return out
 
 
@@ -124,13 +149,13 @@ def _by_stream_key(ok: Sequence[Outcome]) -> Dict[StreamKey, List[Outcome]]:
 
 
 def _common_streams(ok: Sequence[Outcome]) -> List[List[Outcome]]:
-    """The outcomes of each stream, most common first (ties by fingerprint), at most MAX_DETAILED."""
-    streams = _by_fingerprint(ok)
-    order = sorted(streams, key=lambda fp: (-sum(o.rows for o in streams[fp]), fp or ""))
-    return [streams[fp] for fp in order[:MAX_DETAILED]]
+    """The outcomes of each stream, most common first (ties by identity), at most MAX_DETAILED."""
+    streams = _by_identity(ok)
+    order = sorted(streams, key=lambda i: (-sum(o.rows for o in streams[i]), str(i)))
+    return [streams[i] for i in order[:MAX_DETAILED]]
 
 
-def _representative(outcomes: Sequence[Outcome]) -> Pick:
+def representative(outcomes: Sequence[Outcome]) -> Pick:
     """The stream's row in the earliest run that produced it."""
     o = min(outcomes, key=lambda o: o.first_run)
     return Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint)
@@ -194,10 +219,13 @@ def _fill(finding: Finding, outcomes: List[Outcome], envs: _Envs, run_ids: List[
     ok = [o for o in outcomes if o.status == Status.OK]
     finding.streams = _streams(finding.verdict, ok, envs, run_ids, rows)
     if finding.verdict == Verdict.DIVERGENT:
-        pairs = sorted({(o.env, o.fingerprint or "") for o in ok})
-        found = attribute([envs[e] for e, _ in pairs], [fp for _, fp in pairs])
+        pairs = sorted({(o.env, str(identity(o))) for o in ok})
+        found = attribute([envs[e] for e, _ in pairs], [i for _, i in pairs])
         finding.axes, finding.explanation = found.axes, found.explanation
         _difference(finding, ok, rows.details)
+        _variance(finding, ok, rows.details, envs)
+    elif finding.verdict == Verdict.VARIANT:
+        _variance(finding, ok, rows.details, envs)
     elif finding.verdict == Verdict.NONDETERMINISTIC:
         finding.explanation = _nondeterminism(ok)
     elif finding.verdict == Verdict.ERROR:
@@ -205,6 +233,7 @@ def _fill(finding: Finding, outcomes: List[Outcome], envs: _Envs, run_ids: List[
         finding.messages = [d.message for d in details if d is not None and d.message]
         failed = sum(o.rows for o in outcomes if o.status in FAILED)
         finding.explanation = f"{failed} of {finding.runs} runs failed"
+        finding.failed_env_ids = sorted({o.env for o in outcomes if o.status in FAILED})
     elif finding.verdict == Verdict.INCOMPARABLE:
         finding.explanation = "the probe changed; no earlier run of this probe version to compare with"
     if finding.unsupported_runs:
@@ -215,40 +244,86 @@ def _streams(case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: Lis
              rows: Rows) -> List[Stream]:
     fields = envs.varying(frozenset(o.env for o in ok))
     streams = []
-    for fp, same in _by_fingerprint(ok).items():
+    for (fp, invariant, values), same in _by_identity(ok).items():
         exact = _stream_runs(same, rows) if case_verdict != Verdict.IDENTICAL else None
         runs = exact if exact is not None else [o.first_run for o in same]  # identical: one per environment
         ids = frozenset(o.env for o in same)
         environment = {f: envs.shown(ids, f) for f in fields}
-        detail = rows.details.get(_representative(same)) if case_verdict == Verdict.DIVERGENT else None
+        detail = rows.details.get(representative(same)) if case_verdict == Verdict.DIVERGENT else None
         streams.append(Stream(fp or "", sum(o.rows for o in same), sorted({run_ids[r] for r in runs})[:MAX_RUNS],
                               environment, detail.dtype if detail else None, detail.shape if detail else None,
-                              env_ids=sorted({o.env for o in same})))
-    streams.sort(key=lambda s: (-s.run_count, s.fingerprint))
+                              env_ids=sorted({o.env for o in same}), invariant=invariant,
+                              variant_values=values_list(values)))
+    streams.sort(key=lambda s: (-s.run_count, s.identity))
     return streams
 
 
 def _difference(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail]) -> None:
     """Measure every stream against the most common one, from one stored row of each."""
     common = _common_streams(ok)
-    reference = details.get(_representative(common[0]))
-    others = [d for d in (details.get(_representative(g)) for g in _by_fingerprint(ok).values()
+    reference = details.get(representative(common[0]))
+    others = [d for d in (details.get(representative(g)) for g in common[1:]
                           if g[0].fingerprint != common[0][0].fingerprint) if d]
     if reference is None or not others:
         return
-    kind, distance = difference.classify(reference, others)
-    finding.difference = kind
-    if distance is not None:
-        finding.max_ulp, finding.fraction_differing = distance
-        if distance[1] == 0:
-            finding.notes.append("the sampled elements agree bit for bit; the streams differ elsewhere")
+    results = [difference.between(reference, other) for other in others]
+    located = difference.combine([r for r, _ in results])
+    divergences = [d for _, d in results if d is not None]
+    if divergences:
+        finding.first_divergence = min(divergences, key=lambda d: d.index).as_dict()
+    if located is not None:
+        locate(finding, located)
+    if located is not None and located.kind is None and located.blocks is None:
+        finding.notes.append("the sampled elements agree bit for bit and the runs recorded no block digests: "
+                             "the streams differ outside the sample")
+
+
+def _by_invariance(ok: Sequence[Outcome]) -> List[List[Outcome]]:
+    """The outcomes grouped by invariance result (held, or which values broke it)."""
+    groups: Dict[Tuple[Optional[bool], Optional[str]], List[Outcome]] = defaultdict(list)
+    for o in ok:
+        groups[(o.invariant, o.variant_values)].append(o)
+    return [groups[k] for k in sorted(groups, key=str)]
+
+
+def locate(target: Any, located: difference.Located) -> None:
+    """Copy a measured difference onto a finding or a nearest stream (same field names)."""
+    target.difference = located.kind
+    target.max_ulp, target.fraction_differing = located.max_ulp, located.fraction
+    target.first_difference, target.first_block = located.first_difference, located.first_block
+    target.blocks_differing, target.blocks = located.blocks_differing, located.blocks
+
+
+def _variance(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail], envs: _Envs) -> None:
+    """An invariance case: which parameter, which values broke it, and where (if not everywhere)."""
+    broken = [o for o in ok if o.invariant is False]
+    if not broken:
+        return
+    detail = next((d for d in (details.get(representative(g)) for g in _common_streams(ok)) if d), None)
+    param = (detail.invariance if detail else None) or finding.invariance
+    finding.varies_with = param
+    finding.values = sorted({v for o in broken for v in values_list(o.variant_values)}, key=natural_key)
+    first = finding.case.get(param) if param else None
+    against = f" ({param}={json.dumps(first[0])} is the reference)" if isinstance(first, list) and first else ""
+    words = f"the result changes with {param}: {', '.join(finding.values)} differ{against}"
+    if finding.verdict == Verdict.VARIANT:
+        finding.explanation = words
+        return
+    axis = finding.axes[0].split("+")[0] if finding.axes else None
+    if axis is not None:
+        words = f"the result's dependence on {param} differs by {axis}: " + "; ".join(
+            f"{axis}={', '.join(envs.shown(frozenset(o.env for o in group), axis))}: "
+            + (f"{', '.join(values_list(group[0].variant_values))} differ" if group[0].invariant is False
+               else "invariant")
+            for group in _by_invariance(ok))
+    finding.notes.append(words)
 
 
 def _nondeterminism(ok: List[Outcome]) -> str:
     repeat = sum(o.rows for o in ok if o.repeat_false)
     by_env: Dict[int, set] = defaultdict(set)
     for o in ok:
-        by_env[o.env].add(o.fingerprint)
+        by_env[o.env].add(identity(o))
     split = [e for e, fps in by_env.items() if len(fps) > 1]
     parts = []
     if repeat:

@@ -93,3 +93,21 @@ def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields:
         words = ", ".join("/".join(shown(x) for x in v) for v in ordered)
         texts.append((tuple(natural_key(x) for x in ordered[0]), words))
     return " | ".join(text for _, text in sorted(texts))
+
+
+def differing_fields(mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
+    """The fields whose values differ between two groups of environments, best first:
+    field -> [these values, those values] (each joined by ", "); derived ids left out.
+
+    Baseline mode's "why": where this machine's run differs from the reference runs that
+    produced the nearest stream.
+    """
+    out: Dict[str, List[str]] = {}
+    for name in _RANK:
+        if name in DERIVED or not any(name in e for e in [*mine, *theirs]):
+            continue
+        a = sorted({shown(e.get(name)) for e in mine}, key=natural_key)
+        b = sorted({shown(e.get(name)) for e in theirs}, key=natural_key)
+        if a != b:
+            out[name] = [", ".join(a), ", ".join(b)]
+    return out

@@ -1,29 +1,53 @@
 """Baseline mode: does each case of the new runs reproduce a stream the reference knows?
 
 The nightly gate compares tonight's runs (NEW) with an accepted reference (REF).  A case
-of NEW is ``known`` when every fingerprint it produced was produced by some reference run
-of the same case and probe version, and the finding names which reference environments
+of NEW is ``known`` when every stream it produced was produced by some reference run of
+the same case and probe version, and the finding names which reference environments
 produced it; otherwise it is a ``new-stream`` (or ``new-case`` when the reference lacks the
 case or never ran it successfully, ``incomparable`` when it has it only under another probe
-version).  NEW's own errors and
-run-to-run nondeterminism are reported as such.
+version).  NEW's own errors and run-to-run nondeterminism are reported as such.
+
+A new stream also gets the how and the why: the reference stream nearest to it (least
+severe difference, then fewest ULP), the difference kind, ULPs and blocks against that
+stream, and the environment fields in which this run differs from the reference runs
+that produced it (``cpu_model: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor``).
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from audit.compare import compare_paths, fetch
-from audit.compare.attribution import attribute, natural_key, shown
-from audit.compare.grouping import Grouped, group
-from audit.compare.model import Comparison, Finding, Match, Verdict
+from audit.compare import analysis, difference, fetch
+from audit.compare.attribution import attribute, differing_fields, natural_key, shown
+from audit.compare.grouping import Case, Grouped, group
+from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
+from audit.compare.rows import Detail, Outcome, Pick
+from audit.compare.verdicts import stream_identity, values_list
 from audit.errors import UsageError
 from audit.store import location
 from audit.worker.records import Status
 
-RefStreams = Dict[Tuple[str, str], Dict[str, Set[int]]]  # (case_key, version) -> fingerprint -> env ids
+
+@dataclass(eq=False)  # hashed by identity: a key of the describe maps
+class Known:
+    """One stream the reference knows for a case: who produced it, and the row that stands for it."""
+
+    identity: str
+    outcomes: List[Outcome] = field(default_factory=list)
+
+    @property
+    def envs(self) -> Set[int]:
+        return {o.env for o in self.outcomes}
+
+    @property
+    def pick(self) -> Pick:
+        return analysis.representative(self.outcomes)
+
+
+RefStreams = Dict[Tuple[str, str], Dict[str, Known]]  # (case_key, version) -> stream identity -> Known
 
 
 def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device: bool = False,
@@ -36,19 +60,26 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
     for path in reference:
         if not location.is_url(location.check(path, "--baseline path")) and not os.path.exists(path):
             raise UsageError(f"--baseline {path!r} does not exist")
-    with fetch.Source(reference, memory_limit) as source:
-        ref_rows = source.rows()
-    if not ref_rows.runs:
-        why = "; ".join(f"{s.path}: {s.reason}" for s in ref_rows.skipped[:3]) or "no run files there"
-        raise UsageError(f"--baseline {', '.join(reference)} holds no readable run ({why})")
-    ref = group(ref_rows, cross_device)
-    comparison = compare_paths(new, cross_device, memory_limit)
-    streams, versions = reference_streams(ref)
+    with fetch.Source(reference, memory_limit) as ref_source, fetch.Source(new, memory_limit) as source:
+        ref_rows = ref_source.rows()
+        if not ref_rows.runs:
+            why = "; ".join(f"{s.path}: {s.reason}" for s in ref_rows.skipped[:3]) or "no run files there"
+            raise UsageError(f"--baseline {', '.join(reference)} holds no readable run ({why})")
+        ref = group(ref_rows, cross_device)
+        streams, versions = reference_streams(ref)
+        grouped, rows, judged = analysis.fetched(source, cross_device, lambda g: _with_new_streams(g, streams))
+        fresh = _with_new_streams(grouped, streams)
+        ref_details = ref_source.details(k.pick for key, known in streams.items() if key[0] in fresh
+                                         for k in known.values())
+    comparison = analysis.analyse(grouped, rows, cross_device, judged)
     if comparison.findings and not any(f.case_key in versions for f in comparison.findings):
         raise UsageError(f"--baseline {', '.join(reference)} shares no case with {', '.join(new)}; "
                          "is it the reference for these runs?")
+    cases = {c.description["case_key"]: c for c in grouped.cases}
+    judge = _Judge(streams, versions, ref.envs, grouped.envs, ref_details, rows.details)
     for finding in comparison.findings:
-        match_finding(finding, streams, versions, ref.envs)
+        judge.match(finding, cases.get(finding.case_key))
+    comparison.reference_envs = ref.envs
     comparison.skipped = list(ref_rows.skipped) + list(comparison.skipped)
     comparison.notes = list(ref_rows.notes) + list(comparison.notes)
     comparison.baseline = f"{ref_rows.row_count} rows in {len(ref_rows.runs)} reference runs ({', '.join(reference)})"
@@ -56,55 +87,143 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
 
 
 def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
-    """Every ok fingerprint of the reference per case and version, with its environments."""
-    streams: RefStreams = defaultdict(lambda: defaultdict(set))
+    """Every ok stream of the reference per case and version, with its outcomes."""
+    streams: RefStreams = defaultdict(dict)
     versions: Dict[str, Set[str]] = defaultdict(set)
     for case in ref.cases:
         key, version = case.description["case_key"], case.description["probe_version"]
         versions[key].add(version)
         for o in case.outcomes:
             if o.status == Status.OK:
-                streams[(key, version)][o.fingerprint or ""].add(o.env)
+                ident = stream_identity(o)
+                streams[(key, version)].setdefault(ident, Known(ident)).outcomes.append(o)
     return streams, versions
 
 
-def match_finding(f: Finding, streams: RefStreams, versions: Dict[str, Set[str]],
-                  ref_envs: List[Dict[str, Any]]) -> None:
-    """Set ``f.match`` and, per stream, whether and where the reference produced it."""
-    known = streams.get((f.case_key, f.probe_version), {})
-    for stream in f.streams:
-        stream.known = stream.fingerprint in known
-        if stream.known:
-            stream.reference = describe(known, stream.fingerprint, ref_envs)
-    if f.verdict == Verdict.ERROR:
-        f.match = Match.ERROR
-    elif f.verdict == Verdict.NONDETERMINISTIC:
-        f.match = Match.NONDETERMINISTIC
-    elif f.case_key not in versions:
-        f.match = Match.NEW_CASE
-    elif not known and f.probe_version in versions[f.case_key]:
-        f.match = Match.NEW_CASE  # same probe, but no reference run could run it
-        f.notes.append("the reference has this case only as unsupported or failed runs: no stream to match")
-    elif not known:
-        f.match = Match.INCOMPARABLE
-        f.notes.append(f"the reference has this case only as probe version "
-                       f"{', '.join(sorted(versions[f.case_key]))}")
+def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:
+    """Case keys with an ok stream the reference does not know (but some stream it does)."""
+    out = set()
+    for case in grouped.cases:
+        known = streams.get((case.description["case_key"], case.description["probe_version"]))
+        if known and any(stream_identity(o) not in known for o in case.outcomes if o.status == Status.OK):
+            out.add(case.description["case_key"])
+    return out
+
+
+class _Judge:
+    """Matches findings against the reference, with everything the how and the why need."""
+
+    def __init__(self, streams: RefStreams, versions: Dict[str, Set[str]], ref_envs: List[Dict[str, Any]],
+                 envs: List[Dict[str, Any]], ref_details: Dict[Pick, Detail], details: Dict[Pick, Detail]) -> None:
+        self.streams, self.versions = streams, versions
+        self.ref_envs, self.envs = ref_envs, envs
+        self.ref_details, self.details = ref_details, details
+
+    def match(self, f: Finding, case: Optional[Case]) -> None:
+        """Set ``f.match``, which streams the reference knows, and for new ones the nearest."""
+        known = self.streams.get((f.case_key, f.probe_version), {})
+        by_env = {k: k.envs for k in known.values()}
+        for stream in f.streams:
+            stream.known = stream.identity in known
+            if stream.known:
+                stream.reference = describe(by_env, known[stream.identity], self.ref_envs)
+        f.reference_streams = [self._reference_stream(k) for k in known.values()]
+        f.match = self._match(f, known)
+        if f.match == Match.NEW_STREAM and case is not None:
+            self._how_and_why(f, case, known)
+
+    def _match(self, f: Finding, known: Dict[str, Known]) -> Match:
+        if f.verdict == Verdict.ERROR:
+            return Match.ERROR
+        if f.verdict == Verdict.NONDETERMINISTIC:
+            return Match.NONDETERMINISTIC
+        if f.case_key not in self.versions:
+            return Match.NEW_CASE
+        if not known and f.probe_version in self.versions[f.case_key]:
+            f.notes.append("the reference has this case only as unsupported or failed runs: no stream to match")
+            return Match.NEW_CASE  # same probe, but no reference run could run it
+        if not known:
+            f.notes.append(f"the reference has this case only as probe version "
+                           f"{', '.join(sorted(self.versions[f.case_key]))}")
+            return Match.INCOMPARABLE
+        return Match.KNOWN if all(s.known for s in f.streams) else Match.NEW_STREAM
+
+    def _reference_stream(self, k: Known) -> Stream:
+        o = k.outcomes[0]
+        return Stream(o.fingerprint or "", sum(x.rows for x in k.outcomes), [], {}, env_ids=sorted(k.envs),
+                      invariant=o.invariant, variant_values=values_list(o.variant_values))
+
+    def _how_and_why(self, f: Finding, case: Case, known: Dict[str, Known]) -> None:
+        """Each new stream against its nearest known stream; the finding takes the worst."""
+        by_env = {k: k.envs for k in known.values()}
+        candidates = [(k, d) for k in known.values() if (d := self.ref_details.get(k.pick)) is not None]
+        worst: Optional[Tuple[difference.Located, Stream, Any]] = None
+        for stream in (s for s in f.streams if not s.known):
+            detail = self._detail_of(case, stream)
+            at = difference.nearest(detail, [d for _, d in candidates]) if detail is not None else None
+            if detail is None or at is None:
+                continue
+            k, ref_detail = candidates[at]
+            located, divergence = difference.between(ref_detail, detail)
+            stream.nearest = Nearest(k.outcomes[0].fingerprint or "", describe(by_env, k, self.ref_envs),
+                                     env_ids=sorted(k.envs))
+            analysis.locate(stream.nearest, located)
+            if worst is None or located.severity < worst[0].severity:
+                worst = (located, stream, divergence)
+        if worst is None:
+            f.explanation = self._known_words(known)
+            return
+        located, stream, divergence = worst
+        analysis.locate(f, located)
+        if divergence is not None:
+            f.first_divergence = divergence.as_dict()
+        assert stream.nearest is not None
+        mine = [self.envs[e] for e in stream.env_ids]
+        theirs = [self.ref_envs[e] for e in stream.nearest.env_ids]
+        f.axes_values = differing_fields(mine, theirs)
+        f.axes = list(f.axes_values)
+        f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams))
+
+    def _detail_of(self, case: Case, stream: Stream) -> Optional[Detail]:
+        outcomes = [o for o in case.outcomes if o.status == Status.OK and stream_identity(o) == stream.identity]
+        return self.details.get(analysis.representative(outcomes)) if outcomes else None
+
+    def _known_words(self, known: Dict[str, Known]) -> str:
+        by_env = {k: k.envs for k in known.values()}
+        return "new stream; the reference knows " + " | ".join(describe(by_env, k, self.ref_envs)
+                                                                for k in known.values())
+
+
+def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
+    """'new stream: numerical-drift 1 ULP from the reference's cpu_capability=AVX512 stream;
+    differs in cpu_model: AMD EPYC vs Intel(R) Xeon(R)'."""
+    how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
+    if nearest.max_ulp:
+        how += f" {nearest.max_ulp:g} ULP"
+    if nearest.blocks_differing is not None and nearest.blocks:
+        how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
+    ref = nearest.reference if nearest.reference.startswith("the reference") else \
+        f"the reference's {nearest.reference} stream"
+    words = f"{'new stream' if new == 1 else f'{new} new streams'}: {how} from {ref}"
+    fields = list(axes_values.items())[:3]
+    if fields:
+        words += "; differs in " + "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
+        if len(axes_values) > 3:
+            words += f" (+{len(axes_values) - 3} more fields)"
     else:
-        f.match = Match.KNOWN if all(s.known for s in f.streams) else Match.NEW_STREAM
-    if f.match == Match.NEW_STREAM:
-        f.explanation = (f"{sum(not s.known for s in f.streams)} new stream(s); the reference knows "
-                         + " | ".join(describe(known, fp, ref_envs) for fp in known))
+        words += "; no environment field differs from those reference runs"
+    return words
 
 
-def describe(known: Dict[str, Set[int]], fingerprint: str, envs: List[Dict[str, Any]]) -> str:
-    """Which reference environments produced ``fingerprint``, in terms of the field that splits them."""
+def describe(known: Dict[Known, Set[int]], stream: Known, envs: List[Dict[str, Any]]) -> str:
+    """Which reference environments produced ``stream``, in terms of the field that splits them."""
     if len(known) == 1:
-        n = len(known[fingerprint])
+        n = len(known[stream])
         return f"the reference's only stream ({n} environment{'s' if n > 1 else ''})"
-    pairs = sorted((env, fp) for fp, ids in known.items() for env in ids)
-    found = attribute([envs[e] for e, _ in pairs], [fp for _, fp in pairs])
+    pairs = sorted((env, k.identity) for k, ids in known.items() for env in ids)
+    found = attribute([envs[e] for e, _ in pairs], [i for _, i in pairs])
     if not found.axes:
-        return f"{fingerprint[:12]} ({len(known[fingerprint])} reference environments)"
+        return f"{stream.identity[:12]} ({len(known[stream])} reference environments)"
     fields = found.axes[0].split("+")
-    values = sorted({"/".join(shown(envs[e].get(x)) for x in fields) for e in known[fingerprint]}, key=natural_key)
+    values = sorted({"/".join(shown(envs[e].get(x)) for x in fields) for e in known[stream]}, key=natural_key)
     return f"{'+'.join(fields)}={', '.join(values)}"

@@ -29,7 +29,7 @@ from audit.worker.records import Status
 
 OUTCOME_COLUMNS = ("case_key", "probe_version", "status", "fingerprint", "repeat_identical", "invariant",
                    "variant_values")
-CASE_COLUMNS = ("case_key", "probe_version", "probe", "probe_key", "device", "params")
+CASE_COLUMNS = ("case_key", "probe_version", "probe", "probe_key", "device", "params", "kind", "invariance")
 
 _OUTCOMES = """
 SELECT case_key, probe_version, env, status, fingerprint, coalesce(NOT repeat_identical, false) AS repeat_false,
@@ -80,7 +80,8 @@ class Source:
                 first[key] = min(first.get(key, o.first_run), o.first_run)
         wanted: Columns = {"run": ("INTEGER", list(first.values())), "case_key": ("VARCHAR", [k for k, _ in first]),
                   "probe_version": ("VARCHAR", [v for _, v in first])}
-        sql = ("SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), min(params) "
+        sql = ("SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), min(params), "
+               "min(kind), min(invariance) "
                "FROM ({}) AS r JOIN audit_wanted AS w ON r.run = w.run AND r.case_key = w.case_key "
                "AND r.probe_version IS NOT DISTINCT FROM w.probe_version GROUP BY ALL")
         got = self.engine.query(sql.format, CASE_COLUMNS, runs=set(first.values()), tables={"audit_wanted": wanted})

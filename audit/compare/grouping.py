@@ -77,7 +77,8 @@ def _description(key: str, version: str, row: Optional[CaseRow]) -> Dict[str, An
     if not isinstance(case, dict):
         case = {"params": row.params}
     return {"probe": shown(row.probe), "probe_key": shown(row.probe_key), "case_key": shown(key), "case": case,
-            "device": shown(row.device), "probe_version": shown(version)}
+            "device": shown(row.device), "probe_version": shown(version), "kind": row.kind,
+            "invariance": row.invariance}
 
 
 def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], rows: Rows) -> Grouped:

@@ -89,7 +89,8 @@ class Nearest:
 
 @dataclass
 class Stream:
-    """One distinct fingerprint of a case and who produced it."""
+    """One distinct result of a case (a fingerprint, with the invariance result of an
+    invariance case) and who produced it."""
 
     fingerprint: str
     run_count: int
@@ -101,6 +102,20 @@ class Stream:
     reference: Optional[str] = None  # baseline mode: which reference environments produced it
     env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.envs (not reported)
     nearest: Optional[Nearest] = None  # baseline mode, a new stream: the closest stream the reference knows
+    invariant: Optional[bool] = None  # invariance cases: whether the invariance held in this stream's runs
+    variant_values: List[str] = field(default_factory=list)  # invariance cases: the values that broke it
+
+    @property
+    def identity(self) -> str:
+        return identity_of(self.fingerprint, self.invariant, self.variant_values)
+
+
+def identity_of(fingerprint: str, invariant: Optional[bool], variant_values: List[str]) -> str:
+    """What tells two streams apart: the fingerprint, and for invariance cases whether the
+    invariance held and which values broke it."""
+    if invariant is None:
+        return fingerprint
+    return f"{fingerprint}|{invariant}|{','.join(variant_values)}"
 
 
 @dataclass
@@ -151,7 +166,7 @@ class Finding:
             return False
         if self.match is not None:
             return self.match in (Match.NEW_STREAM, Match.ERROR, Match.NONDETERMINISTIC)
-        return self.verdict in (Verdict.ERROR, Verdict.NONDETERMINISTIC, Verdict.DIVERGENT)
+        return self.verdict in (Verdict.ERROR, Verdict.NONDETERMINISTIC, Verdict.DIVERGENT, Verdict.VARIANT)
 
 
 @dataclass

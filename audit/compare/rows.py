@@ -61,6 +61,8 @@ class CaseRow(NamedTuple):
     probe_key: Optional[str]
     device: Optional[str]
     params: Optional[str]  # canonical JSON
+    kind: Optional[str] = None  # generator, op or trace
+    invariance: Optional[str] = None  # invariance cases: the parameter that must not change the result
 
 
 class Pick(NamedTuple):

@@ -93,14 +93,23 @@ def differs(f: Finding) -> bool:
 def kind_of(f: Finding) -> Optional[str]:
     """The difference kind a report shows: the core's, except that drift needs ULP evidence.
 
-    A case the core calls drift while its sampled elements agree (0 ULP, or none measured)
-    differs somewhere the sample did not look: :data:`OUTSIDE_SAMPLE`, never "drift".
+    A case the core calls drift while its sampled elements agree (0 ULP, or none measured),
+    or whose streams differ while the core could not say how (the samples agree and most
+    blocks differ, or no blocks were recorded), differs somewhere the sample did not look:
+    :data:`OUTSIDE_SAMPLE`, never "drift".
     """
     if f.difference is None:
-        return None
+        return OUTSIDE_SAMPLE if _fingerprints_differ(f) else None
     if f.difference == Difference.NUMERICAL_DRIFT and not f.max_ulp:
         return OUTSIDE_SAMPLE
     return f.difference.value
+
+
+def _fingerprints_differ(f: Finding) -> bool:
+    """Whether the finding is about different outputs (not only about an invariance result)."""
+    if f.match == Match.NEW_STREAM:
+        return any(s.nearest is not None and s.nearest.fingerprint != s.fingerprint for s in f.streams)
+    return f.verdict == Verdict.DIVERGENT and len({s.fingerprint for s in f.streams}) > 1
 
 
 # --------------------------------------------------------------------------- case parameters
@@ -385,7 +394,12 @@ def _kind_index(k: str) -> int:
 
 
 def _why(changed: Sequence[Finding]) -> str:
-    """The explanation the changed cases share, in words ("" when they do not share one)."""
+    """The explanation the changed cases share, in words ("" when they do not share one),
+    and for traces the first divergent op they share."""
+    return "; ".join(x for x in (_shared_reason(changed), _shared_divergence(changed)) if x)
+
+
+def _shared_reason(changed: Sequence[Finding]) -> str:
     texts = {_reason(f) for f in changed}
     if len(texts) == 1:
         return texts.pop()
@@ -393,6 +407,15 @@ def _why(changed: Sequence[Finding]) -> str:
     if axes and sum(axes.values()) == len(changed):
         return "split by " + ", ".join(a if len(axes) == 1 else f"{a} ({n})" for a, n in axes.most_common())
     return ""
+
+
+def _shared_divergence(changed: Sequence[Finding]) -> str:
+    """'first divergent op #36 aten.native_layer_norm_backward.default' when every trace agrees on it."""
+    ops = {(d.get("index"), d.get("op")) for d in (f.first_divergence for f in changed) if d}
+    if len(ops) != 1 or any(not f.first_divergence for f in changed):
+        return ""
+    index, op = ops.pop()
+    return f"first divergent op #{index} {op}"
 
 
 def both_values(values: Dict[str, List[str]]) -> str:

@@ -164,7 +164,7 @@ def _classify_output(ox: Mapping[str, Any], oy: Mapping[str, Any]) -> Tuple[Diff
     if measured is None:  # integers, booleans, no sample (uninitialised on one side)
         return Difference.STREAM_CHANGE, None
     max_ulp, fraction = measured
-    if max_ulp == 0 and fraction == 0:  # the samples agree: the difference is elsewhere
+    if max_ulp == 0:  # the samples agree (or differ only at zero distance): no drift to measure
         return Difference.SPARSE, None
     if ulp.is_drift(max_ulp, dtype):
         return Difference.NUMERICAL_DRIFT, max_ulp

@@ -66,11 +66,11 @@ class Upgrade:
 
 
 def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, Set[str]]:
-    """Field value -> the fingerprints produced under it."""
+    """Field value -> the streams produced under it (fingerprint and invariance result)."""
     out: Dict[str, Set[str]] = defaultdict(set)
     for stream in f.streams:
         for e in stream.env_ids:
-            out[shown(envs[e].get(name))].add(stream.fingerprint)
+            out[shown(envs[e].get(name))].add(stream.identity)
     return out
 
 
@@ -89,7 +89,7 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
         if f.verdict == Verdict.NONDETERMINISTIC:
             view.nondeterministic.append(f)
             continue
-        if f.verdict not in (Verdict.DIVERGENT, Verdict.IDENTICAL):
+        if f.verdict not in (Verdict.DIVERGENT, Verdict.VARIANT, Verdict.IDENTICAL):
             continue
         by_value = _values_of(f, name, envs)
         for before, after in view.steps:

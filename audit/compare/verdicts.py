@@ -7,10 +7,11 @@ few thousand outcomes they collapse to.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from typing import Dict, List, NamedTuple, Optional, Set
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
-from audit.compare.model import Verdict
+from audit.compare.model import Verdict, identity_of
 from audit.compare.rows import FAILED, Outcome
 from audit.worker.records import Status
 
@@ -22,25 +23,52 @@ class Summary(NamedTuple):
     rows: int  # rows of the compared version, every status
     unsupported: int  # rows recorded unsupported
     ok_rows: int
-    streams: int  # distinct fingerprints among ok rows
+    streams: int  # distinct streams among ok rows (fingerprint and invariance result)
     repeat_false: bool  # some ok run disagreed with itself
-    same_env_split: bool  # two runs of one environment got different fingerprints
+    same_env_split: bool  # two runs of one environment got different streams
+    variant: bool  # an invariance case whose ok runs all found the invariance broken
+
+
+def identity(o: Outcome) -> Tuple[Optional[str], Optional[bool], Optional[str]]:
+    """What makes two ok outcomes the same stream: the fingerprint, and for an invariance case
+    whether the invariance held and which values broke it (an invariance that holds in one
+    environment and breaks in another is a split like any other)."""
+    return o.fingerprint, o.invariant, o.variant_values
+
+
+def values_list(variant_values: Optional[str]) -> List[str]:
+    """The stored JSON list of the values that broke an invariance, as strings."""
+    if not variant_values:
+        return []
+    try:
+        values = json.loads(variant_values)
+    except ValueError:
+        return [variant_values]
+    if not isinstance(values, list):
+        return [str(values)]
+    return [v if isinstance(v, str) else json.dumps(v) for v in values]
+
+
+def stream_identity(o: Outcome) -> str:
+    """:func:`identity` as a stream shows it (:meth:`audit.compare.model.Stream.identity`)."""
+    return identity_of(o.fingerprint or "", o.invariant, values_list(o.variant_values))
 
 
 def summarise(outcomes: List[Outcome]) -> Summary:
     """The :class:`Summary` of one case's outcomes."""
     ok = [o for o in outcomes if o.status == Status.OK]
-    by_env: Dict[int, Set[Optional[str]]] = defaultdict(set)
+    by_env: Dict[int, Set[Tuple[Optional[str], Optional[bool], Optional[str]]]] = defaultdict(set)
     for o in ok:
-        by_env[o.env].add(o.fingerprint)
+        by_env[o.env].add(identity(o))
     return Summary(
         failed=any(o.status in FAILED for o in outcomes),
         rows=sum(o.rows for o in outcomes),
         unsupported=sum(o.rows for o in outcomes if o.status == Status.UNSUPPORTED),
         ok_rows=sum(o.rows for o in ok),
-        streams=len({o.fingerprint for o in ok}),
+        streams=len({identity(o) for o in ok}),
         repeat_false=any(o.repeat_false for o in ok),
         same_env_split=any(len(fps) > 1 for fps in by_env.values()),
+        variant=bool(ok) and all(o.invariant is False for o in ok),
     )
 
 
@@ -53,6 +81,7 @@ def verdict(summary: Summary, stale: bool) -> Optional[Verdict]:
         (Verdict.ERROR, summary.failed),
         (Verdict.NONDETERMINISTIC, summary.repeat_false or summary.same_env_split),
         (Verdict.DIVERGENT, summary.streams > 1),
+        (Verdict.VARIANT, summary.variant),
         # tested before identical: a single run of a changed probe agrees with nothing
         (Verdict.INCOMPARABLE, summary.ok_rows == 1 and stale),
         (Verdict.IDENTICAL, summary.streams == 1),

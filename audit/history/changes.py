@@ -3,7 +3,7 @@
 A :class:`Snapshot` is one run file reduced to what a change needs (one row per case); its
 :func:`tokens` are what the search compares; a :class:`Change` is one case that changed
 between two releases, with the difference kind from compare's own classification
-(:func:`audit.compare.difference.classify_pair`) so a stream change or a numerical drift
+(:func:`audit.compare.difference.between`) so a stream change or a numerical drift
 means the same here as in ``compare``.  Reading uses pyarrow only (no pandas), which keeps
 ``advise`` well under a second.
 """
@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from audit.compare.difference import classify_pair
+from audit.compare.difference import between
 from audit.compare.model import Difference
 from audit.compare.rows import DETAIL_COLUMNS, Detail
 from audit.history.search import Token, Transition
@@ -146,10 +146,9 @@ def describe(transition: Transition, before: Row, after: Row) -> Change:
                   first_changed=transition.first_changed, previous=transition.previous)
     if not (before.status == after.status == "ok" and before.repeatable and after.repeatable):
         return Change(**common, difference=None, status=f"{_state(before)} -> {_state(after)}")
-    kind, distance = classify_pair(before.detail, after.detail)
-    if kind == Difference.NUMERICAL_DRIFT and distance is not None and distance[0] == 0:
-        kind = Difference.SPARSE  # the sampled elements agree: the difference lies elsewhere
-    return Change(**common, difference=kind, max_ulp=distance[0] if distance else None)
+    located, _ = between(before.detail, after.detail)
+    # a kind the runs cannot tell (no block digests) is still different numbers: a new stream
+    return Change(**common, difference=located.kind or Difference.STREAM_CHANGE, max_ulp=located.max_ulp)
 
 
 def _state(row: Row) -> str:

@@ -56,6 +56,8 @@ def stream_json(s: Stream) -> Dict[str, Any]:
         out.update(known=s.known, reference=s.reference)
     if s.nearest is not None:
         out["nearest"] = nearest_json(s.nearest)
+    if s.invariant is not None:
+        out.update(invariant=s.invariant, variant_values=s.variant_values)
     return out
 
 

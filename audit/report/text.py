@@ -113,7 +113,9 @@ def finding_lines(f: Finding) -> List[str]:
     for s in f.streams if f.verdict != Verdict.NONDETERMINISTIC else f.streams[:3]:
         where = phrases.stream_where(f, s)
         known = "" if s.known is None else ("  known: " + (s.reference or "") if s.known else "  NEW")
-        out.append(f"    {s.fingerprint[:12]}  {s.run_count:>5} run(s)  {where}{known}")
+        variance = "" if s.invariant is None else (
+            "  invariant" if s.invariant else f"  {f.varies_with or 'varies'}: {', '.join(s.variant_values)} differ")
+        out.append(f"    {s.fingerprint[:12]}  {s.run_count:>5} run(s)  {where}{variance}{known}")
         if s.nearest is not None:
             out.append(f"        {phrases.nearest(s)}")
     out += [f"    error: {m.splitlines()[0][:160] if m else ''}" for m in f.messages]

@@ -1,0 +1,216 @@
+"""What compare says about a difference: where in the stream, how (drift only with ULP
+evidence, sparse, desync), invariance (the variant verdict and its splits), the first
+divergent op of a trace, and in baseline mode the nearest known stream and why.
+
+The pure parts are driven with rows built in memory; baseline mode goes through run files.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from audit.compare import Difference, Match, Verdict, difference
+from audit.compare.analysis import compare_rows
+from audit.compare.baseline import compare_baseline
+from audit.compare.rows import CaseRow, Detail, Outcome, Pick, Rows, RunInfo
+from audit.compare.summary import kind_of, summarise
+from audit.worker.records import Status
+from tests.compare_helpers import BASE_ENV, f32_sample, make_run, record, write
+
+BLOCK = 16384  # float32 elements per 64 KiB block
+
+
+def _blocks(*digests: int) -> bytes:
+    return b"".join(struct.pack("<Q", d) for d in digests)
+
+
+def _detail(sample: str, blocks: Optional[bytes], *, trace: Any = None, invariance: Optional[str] = None,
+            dtype: str = "float32", shape: str = "[65536]") -> Detail:
+    return Detail(dtype, shape, sample, blocks, BLOCK if blocks is not None else None, None, trace, invariance,
+                  None, None)
+
+
+SAME = f32_sample([1.0, 2.0, 3.0, 4.0])
+DRIFT = f32_sample([1.0, 2.0000002, 3.0, 4.0])  # one element 1 ULP away
+OTHER = f32_sample([9.0, -2.0, 0.5, 7.0])  # unrelated values
+
+
+# --------------------------------------------------------------------------- where and how
+
+
+def test_sampled_drift_is_drift_and_the_blocks_say_where() -> None:
+    got = difference.classify_pair(_detail(SAME, _blocks(1, 2, 3, 4)), _detail(DRIFT, _blocks(1, 2, 9, 4)))
+    assert (got.kind, got.max_ulp) == (Difference.NUMERICAL_DRIFT, 1.0)
+    assert (got.first_block, got.first_difference, got.blocks_differing, got.blocks) == (2, 2 * BLOCK, 1, 4)
+
+
+def test_agreeing_samples_with_differing_blocks_are_sparse_never_drift() -> None:
+    got = difference.classify_pair(_detail(SAME, _blocks(1, 2, 3, 4)), _detail(SAME, _blocks(1, 7, 3, 4)))
+    assert got.kind == Difference.SPARSE and got.max_ulp is None
+    assert (got.first_difference, got.blocks_differing, got.blocks) == (BLOCK, 1, 4)
+
+
+def test_agreeing_samples_without_blocks_claim_nothing() -> None:
+    """Files of schema 2 have no block digests: no kind rather than a guess."""
+    got = difference.classify_pair(_detail(SAME, None), _detail(SAME, None))
+    assert got.kind is None and got.blocks is None
+
+
+def test_a_stream_that_parts_after_a_block_is_a_change_from_there_on() -> None:
+    got = difference.classify_pair(_detail(SAME, _blocks(1, 2, 3, 4)), _detail(OTHER, _blocks(1, 5, 6, 7)))
+    assert got.kind == Difference.STREAM_CHANGE
+    assert (got.first_block, got.blocks_differing, got.blocks) == (1, 3, 4)  # every block from 1 on: a desync
+
+
+def test_integers_that_differ_are_a_new_stream_and_shapes_are_structural() -> None:
+    ints = struct.pack("<4q", 1, 2, 3, 4).hex(), struct.pack("<4q", 1, 2, 3, 5).hex()
+    got = difference.classify_pair(_detail(ints[0], _blocks(1), dtype="int64"), _detail(ints[1], _blocks(2),
+                                                                                         dtype="int64"))
+    assert got.kind == Difference.STREAM_CHANGE
+    assert difference.classify_pair(_detail(SAME, None), _detail(SAME, None, shape="[3]")).kind == \
+        Difference.STRUCTURAL
+
+
+def test_the_nearest_known_stream_is_the_least_different() -> None:
+    new = _detail(DRIFT, _blocks(1, 2))
+    known = [_detail(OTHER, _blocks(8, 9)), _detail(SAME, _blocks(1, 3)), _detail(SAME, _blocks(5, 6),
+                                                                                   shape="[2]")]
+    assert difference.nearest(new, known) == 1
+
+
+# --------------------------------------------------------------------------- verdicts from rows
+
+
+def _outcome(key: str, env: int, fp: str, run: int, invariant: Optional[bool] = None,
+             values: Optional[List[Any]] = None) -> Outcome:
+    return Outcome(key, "v1", env, Status.OK, fp, False, invariant, None if values is None else json.dumps(values),
+                   1, run, run)
+
+
+def _rows(outcomes: List[Outcome], details: Dict[Pick, Detail], envs: Optional[List[Dict[str, Any]]] = None,
+          kind: str = "op", invariance: Optional[str] = None) -> Rows:
+    envs = envs or [dict(BASE_ENV), {**BASE_ENV, "num_threads": "1"}]
+    params = json.dumps({"batch": [32, 1, 2, 3], "seed": 0}) if invariance else '{"seed":0}'
+    cases = {(o.case_key, "v1"): CaseRow(o.case_key, o.case_key, "cpu", params, kind, invariance) for o in outcomes}
+    return Rows([RunInfo(f"run{i}", None) for i in range(4)], envs, outcomes, cases, details=details)
+
+
+def _pick(o: Outcome) -> Pick:
+    return Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint)
+
+
+def test_an_invariance_broken_the_same_way_everywhere_is_variant() -> None:
+    outcomes = [_outcome("m", 0, "x", 0, False, [1, 2]), _outcome("m", 1, "x", 1, False, [1, 2])]
+    details = {_pick(o): _detail(SAME, _blocks(1), invariance="batch") for o in outcomes}
+    c = compare_rows(_rows(outcomes, details, invariance="batch"))
+    (f,) = c.findings
+    assert (f.verdict, f.varies_with, f.values) == (Verdict.VARIANT, "batch", ["1", "2"])
+    assert f.unexpected and c.exit_code() == 1
+    assert "batch=32 is the reference" in f.explanation
+
+
+def test_an_invariance_that_holds_in_one_environment_only_is_a_split_by_environment() -> None:
+    outcomes = [_outcome("m", 0, "x", 0, False, [1]), _outcome("m", 1, "x", 1, True, None)]
+    details = {_pick(o): _detail(SAME, _blocks(1), invariance="batch") for o in outcomes}
+    (f,) = compare_rows(_rows(outcomes, details, invariance="batch")).findings
+    assert f.verdict == Verdict.DIVERGENT and f.axes[0] == "num_threads"
+    assert f.varies_with == "batch" and f.values == ["1"]
+    assert f.difference is None and kind_of(f) is None  # the outputs themselves agree
+    assert {(s.invariant, tuple(s.variant_values)) for s in f.streams} == {(False, ("1",)), (True, ())}
+    assert any("num_threads=1: invariant" in n for n in f.notes)
+
+
+def test_invariant_cases_are_identical() -> None:
+    outcomes = [_outcome("m", 0, "x", 0, True), _outcome("m", 1, "x", 1, True)]
+    (f,) = compare_rows(_rows(outcomes, {}, invariance="batch")).findings
+    assert f.verdict == Verdict.IDENTICAL and f.kind == "op" and f.invariance == "batch"
+
+
+def _op(index: int, op: str, fp: str, sample: str, inputs: List[str]) -> Dict[str, Any]:
+    return {"index": index, "op": op, "module": "1", "inputs": inputs,
+            "outputs": [{"fingerprint": fp, "dtype": "float32", "shape": "[4]", "sample": sample}]}
+
+
+def test_a_divergent_trace_names_its_first_divergent_op() -> None:
+    a = [_op(0, "aten.mm.default", "a0", SAME, ["w"]), _op(1, "aten.native_layer_norm.default", "a1", SAME, ["#0.0"]),
+         _op(2, "aten.relu.default", "a2", SAME, ["#1.0"])]
+    b = [a[0], _op(1, "aten.native_layer_norm.default", "b1", DRIFT, ["#0.0"]),
+         _op(2, "aten.relu.default", "b2", DRIFT, ["#1.0"])]
+    outcomes = [_outcome("t", 0, "x", 0), _outcome("t", 1, "y", 1)]
+    details = {_pick(outcomes[0]): _detail(SAME, None, trace=a), _pick(outcomes[1]): _detail(SAME, None, trace=b)}
+    (f,) = compare_rows(_rows(outcomes, details, kind="trace")).findings
+    assert f.verdict == Verdict.DIVERGENT and f.kind == "trace"
+    d = f.first_divergence
+    assert d is not None and (d["index"], d["op"], d["inputs_identical"], d["difference"], d["max_ulp"]) == \
+        (1, "aten.native_layer_norm.default", True, "numerical-drift", 1.0)
+    assert (d["ops_differing"], d["ops"]) == (1, 3)
+    assert f.difference == Difference.NUMERICAL_DRIFT
+    (line,) = summarise_lines([f])
+    assert "first divergent op #1 aten.native_layer_norm.default" in line
+
+
+def summarise_lines(findings: List[Any]) -> List[str]:
+    from audit.compare.model import Comparison
+    from audit.report.text import probe_line
+
+    return [probe_line(p) for p in summarise(Comparison(findings, [], 0, 2, [])).changed]
+
+
+# --------------------------------------------------------------------------- baseline how and why
+
+
+def _rec(fp: str, sample: str, blocks: bytes, **extra: Any) -> Dict[str, Any]:
+    return {**record("torch.exp", {"seed": 0}, fp, sample=sample, shape="[65536]"), "blocks": blocks.hex(),
+            "block_elements": BLOCK, **extra}
+
+
+def test_a_new_stream_gets_its_nearest_known_stream_the_kind_and_the_fields_that_differ(tmp_path: Any) -> None:
+    intel = {"cpu_model": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512"}
+    ref = [make_run("r1", "2026-01-01T00:00:00Z", intel, [_rec("aa", SAME, _blocks(1, 2, 3, 4))]),
+           make_run("r2", "2026-01-01T00:00:01Z", {**intel, "cpu_capability": "AVX2"},
+                    [_rec("bb", OTHER, _blocks(5, 6, 7, 8))])]
+    amd = {"cpu_model": "AMD EPYC 7B13", "cpu_capability": "AVX512", "machine_id": "linux-x86_64-0000bbbb"}
+    new = [make_run("n1", "2026-02-01T00:00:00Z", amd, [_rec("cc", DRIFT, _blocks(1, 2, 3, 9))])]
+    write(ref, str(tmp_path / "ref"))
+    write(new, str(tmp_path / "new"))
+    c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
+    (f,) = c.findings
+    assert f.match == Match.NEW_STREAM and f.unexpected
+    (s,) = f.streams
+    assert s.nearest is not None and s.nearest.fingerprint == "aa"
+    assert (s.nearest.difference, s.nearest.max_ulp, s.nearest.blocks_differing) == \
+        (Difference.NUMERICAL_DRIFT, 1.0, 1)
+    assert (f.difference, f.max_ulp, f.first_difference) == (Difference.NUMERICAL_DRIFT, 1.0, 3 * BLOCK)
+    assert f.axes_values == {"cpu_model": ["AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"]}
+    assert f.axes == ["cpu_model"]
+    assert "cpu_model: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor" in f.explanation
+    assert {r.fingerprint for r in f.reference_streams} == {"aa", "bb"} and len(c.reference_envs) == 2
+
+
+def test_a_known_variant_is_known_and_a_changed_variance_is_new(tmp_path: Any) -> None:
+    def rec(values: Optional[List[int]]) -> Dict[str, Any]:
+        return _rec("aa", SAME, _blocks(1), invariance="batch", invariant=values is None,
+                    variant_values=None if values is None else json.dumps(values))
+
+    write([make_run("r1", "2026-01-01T00:00:00Z", {}, [rec([1])])], str(tmp_path / "ref"))
+    write([make_run("n1", "2026-02-01T00:00:00Z", {}, [rec([1])])], str(tmp_path / "same"))
+    write([make_run("n2", "2026-02-01T00:00:00Z", {"num_threads": "1"}, [rec(None)])], str(tmp_path / "changed"))
+    (known,) = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "same")]).findings
+    assert (known.verdict, known.match) == (Verdict.VARIANT, Match.KNOWN) and not known.unexpected
+    (changed,) = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "changed")]).findings
+    assert changed.match == Match.NEW_STREAM
+    assert changed.axes_values.get("num_threads") == ["1", "2"]
+
+
+@pytest.mark.parametrize("field", ["first_difference", "blocks_differing", "blocks", "first_divergence",
+                                   "varies_with", "values"])
+def test_the_json_contract_carries_every_new_key(field: str) -> None:
+    from audit.compare.model import Finding
+    from audit.report.jsonout import finding_json
+
+    f = Finding("p", "p", "k", {}, "cpu", "v1", Verdict.DIVERGENT)
+    assert field in finding_json(f)
