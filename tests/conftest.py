@@ -6,6 +6,7 @@ from typing import Iterator
 
 import pytest
 
+import audit.probes  # noqa: F401  (the catalogue is registered before any test snapshots the registry)
 from audit import registry
 
 

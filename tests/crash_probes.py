@@ -24,6 +24,16 @@ LAST_WORDS = "last words of"
 SLOW_CASE_S = float(os.environ.get("AUDIT_TEST_SLOW_CASE_S", "0.3"))
 
 
+def _in_a_worker() -> bool:
+    """Whether this module is being imported by a worker that runs cases (not by the host,
+    and not by a worker that only lists them)."""
+    return sys.argv[0].endswith(os.path.join("worker", "__main__.py")) and "--plan" not in sys.argv
+
+
+if os.environ.get("AUDIT_TEST_WORKER_DIES_AT_START") and _in_a_worker():
+    os._exit(3)  # a worker that dies before its first case (a test of the resume hint)
+
+
 def _say(what: str) -> None:
     print(f"{LAST_WORDS} {what}", flush=True)  # fd 1 is stderr inside the worker
     sys.stderr.flush()

@@ -103,7 +103,7 @@ def test_the_run_continues_after_every_failure_and_writes_one_file(crash_run: Di
     frame, skipped = read_runs([str(crash_run["results"])])
     assert skipped == []
     assert sorted(frame["status"].value_counts().items()) == sorted(outcome.counts.items())
-    assert not os.listdir(crash_run["results"] / ".partial")  # the sidecar is gone
+    assert not (crash_run["results"] / ".partial").exists()  # the sidecar is gone, and its empty folder
 
 
 def test_a_timed_out_case_takes_the_processes_it_started_with_it(crash_run: Dict[str, Any]) -> None:

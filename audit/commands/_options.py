@@ -79,8 +79,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-repeat", action="store_true", help="execute each case once (skips the run-to-run check)")
     p.add_argument("--case-timeout", type=seconds_argument, default=300.0, metavar="S",
                    help="seconds a case may run before it is killed and recorded as timeout")
+    p.add_argument("--startup-timeout", type=seconds_argument, default=120.0, metavar="S",
+                   help="seconds a worker may take to start (import its libraries and probes) before it is "
+                        "killed (default 120)")
     add_probes_from_argument(p)
-    p.add_argument("--module", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--module", action="append", default=[], type=module_argument, help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -97,6 +100,13 @@ def probe_sources(args: argparse.Namespace) -> Any:
     return resolve(args.probes_from, os.environ, os.getcwd())
 
 
+def module_argument(text: str) -> str:
+    """argparse type for a dotted module name (an empty one would import nothing useful)."""
+    if not text.strip() or any(not part.isidentifier() for part in text.split(".")):
+        raise argparse.ArgumentTypeError(f"not a module name: {text!r}")
+    return text
+
+
 def seconds_argument(text: str) -> float:
     """argparse type for a time limit: a positive, finite number of seconds."""
     try:
@@ -109,6 +119,7 @@ def seconds_argument(text: str) -> float:
 
 
 def check_seeds(seeds: Any) -> None:
+    """Every seed a library accepts and the run file holds (decimal128(20,0)); others fail now."""
     low, high = SEED_RANGE
     for seed in seeds:
         if not low <= seed <= high:
@@ -128,7 +139,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     check_python(args.python)
     return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
                    modules=args.module, probe_sources=probe_sources(args), python=args.python,
-                   case_timeout=args.case_timeout)
+                   case_timeout=args.case_timeout, startup_timeout=args.startup_timeout)
 
 
 class ProgressBar:

@@ -13,6 +13,7 @@ from audit.commands._options import (
     add_selection_arguments,
     spec_from_args,
 )
+from audit.errors import UsageError
 
 
 def add_parser(sub: Any) -> None:
@@ -21,7 +22,11 @@ def add_parser(sub: Any) -> None:
     add_results_argument(p)
     add_selection_arguments(p)
     add_run_arguments(p)
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run with the same settings")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run with the same settings and environment (exit 2 if none)")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: start a new run when there is nothing to resume or the environment "
+                        "changed (the interrupted run is kept, never merged)")
     p.set_defaults(execute=execute)
 
 
@@ -37,8 +42,10 @@ def summary(outcome: Any, seconds: float) -> str:
 def execute(args: argparse.Namespace) -> int:
     from audit.runner.supervisor import Runner
 
+    if args.force and not args.resume:
+        raise UsageError("--force only changes what --resume does; use it with --resume")
     spec = spec_from_args(args)
     start = time.perf_counter()
-    outcome = Runner(spec, args.results, ProgressBar(not args.quiet)).execute(resume=args.resume)
+    outcome = Runner(spec, args.results, ProgressBar(not args.quiet)).execute(resume=args.resume, force=args.force)
     print(summary(outcome, time.perf_counter() - start))
     return 0

@@ -23,9 +23,6 @@ from audit import registry, user_probes
 from audit.errors import AuditError, UsageError
 from audit.runner.spec import RunSpec
 
-#: Seconds the audited interpreter may take to list its cases (user modules may import torch).
-PLAN_TIMEOUT = 300.0
-
 
 def planned_cases(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
     """Case key -> base record (see :func:`audit.worker.execute.base_record`), in run order."""
@@ -40,7 +37,7 @@ def _from_host(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
     for module in spec.modules:
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        except (ImportError, ValueError) as exc:  # ValueError: an empty or relative name
             raise UsageError(f"cannot import probe module {module!r}: {exc}") from None
     import audit.probes  # noqa: F401  (registers the catalogue; imports no library)
     from audit.worker.execute import base_record
@@ -65,8 +62,11 @@ def _from_worker(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
     cmd = [*worker_command(spec, None), "--plan"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=worker_environment(spec), cwd=SOURCE_ROOT,
-                              stdin=subprocess.DEVNULL, timeout=max(PLAN_TIMEOUT, spec.case_timeout))
-    except (OSError, subprocess.TimeoutExpired) as exc:
+                              stdin=subprocess.DEVNULL, timeout=spec.startup_timeout)
+    except subprocess.TimeoutExpired:
+        raise AuditError(f"{spec.python} did not list its probes within {spec.startup_timeout:g} s "
+                         "(--startup-timeout); nothing was run") from None
+    except OSError as exc:
         raise AuditError(f"{spec.python} could not list the probes: {exc}") from None
     reply = _reply(done.stdout)
     if reply is None:

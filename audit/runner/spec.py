@@ -11,6 +11,13 @@ from typing import Dict, List, Optional
 
 DEFAULT_CASE_TIMEOUT = 300.0
 
+#: Seconds a worker may take to start (import its libraries and the probes) before it is
+#: killed: a ``--python`` that never speaks must not hang the run.
+DEFAULT_STARTUP_TIMEOUT = 120.0
+
+#: Limits, not settings of what runs: a resumed run may change them.
+_NOT_IN_DIGEST = ("case_timeout", "startup_timeout")
+
 
 @dataclass
 class RunSpec:
@@ -28,8 +35,9 @@ class RunSpec:
     probe_sources: List[str] = field(default_factory=list)  # user probes: .py paths (absolute) and modules
     python: str = sys.executable
     case_timeout: float = DEFAULT_CASE_TIMEOUT
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
 
     def digest(self) -> str:
         """What identifies an interrupted run that a ``--resume`` may continue."""
-        data = {k: v for k, v in asdict(self).items() if k != "case_timeout"}
+        data = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_DIGEST}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -23,9 +23,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from audit.errors import AuditError, StoreError, UsageError
+from audit.errors import AuditError, UsageError
 from audit.runner.plan import planned_cases
 from audit.runner.sidecar import Sidecar, find_resumable
 from audit.runner.spec import RunSpec
@@ -37,6 +37,31 @@ from audit.worker.records import Run, Status
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
+
+class EnvironmentChanged(UsageError):
+    """``--resume`` found the audited environment changed since the interrupted run."""
+
+    def __init__(self, sidecar: str, changed: List[str]) -> None:
+        super().__init__(f"--resume: the environment differs from the interrupted run's ({'; '.join(changed)}); "
+                         f"resume with the same settings, or add --force to start a new run "
+                         f"(the interrupted one stays in {sidecar})")
+
+
+def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:
+    """'ATEN_CPU_CAPABILITY: default -> unset' for every field that differs."""
+    names = sorted(set(before) | set(after))
+    return [f"{n}: {_shown(before.get(n))} -> {_shown(after.get(n))}" for n in names if before.get(n) != after.get(n)]
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
+
+
+def _with_hint(exc: AuditError, hint: str) -> AuditError:
+    """The same error (class, exit code and attributes), its message ending with ``hint``."""
+    exc.args = (f"{exc}; {hint}",)
+    return exc
+
 
 class RunInterrupted(AuditError):
     """SIGINT or SIGTERM stopped a run; its finished cases wait in the sidecar."""
@@ -168,24 +193,44 @@ class Runner:
         # case key -> its base record: the host must know the cases to name crashes and resume
         self.cases: Dict[str, Dict[str, Any]] = planned_cases(spec)
 
-    def execute(self, resume: bool = False) -> Outcome:
+    def execute(self, resume: bool = False, force: bool = False) -> Outcome:
         """Run every case not yet done, then write the run file.
 
+        With ``resume`` the newest interrupted run of the same settings continues, if the
+        audited environment is still the one it recorded; ``force`` starts a new run instead
+        when there is nothing to resume or the environment changed (never merging the two).
         The results location is checked for writing while the first worker starts, before
-        it runs a case.  An interrupt (SIGINT, or SIGTERM in the main thread) or a failed
-        final write leaves the sidecar in place and raises an error that says how to ``--resume``.
+        it runs a case.  An interrupt (SIGINT, or SIGTERM in the main thread), a full disk
+        or a failed final write leaves the sidecar in place and raises an error that says
+        how to ``--resume``.
         """
         _import_in_background("audit.store.runfile")  # pyarrow loads while the first worker starts
         sidecar = find_resumable(self.results, self.spec.digest()) if resume else None
-        if sidecar is not None:
-            sidecar.repair()
-            run_line, env, records = sidecar.read()
-            assert run_line is not None
-            run = Run(run_line["run_id"], run_line["started"], env or {})
-            run.records = [r for r in records if self._still_current(r)]
-        else:
-            run = Run.new({})
-            sidecar = Sidecar.create(self.results, run, self.spec.digest())
+        if resume and sidecar is None and not force:
+            raise UsageError(f"--resume: no interrupted run with these settings under {self.results}; "
+                             "run without --resume to start one")
+        if sidecar is None:
+            return self._finish(*self._new_run())
+        try:
+            return self._finish(self._resumed(sidecar), sidecar)
+        except EnvironmentChanged:
+            if not force:
+                raise
+            return self._finish(*self._new_run())  # the interrupted run stays as it was
+
+    def _new_run(self) -> Tuple[Run, Sidecar]:
+        run = Run.new({})
+        return run, Sidecar.create(self.results, run, self.spec.digest())
+
+    def _resumed(self, sidecar: Sidecar) -> Run:
+        sidecar.repair()
+        run_line, env, records = sidecar.read()
+        assert run_line is not None
+        run = Run(run_line["run_id"], run_line["started"], env or {})
+        run.records = [r for r in records if self._still_current(r)]
+        return run
+
+    def _finish(self, run: Run, sidecar: Sidecar) -> Outcome:
         with _terminate_as_interrupt():
             try:
                 self._collect(run, sidecar)
@@ -199,13 +244,20 @@ class Runner:
                 raise RunInterrupted(f"interrupted by {signal.Signals(signum).name} after "
                                      f"{len(run.records)} of {len(self.cases)} cases; {self._resume_hint(sidecar)}",
                                      int(signum)) from None
-            except StoreError as exc:
-                if not run.records:  # nothing to keep: the location was refused up front
-                    sidecar.remove()
+            except AuditError as exc:  # a full disk, a failed write, a worker that never started ...
+                self._keep_or_drop(run, sidecar)
+                if not run.records or isinstance(exc, UsageError):
                     raise
-                raise StoreError(f"{exc}; {self._resume_hint(sidecar)}") from None
+                raise _with_hint(exc, self._resume_hint(sidecar)) from None
         sidecar.remove()
         return Outcome(run, path, dict(collections.Counter(r["status"] for r in run.records)))
+
+    def _keep_or_drop(self, run: Run, sidecar: Sidecar) -> None:
+        """After a failure: keep a sidecar that holds records, drop one that holds nothing."""
+        if run.records:
+            sidecar.close()
+        else:
+            sidecar.remove()
 
     def _still_current(self, record: Mapping[str, Any]) -> bool:
         """Whether a resumed record is for a case of this catalogue, as the probe is now.
@@ -229,12 +281,9 @@ class Runner:
                 raise AuditError(f"the worker made no progress; last output: {self._last_error}")
 
     def _one_worker(self, run: Run, sidecar: Sidecar, done: set) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False) as f:
-            f.write("\n".join(done))
-            skip_file = f.name
-        worker = _Worker(self.spec, skip_file)
+        worker = _Worker(self.spec, sidecar.write_keys(done))
         current: Optional[str] = None
-        deadline: Optional[float] = None
+        deadline: Optional[float] = time.monotonic() + self.spec.startup_timeout  # until its header
         try:
             if self._unchecked:  # now, while the worker imports its libraries
                 from audit.store.runfile import check_writable
@@ -245,8 +294,12 @@ class Runner:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     msg = worker.next(timeout)
-                except queue.Empty:  # the current case outlived its time limit
+                except queue.Empty:  # the worker did not start, or the current case outlived its limit
                     worker.kill()
+                    if current is None:
+                        raise AuditError(f"the worker ({self.spec.python}) did not start within "
+                                         f"{self.spec.startup_timeout:g} s (--startup-timeout); last output: "
+                                         f"{worker.stderr_tail() or 'none'}") from None
                     self._failed(run, sidecar, done, current, Status.TIMEOUT,
                                  f"ran past the {self.spec.case_timeout:g} s case limit; "
                                  f"last output: {worker.stderr_tail()}")
@@ -261,8 +314,10 @@ class Runner:
                     return
                 kind = msg.pop("type", None)
                 if kind == "header":
-                    if not run.env:
-                        run.env = msg["env"]
+                    deadline = None
+                    if run.env and run.env != msg["env"]:
+                        raise EnvironmentChanged(sidecar.path, changed_fields(run.env, msg["env"]))
+                    run.env = run.env or msg["env"]
                     sidecar.append({"type": "header", "env": msg["env"]})
                 elif kind == "start":
                     current, deadline = msg["case_key"], time.monotonic() + self.spec.case_timeout
@@ -276,7 +331,6 @@ class Runner:
                     return
         finally:
             worker.kill()
-            os.remove(skip_file)
 
     def _accept(self, run: Run, sidecar: Sidecar, done: set, record: Dict[str, Any]) -> None:
         sidecar.append({"type": "record", **record})
@@ -303,20 +357,29 @@ def _import_in_background(name: str) -> None:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while a run executes (main thread only; signals need it).
+    """SIGINT and SIGTERM end a run as one interrupt (main thread only; signals need it).
 
     Without it SIGTERM ends the host at once: no message, and on platforms without a
-    parent-death signal the worker runs on, orphaned.
+    parent-death signal the worker runs on, orphaned.  After the first signal both are
+    ignored until the process exits, so a second or third Ctrl-C cannot cut short the
+    clean-up or replace the resume hint with a traceback.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    interrupted = False
 
     def interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt(signum)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not interrupted:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
