@@ -95,7 +95,7 @@ def test_resume_with_nothing_to_resume_says_so(tmp_path: Path) -> None:
 
 def test_concurrent_resumes_take_different_runs_or_say_it_is_taken(tmp_path: Path) -> None:
     spec = "same-settings"
-    for i in range(2):
+    for _ in range(2):
         run = sidecar_mod.Run.new({})
         Sidecar.create(str(tmp_path), run, spec).close()
         time.sleep(0.01)
