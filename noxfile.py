@@ -10,7 +10,8 @@ cell and the host writes the parquet file.
 Environment variables:
   AUDIT_PYTHON, AUDIT_NUMPY, AUDIT_TORCH  space-separated versions of the matrix ('none' leaves
                                           a library out); defaults in audit/matrix.py
-  AUDIT_RESULTS                           results directory or URL (default results/runs)
+  AUDIT_RESULTS                           results directory or URL (default results/runs for audit,
+                                          results/matrix for matrix, compare and upgrade)
   AUDIT_HOST_PYTHON                       the host interpreter (default .venv's, else nox's own)
   AUDIT_FIND_LINKS                        extra wheel directories (e.g. /opt/wheels), space-separated
   AUDIT_TORCH_INDEX                       extra index for torch (e.g. PyTorch's CPU-only index)
@@ -40,7 +41,11 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint"]
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # never fetch interpreters: use this machine's
 
+#: Where each session writes: ``audit`` beside ``python -m audit run`` (results/runs), the
+#: version matrix and upgrade checks apart (results/matrix), so the new-hardware compare of
+#: results/runs never picks them up.  ``AUDIT_RESULTS`` overrides both.
 RESULTS = os.environ.get("AUDIT_RESULTS", os.path.join("results", "runs"))
+MATRIX_RESULTS = os.environ.get("AUDIT_RESULTS", os.path.join("results", "matrix"))
 
 
 # --------------------------------------------------------------------------- cells
@@ -134,18 +139,18 @@ def matrix_cell(session: nox.Session, cell: object) -> None:
     if cell.skip:
         session.skip(cell.skip)
     python = build_cell(session, cell)
-    audit_cell(session, python, RESULTS, *session.posargs)
+    audit_cell(session, python, MATRIX_RESULTS, *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)
 def compare(session: nox.Session) -> None:
-    """Compare everything in AUDIT_RESULTS; write report.md and report.html to reports/ beside it."""
-    reports = os.path.join(os.path.dirname(os.path.abspath(RESULTS.rstrip("/"))), "reports")
+    """Compare the matrix's runs; write report.md and report.html to reports/ beside them."""
+    reports = os.path.join(os.path.dirname(os.path.abspath(MATRIX_RESULTS.rstrip("/"))), "reports")
     os.makedirs(reports, exist_ok=True)
     html, markdown = os.path.join(reports, "report.html"), os.path.join(reports, "report.md")
     extra = ["--expectations", "results/expectations.txt"] if os.path.exists("results/expectations.txt") else []
     with open(markdown, "w", encoding="utf-8") as f:
-        session.run(host_python(), "-m", "audit", "compare", RESULTS, *extra, "--markdown", "--html", html,
+        session.run(host_python(), "-m", "audit", "compare", MATRIX_RESULTS, *extra, "--markdown", "--html", html,
                     *session.posargs, external=True, stdout=f, success_codes=[0, 1, 3])
     session.log(f"wrote {markdown} and {html}")
 
@@ -161,7 +166,7 @@ def upgrade(session: nox.Session) -> None:
     except UsageError as exc:
         session.error(str(exc))
     name = f"{plan.library}-{getattr(plan.old, plan.library)}-to-{getattr(plan.new, plan.library)}"
-    results = os.path.join(RESULTS, "upgrade", name)
+    results = os.path.join(MATRIX_RESULTS, "upgrade", name)
     runs = [audit_cell(session, build_cell(session, cell), results, *session.posargs[3:])
             for cell in (plan.old, plan.new)]
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))

@@ -249,3 +249,26 @@ def test_a_stale_scratch_file_is_cleaned_by_the_next_run(tmp_path: Path) -> None
     (folder / "deadbeef.keys").write_text("x")  # its run's sidecar is gone
     Sidecar.create(str(tmp_path), sidecar_mod.Run.new({}), "spec").remove()
     assert not (folder / "deadbeef.keys").exists()
+
+
+# --------------------------------------------------------------------------- where runs go
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SOURCE_ROOT}
+    env.pop("AUDIT_RESULTS", None)
+    return subprocess.run([sys.executable, "-m", "audit", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_run_and_sweep_write_to_separate_folders_from_any_working_directory(tmp_path: Path) -> None:
+    """run -> results/runs; sweep -> results/sweeps/<time>-<axes>/: the new-hardware compare of
+    results/runs never picks up a sweep's runs (relative paths, the worker elsewhere)."""
+    assert _cli(tmp_path, "run", "-q", "--probe", "random.random", "--seed", "1", "--no-repeat").returncode == 0
+    swept = _cli(tmp_path, "sweep", "-q", "--axis", "PYTHONHASHSEED=0,1", "--probe", "random.random", "--seed", "1",
+                 "--no-repeat")
+    assert swept.returncode == 0, swept.stderr
+    assert len(list((tmp_path / "results" / "runs").glob("*.parquet"))) == 1
+    (folder,) = (tmp_path / "results" / "sweeps").iterdir()
+    assert folder.name.endswith("-PYTHONHASHSEED") and len(list(folder.glob("*.parquet"))) == 2
+    assert not (tmp_path / "results" / "runs" / ".partial").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from audit.errors import UsageError
 
@@ -20,9 +20,16 @@ DEFAULT_RESULTS = os.path.join("results", "runs")
 SEED_RANGE = (-(2**63), 2**64 - 1)
 
 
-def add_results_argument(p: argparse.ArgumentParser, default: str = DEFAULT_RESULTS) -> None:
+#: Where a sweep writes by default: a folder of its own per sweep (see commands/sweep.py).
+SWEEP_RESULTS = os.path.join("results", "sweeps")
+
+
+def add_results_argument(p: argparse.ArgumentParser, default: Optional[str] = DEFAULT_RESULTS,
+                         shown: Optional[str] = None) -> None:
+    """``--results``; ``default`` None leaves the choice to the command (then ``shown`` says what)."""
     p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", default), metavar="DIR",
-                   type=results_argument, help=f"results directory or URL (default: $AUDIT_RESULTS or {default})")
+                   type=results_argument,
+                   help=f"results directory or URL (default: $AUDIT_RESULTS or {shown or default})")
 
 
 def location_argument(text: str) -> str:

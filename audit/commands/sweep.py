@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from audit.commands._options import (
+    SWEEP_RESULTS,
     ProgressBar,
     add_results_argument,
     add_run_arguments,
@@ -36,12 +38,20 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
                    help="an axis to sweep (repeatable; the sweep runs every combination); "
                         "'unset' removes a variable")
-    add_results_argument(p)
+    add_results_argument(p, None, f"{SWEEP_RESULTS}/<time>-<axes>/, a folder per sweep")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run each combination N times, each in a fresh process (finds nondeterminism)")
     add_selection_arguments(p)
     add_run_arguments(p)
     p.set_defaults(execute=execute)
+
+
+def sweep_folder(axes: Sequence[Any]) -> str:
+    """``results/sweeps/20261128T211527Z-ATEN_CPU_CAPABILITY-threads``: a sweep's own folder, so
+    that ``compare results/runs`` never mixes its runs with single runs."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    label = "-".join(re.sub(r"[^A-Za-z0-9_]", "_", a.name) for a in axes)[:80]
+    return os.path.join(SWEEP_RESULTS, f"{stamp}-{label}")
 
 
 def _axes_help() -> str:
@@ -76,7 +86,8 @@ def execute(args: argparse.Namespace) -> int:
     settings = sweep.combinations(axes)
     targets = numpy_targets(base.python) if any(a.name.startswith("NPY_") for a in axes) else None
     total = len(settings) * args.repeat
-    print(f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s)")
+    args.results = args.results or sweep_folder(axes)
+    print(f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s) -> {args.results}")
     done: List[Done] = []
     for setting in settings:
         for repeat in range(1, args.repeat + 1):

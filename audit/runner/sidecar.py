@@ -47,7 +47,7 @@ def partial_dir(results: str) -> str:
     if is_url(results):
         tag = hashlib.sha256(results.encode()).hexdigest()[:12]
         return os.path.join(tempfile.gettempdir(), _TEMP_ROOT, tag)
-    return os.path.join(results, PARTIAL_DIR)
+    return os.path.join(os.path.abspath(results), PARTIAL_DIR)  # absolute: workers run elsewhere
 
 
 def disk_full(exc: OSError, path: str) -> Optional[DiskFull]:
