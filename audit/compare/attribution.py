@@ -27,7 +27,8 @@ PRIORITY: Tuple[str, ...] = (
     "device", "cpu_capability", "ATEN_CPU_CAPABILITY", "torch_version", "numpy_version", "pandas_version",
     "python_version", "num_threads", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
     "deterministic_algorithms", "MKL_CBWR", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
-    "NPY_ENABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "numpy_simd", "blas",
+    "NPY_ENABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "openblas_core", "mkl_code_path",
+    "numpy_simd", "blas", "openblas_config",
     "gpu_name", "gpu_compute_capability", "cuda_version", "cudnn_version", "driver_version", "cpu_model",
 )
 _RANK = {name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if f not in PRIORITY)])}

@@ -52,6 +52,10 @@ FIELDS: Dict[str, str] = {
     "numpy_simd": "numpy SIMD extensions in use (baseline + dispatched), as numpy reports them",
     "num_threads": "torch intra-op threads (torch.get_num_threads)",
     "blas": "BLAS libraries behind numpy and torch",
+    "openblas_core": "the OpenBLAS kernel family chosen at load time (openblas_get_corename: Haswell, SkylakeX ...)",
+    "openblas_config": "OpenBLAS's build and runtime configuration string (version, threading, core)",
+    "mkl_code_path": "the MKL code path in force: the MKL_CBWR branch when set, else the one MKL picks "
+                     "for this CPU (AVX2, AVX512_E1 ...)",
     "gpu_name": "CUDA device 0 name, null without a GPU",
     "gpu_compute_capability": "CUDA device 0 compute capability, e.g. 9.0",
     "gpu_multiprocessors": "CUDA device 0 multiprocessor count (caps launch grids)",
@@ -190,7 +194,16 @@ def machine_id(env: Dict[str, Optional[str]]) -> str:
     return f"{(env.get('os') or 'unknown').lower()}-{env.get('arch') or 'unknown'}-{digest}"
 
 
-_CAPTURERS: list[Callable[[], Dict[str, Optional[str]]]] = [_numpy_fields, _torch_fields]
+def _kernel_fields() -> Dict[str, Optional[str]]:
+    from audit.worker.kernels import kernel_fields
+
+    try:
+        return kernel_fields()
+    except Exception:  # pragma: no cover - a library answering oddly never fails a run
+        return {}
+
+
+_CAPTURERS: list[Callable[[], Dict[str, Optional[str]]]] = [_numpy_fields, _torch_fields, _kernel_fields]
 
 
 def capture() -> Dict[str, Optional[str]]:
