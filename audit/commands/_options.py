@@ -50,6 +50,15 @@ def results_argument(text: str) -> str:
     return text
 
 
+def release_parser(sub: Any, name: str, help_text: str, doc: Optional[str], low: str, high: str) -> Any:
+    """A command about two releases of one library (``bisect``, ``advise``): LIBRARY FROM TO."""
+    p = sub.add_parser(name, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("library", choices=["torch", "numpy"])
+    p.add_argument("low", metavar="FROM", help=low)
+    p.add_argument("high", metavar="TO", help=high)
+    return p
+
+
 def seeds_argument(text: str) -> int:
     """argparse type for a seed: an integer (0x.. accepted), named in the error otherwise."""
     try:

@@ -15,13 +15,12 @@ import argparse
 import sys
 from typing import Any
 
+from audit.commands._options import release_parser
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("advise", help="which streams change between two releases (from results/history)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("library", choices=["torch", "numpy"])
-    p.add_argument("low", metavar="FROM", help="the release you are on, e.g. 2.4.1")
-    p.add_argument("high", metavar="TO", help="the release you consider, or 'latest'")
+    p = release_parser(sub, "advise", "which streams change between two releases (from results/history)", __doc__,
+                       "the release you are on, e.g. 2.4.1", "the release you consider, or 'latest'")
     p.add_argument("--history", default="results/history", metavar="DIR", help="the history (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
     p.set_defaults(execute=execute)

@@ -20,13 +20,12 @@ import argparse
 import sys
 from typing import Any
 
+from audit.commands._options import release_parser
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("bisect", help="find the release that changed each stream (builds environments)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("library", choices=["torch", "numpy"])
-    p.add_argument("low", metavar="FROM", help="the older release, e.g. 2.0.1")
-    p.add_argument("high", metavar="TO", help="the newer release, or 'latest' (the newest on the index)")
+    p = release_parser(sub, "bisect", "find the release that changed each stream (builds environments)", __doc__,
+                       "the older release, e.g. 2.0.1", "the newer release, or 'latest' (the newest on the index)")
     p.add_argument("--probe", action="append", default=[], metavar="GLOB",
                    help="probes to audit (default: the library's own, e.g. 'torch*')")
     p.add_argument("--probes-from", action="append", default=[], metavar="MODULE",

@@ -21,7 +21,7 @@ import io
 import json
 import pickle
 import random
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from audit.probe_api import SEEDS, Output, Unsupported, probe
 from audit.probes.numpy_generator import BIT_GENERATORS, generator
@@ -39,6 +39,23 @@ def copied(obj: Any, how: str) -> Any:
         return pickle.loads(pickle.dumps(obj)) if how == "pickle" else copy.deepcopy(obj)
     except (TypeError, pickle.PicklingError) as exc:
         raise Unsupported(f"cannot {how} a {type(obj).__name__}: {exc}") from None
+
+
+def round_trip(rng: Any, restore: str, draws: Callable[[Any], Any], get_set: str,
+               get: Callable[[Any], Any], put: Callable[[Any, Any], Any]) -> Any:
+    """The generator the stream continues from after ``restore``: the same one with its state
+    saved (``get``), junk drawn and the state put back (``put``) when ``restore`` is
+    ``get_set``; a pickled or deep-copied twin, the original drawing junk meanwhile; or the
+    original untouched for ``none``."""
+    if restore == get_set:
+        state = get(rng)
+        draws(rng)
+        put(rng, state)
+    elif restore in ("pickle", "deepcopy"):
+        twin = copied(rng, restore)
+        draws(rng)
+        return twin
+    return rng
 
 
 # --- torch ---------------------------------------------------------------------------------
@@ -129,15 +146,24 @@ def _json_state(state: Any) -> Any:
     return json.loads(json.dumps(state, default=lambda a: a.tolist()))
 
 
-@probe("numpy.random.BitGenerator.state",
-       grid={"seed": SEEDS, "bitgen": BIT_GENERATORS, "restore": [["none", "state_dict", "state_json"]]},
-       name="numpy.random.BitGenerator.state:restore", **_NP)
-def bit_generator_state(seed: int, bitgen: str, restore: str) -> Output:
-    """``bit_generator.state`` saved, junk drawn, the state assigned back (as a dict, via JSON)."""
+def _generator_grid(*restores: str) -> Dict[str, Any]:
+    """Every bit generator, each case comparing the stream without a round trip and with these."""
+    return {"seed": SEEDS, "bitgen": BIT_GENERATORS, "restore": [["none", *restores]]}
+
+
+def _started(bitgen: str, seed: int) -> Tuple[Any, Any, Any]:
+    """numpy, a seeded Generator, and its first draws (before any round trip)."""
     import numpy as np
 
     rng = generator(bitgen, seed)
-    head = generator_draws(rng)
+    return np, rng, generator_draws(rng)
+
+
+@probe("numpy.random.BitGenerator.state", grid=_generator_grid("state_dict", "state_json"),
+       name="numpy.random.BitGenerator.state:restore", **_NP)
+def bit_generator_state(seed: int, bitgen: str, restore: str) -> Output:
+    """``bit_generator.state`` saved, junk drawn, the state assigned back (as a dict, via JSON)."""
+    np, rng, head = _started(bitgen, seed)
     if restore != "none":
         state = rng.bit_generator.state
         state = _json_state(state) if restore == "state_json" else copy.deepcopy(state)
@@ -146,15 +172,11 @@ def bit_generator_state(seed: int, bitgen: str, restore: str) -> Output:
     return Output(np.concatenate([head, generator_draws(rng)]), rng.bit_generator.state)
 
 
-@probe("numpy.random.Generator",
-       grid={"seed": SEEDS, "bitgen": BIT_GENERATORS, "restore": [["none", "pickle", "deepcopy"]]},
-       name="numpy.random.Generator:restore", **_NP)
+@probe("numpy.random.Generator", grid=_generator_grid("pickle", "deepcopy"), name="numpy.random.Generator:restore",
+       **_NP)
 def generator_pickle(seed: int, bitgen: str, restore: str) -> Output:
     """A Generator pickled (or deep-copied) mid-stream continues the stream of the original."""
-    import numpy as np
-
-    rng = generator(bitgen, seed)
-    head = generator_draws(rng)
+    np, rng, head = _started(bitgen, seed)
     tail_rng = rng
     if restore != "none":
         tail_rng = copied(rng, restore)
@@ -198,14 +220,8 @@ def random_state_restore(seed: int, restore: str) -> Output:
     np = _legacy_seeded(seed)
     rng = np.random.RandomState(seed)
     head = legacy_draws(rng)
-    tail_rng = rng
-    if restore == "get_set_state":
-        state = rng.get_state()
-        legacy_draws(rng)
-        rng.set_state(state)
-    elif restore in ("pickle", "deepcopy"):
-        tail_rng = copied(rng, restore)
-        legacy_draws(rng)
+    tail_rng = round_trip(rng, restore, legacy_draws, "get_set_state", lambda r: r.get_state(),
+                          lambda r, state: r.set_state(state))
     return Output(np.concatenate([head, legacy_draws(tail_rng)]), tail_rng.get_state())
 
 
@@ -260,12 +276,6 @@ def python_random_state(seed: int, restore: str) -> Output:
     """random.Random's getstate/setstate and a pickle of the instance, mid-stream."""
     rng = random.Random(seed)
     head = python_draws(rng)
-    tail_rng = rng
-    if restore == "getstate_setstate":
-        state = rng.getstate()
-        python_draws(rng)
-        rng.setstate(state)
-    elif restore == "pickle":
-        tail_rng = copied(rng, "pickle")
-        python_draws(rng)
+    tail_rng = round_trip(rng, restore, python_draws, "getstate_setstate", lambda r: r.getstate(),
+                          lambda r, state: r.setstate(state))
     return Output(head + python_draws(tail_rng), tail_rng.getstate())

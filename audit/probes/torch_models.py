@@ -30,34 +30,14 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, List, Sequence
 
-from audit.probe_api import SEEDS, probe, traced, untraced
+from audit.probe_api import SEEDS, traced, untraced
 from audit.probes._inputs import torch_ties, torch_uniform
-from audit.probes.torch_rng import TORCH_MIN
-
-DEVICES = ("cpu", "cuda")
+from audit.probes.torch_rng import torch_probe
 
 
 def model_trace(probe_id: str, grid: Any, key: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``@probe(kind="trace")`` once per device, the device bound as the ``device`` argument."""
-
-    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        for device in DEVICES:
-            name = (key or probe_id) + ("" if device == "cpu" else f"@{device}")
-            probe(probe_id, grid=grid, library="torch", min_version=TORCH_MIN, device=device, kind="trace",
-                  name=name)(_bound(func, device))
-        return func
-
-    return decorator
-
-
-def _bound(func: Callable[..., Any], device: str) -> Callable[..., Any]:
-    import functools
-
-    @functools.wraps(func)
-    def bound(**params: Any) -> Any:
-        return func(device=device, **params)
-
-    return bound
+    return torch_probe(probe_id, grid, key=key or None, kind="trace")
 
 
 def _seed_everything(seed: int, device: str) -> None:

@@ -30,19 +30,22 @@ def torch_probe(
     devices: Sequence[str] = DEVICES,
     cpu_extra: Sequence[Mapping[str, Any]] = (),
     cuda_extra: Sequence[Mapping[str, Any]] = (),
+    key: Optional[str] = None,
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(device=..., **params)`` once per device from one body.
 
     The registered function binds ``device``; ``functools.wraps`` keeps the body's source
     as the probe version.  Extra cases differ per device (CUDA gets the ~1e7 sizes).
+    ``key`` names the registration (``torch.nn.Conv2d:train``; ``@cuda`` added on CUDA).
     """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         for device in devices:
             extra = cpu_extra if device == "cpu" else cuda_extra
+            name = None if key is None else key + ("" if device == "cpu" else f"@{device}")
             probe(probe_id, grid=grid, library="torch", min_version=TORCH_MIN, device=device,
-                  extra_cases=extra, **kwargs)(_bind(func, device))
+                  extra_cases=extra, name=name, **kwargs)(_bind(func, device))
         return func
 
     return decorator

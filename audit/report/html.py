@@ -23,20 +23,24 @@ from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, ca
 from audit.report.phrases import QUIET_MEANING
 from audit.report.text import counts_line, headline, match_counts
 
-#: kind -> (background, text colour, legend label)
+#: kind, background, text colour and legend label of every cell kind (one per line).
+_COLOUR_TABLE = """
+error             #4d4d4d #fff error
+nondeterministic  #7b3fa0 #fff nondeterministic
+structural        #67000d #fff structural (dtype or shape)
+stream-change     #d7301f #fff stream change
+new               #a50f15 #fff new stream (kind not measured)
+differs           #8c6d62 #fff differs (kind not measured)
+variant           #c51b7d #fff variant (invariance broken)
+sparse            #f16913 #fff sparse (a few blocks)
+outside-sample    #fdae6b #222 differs outside the sample
+numerical-drift   #fdd049 #222 numerical drift (ULPs)
+new-case          #6baed6 #222 new case
+incomparable      #bdbdbd #222 incomparable
+"""
 COLOURS: Dict[str, Tuple[str, str, str]] = {
-    "error": ("#4d4d4d", "#fff", "error"),
-    "nondeterministic": ("#7b3fa0", "#fff", "nondeterministic"),
-    "structural": ("#67000d", "#fff", "structural (dtype or shape)"),
-    "stream-change": ("#d7301f", "#fff", "stream change"),
-    "new": ("#a50f15", "#fff", "new stream (kind not measured)"),
-    "differs": ("#8c6d62", "#fff", "differs (kind not measured)"),
-    "variant": ("#c51b7d", "#fff", "variant (invariance broken)"),
-    "sparse": ("#f16913", "#fff", "sparse (a few blocks)"),
-    "outside-sample": ("#fdae6b", "#222", "differs outside the sample"),
-    "numerical-drift": ("#fdd049", "#222", "numerical drift (ULPs)"),
-    "new-case": ("#6baed6", "#222", "new case"),
-    "incomparable": ("#bdbdbd", "#222", "incomparable"),
+    kind: (background, text, label)
+    for kind, background, text, label in (line.split(maxsplit=3) for line in _COLOUR_TABLE.strip().splitlines())
 }
 IDENTICAL = "#e3f2dd"
 MAX_CASES = 60  # cases drawn per probe in the drill-down
