@@ -175,3 +175,10 @@ def test_noxfile_defines_the_documented_sessions(load_noxfile: Any) -> None:
     names = set(nox.registry.get())
     assert {"tests", "lint", "bench", "audit", "compare", "upgrade", "history", "slow", "gpu"} <= names
     assert any(name.startswith("matrix") for name in names)
+
+
+def test_old_torch_cells_get_the_setuptools_a_pip_venv_would_have() -> None:
+    """torch 2.0/2.1 import pkg_resources in their optimizers: without setuptools their optim
+    probes would fail where a user's environment does not."""
+    assert "setuptools<81" in matrix.Cell("3.11", "1.26.4", "2.1.2").requirements
+    assert not any(r.startswith("setuptools") for r in matrix.Cell("3.11", "1.26.4", "2.2.2").requirements)

@@ -137,6 +137,10 @@ class Cell:
         reqs = ["xxhash"]
         reqs += [f"numpy=={self.numpy}"] if self.numpy else []
         reqs += [f"torch=={self.torch}"] if self.torch else []
+        if self.torch and _minor(self.torch) < (2, 2):
+            # torch 2.0/2.1 import pkg_resources (optimizers, dynamo); a pip-made venv on these
+            # Pythons has setuptools, a uv-made one would not: audit what users run
+            reqs.append("setuptools<81")
         return reqs
 
 
