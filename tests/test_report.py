@@ -174,10 +174,10 @@ def test_baseline_page_puts_this_machine_beside_the_reference() -> None:
     page = html.render(_baseline())
     assert ">this machine</th>" in page and ">reference</th>" in page
     row = re.search(r'<tr><th class="p"><a href="#p0">torch\.exp</a></th>(.*?)</tr>', page).group(1)
-    cells = re.findall(r'<td class="c"[^>]*>(\d*)</td>', row)
+    cells = re.findall(r'<td class="c k-[^"]*"[^>]*>(\d*)</td>', row)
     assert cells == ["1", "1", "1"]  # this machine's new stream differs from both reference streams
-    colours = re.findall(r'background:(#[0-9a-f]+)', row)
-    assert colours == ["#fdd049", "#fdd049", "#8c6d62"]  # drift vs the nearest (AVX512); DEFAULT: kind unmeasured
+    kinds = re.findall(r'class="c k-([a-z-]+)"', row)
+    assert kinds == ["numerical-drift", "numerical-drift", "differs"]  # drift vs the nearest; DEFAULT: unmeasured
     assert 'class="tag identical"' not in page and "#e3f2dd" not in row.split("</td>")[0]
     assert re.search(r'<th class="v"[^>]*>0</th>', page) is None  # no column headed "0"
 
@@ -302,7 +302,7 @@ def test_html_cells_light_the_environments_off_the_main_stream(comparison: Compa
     counts = re.findall(r'<td class="c[^"]*"[^>]*>(\d*)</td>', randn)
     assert [n for n, v in zip(counts, versions) if n] == ["1"] and versions[counts.index("1")] == "2.4.1"
     index_add = re.search(r'index_add_</a></th><td class="n">1/1</td>(.*?)<td class="w">', page).group(1)
-    assert "#7b3fa0" in index_add and index_add.count(">1</td>") == 1  # one environment ran it twice, two streams
+    assert "k-nondeterministic" in index_add and index_add.count(">1</td>") == 1  # one environment, two streams
 
 
 def test_html_escapes_every_string() -> None:

@@ -43,7 +43,7 @@ COLOURS: Dict[str, Tuple[str, str, str]] = {
     for kind, background, text, label in (line.split(maxsplit=3) for line in _COLOUR_TABLE.strip().splitlines())
 }
 IDENTICAL = "#e3f2dd"
-MAX_CASES = 60  # cases drawn per probe in the drill-down
+MAX_CASES = 5  # cases drawn per probe in the drill-down (the rest: --json)
 MAX_STREAMS = 8
 WRAP = 28  # header values longer than this get a legend letter instead
 
@@ -83,8 +83,9 @@ def _e(value: Any) -> str:
 
 
 def _tag(kind: str, text: str = "") -> str:
-    bg, fg, _ = COLOURS.get(kind, (IDENTICAL, "#222", kind))
-    return f'<span class="tag" style="background:{bg};color:{fg}">{_e(text or kind)}</span>'
+    """A coloured label; the colours are classes of the page's style (one rule per kind)."""
+    name = kind if kind in COLOURS else "identical"
+    return f'<span class="tag k-{name}">{_e(text or kind)}</span>'
 
 
 # --------------------------------------------------------------------------- heatmap
@@ -130,7 +131,7 @@ def _header(m: Heatmap, labels: Dict[Tuple[str, str], str]) -> List[str]:
 
 def _blank(ran: bool, col: Column) -> str:
     if ran:
-        return '<td class="c ok" title="identical here"></td>'
+        return '<td class="c ok"></td>'  # the legend says what green means
     if col.side == "reference":  # the core did not say what the reference ran
         return '<td class="c"></td>'
     return '<td class="c none" title="not run or unsupported here"></td>'
@@ -140,10 +141,9 @@ def _cell(cell: Cell, col: Column) -> str:
     kind = cell.kind
     if kind is None:
         return _blank(cell.ran, col)
-    bg, fg, _ = COLOURS[kind]
     detail = ", ".join(f"{n} {k}" for k, n in sorted(cell.kinds.items(), key=lambda kv: KINDS.index(kv[0])))
     title = f"{cell.count} case{'s' if cell.count > 1 else ''} affected here: {detail}"
-    return f'<td class="c" style="background:{bg};color:{fg}" title="{_e(title)}">{cell.count}</td>'
+    return f'<td class="c k-{kind}" title="{_e(title)}">{cell.count}</td>'
 
 
 def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
@@ -215,7 +215,12 @@ def heatmap(m: Heatmap, anchors: Dict[int, str]) -> List[str]:
 # --------------------------------------------------------------------------- drill-down
 
 
-def _case(f: Finding) -> List[str]:
+#: One rule per tag colour (the drill-down has hundreds of tags: classes keep the page small).
+_TAG_STYLE = "".join(f".k-{kind}{{background:{bg};color:{fg}}}" for kind, (bg, fg, _) in COLOURS.items()) \
+    + f".k-identical{{background:{IDENTICAL};color:#222}}"
+
+
+def _case(f: Finding, shared: str = "") -> List[str]:
     kind = category(f) if not plain(f) else "identical"
     head = " · ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
     out = [f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
@@ -223,9 +228,9 @@ def _case(f: Finding) -> List[str]:
     why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
     if f.first_divergence:
         why.append(phrases.divergence(f.first_divergence))
-    out += [f"<li>{_e(x)}</li>" for x in why if x]
-    for s in f.streams[:MAX_STREAMS]:
-        where = phrases.stream_where(f, s)
+    out += [f"<li>{_e(x)}</li>" for x in why if x and x not in shared]  # the probe's line says it once
+    for s in f.streams[:MAX_STREAMS] if len(f.streams) > 1 or f.match is not None else []:
+        where = _clipped(phrases.stream_where(f, s))
         known = "" if s.known is None else (f" · known: {s.reference or ''}" if s.known else " · <b>new</b>")
         near = f"<br>{_e(phrases.nearest(s))}" if s.nearest else ""
         out.append(f"<li><code>{_e(s.fingerprint[:16])}</code> {s.run_count} run(s) {_e(where)}{known}{near}</li>")
@@ -237,6 +242,11 @@ def _case(f: Finding) -> List[str]:
     return out + ["</ul></div>"]
 
 
+def _clipped(text: str, width: int = 160) -> str:
+    """A stream's environment, cut to one line (every field is in --json)."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 def drill_down(s: Summary, anchors: Dict[int, str]) -> List[str]:
     out = []
     for p in s.changed:
@@ -245,7 +255,7 @@ def drill_down(s: Summary, anchors: Dict[int, str]) -> List[str]:
         cases = [f for f in p.findings if differs(f)] + [f for f in p.findings if not plain(f) and not differs(f)]
         out.append(f'<details id="{anchors[id(p)]}"><summary><b>{_e(_name(p))}</b> {_e(words)}</summary>')
         for f in cases[:MAX_CASES]:
-            out += _case(f)
+            out += _case(f, words)
         if len(cases) > MAX_CASES:
             out.append(f"<p>… and {len(cases) - MAX_CASES} more cases (see --json)</p>")
         out.append("</details>")
@@ -278,7 +288,7 @@ def render(c: Comparison, details: bool = True) -> str:
         body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
     body += _lists(c, s)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{_STYLE}{_TAG_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def _lists(c: Comparison, s: Summary) -> List[str]:
