@@ -214,3 +214,12 @@ def test_the_json_contract_carries_every_new_key(field: str) -> None:
 
     f = Finding("p", "p", "k", {}, "cpu", "v1", Verdict.DIVERGENT)
     assert field in finding_json(f)
+
+
+def test_why_names_only_fields_no_reference_run_of_the_nearest_stream_shares() -> None:
+    from audit.compare.attribution import differing_fields
+
+    mine = [{"num_threads": "3", "cpu_capability": "AVX2", "machine_id": "a"}]
+    theirs = [{"num_threads": "1", "cpu_capability": "AVX2", "machine_id": "b"},
+              {"num_threads": "2", "cpu_capability": "AVX512", "machine_id": "b"}]
+    assert differing_fields(mine, theirs) == {"num_threads": ["3", "1, 2"]}  # AVX2 is among theirs

@@ -97,11 +97,11 @@ def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields:
 
 
 def differing_fields(mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
-    """The fields whose values differ between two groups of environments, best first:
-    field -> [these values, those values] (each joined by ", "); derived ids left out.
+    """The fields whose values in ``mine`` none of ``theirs`` share, best first: field ->
+    [these values, those values] (each joined by ", "); derived ids left out.
 
-    Baseline mode's "why": where this machine's run differs from the reference runs that
-    produced the nearest stream.
+    Baseline mode's "why": where this machine's run differs from every reference run that
+    produced the nearest stream (a value some of them had cannot be why it differs).
     """
     out: Dict[str, List[str]] = {}
     for name in _RANK:
@@ -109,6 +109,6 @@ def differing_fields(mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, 
             continue
         a = sorted({shown(e.get(name)) for e in mine}, key=natural_key)
         b = sorted({shown(e.get(name)) for e in theirs}, key=natural_key)
-        if a != b:
+        if not set(a) & set(b):
             out[name] = [", ".join(a), ", ".join(b)]
     return out

@@ -406,7 +406,8 @@ def _shared_reason(changed: Sequence[Finding]) -> str:
         return texts.pop()
     axes = Counter(f.axes[0] for f in changed if f.axes)
     if axes and sum(axes.values()) == len(changed):
-        return "split by " + ", ".join(a if len(axes) == 1 else f"{a} ({n})" for a, n in axes.most_common())
+        lead = "differs from the baseline in " if any(f.match is not None for f in changed) else "split by "
+        return lead + ", ".join(a if len(axes) == 1 else f"{a} ({n})" for a, n in axes.most_common())
     return ""
 
 
@@ -419,9 +420,11 @@ def _shared_divergence(changed: Sequence[Finding]) -> str:
     return f"first divergent op #{index} {op}"
 
 
-def both_values(values: Dict[str, List[str]]) -> str:
-    """'cpu_model: AMD EPYC vs Intel(R) Xeon(R); blas: ...' (this run's value first)."""
-    return "; ".join(f"{k}: {' vs '.join(v)}" for k, v in values.items())
+def both_values(values: Dict[str, List[str]], most: int = 3) -> str:
+    """'cpu_model: AMD EPYC vs Intel(R) Xeon(R); blas: ...' (this run's value first), the
+    ``most`` best fields (the rest are counted; every field is in --json)."""
+    shown = "; ".join(f"{k}: {' vs '.join(v)}" for k, v in list(values.items())[:most])
+    return shown + (f" (+{len(values) - most} more fields)" if len(values) > most else "")
 
 
 def varies_with(f: Finding) -> str:
