@@ -204,6 +204,11 @@ def test_a_known_variant_is_known_and_a_changed_variance_is_new(tmp_path: Any) -
     (changed,) = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "changed")]).findings
     assert changed.match == Match.NEW_STREAM
     assert changed.axes_values.get("num_threads") == ["1", "2"]
+    (s,) = changed.streams  # the same output: the how is the invariance, not a difference in the output
+    assert s.nearest is not None and s.nearest.invariance == "1"
+    assert "the same output as the reference's only stream" in changed.explanation
+    assert "invariance breaks at other values (there: 1)" in changed.explanation
+    assert changed.blocks_differing is None and "blocks" not in changed.explanation
 
 
 @pytest.mark.parametrize("field", ["first_difference", "blocks_differing", "blocks", "first_divergence",

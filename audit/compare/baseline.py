@@ -168,13 +168,18 @@ class _Judge:
             stream.nearest = Nearest(k.outcomes[0].fingerprint or "", describe(by_env, k, self.ref_envs),
                                      env_ids=sorted(k.envs))
             analysis.locate(stream.nearest, located)
+            ref = k.outcomes[0]
+            if stream.invariant is not None and stream.fingerprint == (ref.fingerprint or ""):
+                stream.nearest.invariance = "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
             if worst is None or located.severity < worst[0].severity:
                 worst = (located, stream, divergence)
         if worst is None:
             f.explanation = self._known_words(known)
             return
         located, stream, divergence = worst
-        analysis.locate(f, located)
+        assert stream.nearest is not None
+        if stream.nearest.invariance is None:  # the same output: nothing to locate
+            analysis.locate(f, located)
         if divergence is not None:
             f.first_divergence = divergence.as_dict()
         assert stream.nearest is not None
@@ -197,14 +202,20 @@ class _Judge:
 def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
     """'new stream: numerical-drift 1 ULP from the reference's cpu_capability=AVX512 stream;
     differs in cpu_model: AMD EPYC vs Intel(R) Xeon(R)'."""
-    how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
+    if nearest.difference is None:
+        how = "differs outside the sampled elements"
+    else:
+        how = nearest.difference.value
     if nearest.max_ulp:
         how += f" {nearest.max_ulp:g} ULP"
-    if nearest.blocks_differing is not None and nearest.blocks:
+    if nearest.blocks_differing is not None and nearest.blocks and nearest.invariance is None:
         how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
     ref = nearest.reference if nearest.reference.startswith("the reference") else \
         f"the reference's {nearest.reference} stream"
     words = f"{'new stream' if new == 1 else f'{new} new streams'}: {how} from {ref}"
+    if nearest.invariance is not None:
+        words = (f"{'new stream' if new == 1 else f'{new} new streams'}: the same output as {ref}, "
+                 f"but the invariance breaks at other values (there: {nearest.invariance})")
     fields = list(axes_values.items())[:3]
     if fields:
         words += "; differs in " + "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)

@@ -84,6 +84,9 @@ class Nearest:
     first_block: Optional[int] = None
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
+    # invariance cases whose output is bit for bit the nearest stream's but whose invariance
+    # result is not: what broke the invariance there ("held", or the values, "1, 2")
+    invariance: Optional[str] = None
     env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.reference_envs
 
 

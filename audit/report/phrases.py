@@ -114,6 +114,8 @@ def nearest(s: Stream) -> str:
     if n is None:
         return ""
     parts = [f"nearest known stream {n.fingerprint[:12]}" + (f" ({n.reference})" if n.reference else "")]
+    if n.invariance is not None:
+        return parts[0] + f", the same output; its invariance broke at: {n.invariance}"
     kind = n.difference.value if n.difference else None
     if kind == Difference.NUMERICAL_DRIFT.value and not n.max_ulp:
         kind = OUTSIDE_SAMPLE
