@@ -61,6 +61,17 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
     assert c.expectation_notes == ["exp:2: matched nothing (gone*: stale)", "exp:3: expired on 2020-01-01 (q: old)"]
 
 
+def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(tmp_path, ref):
+    write([run("n1", 3, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path / "new"))
+    c = compare_baseline([ref], [str(tmp_path / "new")])
+    expect.apply(c, expect.parse('p cpu_capability=AVX2 reason="vector width"\n'
+                                 'q cpu_capability=AVX2 reason="never split"', "exp"))
+    assert c.exit_code() == 0
+    assert c.expectation_notes == [
+        "exp:1: nothing new to accept; it accepts a split the reference already holds (1 case; p: vector width)",
+        "exp:2: matched nothing (q: never split)"]
+
+
 def test_expectation_accepts_a_divergence_by_field_value(tmp_path, ref):
     c = compare_paths([ref])
     assert c.exit_code() == 1

@@ -42,6 +42,7 @@ class Expectation:
     reason: str = ""
     until: Optional[dt.date] = None
     matched: int = dataclasses.field(default=0, compare=False)
+    in_reference: int = dataclasses.field(default=0, compare=False)  # baseline: reference splits it accepts
 
 
 def parse(text: str, source: str = "expectations") -> List[Expectation]:
@@ -131,17 +132,35 @@ def _accepts_finding(exp: Expectation, f: Finding, envs: List[Dict[str, Any]]) -
     return False
 
 
+def _accepts_reference_split(exp: Expectation, f: Finding, envs: List[Dict[str, Any]]) -> bool:
+    """Baseline mode: the reference itself holds streams of this case that the expectation
+    accepts (a split between reference runs, which a compare against it never reports)."""
+    streams = f.reference_streams
+    if exp.field is None or len(streams) < 2:
+        return False
+    accepted = sum(_accepts(exp, s, envs) for s in streams)
+    return accepted > 0 and len(streams) - accepted <= 1
+
+
 def apply(comparison: Comparison, expectations: List[Expectation], today: Optional[dt.date] = None) -> None:
     """Mark accepted findings (``Finding.expected``) and note expired or unused expectations."""
     today = today or dt.date.today()
     live = [e for e in expectations if e.until is None or e.until >= today]
     for finding in comparison.findings:
         for exp in live:
-            if _matches_case(exp, finding) and _accepts_finding(exp, finding, comparison.envs):
+            if not _matches_case(exp, finding):
+                continue
+            if _accepts_finding(exp, finding, comparison.envs):
                 exp.matched += 1
                 finding.expected = finding.expected or f"{exp.reason} ({exp.source})"
+            elif _accepts_reference_split(exp, finding, comparison.reference_envs):
+                exp.in_reference += 1
     for exp in expectations:
         if exp.until is not None and exp.until < today:
             comparison.expectation_notes.append(f"{exp.source}: expired on {exp.until} ({exp.probe}: {exp.reason})")
+        elif not exp.matched and exp.in_reference:
+            comparison.expectation_notes.append(
+                f"{exp.source}: nothing new to accept; it accepts a split the reference already holds "
+                f"({exp.in_reference} case{'s' if exp.in_reference > 1 else ''}; {exp.probe}: {exp.reason})")
         elif not exp.matched:
             comparison.expectation_notes.append(f"{exp.source}: matched nothing ({exp.probe}: {exp.reason})")
