@@ -228,3 +228,17 @@ def test_why_names_only_fields_no_reference_run_of_the_nearest_stream_shares() -
     theirs = [{"num_threads": "1", "cpu_capability": "AVX2", "machine_id": "b"},
               {"num_threads": "2", "cpu_capability": "AVX512", "machine_id": "b"}]
     assert differing_fields(mine, theirs) == {"num_threads": ["3", "1, 2"]}  # AVX2 is among theirs
+
+
+def test_a_reference_stream_no_field_splits_is_named_by_its_environment_not_its_hash() -> None:
+    from audit.compare.baseline import Known, describe
+
+    envs = [{"cpu_capability": c, "num_threads": t, "OMP_NUM_THREADS": t, "torch_version": "2.13.0"}
+            for c, t in (("AVX2", "1"), ("AVX2", "2"), ("AVX512", "1"), ("AVX512", "1"))]
+    streams = [Known(f"s{i}", [_outcome("k", i, f"s{i}", i)]) for i in range(4)]
+    known = {k: k.envs for k in streams}
+    # two runs of the same settings made different streams: no field explains the split, so a
+    # stream is named by its runs' values of the fields that vary; OMP_NUM_THREADS groups the
+    # runs as num_threads does and is left out, torch_version never varies
+    assert describe(known, streams[2], envs) == "cpu_capability=AVX512 num_threads=1"
+    assert describe(known, streams[1], envs) == "cpu_capability=AVX2 num_threads=2"

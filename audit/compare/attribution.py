@@ -34,6 +34,11 @@ PRIORITY: Tuple[str, ...] = (
 _RANK = {name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if f not in PRIORITY)])}
 
 
+def rank(name: str) -> int:
+    """Where a field stands in :data:`PRIORITY` (then FIELDS order; unknown and derived last)."""
+    return len(_RANK) + 1 if name in DERIVED else _RANK.get(name, len(_RANK))
+
+
 @dataclass(frozen=True)
 class Attribution:
     """The fields that explain a split, best first, and the split in words."""

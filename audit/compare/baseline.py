@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from audit.compare import analysis, difference, fetch
-from audit.compare.attribution import attribute, differing_fields, natural_key, shown
+from audit.compare.attribution import attribute, differing_fields, natural_key, rank, shown
 from audit.compare.grouping import Case, Grouped, group
 from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
 from audit.compare.rows import Detail, Outcome, Pick
@@ -234,7 +234,26 @@ def describe(known: Dict[Known, Set[int]], stream: Known, envs: List[Dict[str, A
     pairs = sorted((env, k.identity) for k, ids in known.items() for env in ids)
     found = attribute([envs[e] for e, _ in pairs], [i for _, i in pairs])
     if not found.axes:
-        return f"{stream.identity[:12]} ({len(known[stream])} reference environments)"
+        return _environments_of(known[stream], sorted({e for e, _ in pairs}), envs) or \
+            f"{stream.identity[:12]} ({len(known[stream])} reference environments)"
     fields = found.axes[0].split("+")
     values = sorted({"/".join(shown(envs[e].get(x)) for x in fields) for e in known[stream]}, key=natural_key)
     return f"{'+'.join(fields)}={', '.join(values)}"
+
+
+def _environments_of(ids: Set[int], all_ids: List[int], envs: List[Dict[str, Any]]) -> str:
+    """No field splits the reference's streams: name the environments of one stream by the
+    fields that vary across the reference and take one value in them ("cpu_capability=AVX512
+    num_threads=1"), best ranked first, one field per way of grouping the runs, three at most."""
+    words: List[str] = []
+    groupings: Set[Tuple[str, ...]] = set()
+    for name in sorted({k for e in all_ids for k in envs[e]}, key=rank):
+        grouping = tuple(shown(envs[e].get(name)) for e in all_ids)
+        values = {shown(envs[e].get(name)) for e in ids}
+        if len(set(grouping)) < 2 or len(values) != 1 or grouping in groupings:
+            continue
+        groupings.add(grouping)
+        words.append(f"{name}={values.pop()}")
+        if len(words) == 3:
+            break
+    return " ".join(words)
