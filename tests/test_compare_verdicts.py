@@ -41,6 +41,12 @@ def test_repeat_flag_is_nondeterminism(tmp_path):
     assert f[("p", "cpu")].verdict == Verdict.NONDETERMINISTIC
 
 
+def test_the_workers_measure_of_a_repeat_disagreement_is_a_note(tmp_path):
+    how = "a second execution gave fingerprint bbb (the first aaa): 1 of 16 sampled elements differ"
+    _, f = _verdicts(tmp_path, [run("a", 1, {}, record("p", P, "x", repeat=False, message=how))])
+    assert f[("p", "cpu")].notes == [how]
+
+
 def test_divergent_then_identical(tmp_path):
     base, drift = f32_sample([1.0, 2.0, 3.0, 4.0]), f32_sample([1.0, 2.0000002, 3.0, 4.0])
     c, f = _verdicts(tmp_path, [

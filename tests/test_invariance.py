@@ -180,3 +180,23 @@ def test_the_cli_lists_and_refuses_size_panels() -> None:
     refused = subprocess.run([sys.executable, "-m", "audit", "run", "--sizes", "huge"], capture_output=True, text=True)
     assert refused.returncode == 2 and "size panel must be one or more of default, large" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_repeat_disagreement_is_measured_where_it_happened() -> None:
+    """A probe whose second execution differs: the row says which sampled elements and blocks."""
+    import numpy as np
+
+    from audit.worker.execute import Execution, describe_disagreement
+    from audit.worker.fingerprint import fingerprint
+
+    a = np.arange(100_000, dtype=np.float32)
+    b = a.copy()
+    b[70_000] += 1  # in the fifth 64 KiB block (16384 float32 each)
+    first, again = (Execution(fingerprint(x), None, 0.0, 0.0) for x in (a, b))
+    words = describe_disagreement(first, again)
+    assert words.startswith(f"a second execution gave fingerprint {again.fingerprint.digest[:12]}")
+    assert "1 of 7 blocks differ, the first at element 65536" in words
+    assert "sampled elements differ" in words
+    same = Execution(fingerprint(a), "state-2", 0.0, 0.0)
+    assert describe_disagreement(Execution(fingerprint(a), "state-1", 0.0, 0.0), same) == \
+        "a second execution gave the same output but another generator state"

@@ -235,3 +235,23 @@ def test_list_shows_user_probes(tmp_path: Path) -> None:
     done = _cli("list", "--probes-from", EXAMPLE, "--probe", "myproject.*")
     assert done.returncode == 0, done.stderr
     assert "myproject.train_step" in done.stdout and "trace" in done.stdout
+
+
+def test_a_probe_that_disagrees_with_itself_is_flagged_and_measured(tmp_path: Path) -> None:
+    (tmp_path / "flaky.py").write_text(
+        "import itertools\n"
+        "from audit.probe_api import probe\n"
+        "_calls = itertools.count()\n"
+        "@probe('mine.flaky', grid={'seed': [0]})\n"
+        "def flaky(seed):\n"
+        "    values = [float(i) for i in range(64)]\n"
+        "    values[40] += next(_calls)  # each execution moves one element\n"
+        "    return values\n")
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--probes-from", str(tmp_path / "flaky.py"),
+                "--probe", "mine.*")
+    assert done.returncode == 0, done.stderr
+    shown = _cli("compare", "--details", str(tmp_path / "runs"))
+    assert shown.returncode == 1, shown.stderr
+    assert "NONDETERMINISTIC  mine.flaky" in shown.stdout
+    assert "note: a second execution gave fingerprint" in shown.stdout
+    assert "1 of 1 blocks differ, the first at element 0" in shown.stdout

@@ -64,6 +64,7 @@ def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None, also: A
         ok = [o for o in judged.case.outcomes if o.status == Status.OK]
         picks.extend(representative(group) for group in _common_streams(ok))
         picks.extend(_failed(judged.case.outcomes))
+        picks.extend(_disagreed(ok))
         for key, outcomes in _by_stream_key(ok).items():
             if _known_runs(outcomes) is None:
                 streams.append(StreamWant(key, min(sum(o.rows for o in outcomes), MAX_RUNS),
@@ -167,6 +168,13 @@ def _failed(outcomes: Sequence[Outcome]) -> List[Pick]:
     return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in failed[:MAX_MESSAGES]]
 
 
+def _disagreed(ok: Sequence[Outcome]) -> List[Pick]:
+    """The first rows whose second execution disagreed (their message says how, where the
+    worker measured it)."""
+    rows = sorted((o for o in ok if o.repeat_false), key=lambda o: o.first_run)
+    return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in rows[:MAX_MESSAGES]]
+
+
 def _known_runs(outcomes: Sequence[Outcome]) -> Optional[List[int]]:
     """Every run of a stream, when its outcomes tell them (none repeats in more than two runs)."""
     if any(o.rows > 2 for o in outcomes):
@@ -228,6 +236,8 @@ def _fill(finding: Finding, outcomes: List[Outcome], envs: _Envs, run_ids: List[
         _variance(finding, ok, rows.details, envs)
     elif finding.verdict == Verdict.NONDETERMINISTIC:
         finding.explanation = _nondeterminism(ok)
+        details = [rows.details.get(p) for p in _disagreed(ok)]
+        finding.notes += [d.message for d in details if d is not None and d.message]
     elif finding.verdict == Verdict.ERROR:
         details = [rows.details.get(p) for p in _failed(outcomes)]
         finding.messages = [d.message for d in details if d is not None and d.message]

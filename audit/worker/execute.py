@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 from audit import registry
 from audit.errors import one_line
 from audit.probe_api import Output, Unsupported
-from audit.worker.fingerprint import Fingerprint, fingerprint, state_fingerprint
+from audit.worker.fingerprint import ITEMSIZE, Fingerprint, fingerprint, state_fingerprint
 from audit.worker.records import HASH_ALGORITHM, Status
 from audit.worker.seeding import restored_global_state
 
@@ -185,10 +185,14 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
         # non-repeatable instead of passing by luck.
         with restored_global_state():
             first = execute(case)
-            identical = None
+            identical, disagreement = None, None
             if repeat:
-                identical = all(execute(case).repeat_key == first.repeat_key
-                                for _ in range(max(1, case.probe.repeats - 1)))
+                identical = True
+                for _ in range(max(1, case.probe.repeats - 1)):
+                    again = execute(case)
+                    if again.repeat_key != first.repeat_key:
+                        identical, disagreement = False, describe_disagreement(first, again)
+                        break
     except (Unsupported, NotImplementedError) as exc:
         return {**record, "status": Status.UNSUPPORTED.value, "message": one_line(exc)}
     except (AttributeError, ImportError) as exc:  # API missing in this version
@@ -199,6 +203,32 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
         return {**record, "status": Status.ERROR.value, "message": f"{type(exc).__name__}: {one_line(exc)}{where}"}
-    return {**record, "status": Status.OK.value, "message": None, **first.record_fields(),
+    return {**record, "status": Status.OK.value, "message": disagreement, **first.record_fields(),
             "repeat_identical": identical}
+
+
+def describe_disagreement(first: Execution, again: Execution) -> str:
+    """How a second execution differed from the first, in the terms compare uses: the
+    fingerprints, and for the same dtype and shape how many sampled elements and which
+    64 KiB blocks differ (the row keeps only the first execution's fingerprint)."""
+    a, b = first.fingerprint, again.fingerprint
+    if a.digest == b.digest:
+        what = "generator state" if first.state != again.state else "invariance result or op trace"
+        return f"a second execution gave the same output but another {what}"
+    words = f"a second execution gave fingerprint {b.digest[:12]} (the first {a.digest[:12]})"
+    if (a.dtype, a.shape) != (b.dtype, b.shape):
+        return f"{words}: {b.dtype} {list(b.shape)} instead of {a.dtype} {list(a.shape)}"
+    size = ITEMSIZE.get(a.dtype, 0)
+    parts = []
+    if size and a.sample and len(a.sample) == len(b.sample):
+        width = 2 * size
+        count = len(a.sample) // width
+        differ = sum(a.sample[i:i + width] != b.sample[i:i + width] for i in range(0, len(a.sample), width))
+        parts.append(f"{differ} of {count} sampled elements differ")
+    if a.blocks is not None and b.blocks is not None and len(a.blocks) == len(b.blocks) and a.block_elements:
+        blocks = [i for i in range(0, len(a.blocks), 8) if a.blocks[i:i + 8] != b.blocks[i:i + 8]]
+        if blocks:
+            parts.append(f"{len(blocks)} of {len(a.blocks) // 8} blocks differ, the first at element "
+                         f"{blocks[0] // 8 * a.block_elements}")
+    return words + (": " + ", ".join(parts) if parts else "")
 
