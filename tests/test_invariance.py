@@ -192,11 +192,12 @@ def test_a_repeat_disagreement_is_measured_where_it_happened() -> None:
     a = np.arange(100_000, dtype=np.float32)
     b = a.copy()
     b[70_000] += 1  # in the fifth 64 KiB block (16384 float32 each)
+    b[1] = np.nextafter(np.float32(1), np.float32(2))  # element 1 (sampled: the head), 1 ULP up
     first, again = (Execution(fingerprint(x), None, 0.0, 0.0) for x in (a, b))
     words = describe_disagreement(first, again)
     assert words.startswith(f"a second execution gave fingerprint {again.fingerprint.digest[:12]}")
-    assert "1 of 7 blocks differ, the first at element 65536" in words
-    assert "sampled elements differ" in words
+    assert "1 of 16 sampled elements differ by up to 1 ULP" in words
+    assert "2 of 7 blocks differ, the first at element 0" in words
     same = Execution(fingerprint(a), "state-2", 0.0, 0.0)
     assert describe_disagreement(Execution(fingerprint(a), "state-1", 0.0, 0.0), same) == \
         "a second execution gave the same output but another generator state"

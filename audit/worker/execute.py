@@ -207,6 +207,18 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
             "repeat_identical": identical}
 
 
+_FLOAT_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
+
+
+def _ulps(a_hex: str, b_hex: str, bits: int) -> int:
+    """ULP distance of two little-endian IEEE floats given as hex (sign-magnitude made monotonic)."""
+    def ordered(text: str) -> int:
+        value = int.from_bytes(bytes.fromhex(text), "little")
+        sign = 1 << (bits - 1)
+        return -(value & (sign - 1)) if value & sign else value
+    return abs(ordered(a_hex) - ordered(b_hex))
+
+
 def describe_disagreement(first: Execution, again: Execution) -> str:
     """How a second execution differed from the first, in the terms compare uses: the
     fingerprints, and for the same dtype and shape how many sampled elements and which
@@ -223,8 +235,12 @@ def describe_disagreement(first: Execution, again: Execution) -> str:
     if size and a.sample and len(a.sample) == len(b.sample):
         width = 2 * size
         count = len(a.sample) // width
-        differ = sum(a.sample[i:i + width] != b.sample[i:i + width] for i in range(0, len(a.sample), width))
-        parts.append(f"{differ} of {count} sampled elements differ")
+        pairs = [(a.sample[i:i + width], b.sample[i:i + width]) for i in range(0, len(a.sample), width)]
+        differ = sum(x != y for x, y in pairs)
+        words_ulp = ""
+        if differ and a.dtype in _FLOAT_BITS:
+            words_ulp = f" by up to {max(_ulps(x, y, _FLOAT_BITS[a.dtype]) for x, y in pairs):,} ULP"
+        parts.append(f"{differ} of {count} sampled elements differ{words_ulp}")
     if a.blocks is not None and b.blocks is not None and len(a.blocks) == len(b.blocks) and a.block_elements:
         blocks = [i for i in range(0, len(a.blocks), 8) if a.blocks[i:i + 8] != b.blocks[i:i + 8]]
         if blocks:
