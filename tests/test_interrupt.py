@@ -22,6 +22,7 @@ import pytest
 from audit.runner.sidecar import Sidecar
 from audit.runner.supervisor import SOURCE_ROOT
 from audit.store.engine import read_runs
+from tests.signals import sigint_as_in_a_terminal
 
 CASES = 20  # tests.slow.sleep has twenty cases
 KILL_AFTER = 5  # records in the sidecar before the kill
@@ -75,7 +76,8 @@ def _final_files_are_whole(results: Path) -> List[str]:
 def _start(results: Path, log: Path, case_s: float = 0.1) -> subprocess.Popen[str]:
     # its own session: a signal to the group reaches the host as a terminal's Ctrl-C would
     return subprocess.Popen(_command(results), cwd=SOURCE_ROOT, env=_env(log, case_s), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=sigint_as_in_a_terminal)
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])

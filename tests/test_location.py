@@ -19,6 +19,7 @@ from audit.store import location
 from audit.store.runfile import check_writable, write_run
 from audit.worker.records import Run
 from tests.compare_helpers import make_run, record, write
+from tests.signals import sigint_as_in_a_terminal
 
 
 def _cli(*args: str, env: Any = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -160,7 +161,7 @@ def test_ctrl_c_ends_a_hung_remote_command_promptly() -> None:
               "print('waiting', flush=True)\n"
               "l.bounded('gs://x/y', 'listing', lambda: time.sleep(600))\n")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=SOURCE_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "waiting"
     time.sleep(0.3)
     start = time.monotonic()

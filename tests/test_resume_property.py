@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.runner.supervisor import SOURCE_ROOT
+from tests.signals import sigint_as_in_a_terminal
 
 CASES = 20  # tests.slow.sleep
 
@@ -44,7 +45,8 @@ def _records(results: Path) -> int:
 def _attempt(results: Path, hashseed: str, resume: bool, stop_after: int) -> int:
     """One invocation, SIGINT once ``stop_after`` more records are in (0: let it finish)."""
     proc = subprocess.Popen(_command(results, *(["--resume"] if resume else [])), cwd=SOURCE_ROOT,
-                            env=_env(hashseed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=_env(hashseed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_in_a_terminal)
     if stop_after:
         target, end = _records(results) + stop_after, time.monotonic() + 120
         while proc.poll() is None and _records(results) < target and time.monotonic() < end:

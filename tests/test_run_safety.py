@@ -29,6 +29,7 @@ from audit.runner import sidecar as sidecar_mod
 from audit.runner.sidecar import Sidecar, find_resumable, partial_dir
 from audit.runner.spec import RunSpec
 from audit.runner.supervisor import SOURCE_ROOT, Runner
+from tests.signals import sigint_as_in_a_terminal
 
 SLOW = RunSpec(probes=["tests.slow.sleep"], modules=["tests.crash_probes"], repeat=False)
 
@@ -46,7 +47,7 @@ def _env(**extra: str) -> Dict[str, str]:
 def _interrupted_run(results: Path, **env: str) -> None:
     """A CLI run stopped by SIGINT once a few cases are in its sidecar."""
     proc = subprocess.Popen(_command(results), cwd=SOURCE_ROOT, env=_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     end = time.monotonic() + 120
     while _records(results) < 3 and proc.poll() is None and time.monotonic() < end:
         time.sleep(0.02)
@@ -204,7 +205,7 @@ def test_a_worker_that_dies_before_its_first_case_keeps_the_resume_hint(tmp_path
 @pytest.mark.parametrize("delay", [0.0, 0.05])
 def test_ctrl_c_while_starting_is_one_line(tmp_path: Path, delay: float) -> None:
     proc = subprocess.Popen(_command(tmp_path), cwd=SOURCE_ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -213,7 +214,7 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path, delay: float) -> None
 
 def test_three_rapid_ctrl_cs_keep_the_resume_hint(tmp_path: Path) -> None:
     proc = subprocess.Popen(_command(tmp_path), cwd=SOURCE_ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     end = time.monotonic() + 120
     while _records(tmp_path) < 2 and time.monotonic() < end:
         time.sleep(0.02)

@@ -1,0 +1,13 @@
+"""Children that tests interrupt start with SIGINT as a terminal gives it.
+
+A shell that starts a command in the background without job control (``cmd &`` in a
+script, a CI runner's wrapper) makes SIGINT ignored, and an ignored signal stays ignored
+across exec: the audited command would never see the tests' Ctrl-C.  Pass
+``preexec_fn=sigint_as_in_a_terminal`` to Popen to test what a user's Ctrl-C does.
+"""
+
+import signal
+
+
+def sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
