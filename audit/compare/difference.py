@@ -29,9 +29,9 @@ from audit.compare import ulp
 from audit.compare.model import Difference
 from audit.compare.rows import Detail
 from audit.compare.trace import TraceDivergence, first_divergence
+from audit.worker import distance
 
 _SEVERITY = list(Difference)  # most severe first
-_DIGEST = 8  # bytes per block digest
 
 
 class Located(NamedTuple):
@@ -53,11 +53,9 @@ class Located(NamedTuple):
 
 def differing_blocks(a: Detail, b: Detail) -> Optional[List[int]]:
     """Indices of the blocks whose digests differ; None when the blocks cannot be lined up."""
-    if a.blocks is None or b.blocks is None or a.block_elements != b.block_elements or len(a.blocks) != len(b.blocks):
+    if a.block_elements != b.block_elements:
         return None
-    count = len(a.blocks) // _DIGEST
-    return [i for i in range(count)
-            if a.blocks[i * _DIGEST:(i + 1) * _DIGEST] != b.blocks[i * _DIGEST:(i + 1) * _DIGEST]]
+    return distance.differing_block_indices(a.blocks, b.blocks)
 
 
 def classify_pair(a: Detail, b: Detail) -> Located:
@@ -67,10 +65,10 @@ def classify_pair(a: Detail, b: Detail) -> Located:
     where = _where(a, b)
     dtype = a.dtype or ""
     if (a.sample or "") != (b.sample or ""):
-        distance = ulp.compare_samples(a.sample or "", b.sample or "", dtype)
-        if distance is None:  # integers, booleans: any difference in the values is a new stream
+        measured = distance.compare_samples(a.sample or "", b.sample or "", dtype)
+        if measured is None:  # integers, booleans: any difference in the values is a new stream
             return Located(Difference.STREAM_CHANGE, *(None, None), *where)
-        max_ulp, fraction = distance
+        max_ulp, fraction = measured
         if max_ulp > 0:
             kind = Difference.NUMERICAL_DRIFT if ulp.is_drift(max_ulp, dtype) else Difference.STREAM_CHANGE
             return Located(kind, max_ulp, fraction, *where)
@@ -97,7 +95,7 @@ def _where(a: Detail, b: Detail) -> tuple:
     blocks = differing_blocks(a, b)
     if blocks is None:
         return None, None, None, None
-    count = len(a.blocks or b"") // _DIGEST
+    count = len(a.blocks or b"") // distance.DIGEST
     if not blocks:
         return None, None, 0, count
     first = blocks[0]

@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from audit.compare import ulp
 from audit.compare.model import Difference
+from audit.worker import distance
 
 _SEVERITY = list(Difference)  # most severe first
 
@@ -90,7 +91,7 @@ def _kind_text(d: TraceDivergence) -> str:
     if d.difference is Difference.NUMERICAL_DRIFT:
         return f"drift {ulps}"
     if d.difference is Difference.STREAM_CHANGE:
-        return "stream change" + (f", {ulps}" if ulps and d.max_ulp != ulp.INFINITE else "")
+        return "stream change" + (f", {ulps}" if ulps and d.max_ulp != distance.INFINITE else "")
     if d.difference is Difference.SPARSE:
         return "differs outside the sampled elements"
     return "structural"
@@ -160,7 +161,7 @@ def _classify_output(ox: Mapping[str, Any], oy: Mapping[str, Any]) -> Tuple[Diff
     if ox.get("dtype") != oy.get("dtype") or ox.get("shape") != oy.get("shape"):
         return Difference.STRUCTURAL, None
     dtype = str(ox.get("dtype"))
-    measured = ulp.compare_samples(str(ox.get("sample") or ""), str(oy.get("sample") or ""), dtype)
+    measured = distance.compare_samples(str(ox.get("sample") or ""), str(oy.get("sample") or ""), dtype)
     if measured is None:  # integers, booleans, no sample (uninitialised on one side)
         return Difference.STREAM_CHANGE, None
     max_ulp, fraction = measured

@@ -20,7 +20,8 @@ from typing import Any, Dict, Optional, Tuple
 from audit import registry
 from audit.errors import one_line
 from audit.probe_api import Output, Unsupported
-from audit.worker.fingerprint import ITEMSIZE, Fingerprint, fingerprint, state_fingerprint
+from audit.worker import distance
+from audit.worker.fingerprint import Fingerprint, decode_sample, fingerprint, state_fingerprint
 from audit.worker.records import HASH_ALGORITHM, Status
 from audit.worker.seeding import restored_global_state
 
@@ -207,18 +208,6 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
             "repeat_identical": identical}
 
 
-_FLOAT_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
-
-
-def _ulps(a_hex: str, b_hex: str, bits: int) -> int:
-    """ULP distance of two little-endian IEEE floats given as hex (sign-magnitude made monotonic)."""
-    def ordered(text: str) -> int:
-        value = int.from_bytes(bytes.fromhex(text), "little")
-        sign = 1 << (bits - 1)
-        return -(value & (sign - 1)) if value & sign else value
-    return abs(ordered(a_hex) - ordered(b_hex))
-
-
 def describe_disagreement(first: Execution, again: Execution) -> str:
     """How a second execution differed from the first, in the terms compare uses: the
     fingerprints, and for the same dtype and shape how many sampled elements and which
@@ -230,21 +219,16 @@ def describe_disagreement(first: Execution, again: Execution) -> str:
     words = f"a second execution gave fingerprint {b.digest[:12]} (the first {a.digest[:12]})"
     if (a.dtype, a.shape) != (b.dtype, b.shape):
         return f"{words}: {b.dtype} {list(b.shape)} instead of {a.dtype} {list(a.shape)}"
-    size = ITEMSIZE.get(a.dtype, 0)
     parts = []
-    if size and a.sample and len(a.sample) == len(b.sample):
-        width = 2 * size
-        count = len(a.sample) // width
-        pairs = [(a.sample[i:i + width], b.sample[i:i + width]) for i in range(0, len(a.sample), width)]
-        differ = sum(x != y for x, y in pairs)
-        words_ulp = ""
-        if differ and a.dtype in _FLOAT_BITS:
-            words_ulp = f" by up to {max(_ulps(x, y, _FLOAT_BITS[a.dtype]) for x, y in pairs):,} ULP"
-        parts.append(f"{differ} of {count} sampled elements differ{words_ulp}")
-    if a.blocks is not None and b.blocks is not None and len(a.blocks) == len(b.blocks) and a.block_elements:
-        blocks = [i for i in range(0, len(a.blocks), 8) if a.blocks[i:i + 8] != b.blocks[i:i + 8]]
-        if blocks:
-            parts.append(f"{len(blocks)} of {len(a.blocks) // 8} blocks differ, the first at element "
-                         f"{blocks[0] // 8 * a.block_elements}")
+    xs, ys = decode_sample(a.sample, a.dtype), decode_sample(b.sample, b.dtype)
+    if xs and len(xs) == len(ys):
+        differ = sum(x != y for x, y in zip(xs, ys))
+        measured = distance.compare_samples(a.sample, b.sample, a.dtype)  # floats only
+        ulps = f" by up to {measured[0]:,.0f} ULP" if differ and measured and measured[0] else ""
+        parts.append(f"{differ} of {len(xs)} sampled elements differ{ulps}")
+    blocks = distance.differing_block_indices(a.blocks, b.blocks)
+    if blocks:
+        parts.append(f"{len(blocks)} of {len(a.blocks or b'') // distance.DIGEST} blocks differ, "
+                     f"the first at element {blocks[0] * (a.block_elements or 0)}")
     return words + (": " + ", ".join(parts) if parts else "")
 
