@@ -10,7 +10,20 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+    AbstractSet,
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from audit.compare import difference
 from audit.compare.attribution import attribute, natural_key, shown
@@ -162,17 +175,20 @@ def representative(outcomes: Sequence[Outcome]) -> Pick:
     return Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint)
 
 
+def _first_rows(outcomes: Iterable[Outcome]) -> List[Pick]:
+    """The rows of the first MAX_MESSAGES of ``outcomes`` in run order (their messages are shown)."""
+    first = sorted(outcomes, key=lambda o: o.first_run)[:MAX_MESSAGES]
+    return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in first]
+
+
 def _failed(outcomes: Sequence[Outcome]) -> List[Pick]:
-    """The first failed rows (their messages are shown)."""
-    failed = sorted((o for o in outcomes if o.status in FAILED), key=lambda o: o.first_run)
-    return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in failed[:MAX_MESSAGES]]
+    """The first failed rows."""
+    return _first_rows(o for o in outcomes if o.status in FAILED)
 
 
 def _disagreed(ok: Sequence[Outcome]) -> List[Pick]:
-    """The first rows whose second execution disagreed (their message says how, where the
-    worker measured it)."""
-    rows = sorted((o for o in ok if o.repeat_false), key=lambda o: o.first_run)
-    return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in rows[:MAX_MESSAGES]]
+    """The first rows whose second execution disagreed (their message says how)."""
+    return _first_rows(o for o in ok if o.repeat_false)
 
 
 def _known_runs(outcomes: Sequence[Outcome]) -> Optional[List[int]]:

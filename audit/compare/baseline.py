@@ -182,7 +182,6 @@ class _Judge:
             analysis.locate(f, located)
         if divergence is not None:
             f.first_divergence = divergence.as_dict()
-        assert stream.nearest is not None
         mine = [self.envs[e] for e in stream.env_ids]
         theirs = [self.ref_envs[e] for e in stream.nearest.env_ids]
         f.axes_values = differing_fields(mine, theirs)
@@ -202,20 +201,19 @@ class _Judge:
 def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
     """'new stream: numerical-drift 1 ULP from the reference's cpu_capability=AVX512 stream;
     differs in cpu_model: AMD EPYC vs Intel(R) Xeon(R)'."""
-    if nearest.difference is None:
-        how = "differs outside the sampled elements"
-    else:
-        how = nearest.difference.value
-    if nearest.max_ulp:
-        how += f" {nearest.max_ulp:g} ULP"
-    if nearest.blocks_differing is not None and nearest.blocks and nearest.invariance is None:
-        how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
     ref = nearest.reference if nearest.reference.startswith("the reference") else \
         f"the reference's {nearest.reference} stream"
-    words = f"{'new stream' if new == 1 else f'{new} new streams'}: {how} from {ref}"
+    streams = "new stream" if new == 1 else f"{new} new streams"
     if nearest.invariance is not None:
-        words = (f"{'new stream' if new == 1 else f'{new} new streams'}: the same output as {ref}, "
+        words = (f"{streams}: the same output as {ref}, "
                  f"but the invariance breaks at other values (there: {nearest.invariance})")
+    else:
+        how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
+        if nearest.max_ulp:
+            how += f" {nearest.max_ulp:g} ULP"
+        if nearest.blocks_differing is not None and nearest.blocks:
+            how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
+        words = f"{streams}: {how} from {ref}"
     fields = list(axes_values.items())[:3]
     if fields:
         words += "; differs in " + "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
