@@ -198,6 +198,11 @@ def test_a_repeat_disagreement_is_measured_where_it_happened() -> None:
     assert words.startswith(f"a second execution gave fingerprint {again.fingerprint.digest[:12]}")
     assert "1 of 16 sampled elements differ by up to 1 ULP" in words
     assert "2 of 7 blocks differ, the first at element 0" in words
+    ints = np.arange(10, dtype=np.int64)
+    moved = ints.copy()
+    moved[3] = 99  # integers: counted, no ULP
+    assert describe_disagreement(*(Execution(fingerprint(x), None, 0.0, 0.0) for x in (ints, moved))).endswith(
+        ": 1 of 10 sampled elements differ, 1 of 1 blocks differ, the first at element 0")
     same = Execution(fingerprint(a), "state-2", 0.0, 0.0)
     assert describe_disagreement(Execution(fingerprint(a), "state-1", 0.0, 0.0), same) == \
         "a second execution gave the same output but another generator state"
