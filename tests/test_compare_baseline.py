@@ -58,7 +58,10 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
                          'q reason="old" until=2020-01-01\n', "exp")
     expect.apply(c, rules, today=dt.date(2026, 6, 1))
     assert f["p"].expected and c.exit_code() == 0
-    assert c.expectation_notes == ["exp:2: matched nothing (gone*: stale)", "exp:3: expired on 2020-01-01 (q: old)"]
+    assert c.expectation_notes == [
+        "exp:1: no kind stated, so no bound: it accepted 1 finding (1 stream-change); bound it with "
+        "kind=stream-change (p: torch 2.14 changed p)",
+        "exp:2: matched nothing (gone*: stale)", "exp:3: expired on 2020-01-01 (q: old)"]
 
 
 def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(tmp_path, ref):
