@@ -106,7 +106,8 @@ def split(line: str) -> List[str]:
     holds (no single quote, no backslash: those go to shlex)."""
     if "'" in line or "\\" in line:
         return shlex.split(line, comments=True)
-    tokens, pos, end = [], 0, len(line)
+    tokens: List[str] = []
+    pos, end = 0, len(line)
     while True:
         pos = _SPACE.match(line, pos).end()  # type: ignore[union-attr]
         if pos == end or line[pos] == "#":
