@@ -1,7 +1,8 @@
 """Benchmark: what an expectations file adds to ``compare``, by its number of lines.
 
 Over the committed reference runs (results/reference), it times, each in a fresh subprocess
-(best of ``--repeats``, wall and CPU seconds):
+(best of ``--repeats``; wall seconds from the first import to the rendered text, CPU seconds of
+the whole process):
 
 - the plain compare (the yardstick);
 - compare with an expectations file of N lines (read, indexed, applied, notes written);
