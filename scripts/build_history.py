@@ -2,6 +2,7 @@
 
     python scripts/build_history.py                      # torch and numpy, everything missing
     python scripts/build_history.py --library torch --minors 2.0,2.4,2.13
+    python scripts/build_history.py --manifest-only      # only (re)write results/history/MANIFEST.json
     nox -s history                                       # this, then docs/stream-changes.md
 
 What it audits is audit/history/plan.py's SERIES (torch 2.0 to the newest on Python 3.11
@@ -13,6 +14,10 @@ catalogue (same probe keys and versions) is skipped; a stale one is replaced aft
 run is written.  Disk: each cell is deleted after its audit and its torch wheel dropped from
 uv's cache (--keep-cells keeps both); the build stops before a cell when less than
 --min-free-gb is free.  Each audit appends a line (wall times, cell size) to builds.jsonl.
+
+After each run it adds or replaces (and at the end) it rewrites MANIFEST.json: the releases of
+each library and the sha256 of each run file, which ``advise`` checks before it reads the
+history (audit/history/manifest.py).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from audit.errors import AuditError  # noqa: E402
-from audit.history import plan  # noqa: E402
+from audit.history import manifest, plan  # noqa: E402
 from audit.history import releases as rel  # noqa: E402
 from audit.history.bisect import audit_cell  # noqa: E402
 from audit.runner import cells  # noqa: E402
@@ -128,6 +133,7 @@ def build(args: argparse.Namespace) -> int:
                 continue
             if cells.disk_free_gb() < args.min_free_gb and not cells.exists(series.cell(version)):
                 print(f"stopping: {cells.disk_free_gb():.0f} GB free, under --min-free-gb {args.min_free_gb}")
+                manifest.write(args.results)
                 return 1
             print(f"auditing {series.library} {version} on Python {series.python}", flush=True)
             try:
@@ -141,6 +147,8 @@ def build(args: argparse.Namespace) -> int:
             print(f"  built in {record['build_s']} s ({record['cell_gb']} GB), audited in {record['audit_s']} s")
             with open(os.path.join(args.results, "builds.jsonl"), "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
+            manifest.write(args.results)
+    manifest.write(args.results)
     return 1 if failures else 0
 
 
@@ -153,7 +161,12 @@ def main() -> int:
     p.add_argument("--versions", metavar="V1,V2", help="candidate releases instead of the package index")
     p.add_argument("--keep-cells", action="store_true", help="keep each cell and the uv cache (fast re-runs, GBs)")
     p.add_argument("--min-free-gb", type=float, default=15.0, metavar="GB")
+    p.add_argument("--manifest-only", action="store_true",
+                   help="write MANIFEST.json for the run files there are, build nothing")
     args = p.parse_args()
+    if args.manifest_only:
+        print(f"wrote {manifest.write(args.results)}")
+        return 0
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     cells.export_pyenv()
     os.makedirs(args.results, exist_ok=True)

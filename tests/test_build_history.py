@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Sequence
 
 import pytest
 
-from audit.history import plan
+from audit.history import manifest, plan
 from tests.compare_helpers import make_run, record, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +73,10 @@ def test_the_build_audits_every_release_once_and_cleans_up(builder: Dict[str, An
     log = [json.loads(line) for line in open(os.path.join(results, "builds.jsonl"), encoding="utf-8")]
     assert [r["version"] for r in log] == ["2.0.1", "2.1.2", "2.2.2"]
     assert {"build_s", "audit_s", "cell_gb", "file", "python", "made"} <= set(log[0])
+    listed = json.load(open(os.path.join(results, manifest.NAME), encoding="utf-8"))["libraries"]["torch"]
+    assert listed["releases"] == ["2.0.1", "2.1.2", "2.2.2"]
+    assert sorted(n.split("/")[1] for n in listed["files"]) == files(os.path.join(results, "torch"))
+    manifest.check(results, "torch")
 
 
 def test_it_resumes_and_replaces_runs_of_another_catalogue(builder: Dict[str, Any], tmp_path: Any) -> None:
@@ -88,6 +92,7 @@ def test_it_resumes_and_replaces_runs_of_another_catalogue(builder: Dict[str, An
     assert builder["audited"][2:] == ["2.0.1", "2.1.2"]
     after = files(os.path.join(results, "torch"))
     assert len(after) == 2 and not set(after) & set(before)
+    manifest.check(results, "torch")  # the replaced runs left the manifest with their files
 
 
 def test_minors_and_after_choose_releases_and_a_full_disk_stops_the_build(builder: Dict[str, Any],

@@ -11,7 +11,7 @@ import pytest
 
 from audit import cli
 from audit.errors import UsageError
-from audit.history import advise, archive, document, render
+from audit.history import advise, archive, document, manifest, render
 from tests.compare_helpers import f32_sample, make_run, record, write
 
 SEEDS = (0, 1)
@@ -75,6 +75,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> str:
                   for i, (v, py) in enumerate([("1.25.2", "3.9.18"), ("1.26.4", "3.9.18"), ("1.26.4", "3.12.1"),
                                                ("2.0.2", "3.12.1")])]
     write(numpy_runs, str(root / "numpy"))
+    manifest.write(str(root))
     return str(root)
 
 
@@ -100,7 +101,8 @@ def test_advise_text_answers_first_and_explains_the_kinds(history: str, capsys: 
     assert cli.main(["advise", "torch", "2.0.1", "2.3.1", "--history", history]) == 0
     out = capsys.readouterr().out
     first = out.splitlines()[0]
-    assert first.startswith("torch 2.0.1 -> 2.3.1: 6 of 12 cases give different results (3 probes)")
+    assert first == ("torch 2.0.1 -> 2.3.1: 6 of the 12 cases that run in both releases give different results "
+                     "(3 probes)")
     assert "dtype=bfloat16" in out and "2 of 4" in out
     assert "unchanged: 1 probes (2 cases)" in out
     assert "undone by a later release" in out
@@ -146,8 +148,13 @@ def test_unmappable_versions_are_one_usage_error(history: str, capsys: pytest.Ca
         archive.map_version("torch", "2.1.0", ["2.0.1", "2.2.2"])
     with pytest.raises(UsageError, match="older release"):
         advise.advise("torch", "2.3.1", "2.0.1", history)
+    nothing = os.path.join(os.path.dirname(history), "nothing")
+    os.makedirs(os.path.join(nothing, "numpy"), exist_ok=True)
+    manifest.write(nothing)
+    with pytest.raises(UsageError, match="lists no numpy history"):
+        advise.advise("numpy", "1.26.4", "2.0.2", nothing)
     with pytest.raises(UsageError, match="holds no runs"):
-        advise.advise("numpy", "1.26.4", "2.0.2", history + "/nothing")
+        archive.map_version("numpy", "1.26.4", [])
 
 
 def test_two_pythons_join_at_the_overlap_release(history: str) -> None:
@@ -166,6 +173,7 @@ def test_other_fields_that_change_with_a_release_are_noted(tmp_path: Any) -> Non
                      {"torch_version": v, "cpu_capability": cap}, torch_records(v))
             for i, (v, cap) in enumerate([("2.0.1", "AVX2"), ("2.1.2", "AVX512")])]
     write(runs, str(tmp_path / "torch"))
+    manifest.write(str(tmp_path))
     a = advise.advise("torch", "2.0.1", "2.1.2", str(tmp_path))
     assert a.notes == ["between 2.0.1 and 2.1.2 also changed: cpu_capability AVX2 -> AVX512 "
                        "(a change at that step may be theirs)"]

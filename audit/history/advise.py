@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Hashable, List, Sequence, Set, Tuple
 
 from audit.errors import UsageError
-from audit.history import archive, changes, search
+from audit.history import archive, changes, manifest, search
 from audit.history import releases as rel
 from audit.history.changes import CaseId, Change, ProbeChange, Snapshot
 
@@ -33,6 +33,7 @@ class Advice:
     unchanged_cases: int = 0
     notes: List[str] = field(default_factory=list)
     partial: bool = False  # an end was outside the history
+    history: str = archive.HISTORY  # where the history was read, as shown
 
     def differs(self, change: Change) -> bool:
         """Whether the case's result differs between the two ends (not changed and undone)."""
@@ -44,12 +45,16 @@ class Advice:
 
 
 def advise(library: str, low: str, high: str, root: str = archive.HISTORY) -> Advice:
-    """Map the two versions onto the history and compare the runs between them."""
+    """Map the two versions onto the history and compare the runs between them.
+
+    The library's files must match the history's manifest (a UsageError names the first that
+    is missing, added or altered)."""
     rel.check_library(library)
     for v in (low, high):
         rel.check_release(library, v)
     if low != rel.LATEST and high != rel.LATEST and rel.key(low) >= rel.key(high):
         raise UsageError(f"{library} {low} -> {high}: FROM must be an older release than TO")
+    manifest.check(root, library)
     history = archive.entries(library, root)
     covered = archive.versions(history)
     mapped = [archive.map_version(library, covered[-1] if v == rel.LATEST and covered else v, covered)

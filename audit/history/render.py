@@ -60,9 +60,10 @@ def advice_text(a: Advice) -> str:
     status = [p for p in a.summary if p.kind == "status"]
     probes = sorted({c.probe for c in a.stream_changes if a.differs(c)})
     net = len(a.net)
-    head = (f"{a.library} {a.asked[0]} -> {a.asked[1]}: {net} of {a.compared} cases give different results "
-            f"({len(probes)} probes); {len(a.stream_changes)} changes along the way")
-    out = [head, f"(from results/history: {', '.join(a.releases)}; each the latest patch of its minor release)"]
+    head = (f"{a.library} {a.asked[0]} -> {a.asked[1]}: {net} of the {a.compared} cases that run in both releases "
+            f"give different results ({len(probes)} probes)")
+    out = [head, f"({len(a.stream_changes)} changes along the way; from {a.history}: {', '.join(a.releases)}; "
+                 "each the latest patch of its minor release)"]
     out += [f"note: {n}" for n in a.notes]
     if streams:
         out += ["", "  release  probe / device / kind / changed cases / the parameters that tell them apart"]
