@@ -219,3 +219,13 @@ def test_the_fast_tokenizer_splits_as_shlex_does(line: str) -> None:
     except ValueError:
         got = ValueError
     assert got == wanted
+
+
+def test_a_reference_split_names_that_its_kind_was_not_measured(tmp_path: Any) -> None:
+    write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("a", VALUES)),
+           _run("r2", 2, {"cpu_capability": "DEFAULT"}, _randn("d", _plus_ulp(VALUES, 3)))], str(tmp_path / "ref"))
+    write([_run("n1", 3, {"cpu_capability": "AVX2"}, _randn("a", VALUES))], str(tmp_path / "new"))
+    c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
+    expect.apply(c, expect.parse('torch.randn cpu_capability=DEFAULT kind=numerical-drift max_ulp=4 reason="r"', "e"))
+    assert c.expectation_notes == ["e:1: nothing new to accept; it accepts a split the reference already holds "
+                                   "(1 case, of a kind not measured there; torch.randn: r)"]

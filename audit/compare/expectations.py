@@ -383,8 +383,10 @@ def notes(exp: Expectation, today: dt.date) -> List[str]:
         out.append(f"{exp.source}: no kind stated, so no bound: it accepted {_accepted(exp)}; "
                    f"{_suggest(exp)} {what}")
     elif not exp.matched and exp.in_reference:
+        unmeasured = ", of a kind not measured there" if exp.kind is not None else ""
         out.append(f"{exp.source}: nothing new to accept; it accepts a split the reference already holds "
-                   f"({exp.in_reference} case{'s' if exp.in_reference > 1 else ''}; {exp.probe}: {exp.reason})")
+                   f"({exp.in_reference} case{'s' if exp.in_reference > 1 else ''}{unmeasured}; "
+                   f"{exp.probe}: {exp.reason})")
     elif not exp.matched:
         hint = ""
         if "kind" in exp.params:
