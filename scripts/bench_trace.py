@@ -26,7 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import audit.probes  # noqa: E402,F401  (registers the catalogue)
 from audit import registry  # noqa: E402
-from audit.worker.execute import call_probe  # noqa: E402
+from audit.worker.execution import call_probe  # noqa: E402
 from audit.worker.trace import Recorder  # noqa: E402
 
 TARGET = 3.0

@@ -204,8 +204,11 @@ def _finish(done: Sequence[Done], args: argparse.Namespace) -> int:
 
 
 def _compare(paths: List[str]) -> int:
-    """The compare command on exactly these runs."""
-    from audit import cli
+    """The compare command on exactly these runs (its errors reach the CLI like any command's)."""
+    from audit.commands import compare
 
+    parser = argparse.ArgumentParser(prog="python -m audit compare")
+    compare.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["compare", *paths])
     print()
-    return cli.main(["compare", *paths])
+    return int(args.execute(args))

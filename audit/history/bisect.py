@@ -151,8 +151,7 @@ class _Auditor:
 
     def _selection(self) -> List[str]:
         args = [a for p in self._probes() for a in ("--probe", p)]
-        option = "--probes-from" if run_accepts("--probes-from") else "--module"
-        return args + [a for m in self.request.probes_from for a in (option, m)]
+        return args + [a for m in self.request.probes_from for a in ("--probes-from", m)]
 
 
 def selection_keys(probes: Sequence[str]) -> Set[Tuple[str, str]]:
@@ -188,17 +187,6 @@ def reusable_runs(library: str, series: plan.Series, keys: Set[Tuple[str, str]],
             if same and rel.parse(version) and keys <= {(r["probe_key"], r["probe_version"]) for r in rows}:
                 out.setdefault(version, path)
     return out
-
-
-def run_accepts(option: str) -> bool:
-    """Whether ``audit run`` has ``option`` (user probes: --probes-from where it exists)."""
-    import argparse
-
-    from audit.commands import run as run_command
-
-    sub = argparse.ArgumentParser().add_subparsers()
-    run_command.add_parser(sub)
-    return any(option in action.option_strings for action in sub.choices["run"]._actions)
 
 
 def audit_cell(python: str, results: str, extra: Sequence[str]) -> str:

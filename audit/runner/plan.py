@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from audit import registry, user_probes
 from audit.errors import AuditError, UsageError
+from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
 from audit.runner.spec import RunSpec
 
 
@@ -57,8 +58,6 @@ def asks_worker(spec: RunSpec) -> bool:
 
 
 def _from_worker(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
-    from audit.runner.supervisor import SOURCE_ROOT, worker_command, worker_environment
-
     cmd = [*worker_command(spec, None), "--plan"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=worker_environment(spec), cwd=SOURCE_ROOT,

@@ -26,15 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from audit.errors import AuditError, UsageError
+from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
 from audit.runner.plan import planned_cases
 from audit.runner.sidecar import Sidecar, find_resumable
 from audit.runner.spec import RunSpec
-from audit.user_probes import is_path
 from audit.worker.records import Run, Status
-
-#: The directory holding this source tree: put on the worker's PYTHONPATH so a virtualenv
-#: with only the libraries under test can run ``python -m audit.worker``.
-SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
 
@@ -69,41 +65,6 @@ class RunInterrupted(AuditError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
-
-
-def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
-    cmd = [spec.python, "-m", "audit.worker"]
-    for glob in spec.probes:
-        cmd += ["--probe", glob]
-    for seed in spec.seeds:
-        cmd += ["--seed", str(seed)]
-    cmd += ["--sizes", ",".join(spec.sizes)]
-    for module in spec.modules:
-        cmd += ["--module", module]
-    for source in spec.probe_sources:
-        cmd += ["--probes-from", source]
-    if spec.threads:
-        cmd += ["--threads", str(spec.threads)]
-    if spec.deterministic:
-        cmd += ["--deterministic", spec.deterministic]
-    if not spec.repeat:
-        cmd.append("--no-repeat")
-    if skip_file:
-        cmd += ["--skip-file", skip_file]
-    return cmd
-
-
-def worker_environment(spec: RunSpec) -> Dict[str, str]:
-    env = dict(os.environ)
-    for name in spec.unset:
-        env.pop(name, None)
-    env.update(spec.env)
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = SOURCE_ROOT + (os.pathsep + path if path else "")
-    if any(not is_path(source) for source in spec.probe_sources):  # modules import as from here
-        env["PYTHONPATH"] += os.pathsep + os.getcwd()
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 class _Worker:

@@ -8,20 +8,19 @@ test and xxhash only.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from audit import registry
 from audit.errors import one_line
-from audit.probe_api import Output, Unsupported
+from audit.probe_api import Unsupported
 from audit.worker import distance
-from audit.worker.fingerprint import Fingerprint, decode_sample, fingerprint, state_fingerprint
+from audit.worker.execution import Execution, call_probe
+from audit.worker.fingerprint import decode_sample, fingerprint, state_fingerprint
 from audit.worker.records import HASH_ALGORITHM, Status
 from audit.worker.seeding import restored_global_state
 
@@ -67,53 +66,6 @@ def unmet_requirement(probe: registry.Probe) -> Optional[str]:
         if torch is None or not torch.cuda.is_available():
             return "no CUDA device"
     return None
-
-
-@dataclass
-class Execution:
-    """One execution of a case: what it produced, what it cost, and further record fields.
-
-    Plain probes fill only the first four fields; trace and invariance probes add their own
-    columns in ``fields`` and what must repeat in ``repeat_key``.
-    """
-
-    fingerprint: Fingerprint
-    state: Optional[str]  # digest of the generator state after the probe
-    elapsed_s: float
-    fingerprint_s: float
-    fields: Dict[str, Any] = field(default_factory=dict)  # further record columns
-    repeat_extra: str = ""  # what else a second execution must reproduce
-
-    @property
-    def repeat_key(self) -> Tuple[str, Optional[str], str]:
-        return self.fingerprint.digest, self.state, self.repeat_extra
-
-    def record_fields(self) -> Dict[str, Any]:
-        fp = self.fingerprint
-        return {
-            "fingerprint": fp.digest,
-            "dtype": fp.dtype,
-            "shape": json.dumps(list(fp.shape)),
-            "sample": fp.sample,
-            "sample_index": json.dumps(list(fp.sample_index)),
-            "blocks": None if fp.blocks is None else fp.blocks.hex(),
-            "block_elements": fp.block_elements,
-            "state_fingerprint": self.state,
-            "elapsed_s": self.elapsed_s,
-            "fingerprint_s": self.fingerprint_s,
-            **self.fields,
-        }
-
-
-def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
-    """Call the probe on the case's parameters (some replaced by ``override``): (value, state, seconds)."""
-    t0 = time.perf_counter()
-    out = case.probe.func(**{**case.params, **override})
-    if case.probe.device == "cuda":
-        sys.modules["torch"].cuda.synchronize()
-    elapsed = time.perf_counter() - t0
-    value, state = (out.value, out.state) if isinstance(out, Output) else (out, None)
-    return value, state, elapsed
 
 
 def execute_plain(case: registry.Case) -> Execution:

@@ -18,7 +18,7 @@ Only the results are compared, not the generator states after them: drawing in c
 may legitimately consume the generator differently (a cached normal, a buffered word).
 The run-to-run check compares every value's result and state (``repeat_extra``).
 
-Worker side: standard library only (plus what :mod:`audit.worker.execute` imports).
+Worker side: standard library only (plus what :mod:`audit.worker.execution` imports).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
 
 from audit import registry
-from audit.worker.execute import Execution, call_probe
+from audit.worker.execution import Execution, call_probe
 from audit.worker.fingerprint import Fingerprint, fingerprint, state_fingerprint
 
 

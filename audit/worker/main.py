@@ -2,14 +2,18 @@
 
 It imports only the standard library, the libraries under test and ``xxhash``, so it
 can run in a virtualenv that holds an old numpy or torch and nothing else (the host puts
-this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout:
+this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout
+(docs/architecture.md, "The worker protocol"); a run sends
 
-    {"type": "header", "schema": 2, "env": {...}}
+    {"type": "header", "schema": 3, "env": {...}}  # schema: audit.worker.records.SCHEMA_VERSION
+    {"type": "plan", "cases": N}                   # how many cases this worker will run
     {"type": "start", "case_key": ..., "output_at": N}  # before each case: the host knows what
                                                  # ran, and where its output starts on stderr
     {"type": "record", ...}                      # the case's record (audit.worker.records)
-    {"type": "end", "cases": N}
+    {"type": "end", "cases": N}                  # absent when the worker stops early to be restarted
 
+``--plan`` sends one ``{"type": "cases", "cases": [...]}`` (base records) instead; either mode
+sends ``{"type": "error", "message": ...}`` and exits 2 when the user's probes cannot be loaded.
 Anything the probes print goes to stderr, so it cannot corrupt the protocol.
 """
 

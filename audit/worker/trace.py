@@ -47,7 +47,16 @@ import xxhash
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from audit.worker.fingerprint import CHUNK, SAMPLE_HEAD, SAMPLE_SPREAD, fingerprint, sample_indices
+from audit import registry
+from audit.worker.execution import Execution, call_probe
+from audit.worker.fingerprint import (
+    CHUNK,
+    SAMPLE_HEAD,
+    SAMPLE_SPREAD,
+    fingerprint,
+    sample_indices,
+    state_fingerprint,
+)
 
 #: Ops whose outputs are uninitialised memory: recorded without a fingerprint.
 UNINITIALISED = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
@@ -400,15 +409,12 @@ def trace_digest(output_digest: str, ops: Sequence[Op]) -> str:
     return h.hexdigest()
 
 
-def execute_trace(case: Any) -> Any:
+def execute_trace(case: registry.Case) -> Execution:
     """One execution of a trace probe: the body under a recorder, the output fingerprinted.
 
     The case's fingerprint is :func:`trace_digest` (the output's blocks are left out: the
     trace, not the blocks, says where two runs part); the ops go in the ``trace`` column.
     """
-    from audit.worker.execute import Execution, call_probe
-    from audit.worker.fingerprint import state_fingerprint
-
     with Recorder() as recorder:
         value, state, elapsed = call_probe(case)
     t1 = time.perf_counter()

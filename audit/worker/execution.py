@@ -1,0 +1,66 @@
+"""One execution of a probe, as every kind of probe reports it.
+
+:func:`call_probe` calls a probe on its case's parameters and times it; :class:`Execution`
+is what one execution produced.  Plain execution (:mod:`audit.worker.execute`), invariance
+(:mod:`audit.worker.invariance`) and traces (:mod:`audit.worker.trace`) all build on these two,
+so they live apart from each of them.  Worker side: standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+from audit import registry
+from audit.probe_api import Output
+from audit.worker.fingerprint import Fingerprint
+
+
+@dataclass
+class Execution:
+    """One execution of a case: what it produced, what it cost, and further record fields.
+
+    Plain probes fill only the first four fields; trace and invariance probes add their own
+    columns in ``fields`` and what must repeat in ``repeat_key``.
+    """
+
+    fingerprint: Fingerprint
+    state: Optional[str]  # digest of the generator state after the probe
+    elapsed_s: float
+    fingerprint_s: float
+    fields: Dict[str, Any] = field(default_factory=dict)  # further record columns
+    repeat_extra: str = ""  # what else a second execution must reproduce
+
+    @property
+    def repeat_key(self) -> Tuple[str, Optional[str], str]:
+        return self.fingerprint.digest, self.state, self.repeat_extra
+
+    def record_fields(self) -> Dict[str, Any]:
+        fp = self.fingerprint
+        return {
+            "fingerprint": fp.digest,
+            "dtype": fp.dtype,
+            "shape": json.dumps(list(fp.shape)),
+            "sample": fp.sample,
+            "sample_index": json.dumps(list(fp.sample_index)),
+            "blocks": None if fp.blocks is None else fp.blocks.hex(),
+            "block_elements": fp.block_elements,
+            "state_fingerprint": self.state,
+            "elapsed_s": self.elapsed_s,
+            "fingerprint_s": self.fingerprint_s,
+            **self.fields,
+        }
+
+
+def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
+    """Call the probe on the case's parameters (some replaced by ``override``): (value, state, seconds)."""
+    t0 = time.perf_counter()
+    out = case.probe.func(**{**case.params, **override})
+    if case.probe.device == "cuda":
+        sys.modules["torch"].cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    value, state = (out.value, out.state) if isinstance(out, Output) else (out, None)
+    return value, state, elapsed
