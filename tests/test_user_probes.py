@@ -223,12 +223,11 @@ def test_the_example_in_a_thread_sweep_names_its_first_divergent_op(tmp_path: Pa
     assert done.returncode == 1 and found.inputs_identical
 
 
-def test_the_readme_shows_the_committed_example_whole() -> None:
-    with open(os.path.join(SOURCE_ROOT, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    section = readme.split("## Auditing your own code", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_show_the_committed_example_whole() -> None:
+    with open(os.path.join(SOURCE_ROOT, "docs", "own-probes.md"), encoding="utf-8") as f:
+        doc = f.read()
     with open(EXAMPLE, encoding="utf-8") as f:
-        assert "```python\n" + f.read() + "```" in section
+        assert "```python\n" + f.read() + "```" in doc
 
 
 def test_list_shows_user_probes(tmp_path: Path) -> None:
