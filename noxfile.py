@@ -9,7 +9,7 @@ cell and the host writes the parquet file.
 
 Environment variables:
   AUDIT_PYTHON, AUDIT_NUMPY, AUDIT_TORCH  space-separated versions of the matrix ('none' leaves
-                                          a library out); defaults in audit/matrix.py
+                                          a library out); defaults in audit/runner/matrix.py
   AUDIT_RESULTS                           results directory or URL (default results/runs for audit,
                                           results/matrix for matrix, compare and upgrade)
   AUDIT_HOST_PYTHON                       the host interpreter (default .venv's, else nox's own)
@@ -68,18 +68,18 @@ def build_cell(session: nox.Session, cell: matrix.Cell) -> str:
     raise AssertionError("unreachable")  # pragma: no cover - skip and error raise
 
 
-def audit_cell(session: nox.Session, python: str, results: str, *extra: str) -> str:
-    """Run the catalogue in ``python``'s environment from the host; return the run file."""
+def audit_in_session(session: nox.Session, python: str, results: str, *extra: str) -> str:
+    """Run the catalogue in ``python``'s environment from the host; return the run file
+    (the command and its answer are audit/runner/cells.py's, shared with ``audit bisect``)."""
     start = time.perf_counter()
-    out = session.run(host_python(), "-m", "audit", "run", "--python", python, "--results", results, "--quiet",
-                      *extra, external=True, silent=True)
+    out = session.run(*cells.audit_command(python, results, extra, host_python()), external=True, silent=True)
     text = str(out or "")
     print(text, end="")
     session.log(f"audited in {time.perf_counter() - start:.0f} s")
-    written = [line.split(" ", 1)[1].strip() for line in text.splitlines() if line.startswith("wrote ")]
-    if not written:
+    written = cells.written_run(text)
+    if written is None:
         session.error("the audit wrote no run file")
-    return written[-1]
+    return str(written)
 
 
 def _cells() -> List[object]:
@@ -139,7 +139,7 @@ def matrix_cell(session: nox.Session, cell: object) -> None:
     if cell.skip:
         session.skip(cell.skip)
     python = build_cell(session, cell)
-    audit_cell(session, python, MATRIX_RESULTS, *session.posargs)
+    audit_in_session(session, python, MATRIX_RESULTS, *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)
@@ -167,7 +167,7 @@ def upgrade(session: nox.Session) -> None:
         session.error(str(exc))
     name = f"{plan.library}-{getattr(plan.old, plan.library)}-to-{getattr(plan.new, plan.library)}"
     results = os.path.join(MATRIX_RESULTS, "upgrade", name)
-    runs = [audit_cell(session, build_cell(session, cell), results, *session.posargs[3:])
+    runs = [audit_in_session(session, build_cell(session, cell), results, *session.posargs[3:])
             for cell in (plan.old, plan.new)]
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))
     session.run(host_python(), "-m", "audit", "compare", "--upgrade", plan.field, *runs, external=True,

@@ -36,8 +36,8 @@ sys.path.insert(0, ROOT)
 from audit.errors import AuditError  # noqa: E402
 from audit.history import manifest, plan  # noqa: E402
 from audit.history import releases as rel  # noqa: E402
-from audit.history.bisect import audit_cell  # noqa: E402
 from audit.runner import cells  # noqa: E402
+from audit.runner.cells import audit_cell  # noqa: E402
 
 
 def catalogue(globs: Tuple[str, ...]) -> Set[Tuple[str, str]]:

@@ -1,7 +1,7 @@
 """Test-only probes that really crash, really hang or run slowly.
 
-Loaded only by tests, through ``RunSpec(modules=["tests.crash_probes"])`` or the hidden
-``python -m audit run --module tests.crash_probes``: the worker imports this module with
+Loaded only by tests, through ``RunSpec(modules=["tests.crash_probes"])`` or
+``python -m audit run --probes-from tests.crash_probes``: the worker imports this module with
 the repository root on ``PYTHONPATH`` and as its working directory.  Each probe that dies
 first prints a line, so tests can check that the last output reaches the ``crash`` record.
 Nothing here may run in the host process: every probe body is only called by a worker.

@@ -41,7 +41,7 @@ BAD_ARGUMENTS = {
     "nan case timeout": (["--case-timeout", "nan"], "positive number of seconds"),
     "missing interpreter": (["--python", "/nonexistent/python"], "not an executable interpreter"),
     "unknown URL scheme": (["--results", "nosuchscheme://bucket/x"], "cannot open results location"),
-    "unknown probe module": (["--module", "tests.no_such_module"], "cannot import probe module"),
+    "unknown probe module": (["--probes-from", "tests.no_such_module"], "is not importable by"),
 }
 
 
@@ -62,7 +62,7 @@ def test_an_unwritable_results_directory_is_refused_before_any_case_runs(tmp_pat
     blocker.write_text("")
     log = tmp_path / "executions.log"
     env = {**os.environ, "AUDIT_TEST_LOG": str(log)}
-    done = _run_cli("--results", str(blocker / "results"), "--module", "tests.crash_probes",
+    done = _run_cli("--results", str(blocker / "results"), "--probes-from", "tests.crash_probes",
                     "--probe", "tests.slow.sleep", "-q", env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: cannot write to results directory") and done.stderr.count("\n") == 1

@@ -29,7 +29,7 @@ KILL_AFTER = 5  # records in the sidecar before the kill
 
 
 def _command(results: Path, *extra: str) -> List[str]:
-    return [sys.executable, "-m", "audit", "run", "--results", str(results), "--module", "tests.crash_probes",
+    return [sys.executable, "-m", "audit", "run", "--results", str(results), "--probes-from", "tests.crash_probes",
             "--probe", "tests.slow.sleep", "--no-repeat", "-q", *extra]
 
 
@@ -131,7 +131,7 @@ def test_a_worker_stuck_in_a_case_dies_with_its_killed_host(tmp_path: Path) -> N
     """SIGKILL leaves the host no time to clean up: the worker must not hang on, orphaned."""
     pid_file = tmp_path / "orphan.pid"
     host = subprocess.Popen(
-        [sys.executable, "-m", "audit", "run", "--results", str(tmp_path / "results"), "--module",
+        [sys.executable, "-m", "audit", "run", "--results", str(tmp_path / "results"), "--probes-from",
          "tests.crash_probes", "--probe", "tests.crash.orphan", "--no-repeat", "-q"],
         cwd=SOURCE_ROOT, env={**os.environ, "AUDIT_TEST_PID_FILE": str(pid_file)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -29,7 +29,7 @@ CASES = 20  # tests.slow.sleep
 
 
 def _command(results: Path, *extra: str) -> List[str]:
-    return [sys.executable, "-m", "audit", "run", "--results", str(results), "--module", "tests.crash_probes",
+    return [sys.executable, "-m", "audit", "run", "--results", str(results), "--probes-from", "tests.crash_probes",
             "--probe", "tests.slow.sleep", "--no-repeat", "-q", *extra]
 
 

@@ -35,7 +35,7 @@ SLOW = RunSpec(probes=["tests.slow.sleep"], modules=["tests.crash_probes"], repe
 
 
 def _command(results: Path, *extra: str) -> List[str]:
-    return [sys.executable, "-m", "audit", "run", "--results", str(results), "--module", "tests.crash_probes",
+    return [sys.executable, "-m", "audit", "run", "--results", str(results), "--probes-from", "tests.crash_probes",
             "--probe", "tests.slow.sleep", "--no-repeat", "-q", *extra]
 
 
@@ -156,15 +156,16 @@ def test_a_full_disk_mid_run_is_one_line_exit_2_and_keeps_what_was_recorded(tmp_
                                                                             capsys: Any) -> None:
     monkeypatch.setenv("AUDIT_TEST_SLOW_CASE_S", "0.01")
     _full_after(4, monkeypatch)
-    code = cli.main(["run", "--results", str(tmp_path), "--module", "tests.crash_probes", "--probe", "tests.slow.sleep",
-                     "--no-repeat", "-q"])
+    code = cli.main(["run", "--results", str(tmp_path), "--probes-from", "tests.crash_probes",
+                     "--probe", "tests.slow.sleep", "--no-repeat", "-q"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "no space left on device" in err and " free" in err and "--resume" in err
     assert _records(tmp_path) == 4 and not list(tmp_path.glob("*.parquet"))
     monkeypatch.undo()
     monkeypatch.setenv("AUDIT_TEST_SLOW_CASE_S", "0.01")
-    outcome = Runner(SLOW, str(tmp_path)).execute(resume=True)
+    as_the_cli_ran = RunSpec(probes=["tests.slow.sleep"], probe_sources=["tests.crash_probes"], repeat=False)
+    outcome = Runner(as_the_cli_ran, str(tmp_path)).execute(resume=True)
     assert outcome.counts == {"ok": 20}
 
 
@@ -226,7 +227,7 @@ def test_three_rapid_ctrl_cs_keep_the_resume_hint(tmp_path: Path) -> None:
 
 
 def test_an_empty_module_name_is_a_usage_error(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "audit", "run", "--module", "", "--results", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "audit", "run", "--probes-from", "", "--results", str(tmp_path)],
                           cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
 

@@ -99,7 +99,6 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a worker may take to start (import its libraries and probes) before it is "
                         "killed (default 120)")
     add_probes_from_argument(p)
-    p.add_argument("--module", action="append", default=[], type=module_argument, help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -114,13 +113,6 @@ def probe_sources(args: argparse.Namespace) -> Any:
     from audit.user_probes import resolve
 
     return resolve(args.probes_from, os.environ, os.getcwd())
-
-
-def module_argument(text: str) -> str:
-    """argparse type for a dotted module name (an empty one would import nothing useful)."""
-    if not text.strip() or any(not part.isidentifier() for part in text.split(".")):
-        raise argparse.ArgumentTypeError(f"not a module name: {text!r}")
-    return text
 
 
 def seconds_argument(text: str) -> float:
@@ -154,7 +146,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     check_seeds(args.seed)
     check_python(args.python)
     return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
-                   modules=args.module, probe_sources=probe_sources(args), python=args.python,
+                   probe_sources=probe_sources(args), python=args.python,
                    case_timeout=args.case_timeout, startup_timeout=args.startup_timeout)
 
 

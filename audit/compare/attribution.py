@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Sequence, Tuple
 
-from audit.compare.model import UNSET
 from audit.worker.environment import FIELDS as ENV_FIELDS
+from audit.worker.records import UNSET
 
 #: Fields that are ids derived from others; shown only when nothing meaningful explains a split.
 DERIVED = ("machine_id",)

@@ -49,6 +49,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Pattern, Tuple
 
+from audit.compare.attribution import shown
 from audit.compare.model import Comparison, Difference, Finding, Match, Stream, Verdict
 from audit.errors import UsageError
 from audit.worker.environment import FIELDS as ENV_FIELDS
@@ -256,7 +257,7 @@ def _accepts(exp: Expectation, stream: Stream, envs: List[Dict[str, Any]]) -> bo
 
 def _all_have(exp: Expectation, env_ids: Iterable[int], envs: List[Dict[str, Any]]) -> bool:
     values = {envs[e].get(exp.field or "") for e in env_ids if e < len(envs)}
-    return bool(values) and all(("unset" if v is None else str(v)) == exp.value for v in values)
+    return bool(values) and all(shown(v) == exp.value for v in values)
 
 
 def _accepts_finding(exp: Expectation, f: Finding, envs: List[Dict[str, Any]], kind: Optional[str]) -> bool:

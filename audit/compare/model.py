@@ -63,9 +63,6 @@ class Match(str, enum.Enum):
     KNOWN = "known"  # every fingerprint matches a stream the reference knows
 
 
-UNSET = "unset"  # how a null environment value is shown
-
-
 @dataclass
 class Nearest:
     """Baseline mode: the stream the reference knows for a case that is closest to a new stream.

@@ -132,7 +132,3 @@ def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) ->
         if a != b:
             out[other] = (sorted(a, key=natural_key), sorted(b, key=natural_key))
     return out
-
-
-def changed_count(view: Optional[Upgrade]) -> int:
-    return len(view.changes) if view else 0

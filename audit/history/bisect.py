@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -27,6 +24,7 @@ from audit.history import changes, plan, search
 from audit.history import releases as rel
 from audit.history.changes import Change, ProbeChange, Snapshot
 from audit.runner import cells
+from audit.runner.cells import audit_cell
 
 Log = Callable[[str], None]
 
@@ -187,14 +185,3 @@ def reusable_runs(library: str, series: plan.Series, keys: Set[Tuple[str, str]],
             if same and rel.parse(version) and keys <= {(r["probe_key"], r["probe_version"]) for r in rows}:
                 out.setdefault(version, path)
     return out
-
-
-def audit_cell(python: str, results: str, extra: Sequence[str]) -> str:
-    """Run the catalogue in ``python``'s environment from this host; return the run file."""
-    args = [sys.executable, "-m", "audit", "run", "--python", python, "--results", results, "--quiet", *extra]
-    done = subprocess.run(args, capture_output=True, text=True)
-    written = re.findall(r"^wrote (.+)$", done.stdout, flags=re.MULTILINE)
-    if done.returncode != 0 or not written:
-        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise UsageError(last.removeprefix("error: "))
-    return written[-1].strip()

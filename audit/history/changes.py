@@ -19,6 +19,7 @@ from audit.compare.difference import between
 from audit.compare.model import Difference
 from audit.compare.rows import DETAIL_COLUMNS, Detail
 from audit.history.search import Token, Transition
+from audit.registry import canonical_json
 
 #: The columns a snapshot reads from a run file.
 COLUMNS = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
@@ -272,8 +273,9 @@ def catalogue_of(snap: Snapshot) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
 
 
 def params_key(case: Mapping[str, Any]) -> str:
-    """Parameters in one canonical spelling, to match a case across runs and changes."""
-    return json.dumps(case, sort_keys=True, separators=(",", ":"), default=str)
+    """Parameters in the one canonical spelling (:func:`audit.registry.canonical_json`), to match a
+    case across runs and changes."""
+    return canonical_json(case)
 
 
 def params_key_json(text: Optional[str]) -> str:

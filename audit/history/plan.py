@@ -60,10 +60,6 @@ def series_of(library: str) -> List[Series]:
     return [s for s in SERIES if s.library == library]
 
 
-def default_probes(library: str) -> Tuple[str, ...]:
-    return series_of(library)[0].probes
-
-
 def for_bisect(library: str, low: str, high: str, python: Optional[str]) -> Series:
     """The series a bisect of ``low`` .. ``high`` runs in: one whose Python suits both ends.
 

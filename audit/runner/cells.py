@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Callable, List, Optional, Sequence
 
-from audit.errors import AuditError, one_line
+from audit.errors import AuditError, UsageError, one_line
 from audit.runner import matrix
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -203,3 +203,29 @@ def prune_cache(packages: Sequence[str], run: Run = subprocess_run) -> None:
 
 def disk_free_gb(path: str = ROOT) -> float:
     return shutil.disk_usage(path).free / 1e9
+
+
+def audit_command(python: str, results: str, extra: Sequence[str], host: Optional[str] = None) -> List[str]:
+    """The host command that audits ``python``'s environment (a cell's) into ``results``."""
+    return [host or sys.executable, "-m", "audit", "run", "--python", python, "--results", results, "--quiet",
+            *extra]
+
+
+def written_run(stdout: str) -> Optional[str]:
+    """The run file that ``audit run`` says it wrote (its last ``wrote PATH`` line), if any."""
+    written = re.findall(r"^wrote (.+)$", stdout, flags=re.MULTILINE)
+    return written[-1].strip() if written else None
+
+
+def audit_cell(python: str, results: str, extra: Sequence[str]) -> str:
+    """Run the catalogue in ``python``'s environment from this host; return the run file.
+
+    ``audit bisect`` and the history builder call this; ``nox -s matrix`` runs the same
+    :func:`audit_command` through its session.
+    """
+    done = subprocess.run(audit_command(python, results, extra), capture_output=True, text=True)
+    path = written_run(done.stdout)
+    if done.returncode != 0 or path is None:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise UsageError(last.removeprefix("error: "))
+    return path

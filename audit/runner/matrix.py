@@ -91,7 +91,7 @@ def check_version(library: str, text: str) -> str:
     table = _TABLES[library]
     if _minor(text) not in table:
         known = f"{_fmt(min(table))} to {_fmt(max(table))}"
-        raise UsageError(f"unknown {library} release {text}: audit/matrix.py knows the {library} series "
+        raise UsageError(f"unknown {library} release {text}: audit/runner/matrix.py knows the {library} series "
                          f"{known}; add the series' Python range there if it is new")
     if _VERSION.match(text).group(3) is None:  # type: ignore[union-attr]
         raise UsageError(f"{library} version {text!r} needs a patch number (e.g. {text}.0): cells pin exact releases")

@@ -30,7 +30,7 @@ from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
 from audit.runner.plan import planned_cases
 from audit.runner.sidecar import Sidecar, find_resumable
 from audit.runner.spec import RunSpec
-from audit.worker.records import Run, Status
+from audit.worker.records import UNSET, Run, Status
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
 
@@ -50,7 +50,7 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[
 
 
 def _shown(value: Any) -> str:
-    return "unset" if value is None else str(value)
+    return UNSET if value is None else str(value)
 
 
 def _with_hint(exc: AuditError, hint: str) -> AuditError:

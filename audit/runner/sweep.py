@@ -26,9 +26,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from audit.errors import UsageError
 from audit.runner.spec import RunSpec
+from audit.worker import records
 
-#: The value that removes an environment variable instead of setting it.
-UNSET = "unset"
+#: The value that removes an environment variable instead of setting it (one spelling: records.UNSET).
+UNSET = records.UNSET
 
 
 class Apply(enum.Enum):
@@ -189,7 +190,7 @@ def unhonoured(setting: Mapping[str, str], env: Mapping[str, Optional[str]],
                numpy_targets: Optional[Mapping[str, bool]] = None) -> List[str]:
     """What the run recorded that contradicts what the combination asked for.
 
-    ``env`` is the environment a run recorded (:mod:`audit.environment`).  Each returned
+    ``env`` is the environment a run recorded (:mod:`audit.worker.environment`).  Each returned
     line says what was asked and what was used, e.g. torch falling back from avx512.
     ``numpy_targets`` (numpy's dispatch targets -> whether this CPU has them, when known)
     lets a disabled feature that numpy never dispatches be told from one it stopped using.

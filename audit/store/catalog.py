@@ -70,13 +70,6 @@ class Catalog:
     notes: List[str] = field(default_factory=list)
     held: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # every readable file -> its run ids
 
-    def runs_of_file(self) -> Dict[int, List[int]]:
-        """File index -> the indices of the runs read from it."""
-        out: Dict[int, List[int]] = {}
-        for i, run in enumerate(self.runs):
-            out.setdefault(run.file, []).append(i)
-        return out
-
 
 def build(paths: Iterable[str], con: Any = None) -> Catalog:
     """List, check and number every run under ``paths`` (files or directories).

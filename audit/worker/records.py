@@ -2,7 +2,7 @@
 (which stores them).  Standard library only.
 
 :data:`RECORD_FIELDS` names every per-case column, in order; the environment fields of
-:mod:`audit.environment` follow them in a run file, plus ``run_id`` and ``run_started``.
+:mod:`audit.worker.environment` follow them in a run file, plus ``run_id`` and ``run_started``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ SCHEMA_VERSION = 3
 #: The digest behind every fingerprint this version writes.  Stored per row, so a future
 #: change of algorithm can never make two equal outputs look divergent, or the reverse.
 HASH_ALGORITHM = "xxh3_128"
+
+#: How a null environment field is spelled wherever a person reads or writes one: in reports,
+#: in expectations (``MKL_CBWR=unset``), in ``--resume``'s list of changed fields, and as the
+#: sweep value that removes a variable (``--axis NPY_DISABLE_CPU_FEATURES=unset,X86_V4``).
+UNSET = "unset"
 
 
 class Status(str, enum.Enum):
