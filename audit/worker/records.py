@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 #: Version of the run file layout.  Bump it, and add an upgrade step in audit.store,
-#: whenever a column is added, renamed or changes meaning.
+#: whenever a per-case column (:data:`RECORD_FIELDS`) is added, renamed or changes meaning.
+#: A new environment field needs no bump: files that predate it read it as null ("unset").
 #: 2: ``hash_algorithm`` names the digest behind ``fingerprint`` and ``state_fingerprint``.
 #: 3: ``blocks``/``block_elements`` (where in a stream two runs differ), ``trace`` (per-op
 #:    records of trace probes), ``invariance``/``invariant``/``variant_values`` (invariance
