@@ -4,6 +4,7 @@ environment-field lists with :data:`audit.worker.environment.FIELDS`, and every 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import io
@@ -177,3 +178,37 @@ def test_every_recorded_field_is_in_the_table() -> None:
     assert set(captured) - set(environment.FIELDS) == set()
     assert set(environment.FIELDS) - set(captured) == set()
 
+
+
+# --------------------------------------------------------------------------- nox sessions
+
+
+def nox_sessions(source: str) -> Set[str]:
+    """Session names the noxfile defines (``@nox.session`` or ``@nox.session(name=...)``)."""
+    names: Set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            target = call.func if call else deco
+            if ast.unparse(target) != "nox.session":
+                continue
+            named = [k.value for k in (call.keywords if call else []) if k.arg == "name"]
+            names.add(str(named[0].value) if named and isinstance(named[0], ast.Constant) else node.name)
+    return names
+
+
+def test_the_readme_lists_every_nox_session() -> None:
+    line = readme().split("nox sessions:", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"`(\w+)`", line))
+    defined = nox_sessions((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    assert {"tests", "lint", "matrix", "history"} <= defined
+    assert listed == defined
+
+
+def test_the_session_reader_takes_names_from_the_decorator() -> None:
+    source = ("import nox\n@nox.session\ndef a(s): ...\n"
+              "@nox.session(name='b', default=False)\n@nox.parametrize('x', [1])\ndef b_cell(s, x): ...\n"
+              "@other\ndef c(s): ...\n")
+    assert nox_sessions(source) == {"a", "b"}
