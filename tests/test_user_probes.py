@@ -255,3 +255,34 @@ def test_a_probe_that_disagrees_with_itself_is_flagged_and_measured(tmp_path: Pa
     assert "NONDETERMINISTIC  mine.flaky" in shown.stdout
     assert "note: a second execution gave fingerprint" in shown.stdout
     assert "1 of 1 blocks differ, the first at element 0" in shown.stdout
+
+
+NANOGPT = os.path.join(SOURCE_ROOT, "tests", "fixtures", "nanogpt_probes.py")
+
+
+def test_a_nanogpt_trace_probe_with_a_typo_fails_the_gate(tmp_path: Path) -> None:
+    """Issue 18: ``model.confgure_optimizers()`` in a user's trace probe gave 'unsupported', exit 0."""
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--probes-from", NANOGPT, "--probe", "nanogpt.*",
+                "--seed", "0", "--seed", "1", "--no-repeat")
+    assert done.returncode == 0, done.stderr
+    results = pd.read_parquet(next((tmp_path / "runs").glob("*.parquet")))
+    with open(NANOGPT, encoding="utf-8") as f:
+        line = 1 + f.read().splitlines().index(
+            "    optimizer = model.confgure_optimizers(weight_decay=0.1, learning_rate=1e-3)")
+    assert list(results["status"]) == ["error", "error"]
+    assert set(results["message"]) == {"AttributeError: 'GPT' object has no attribute 'confgure_optimizers' "
+                                       f"(at nanogpt_probes.py:{line})"}
+    gate = _cli("compare", str(tmp_path / "runs"))
+    assert gate.returncode == 1 and "2 error" in gate.stdout, gate.stdout
+
+
+def test_the_nanogpt_probe_without_its_typo_runs(catalogue: None, tmp_path: Path) -> None:
+    """The same module with the typo fixed traces a training step: the error above is the typo's."""
+    from audit.worker.execute import run_case
+
+    with open(NANOGPT, encoding="utf-8") as f:
+        fixed = f.read().replace("model.confgure_optimizers(", "model.configure_optimizers(")
+    user_probes.load([_write(tmp_path, "nanogpt_fixed.py", fixed)], entry_points=False)
+    record = run_case(registry.get("nanogpt.train_step").cases(seeds=[0])[0], repeat=False)
+    assert record["status"] == "ok", record["message"]
+    assert any(op["op"].startswith("aten.native_layer_norm") for op in record["trace"])

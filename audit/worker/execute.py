@@ -105,6 +105,10 @@ class Execution:
         }
 
 
+class ReturnedNothing(Exception):
+    """The probe returned None: there is no output to fingerprint (a forgotten ``return``)."""
+
+
 def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
     """Call the probe on the case's parameters (some replaced by ``override``): (value, state, seconds)."""
     t0 = time.perf_counter()
@@ -113,6 +117,8 @@ def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
         sys.modules["torch"].cuda.synchronize()
     elapsed = time.perf_counter() - t0
     value, state = (out.value, out.state) if isinstance(out, Output) else (out, None)
+    if value is None:
+        raise ReturnedNothing("returned nothing (None): a probe returns the output to fingerprint")
     return value, state, elapsed
 
 
@@ -194,18 +200,49 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
                     if again.repeat_key != first.repeat_key:
                         identical, disagreement = False, describe_disagreement(first, again)
                         break
-    except (Unsupported, NotImplementedError) as exc:
+    except Unsupported as exc:
         return {**record, "status": Status.UNSUPPORTED.value, "message": one_line(exc)}
-    except (AttributeError, ImportError) as exc:  # API missing in this version
-        return {**record, "status": Status.UNSUPPORTED.value, "message": f"{type(exc).__name__}: {one_line(exc)}"}
     except POISONING:
         raise
     except Exception as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
-        return {**record, "status": Status.ERROR.value, "message": f"{type(exc).__name__}: {one_line(exc)}{where}"}
+        missing = missing_library(exc)
+        if missing is not None:
+            return {**record, "status": Status.UNSUPPORTED.value, "message": missing}
+        return {**record, "status": Status.ERROR.value, "message": describe_error(exc, case.probe)}
     return {**record, "status": Status.OK.value, "message": disagreement, **first.record_fields(),
             "repeat_identical": identical}
+
+
+#: The libraries under test: a probe that imports one of them where it is not installed
+#: cannot run here, whether or not it declared ``library=`` (the requirement it implies).
+LIBRARIES_UNDER_TEST = ("numpy", "torch", "pandas")
+
+
+def missing_library(exc: BaseException) -> Optional[str]:
+    """The unsupported reason when ``exc`` is the import of a library under test that is not
+    installed at all; None for every other exception (``import trch`` is a mistake)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    if top not in LIBRARIES_UNDER_TEST or importlib.util.find_spec(top) is not None:
+        return None
+    return f"{top} is not installed"
+
+
+def describe_error(exc: BaseException, probe: registry.Probe) -> str:
+    """``AttributeError: module 'torch' has no attribute 'manul_seed' (at myprobes.py:12)``: the
+    exception and the innermost line of the probe's own file it passed through (where the
+    mistake usually is), else where it was raised."""
+    code = getattr(probe.func, "__code__", None)
+    if isinstance(exc, ReturnedNothing):
+        where = f" (at {os.path.basename(code.co_filename)}:{code.co_firstlineno})" if code else ""
+        return f"{one_line(exc)}{where}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = os.path.abspath(code.co_filename) if code else None
+    mine = [f for f in frames if own and os.path.abspath(f.filename) == own]
+    frame = (mine or frames)[-1] if frames else None
+    where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {one_line(exc)}{where}"
 
 
 def describe_disagreement(first: Execution, again: Execution) -> str:
