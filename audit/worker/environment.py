@@ -20,6 +20,8 @@ import subprocess
 import sys
 from typing import Callable, Dict, Mapping, Optional
 
+from audit.worker import process_state
+
 #: Environment variables that change results; recorded verbatim (null when unset).
 SETTINGS: Dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "torch CPU dispatch level asked for (default, avx2, avx512)",
@@ -48,7 +50,7 @@ REDACTED = "<redacted>"
 
 #: Fields that hold a canonical JSON object of further settings (name -> value), null when
 #: empty.  Compare reads each entry as a field of its own (see :func:`expanded`).
-JSON_FIELDS = ("settings",)
+JSON_FIELDS = ("settings", "process_state")
 
 #: Every environment field: name -> what it records.
 FIELDS: Dict[str, str] = {
@@ -84,6 +86,9 @@ FIELDS: Dict[str, str] = {
     **SETTINGS,
     "settings": "every other variable set whose name starts with one of SETTING_PREFIXES (OMP_, KMP_, MKL_, "
                 "DNNL_, ONEDNN_, ...), as a canonical JSON object; null when there is none",
+    "process_state": "process settings that differ from a fresh interpreter's when the cases start (set by a "
+                     "probe module at import: torch.default_dtype, torch.flush_denormal, numpy.seterr ...), "
+                     "as a canonical JSON object; null when there is none",
 }
 
 
@@ -113,7 +118,7 @@ def expanded(env: Mapping[str, Optional[str]]) -> Dict[str, Optional[str]]:
             continue
         if not isinstance(entries, dict) or any(key in out for key in entries):
             continue
-        del out[name]
+        out.pop(name, None)
         out.update({str(key): None if value is None else str(value) for key, value in entries.items()})
     return out
 
@@ -273,6 +278,7 @@ def capture() -> Dict[str, Optional[str]]:
     )
     env.update({name: os.environ.get(name) for name in SETTINGS})
     env["settings"] = read_settings(os.environ)
+    env["process_state"] = canonical_object(process_state.non_default())
     for capturer in _CAPTURERS:
         extra = capturer()
         torch_blas = extra.pop("torch_blas", None)

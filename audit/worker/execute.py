@@ -15,12 +15,12 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from audit import registry
 from audit.errors import one_line
 from audit.probe_api import Output, Unsupported
-from audit.worker import distance
+from audit.worker import distance, process_state
 from audit.worker.fingerprint import Fingerprint, decode_sample, fingerprint, state_fingerprint
 from audit.worker.records import HASH_ALGORITHM, Status
 from audit.worker.seeding import restored_global_state
@@ -185,32 +185,51 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
     reason = unmet_requirement(case.probe)
     if reason is not None:
         return {**record, "status": Status.UNSUPPORTED.value, "message": reason}
+    leaks: List[str] = []
     try:
-        # One save/restore around every execution of the case: the next case starts from the
-        # global state this one found, and a probe that draws from a global generator it did
-        # not seed sees that generator move between its executions and is caught as
-        # non-repeatable instead of passing by luck.
+        # The global generators are saved and restored once around the case: the next case
+        # starts from the state this one found, and a probe that draws from a global generator
+        # it did not seed sees it move between its executions and is caught as non-repeatable.
+        # The other process settings are restored after every execution (execute_restoring).
         with restored_global_state():
-            first = execute(case)
+            first = execute_restoring(case, leaks)
             identical, disagreement = None, None
             if repeat:
                 identical = True
                 for _ in range(max(1, case.probe.repeats - 1)):
-                    again = execute(case)
+                    again = execute_restoring(case, leaks)
                     if again.repeat_key != first.repeat_key:
                         identical, disagreement = False, describe_disagreement(first, again)
                         break
     except Unsupported as exc:
-        return {**record, "status": Status.UNSUPPORTED.value, "message": one_line(exc)}
+        return {**record, "status": Status.UNSUPPORTED.value, "message": with_leaks(one_line(exc), leaks)}
     except POISONING:
         raise
     except Exception as exc:
         missing = missing_library(exc)
         if missing is not None:
             return {**record, "status": Status.UNSUPPORTED.value, "message": missing}
-        return {**record, "status": Status.ERROR.value, "message": describe_error(exc, case.probe)}
-    return {**record, "status": Status.OK.value, "message": disagreement, **first.record_fields(),
+        return {**record, "status": Status.ERROR.value, "message": with_leaks(describe_error(exc, case.probe), leaks)}
+    return {**record, "status": Status.OK.value, "message": with_leaks(disagreement, leaks), **first.record_fields(),
             "repeat_identical": identical}
+
+
+def execute_restoring(case: registry.Case, leaks: List[str]) -> Execution:
+    """:func:`execute`, then every process setting it changed put back, and named in ``leaks``."""
+    changed: List[str] = []
+    try:
+        with process_state.checked() as changed:
+            return execute(case)
+    finally:
+        leaks.extend(note for note in changed if note not in leaks)
+
+
+def with_leaks(message: Optional[str], leaks: List[str]) -> Optional[str]:
+    """The record's message, and a note naming the settings the probe left changed."""
+    if not leaks:
+        return message
+    note = "the probe left process state changed (restored for the next case): " + "; ".join(leaks)
+    return f"{message}; {note}" if message else note
 
 
 #: The libraries under test: a probe that imports one of them where it is not installed
