@@ -286,3 +286,49 @@ def test_the_nanogpt_probe_without_its_typo_runs(catalogue: None, tmp_path: Path
     record = run_case(registry.get("nanogpt.train_step").cases(seeds=[0])[0], repeat=False)
     assert record["status"] == "ok", record["message"]
     assert any(op["op"].startswith("aten.native_layer_norm") for op in record["trace"])
+
+
+# --------------------------------------------------------------------------- your probes alone
+
+
+def _probes_in(folder: Path) -> Any:
+    return sorted(set(pd.read_parquet(next(folder.glob("*.parquet")))["probe"]))
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_probes_from_alone_runs_only_those_probes(tmp_path: Path, how: str) -> None:
+    """Issue 18: 'run --probes-from F' ran the whole catalogue too (2 to 4 minutes)."""
+    path = _write(tmp_path, "mine.py", GOOD)
+    given = ["--probes-from", path] if how == "option" else []
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--no-repeat", *given,
+                env={"AUDIT_PROBES": path} if how == "environment" else None)
+    assert done.returncode == 0, done.stderr
+    assert _probes_in(tmp_path / "runs") == ["userland.double"]
+    assert done.stdout.startswith("2 cases (2 ok)")
+
+
+def test_catalogue_adds_the_catalogue_back(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--no-repeat", "--probes-from", path,
+                "--catalogue", "--probe", "userland.*", "--probe", "random.random")
+    assert done.returncode == 0, done.stderr
+    assert _probes_in(tmp_path / "runs") == ["random.random", "userland.double"]
+
+
+def test_a_catalogue_glob_without_catalogue_says_how_to_add_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--probes-from", path, "--probe", "random.random")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no probe of --probes-from matches 'random.random'" in done.stderr and "--catalogue" in done.stderr
+
+
+def test_list_agrees_with_run(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    alone = _cli("list", "--probes-from", path)
+    assert alone.returncode == 0 and alone.stdout.splitlines()[-1] == "1 probes, 2 cases (default seed panel)"
+    both = _cli("list", "--probes-from", path, "--catalogue")
+    assert "userland.double" in both.stdout and "random.random " in both.stdout
+
+
+def test_the_resume_digest_knows_whether_the_catalogue_runs() -> None:
+    assert RunSpec(probe_sources=["a.py"]).digest() != RunSpec(probe_sources=["a.py"], catalogue=False).digest()

@@ -152,7 +152,8 @@ class _Auditor:
     def _selection(self) -> List[str]:
         args = [a for p in self._probes() for a in ("--probe", p)]
         option = "--probes-from" if run_accepts("--probes-from") else "--module"
-        return args + [a for m in self.request.probes_from for a in (option, m)]
+        wide = ["--catalogue"] if self.request.probes and self.request.probes_from else []  # globs over both
+        return args + wide + [a for m in self.request.probes_from for a in (option, m)]
 
 
 def selection_keys(probes: Sequence[str]) -> Set[Tuple[str, str]]:
