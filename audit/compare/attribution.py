@@ -35,15 +35,20 @@ _RANK = {name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if
 
 
 def names(envs: Sequence[Dict[str, Any]]) -> List[str]:
-    """The fields of ``envs``, best first: the known ones in rank order, then the entries of
-    ``settings`` (``DNNL_MAX_CPU_ISA`` ...) by name."""
-    present = {name for e in envs for name in e}
-    return [f for f in _RANK if f in present] + sorted(present - set(_RANK))
+    """The fields of ``envs``, best first (:func:`rank`; the entries of ``settings``, such as
+    ``DNNL_MAX_CPU_ISA``, by name among themselves)."""
+    return sorted({name for e in envs for name in e}, key=lambda name: (rank(name), name))
 
 
-def rank(name: str) -> int:
-    """Where a field stands in :data:`PRIORITY` (then FIELDS order; unknown and derived last)."""
-    return len(_RANK) + 1 if name in DERIVED else _RANK.get(name, len(_RANK))
+#: Where the entries of ``settings`` and ``process_state`` rank: among the settings a person
+#: made (after the named variables), before the kernel and hardware fields.
+_ENTRY_RANK = _RANK["PYTHONHASHSEED"] + 0.5
+
+
+def rank(name: str) -> float:
+    """Where a field stands in :data:`PRIORITY` (then FIELDS order; the entries of settings
+    after the named variables; derived ids last)."""
+    return len(_RANK) + 1 if name in DERIVED else _RANK.get(name, _ENTRY_RANK)
 
 
 @dataclass(frozen=True)
