@@ -93,3 +93,13 @@ def test_two_real_runs_split_by_dnnl_max_cpu_isa(tmp_path: Path) -> None:
     if shown.returncode == 0:
         pytest.skip("this machine's oneDNN computes Conv2d alike with and without SSE41")
     assert "split by DNNL_MAX_CPU_ISA: unset | SSE41" in shown.stdout, shown.stdout
+
+
+def test_settings_entries_rank_with_the_settings_a_person_made() -> None:
+    from audit.compare.attribution import differing_fields
+
+    mine = [{"OPENBLAS_CORETYPE": "Haswell", "openblas_core": "Haswell", "cpu_model": "AMD",
+             "torch.flush_denormal": "True"}]
+    theirs = [{"OPENBLAS_CORETYPE": None, "openblas_core": "SkylakeX", "cpu_model": "Intel"}]
+    assert list(differing_fields(mine, theirs)) == ["OPENBLAS_CORETYPE", "torch.flush_denormal", "openblas_core",
+                                                    "cpu_model"]
