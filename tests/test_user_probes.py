@@ -276,14 +276,22 @@ def test_a_nanogpt_trace_probe_with_a_typo_fails_the_gate(tmp_path: Path) -> Non
     assert gate.returncode == 1 and "2 error" in gate.stdout, gate.stdout
 
 
-def test_the_nanogpt_probe_without_its_typo_runs(catalogue: None, tmp_path: Path) -> None:
-    """The same module with the typo fixed traces a training step: the error above is the typo's."""
+def test_the_nanogpt_probe_without_its_typo_runs(empty_registry: None, tmp_path: Path) -> None:
+    """The same module with the typo fixed traces a training step: the error above is the typo's.
+    (Only the user module is forgotten afterwards: torch's own lazily imported modules stay, as
+    importing them twice registers their operators twice.)"""
     from audit.worker.execute import run_case
 
     with open(NANOGPT, encoding="utf-8") as f:
         fixed = f.read().replace("model.confgure_optimizers(", "model.configure_optimizers(")
-    user_probes.load([_write(tmp_path, "nanogpt_fixed.py", fixed)], entry_points=False)
-    record = run_case(registry.get("nanogpt.train_step").cases(seeds=[0])[0], repeat=False)
+    path = _write(tmp_path, "nanogpt_fixed.py", fixed)
+    saved_path = list(sys.path)
+    try:
+        user_probes.load([path], entry_points=False)
+        record = run_case(registry.get("nanogpt.train_step").cases(seeds=[0])[0], repeat=False)
+    finally:
+        sys.modules.pop(user_probes.module_name(path), None)
+        sys.path[:] = saved_path
     assert record["status"] == "ok", record["message"]
     assert any(op["op"].startswith("aten.native_layer_norm") for op in record["trace"])
 
