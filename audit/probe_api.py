@@ -15,12 +15,24 @@ from typing import Any, Iterator
 
 from audit.registry import DEFAULT_SEEDS, SEEDS, probe
 
-__all__ = ["DEFAULT_SEEDS", "SEEDS", "Output", "Unsupported", "probe", "require_seed_range", "require_attr",
-           "traced", "untraced"]
+__all__ = ["DEFAULT_SEEDS", "SEEDS", "Output", "Unsupported", "probe", "require", "require_seed_range",
+           "require_attr", "traced", "untraced"]
 
 
 class Unsupported(Exception):
-    """Raised by a probe the installed library cannot run (missing API, seed out of range)."""
+    """Raised by a probe the installed library cannot run (missing API, seed out of range).
+
+    The one exception that makes a case ``unsupported``: any other, an ``AttributeError``
+    or ``ImportError`` included, is an ``error`` (a typo is not a missing API).  Say what is
+    missing with :func:`require_attr`, :func:`require` or by raising this.
+    """
+
+
+def require(condition: Any, reason: str) -> None:
+    """Raise :class:`Unsupported` with ``reason`` unless ``condition`` holds: a capability
+    check the probe declares (``require(torch.backends.mkldnn.is_available(), "no oneDNN")``)."""
+    if not condition:
+        raise Unsupported(reason)
 
 
 @dataclass(frozen=True)

@@ -269,19 +269,26 @@ def all_probes() -> Dict[str, Probe]:
     return dict(_REGISTRY)
 
 
-def select(patterns: Sequence[str] = ()) -> Dict[str, Probe]:
+def select(patterns: Sequence[str] = (), among: Optional[Iterable[str]] = None) -> Dict[str, Probe]:
     """Probes whose registration key or probe id matches any glob in ``patterns``.
 
-    No pattern selects everything.  A pattern that matches nothing is an error, so a
-    typo never silently audits nothing.
+    No pattern selects everything (of ``among``, the keys to choose from, when given: the
+    probes of ``--probes-from``).  A pattern that matches nothing is an error, so a typo
+    never silently audits nothing.
     """
     probes = all_probes()
+    if among is not None:
+        keys = set(among)
+        probes = {k: p for k, p in probes.items() if k in keys}
     if not patterns:
         return probes
     chosen: Dict[str, Probe] = {}
     for pattern in patterns:
         hits = {k: p for k, p in probes.items()
                 if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(p.id, pattern)}
+        if not hits and among is not None:
+            raise RegistryError(f"no probe of --probes-from matches {pattern!r} (the catalogue runs only with "
+                                "--catalogue); see 'python -m audit list --probes-from ...'")
         if not hits:
             raise RegistryError(f"no probe matches {pattern!r}; see 'python -m audit list'")
         chosen.update(hits)

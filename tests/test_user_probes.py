@@ -254,3 +254,88 @@ def test_a_probe_that_disagrees_with_itself_is_flagged_and_measured(tmp_path: Pa
     assert "NONDETERMINISTIC  mine.flaky" in shown.stdout
     assert "note: a second execution gave fingerprint" in shown.stdout
     assert "1 of 1 blocks differ, the first at element 0" in shown.stdout
+
+
+NANOGPT = os.path.join(SOURCE_ROOT, "tests", "fixtures", "nanogpt_probes.py")
+
+
+def test_a_nanogpt_trace_probe_with_a_typo_fails_the_gate(tmp_path: Path) -> None:
+    """Issue 18: ``model.confgure_optimizers()`` in a user's trace probe gave 'unsupported', exit 0."""
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--probes-from", NANOGPT, "--probe", "nanogpt.*",
+                "--seed", "0", "--seed", "1", "--no-repeat")
+    assert done.returncode == 0, done.stderr
+    results = pd.read_parquet(next((tmp_path / "runs").glob("*.parquet")))
+    with open(NANOGPT, encoding="utf-8") as f:
+        line = 1 + f.read().splitlines().index(
+            "    optimizer = model.confgure_optimizers(weight_decay=0.1, learning_rate=1e-3)")
+    assert list(results["status"]) == ["error", "error"]
+    assert set(results["message"]) == {"AttributeError: 'GPT' object has no attribute 'confgure_optimizers' "
+                                       f"(at nanogpt_probes.py:{line})"}
+    gate = _cli("compare", str(tmp_path / "runs"))
+    assert gate.returncode == 1 and "2 error" in gate.stdout, gate.stdout
+
+
+def test_the_nanogpt_probe_without_its_typo_runs(empty_registry: None, tmp_path: Path) -> None:
+    """The same module with the typo fixed traces a training step: the error above is the typo's.
+    (Only the user module is forgotten afterwards: torch's own lazily imported modules stay, as
+    importing them twice registers their operators twice.)"""
+    from audit.worker.execute import run_case
+
+    with open(NANOGPT, encoding="utf-8") as f:
+        fixed = f.read().replace("model.confgure_optimizers(", "model.configure_optimizers(")
+    path = _write(tmp_path, "nanogpt_fixed.py", fixed)
+    saved_path = list(sys.path)
+    try:
+        user_probes.load([path], entry_points=False)
+        record = run_case(registry.get("nanogpt.train_step").cases(seeds=[0])[0], repeat=False)
+    finally:
+        sys.modules.pop(user_probes.module_name(path), None)
+        sys.path[:] = saved_path
+    assert record["status"] == "ok", record["message"]
+    assert any(op["op"].startswith("aten.native_layer_norm") for op in record["trace"])
+
+
+# --------------------------------------------------------------------------- your probes alone
+
+
+def _probes_in(folder: Path) -> Any:
+    return sorted(set(pd.read_parquet(next(folder.glob("*.parquet")))["probe"]))
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_probes_from_alone_runs_only_those_probes(tmp_path: Path, how: str) -> None:
+    """Issue 18: 'run --probes-from F' ran the whole catalogue too (2 to 4 minutes)."""
+    path = _write(tmp_path, "mine.py", GOOD)
+    given = ["--probes-from", path] if how == "option" else []
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--no-repeat", *given,
+                env={"AUDIT_PROBES": path} if how == "environment" else None)
+    assert done.returncode == 0, done.stderr
+    assert _probes_in(tmp_path / "runs") == ["userland.double"]
+    assert done.stdout.startswith("2 cases (2 ok)")
+
+
+def test_catalogue_adds_the_catalogue_back(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--no-repeat", "--probes-from", path,
+                "--catalogue", "--probe", "userland.*", "--probe", "random.random")
+    assert done.returncode == 0, done.stderr
+    assert _probes_in(tmp_path / "runs") == ["random.random", "userland.double"]
+
+
+def test_a_catalogue_glob_without_catalogue_says_how_to_add_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    done = _cli("run", "-q", "--results", str(tmp_path / "runs"), "--probes-from", path, "--probe", "random.random")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no probe of --probes-from matches 'random.random'" in done.stderr and "--catalogue" in done.stderr
+
+
+def test_list_agrees_with_run(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mine.py", GOOD)
+    alone = _cli("list", "--probes-from", path)
+    assert alone.returncode == 0 and alone.stdout.splitlines()[-1] == "1 probes, 2 cases (default seed panel)"
+    both = _cli("list", "--probes-from", path, "--catalogue")
+    assert "userland.double" in both.stdout and "random.random " in both.stdout
+
+
+def test_the_resume_digest_knows_whether_the_catalogue_runs() -> None:
+    assert RunSpec(probe_sources=["a.py"]).digest() != RunSpec(probe_sources=["a.py"], catalogue=False).digest()

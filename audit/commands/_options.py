@@ -105,7 +105,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def add_probes_from_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probes-from", action="append", default=[], metavar="PATH|MODULE",
                    help="your own probes: a .py file or a dotted module (repeatable; also $AUDIT_PROBES, "
-                        "space-separated, and installed packages' 'determinism_audit.probes' entry points)")
+                        "space-separated); only they run, unless --catalogue")
+    p.add_argument("--catalogue", action="store_true",
+                   help="with --probes-from or $AUDIT_PROBES: the catalogue (and installed packages' "
+                        "'determinism_audit.probes' entry points) too, as a run without them has")
 
 
 def probe_sources(args: argparse.Namespace) -> Any:
@@ -145,9 +148,10 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
     check_seeds(args.seed)
     check_python(args.python)
+    sources = probe_sources(args)
     return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
-                   probe_sources=probe_sources(args), python=args.python,
-                   case_timeout=args.case_timeout, startup_timeout=args.startup_timeout)
+                   probe_sources=sources, catalogue=args.catalogue or not sources,
+                   python=args.python, case_timeout=args.case_timeout, startup_timeout=args.startup_timeout)
 
 
 class ProgressBar:

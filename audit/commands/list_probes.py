@@ -22,9 +22,10 @@ def execute(args: argparse.Namespace) -> int:
     import audit.probes  # noqa: F401
     from audit import registry, user_probes
 
-    user_probes.load(probe_sources(args))  # in this interpreter (run asks the audited one)
-
-    probes = registry.select(args.probe)
+    sources = probe_sources(args)
+    loaded = user_probes.load(sources)  # in this interpreter (run asks the audited one)
+    theirs = [key for source in sources for key in loaded.get(source, [])]
+    probes = registry.select(args.probe, theirs if sources and not args.catalogue else None)
     sizes = registry.parse_sizes(",".join(args.sizes))
     total = shown = 0
     for key, p in probes.items():

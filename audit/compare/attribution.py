@@ -34,9 +34,21 @@ PRIORITY: Tuple[str, ...] = (
 _RANK = {name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if f not in PRIORITY)])}
 
 
-def rank(name: str) -> int:
-    """Where a field stands in :data:`PRIORITY` (then FIELDS order; unknown and derived last)."""
-    return len(_RANK) + 1 if name in DERIVED else _RANK.get(name, len(_RANK))
+def names(envs: Sequence[Dict[str, Any]]) -> List[str]:
+    """The fields of ``envs``, best first (:func:`rank`; the entries of ``settings``, such as
+    ``DNNL_MAX_CPU_ISA``, by name among themselves)."""
+    return sorted({name for e in envs for name in e}, key=lambda name: (rank(name), name))
+
+
+#: Where the entries of ``settings`` and ``process_state`` rank: among the settings a person
+#: made (after the named variables), before the kernel and hardware fields.
+_ENTRY_RANK = _RANK["PYTHONHASHSEED"] + 0.5
+
+
+def rank(name: str) -> float:
+    """Where a field stands in :data:`PRIORITY` (then FIELDS order; the entries of settings
+    after the named variables; derived ids last)."""
+    return len(_RANK) + 1 if name in DERIVED else _RANK.get(name, _ENTRY_RANK)
 
 
 @dataclass(frozen=True)
@@ -69,18 +81,18 @@ def explains(pairs: Sequence[Tuple[Hashable, Hashable]]) -> bool:
 
 def attribute(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable]) -> Attribution:
     """Explain how ``streams[i]`` (a fingerprint) follows ``envs[i]`` (field -> value)."""
-    fields = [f for f in _RANK if any(f in e for e in envs)]
+    fields = names(envs)
     varying = [f for f in fields if len({e.get(f) for e in envs}) > 1]
     single = [f for f in varying if explains([(e.get(f), s) for e, s in zip(envs, streams)])]
     if single:
         meaningful = [f for f in single if f not in DERIVED]
-        single = sorted(meaningful or single, key=lambda f: (len({e.get(f) for e in envs}), _RANK[f]))
+        single = sorted(meaningful or single, key=lambda f: (len({e.get(f) for e in envs}), rank(f)))
         return Attribution(single, f"split by {single[0]}: {_groups(envs, streams, (single[0],))}")
     pairs = [(a, b) for a, b in itertools.combinations(varying, 2)
              if a not in DERIVED and b not in DERIVED
              and explains([((e.get(a), e.get(b)), s) for e, s in zip(envs, streams)])]
     if pairs:
-        pairs.sort(key=lambda p: (len({(e.get(p[0]), e.get(p[1])) for e in envs}), _RANK[p[0]] + _RANK[p[1]]))
+        pairs.sort(key=lambda p: (len({(e.get(p[0]), e.get(p[1])) for e in envs}), rank(p[0]) + rank(p[1])))
         best = pairs[0]
         words = f"split by {best[0]} + {best[1]}: {_groups(envs, streams, best)}"
         return Attribution([f"{a}+{b}" for a, b in pairs], words)
@@ -109,8 +121,8 @@ def differing_fields(mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, 
     produced the nearest stream (a value some of them had cannot be why it differs).
     """
     out: Dict[str, List[str]] = {}
-    for name in _RANK:
-        if name in DERIVED or not any(name in e for e in [*mine, *theirs]):
+    for name in names([*mine, *theirs]):
+        if name in DERIVED:
             continue
         a = sorted({shown(e.get(name)) for e in mine}, key=natural_key)
         b = sorted({shown(e.get(name)) for e in theirs}, key=natural_key)

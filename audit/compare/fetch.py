@@ -25,6 +25,7 @@ from audit.compare.rows import (
 from audit.store import catalog as catalog_mod
 from audit.store import engine as engine_mod
 from audit.store.engine import Columns
+from audit.worker.environment import expanded
 from audit.worker.records import Status
 
 OUTCOME_COLUMNS = ("case_key", "probe_version", "status", "fingerprint", "repeat_identical", "invariant",
@@ -68,7 +69,7 @@ class Source:
         outcomes = [Outcome(key, version, env, _status(status), fp, bool(rep), inv, values, n, first, last)
                     for key, version, env, status, fp, rep, inv, values, n, first, last in got]
         runs = [RunInfo(r.run_id, r.started) for r in self.catalog.runs]
-        rows = Rows(runs, [dict(e) for e in self.catalog.envs], outcomes, self._cases(outcomes),
+        rows = Rows(runs, [expanded(e) for e in self.catalog.envs], outcomes, self._cases(outcomes),
                     skipped=self.catalog.skipped, notes=list(self.catalog.notes))
         return rows
 

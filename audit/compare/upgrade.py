@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from audit.compare.attribution import natural_key, shown
+from audit.compare.attribution import names, natural_key, shown
 from audit.compare.model import Comparison, Difference, Finding, Verdict
 from audit.compare.summary import ParamSplit, explain_params, family, kind_of
 from audit.errors import UsageError
@@ -124,7 +124,7 @@ def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) ->
         if value in groups:
             groups[value].append(e)
     out: Confound = {}
-    for other in ENV_FIELDS:
+    for other in names(envs):  # the entries of settings too
         if other in (name, "machine_id"):
             continue
         a = {shown(e.get(other)) for e in groups[before]}

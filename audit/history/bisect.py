@@ -149,7 +149,8 @@ class _Auditor:
 
     def _selection(self) -> List[str]:
         args = [a for p in self._probes() for a in ("--probe", p)]
-        return args + [a for m in self.request.probes_from for a in ("--probes-from", m)]
+        wide = ["--catalogue"] if self.request.probes and self.request.probes_from else []  # globs over both
+        return args + wide + [a for m in self.request.probes_from for a in ("--probes-from", m)]
 
 
 def selection_keys(probes: Sequence[str]) -> Set[Tuple[str, str]]:

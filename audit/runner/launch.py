@@ -29,6 +29,8 @@ def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
         cmd += ["--module", module]
     for source in spec.probe_sources:
         cmd += ["--probes-from", source]
+    if not spec.catalogue:
+        cmd.append("--no-catalogue")
     if spec.threads:
         cmd += ["--threads", str(spec.threads)]
     if spec.deterministic:

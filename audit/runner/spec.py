@@ -33,6 +33,7 @@ class RunSpec:
     repeat: bool = True
     modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
     probe_sources: List[str] = field(default_factory=list)  # user probes: .py paths (absolute) and modules
+    catalogue: bool = True  # False: only the probes of probe_sources run (the CLI's default when it names some)
     python: str = sys.executable
     case_timeout: float = DEFAULT_CASE_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
@@ -40,4 +41,6 @@ class RunSpec:
     def digest(self) -> str:
         """What identifies an interrupted run that a ``--resume`` may continue."""
         data = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_DIGEST}
+        if data["catalogue"]:  # a spec that runs the catalogue keeps the digest it always had
+            del data["catalogue"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -13,26 +13,23 @@ Worker side: standard library only.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
 import sys
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Mapping, Optional
 
-#: Environment variables that change results; recorded verbatim (null when unset).
-SETTINGS: Dict[str, str] = {
-    "ATEN_CPU_CAPABILITY": "torch CPU dispatch level asked for (default, avx2, avx512)",
-    "OMP_NUM_THREADS": "OpenMP thread count asked for",
-    "MKL_NUM_THREADS": "MKL thread count asked for",
-    "NPY_DISABLE_CPU_FEATURES": "numpy SIMD features disabled at start-up",
-    "NPY_ENABLE_CPU_FEATURES": "numpy SIMD features restricted to at start-up",
-    "OPENBLAS_CORETYPE": "OpenBLAS kernel family forced",
-    "OPENBLAS_L2_SIZE": "OpenBLAS L2 size forced",
-    "OPENBLAS_NUM_THREADS": "OpenBLAS thread count asked for",
-    "MKL_CBWR": "MKL conditional numerical reproducibility mode",
-    "CUBLAS_WORKSPACE_CONFIG": "cuBLAS workspace setting (deterministic cuBLAS needs it)",
-    "PYTHONHASHSEED": "Python hash seed",
-}
+from audit.worker import process_state
+from audit.worker.settings import SETTING_PREFIXES, SETTINGS
+
+#: Parts of a variable's name that mark a secret: its value is recorded as this word.
+_SECRET = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+REDACTED = "<redacted>"
+
+#: Fields that hold a canonical JSON object of further settings (name -> value), null when
+#: empty.  Compare reads each entry as a field of its own (see :func:`expanded`).
+JSON_FIELDS = ("settings", "process_state")
 
 #: Every environment field: name -> what it records.
 FIELDS: Dict[str, str] = {
@@ -66,7 +63,43 @@ FIELDS: Dict[str, str] = {
     "tf32_matmul": "torch.backends.cuda.matmul.allow_tf32",
     "tf32_cudnn": "torch.backends.cudnn.allow_tf32",
     **SETTINGS,
+    "settings": "every other variable set whose name starts with one of SETTING_PREFIXES (OMP_, KMP_, MKL_, "
+                "DNNL_, ONEDNN_, ...), as a canonical JSON object; null when there is none",
+    "process_state": "process settings that differ from a fresh interpreter's when the cases start (set by a "
+                     "probe module at import: torch.default_dtype, torch.flush_denormal, numpy.seterr ...), "
+                     "as a canonical JSON object; null when there is none",
 }
+
+
+def read_settings(environ: Mapping[str, str]) -> Optional[str]:
+    """The ``settings`` field: the variables of ``environ`` with a prefix of
+    :data:`SETTING_PREFIXES` and no field of their own, as canonical JSON (None: none set)."""
+    found = {name: (REDACTED if any(word in name.upper() for word in _SECRET) else value)
+             for name, value in environ.items() if name.startswith(SETTING_PREFIXES) and name not in SETTINGS}
+    return canonical_object(found)
+
+
+def canonical_object(values: Mapping[str, str]) -> Optional[str]:
+    """One spelling of a field holding an object: sorted keys, no spaces; None when empty."""
+    return json.dumps(dict(values), sort_keys=True, separators=(",", ":")) if values else None
+
+
+def expanded(env: Mapping[str, Optional[str]]) -> Dict[str, Optional[str]]:
+    """``env`` with each :data:`JSON_FIELDS` field replaced by its entries, so that a split by
+    ``DNNL_MAX_CPU_ISA`` is named by that variable.  (A key that is a field already, or a
+    value that is not a JSON object, stays as it is.)"""
+    out = dict(env)
+    for name in JSON_FIELDS:
+        text = out.get(name)
+        try:
+            entries = json.loads(text) if text else {}
+        except ValueError:
+            continue
+        if not isinstance(entries, dict) or any(key in out for key in entries):
+            continue
+        out.pop(name, None)
+        out.update({str(key): None if value is None else str(value) for key, value in entries.items()})
+    return out
 
 
 def _version(dist: str) -> Optional[str]:
@@ -223,6 +256,8 @@ def capture() -> Dict[str, Optional[str]]:
         cpu_count=str(os.cpu_count()),
     )
     env.update({name: os.environ.get(name) for name in SETTINGS})
+    env["settings"] = read_settings(os.environ)
+    env["process_state"] = canonical_object(process_state.non_default())
     for capturer in _CAPTURERS:
         extra = capturer()
         torch_blas = extra.pop("torch_blas", None)

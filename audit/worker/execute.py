@@ -13,13 +13,13 @@ import re
 import sys
 import time
 import traceback
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from audit import registry
 from audit.errors import one_line
 from audit.probe_api import Unsupported
-from audit.worker import distance
-from audit.worker.execution import Execution, call_probe
+from audit.worker import distance, process_state
+from audit.worker.execution import Execution, ReturnedNothing, call_probe
 from audit.worker.fingerprint import decode_sample, fingerprint, state_fingerprint
 from audit.worker.records import HASH_ALGORITHM, Status
 from audit.worker.seeding import restored_global_state
@@ -131,33 +131,83 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
     reason = unmet_requirement(case.probe)
     if reason is not None:
         return {**record, "status": Status.UNSUPPORTED.value, "message": reason}
+    leaks: List[str] = []
     try:
-        # One save/restore around every execution of the case: the next case starts from the
-        # global state this one found, and a probe that draws from a global generator it did
-        # not seed sees that generator move between its executions and is caught as
-        # non-repeatable instead of passing by luck.
+        # The global generators are saved and restored once around the case: the next case
+        # starts from the state this one found, and a probe that draws from a global generator
+        # it did not seed sees it move between its executions and is caught as non-repeatable.
+        # The other process settings are restored after every execution (execute_restoring).
         with restored_global_state():
-            first = execute(case)
+            first = execute_restoring(case, leaks)
             identical, disagreement = None, None
             if repeat:
                 identical = True
                 for _ in range(max(1, case.probe.repeats - 1)):
-                    again = execute(case)
+                    again = execute_restoring(case, leaks)
                     if again.repeat_key != first.repeat_key:
                         identical, disagreement = False, describe_disagreement(first, again)
                         break
-    except (Unsupported, NotImplementedError) as exc:
-        return {**record, "status": Status.UNSUPPORTED.value, "message": one_line(exc)}
-    except (AttributeError, ImportError) as exc:  # API missing in this version
-        return {**record, "status": Status.UNSUPPORTED.value, "message": f"{type(exc).__name__}: {one_line(exc)}"}
+    except Unsupported as exc:
+        return {**record, "status": Status.UNSUPPORTED.value, "message": with_leaks(one_line(exc), leaks)}
     except POISONING:
         raise
     except Exception as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
-        return {**record, "status": Status.ERROR.value, "message": f"{type(exc).__name__}: {one_line(exc)}{where}"}
-    return {**record, "status": Status.OK.value, "message": disagreement, **first.record_fields(),
+        missing = missing_library(exc)
+        if missing is not None:
+            return {**record, "status": Status.UNSUPPORTED.value, "message": missing}
+        return {**record, "status": Status.ERROR.value, "message": with_leaks(describe_error(exc, case.probe), leaks)}
+    return {**record, "status": Status.OK.value, "message": with_leaks(disagreement, leaks), **first.record_fields(),
             "repeat_identical": identical}
+
+
+def execute_restoring(case: registry.Case, leaks: List[str]) -> Execution:
+    """:func:`execute`, then every process setting it changed put back, and named in ``leaks``."""
+    changed: List[str] = []
+    try:
+        with process_state.checked() as changed:
+            return execute(case)
+    finally:
+        leaks.extend(note for note in changed if note not in leaks)
+
+
+def with_leaks(message: Optional[str], leaks: List[str]) -> Optional[str]:
+    """The record's message, and a note naming the settings the probe left changed."""
+    if not leaks:
+        return message
+    note = "the probe left process state changed (restored for the next case): " + "; ".join(leaks)
+    return f"{message}; {note}" if message else note
+
+
+#: The libraries under test: a probe that imports one of them where it is not installed
+#: cannot run here, whether or not it declared ``library=`` (the requirement it implies).
+LIBRARIES_UNDER_TEST = ("numpy", "torch", "pandas")
+
+
+def missing_library(exc: BaseException) -> Optional[str]:
+    """The unsupported reason when ``exc`` is the import of a library under test that is not
+    installed at all; None for every other exception (``import trch`` is a mistake)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    if top not in LIBRARIES_UNDER_TEST or importlib.util.find_spec(top) is not None:
+        return None
+    return f"{top} is not installed"
+
+
+def describe_error(exc: BaseException, probe: registry.Probe) -> str:
+    """``AttributeError: module 'torch' has no attribute 'manul_seed' (at myprobes.py:12)``: the
+    exception and the innermost line of the probe's own file it passed through (where the
+    mistake usually is), else where it was raised."""
+    code = getattr(probe.func, "__code__", None)
+    if isinstance(exc, ReturnedNothing):
+        where = f" (at {os.path.basename(code.co_filename)}:{code.co_firstlineno})" if code else ""
+        return f"{one_line(exc)}{where}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = os.path.abspath(code.co_filename) if code else None
+    mine = [f for f in frames if own and os.path.abspath(f.filename) == own]
+    frame = (mine or frames)[-1] if frames else None
+    where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {one_line(exc)}{where}"
 
 
 def describe_disagreement(first: Execution, again: Execution) -> str:

@@ -55,6 +55,10 @@ class Execution:
         }
 
 
+class ReturnedNothing(Exception):
+    """The probe returned None: there is no output to fingerprint (a forgotten ``return``)."""
+
+
 def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
     """Call the probe on the case's parameters (some replaced by ``override``): (value, state, seconds)."""
     t0 = time.perf_counter()
@@ -63,4 +67,6 @@ def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
         sys.modules["torch"].cuda.synchronize()
     elapsed = time.perf_counter() - t0
     value, state = (out.value, out.state) if isinstance(out, Output) else (out, None)
+    if value is None:
+        raise ReturnedNothing("returned nothing (None): a probe returns the output to fingerprint")
     return value, state, elapsed

@@ -5,7 +5,10 @@ elements as little-endian bytes in C order.  It is therefore independent of memo
 (views, strides, non-contiguous tensors, byte order) and of the library that made it: a
 numpy ``float32`` array and a torch ``float32`` tensor holding the same numbers have the
 same fingerprint.  Bits are hashed as they are: ``-0.0`` differs from ``0.0`` and NaN
-payloads are told apart, because a change there is a change of stream.
+payloads are told apart, because a change there is a change of stream.  Only the bits that
+hold a value are hashed: the padding of x87 long doubles (10 significant bytes stored in 12
+or 16) holds whatever the allocator left there, and is zeroed.  A numpy masked array's mask
+is part of its digest, and a dict's key types are (``{1: "a"}`` is not ``{"1": "a"}``).
 
 Next to the digest a few elements are kept (the first eight and eight evenly spaced ones,
 the last included) as canonical bytes, so the host can later say how far two streams
@@ -77,6 +80,7 @@ class Canonical:
     shape: Tuple[int, ...]
     data: Any  # a bytes-like object (bytes, memoryview, contiguous uint8 array)
     itemsize: int  # 0 for variable-size encodings (str, json, big ints): no sample
+    extra: str = ""  # more header: what the digest covers besides the data (a mask's digest)
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,45 @@ def sample_indices(n: int) -> Tuple[int, ...]:
 
 def _from_numpy(a: Any) -> Canonical:
     np = sys.modules["numpy"]
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and isinstance(a, ma.MaskedArray):
+        return _from_masked(a)
     a = np.asarray(a)
     if a.dtype.kind in "OUSV" or a.dtype.names is not None:
         return _from_python(a.tolist())
     if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big"):
         a = a.astype(a.dtype.newbyteorder("<"))
     shape = tuple(int(s) for s in a.shape)
-    flat = np.ascontiguousarray(a).reshape(-1)
-    return Canonical(a.dtype.name, shape, flat.view(np.uint8), a.dtype.itemsize)
+    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    if a.dtype.itemsize > 8 * (2 if a.dtype.kind == "c" else 1) and a.dtype.kind in "fc":
+        data = _zero_padding(np, a.dtype, data)
+    return Canonical(a.dtype.name, shape, data, a.dtype.itemsize)
+
+
+#: Bytes of an x87 extended-precision value that hold it (sign, exponent, 64-bit significand).
+X87_BYTES = 10
+
+
+def _zero_padding(np: Any, dtype: Any, data: Any) -> Any:
+    """``data`` (the uint8 view of an array of ``dtype``) with the padding of each x87 long
+    double (or each half of a complex one) zeroed, in a copy; other wide floats (IEEE quad,
+    whose 16 bytes are all significant) as they are."""
+    part = dtype.itemsize // (2 if dtype.kind == "c" else 1)
+    if np.finfo(dtype).nmant != 63 or part <= X87_BYTES:
+        return data
+    values = data.reshape(-1, part).copy()
+    values[:, X87_BYTES:] = 0
+    return values.reshape(-1)
+
+
+def _from_masked(a: Any) -> Canonical:
+    """A masked array: its data (every element, as the array holds it) and, in the header,
+    the digest of its mask (``nomask`` and a mask of all False are the same mask)."""
+    np = sys.modules["numpy"]
+    data = _from_numpy(np.asarray(a.data))
+    mask = np.ascontiguousarray(sys.modules["numpy.ma"].getmaskarray(a)).reshape(-1).view(np.uint8)
+    return Canonical(data.dtype, data.shape, data.data, data.itemsize,
+                     extra=f"mask={xxhash.xxh3_128_hexdigest(mask)}|")
 
 
 def _from_torch(t: Any) -> Canonical:
@@ -169,7 +204,9 @@ def _from_python(value: Any) -> Canonical:
 def _jsonable(value: Any) -> Any:
     """Nested containers of scalars, arrays and tensors as plain JSON, exactly."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        if all(map(_IS_STR, value)):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        return {KEYED: sorted(([_jsonable(k), _jsonable(v)] for k, v in value.items()), key=_json_text)}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, float):
@@ -179,7 +216,19 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     c = canonical(value)
-    return {"dtype": c.dtype, "shape": list(c.shape), "data": bytes(c.data).hex()}
+    spelled = {"dtype": c.dtype, "shape": list(c.shape), "data": bytes(c.data).hex()}
+    return {**spelled, "extra": c.extra} if c.extra else spelled
+
+
+_IS_STR = str.__instancecheck__  # isinstance(k, str), at half the cost over a dict's keys
+
+#: The key under which a dict with a key that is not a string lists its [key, value] pairs,
+#: sorted by the key's JSON: its keys keep their types.  (NUL-prefixed: no probe's own key.)
+KEYED = "\x00dict"
+
+
+def _json_text(pair: List[Any]) -> str:
+    return json.dumps(pair[0], sort_keys=True, separators=(",", ":"))
 
 
 def canonical(value: Any) -> Canonical:
@@ -229,6 +278,11 @@ def _pieces(view: Any) -> List[Tuple[bytes, bytes]]:
     return list(_POOL.map(_piece, pieces))
 
 
+def _header(c: Canonical) -> bytes:
+    """What the digest covers before the data: dtype, shape and anything extra."""
+    return f"{c.dtype}|{','.join(map(str, c.shape))}|{c.extra}".encode()
+
+
 def _digest(c: Canonical) -> Tuple[str, Optional[bytes]]:
     """xxh3-128 of the header, then of the data itself (up to CHUNK bytes) or of the digests
     of its CHUNK-sized pieces; and, for fixed-size elements, the block digests.
@@ -238,7 +292,7 @@ def _digest(c: Canonical) -> Tuple[str, Optional[bytes]]:
     by one core's memory bandwidth).
     """
     h = xxhash.xxh3_128()
-    h.update(f"{c.dtype}|{','.join(map(str, c.shape))}|".encode())
+    h.update(_header(c))
     if not c.itemsize:  # variable-size encodings have no element grid to place blocks on
         h.update(c.data)
         return h.hexdigest(), None
@@ -257,7 +311,7 @@ def _digest_only(c: Canonical) -> str:
     if not c.itemsize or len(c.data) > CHUNK:
         return _digest(c)[0]
     h = xxhash.xxh3_128()
-    h.update(f"{c.dtype}|{','.join(map(str, c.shape))}|".encode())
+    h.update(_header(c))
     h.update(c.data)
     return h.hexdigest()
 

@@ -49,15 +49,17 @@ def import_libraries() -> None:
             importlib.import_module(name)
 
 
-def load_catalogue(extra_modules: Sequence[str] = (), sources: Sequence[str] = ()) -> None:
-    """The catalogue, extra modules (tests), then the user's probes and installed entry points."""
+def load_catalogue(extra_modules: Sequence[str] = (), sources: Sequence[str] = ()) -> List[str]:
+    """The catalogue, extra modules (tests), then the user's probes and installed entry points;
+    returns the keys of the probes ``sources`` registered."""
     importlib.import_module(CATALOGUE)
     for name in extra_modules:
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise UsageError(f"cannot import probe module {name!r}: {exc}") from None
-    user_probes.load(sources)
+    loaded = user_probes.load(sources)
+    return [key for source in sources for key in loaded.get(source, [])]
 
 
 def apply_settings(threads: Optional[int], deterministic: Optional[bool]) -> None:
@@ -109,9 +111,11 @@ def _skip_keys(path: Optional[str]) -> set:
 
 
 def cases_to_run(patterns: Sequence[str], seeds: Sequence[int], skip: Iterable[str] = (),
-                 sizes: Sequence[registry.Sizes] = registry.DEFAULT_SIZES) -> List[registry.Case]:
+                 sizes: Sequence[registry.Sizes] = registry.DEFAULT_SIZES,
+                 among: Optional[Sequence[str]] = None) -> List[registry.Case]:
+    """The cases of the probes ``patterns`` select (of ``among`` when given), less ``skip``."""
     skip = set(skip)
-    chosen = registry.select(patterns)
+    chosen = registry.select(patterns, among)
     return [c for c in registry.iter_cases(chosen, seeds, sizes) if c.key not in skip]
 
 
@@ -128,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--module", action="append", default=[], help="extra probe module to import")
     p.add_argument("--probes-from", action="append", default=[], metavar="PATH_OR_MODULE",
                    help="a .py file or dotted module of your own probes (repeatable)")
+    p.add_argument("--no-catalogue", action="store_true",
+                   help="run only the probes of --probes-from (the catalogue and entry points are loaded, not run)")
     p.add_argument("--plan", action="store_true", help="only list the cases a run would execute, then exit")
     return p
 
@@ -140,7 +146,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return plan(channel, args)
     import_libraries()
     try:
-        load_catalogue(args.module, args.probes_from)
+        theirs = load_catalogue(args.module, args.probes_from)
+        among = theirs if args.no_catalogue else None
+        cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file),
+                             args.sizes, among)
     except AuditError as exc:  # the user's probes: one line for the host to show
         channel.send({"type": "error", "message": str(exc)})
         return 2
@@ -148,7 +157,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from audit.worker.environment import capture
 
     channel.send({"type": "header", "schema": SCHEMA_VERSION, "env": capture()})
-    cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file), args.sizes)
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
         channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
@@ -168,8 +176,9 @@ def plan(channel: Channel, args: argparse.Namespace) -> int:
     unless a user module imports it.
     """
     try:
-        load_catalogue(args.module, args.probes_from)
-        cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, (), args.sizes)
+        theirs = load_catalogue(args.module, args.probes_from)
+        cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, (), args.sizes,
+                             theirs if args.no_catalogue else None)
     except AuditError as exc:
         channel.send({"type": "error", "message": str(exc)})
         return 2
