@@ -68,6 +68,7 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
         ref = group(ref_rows, cross_device)
         streams, versions = reference_streams(ref)
         grouped, rows, judged = analysis.fetched(source, cross_device, lambda g: _with_new_streams(g, streams))
+        rows.details.update(source.details(_lost_rows(grouped, streams)))
         fresh = _with_new_streams(grouped, streams)
         ref_details = ref_source.details(k.pick for key, known in streams.items() if key[0] in fresh
                                          for k in known.values())
@@ -79,6 +80,7 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
     judge = _Judge(streams, versions, ref.envs, grouped.envs, ref_details, rows.details)
     for finding in comparison.findings:
         judge.match(finding, cases.get(finding.case_key))
+    _no_longer_runs(comparison, cases, streams, rows.details)
     comparison.reference_envs = ref.envs
     comparison.skipped = list(ref_rows.skipped) + list(comparison.skipped)
     comparison.notes = list(ref_rows.notes) + list(comparison.notes)
@@ -98,6 +100,58 @@ def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
                 ident = stream_identity(o)
                 streams[(key, version)].setdefault(ident, Known(ident)).outcomes.append(o)
     return streams, versions
+
+
+def _lost_rows(grouped: Grouped, streams: RefStreams) -> List[Pick]:
+    """The first row of each case that the reference ran ok and the new runs never did (its
+    message says why it no longer runs)."""
+    picks = []
+    for case in grouped.cases:
+        key = (case.description["case_key"], case.description["probe_version"])
+        if key in streams and streams[key] and not any(o.status == Status.OK for o in case.outcomes):
+            o = min(case.outcomes, key=lambda o: o.first_run)
+            picks.append(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
+    return picks
+
+
+def _no_longer_runs(c: Comparison, cases: Dict[str, Case], streams: RefStreams, details: Dict[Pick, Detail]) -> None:
+    """A case the reference ran ok and the new runs did not (unsupported, error, crash,
+    timeout) is a finding of its own: ``no-longer-runs``, which fails the gate."""
+    for f in c.findings:
+        case = cases.get(f.case_key)
+        if f.match == Match.ERROR and case is not None and _lost(case, streams):
+            f.match = Match.NO_LONGER_RUNS
+            f.explanation = _lost_words(case, details)
+    kept = []
+    for u in c.unsupported:
+        case = cases.get(u["case_key"])
+        if case is None or not _lost(case, streams):
+            kept.append(u)
+            continue
+        described = {k: v for k, v in case.description.items()}
+        f = Finding(**described, verdict=Verdict.INCOMPARABLE, unsupported_runs=u["runs"],
+                    match=Match.NO_LONGER_RUNS, explanation=_lost_words(case, details))
+        f.reference_streams = [Stream(k.outcomes[0].fingerprint or "", sum(x.rows for x in k.outcomes), [], {},
+                                      env_ids=sorted(k.envs))
+                               for k in streams[(f.case_key, f.probe_version)].values()]
+        c.findings.append(f)
+    c.unsupported = kept
+
+
+def _lost(case: Case, streams: RefStreams) -> bool:
+    key = (case.description["case_key"], case.description["probe_version"])
+    return bool(streams.get(key)) and not any(o.status == Status.OK for o in case.outcomes)
+
+
+def _lost_words(case: Case, details: Dict[Pick, Detail]) -> str:
+    """'no longer runs here: error: AttributeError: ...' (the first run's status and message)."""
+    o = min(case.outcomes, key=lambda o: o.first_run)
+    detail = details.get(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
+    message = (detail.message or "").strip().splitlines()[0][:160] if detail and detail.message else ""
+    n = sum(x.rows for x in case.outcomes)
+    runs = f" ({n} runs)" if n > 1 else ""
+    return f"no longer runs here{runs}: {o.status.value}" + (f": {message}" if message else "") + \
+        "; the reference ran it ok"
 
 
 def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:

@@ -56,6 +56,7 @@ class Match(str, enum.Enum):
     """Baseline mode: how a case of the new runs relates to the reference runs."""
 
     NEW_STREAM = "new-stream"  # a fingerprint the reference never produced
+    NO_LONGER_RUNS = "no-longer-runs"  # the reference ran the case ok; the new runs only failed or were unsupported
     ERROR = "error"  # the new runs errored
     NONDETERMINISTIC = "nondeterministic"  # the new runs disagree with themselves
     INCOMPARABLE = "incomparable"  # the reference has the case only under another probe version
@@ -168,7 +169,7 @@ class Finding:
         if self.expected:
             return False
         if self.match is not None:
-            return self.match in (Match.NEW_STREAM, Match.ERROR, Match.NONDETERMINISTIC)
+            return self.match in (Match.NEW_STREAM, Match.NO_LONGER_RUNS, Match.ERROR, Match.NONDETERMINISTIC)
         return self.verdict in (Verdict.ERROR, Verdict.NONDETERMINISTIC, Verdict.DIVERGENT, Verdict.VARIANT)
 
 
@@ -201,8 +202,17 @@ class Comparison:
     def unexpected(self) -> List[Finding]:
         return [f for f in self.findings if f.unexpected]
 
+    @property
+    def compared(self) -> int:
+        """Cases whose streams were compared: in baseline mode those that ran ok here and whose
+        probe version the reference ran ok; otherwise every case but the incomparable ones."""
+        if self.baseline is not None:
+            return sum(f.match in (Match.KNOWN, Match.NEW_STREAM, Match.NONDETERMINISTIC) for f in self.findings)
+        return sum(f.verdict != Verdict.INCOMPARABLE for f in self.findings)
+
     def exit_code(self) -> int:
-        """0 nothing unexpected, 1 something unexpected, 3 only that input files were skipped."""
-        if self.unexpected:
+        """0 nothing unexpected, 1 something unexpected or nothing compared at all (a gate
+        fails closed), 3 only that input files were skipped."""
+        if self.unexpected or (not self.compared and self.upgrade is None):
             return 1
         return 3 if self.skipped else 0

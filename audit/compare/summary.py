@@ -436,6 +436,8 @@ def varies_with(f: Finding) -> str:
 
 def _reason(f: Finding) -> str:
     """One finding's why: the fields with both values in baseline mode, else its explanation."""
+    if f.match == Match.NO_LONGER_RUNS:
+        return f.explanation
     if f.axes_values:
         return both_values(f.axes_values)
     if f.varies_with:

@@ -21,7 +21,7 @@ from audit.report import phrases
 from audit.report.escape import printable
 from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, category
 from audit.report.phrases import QUIET_MEANING
-from audit.report.text import counts_line, headline, match_counts
+from audit.report.text import counts_line, headline, match_counts, status_words
 
 #: kind, background, text colour and legend label of every cell kind (one per line).
 _COLOUR_TABLE = """
@@ -270,8 +270,8 @@ def render(c: Comparison, details: bool = True) -> str:
     s = summarise(c)
     anchors = {id(p): f"p{i}" for i, p in enumerate(s.changed)}
     unexpected = len(c.unexpected)
-    status = (f'<span class="bad">{unexpected} unexpected finding(s)</span>' if unexpected
-              else '<span class="good">nothing unexpected</span>')
+    good = unexpected == 0 and c.compared > 0
+    status = f'<span class="{"good" if good else "bad"}">{_e(status_words(c))}</span>'
     against = f" · against the baseline: {_e(match_counts(c))}" if c.baseline else ""
     body = ["<h1>determinism-audit: compare</h1>",
             f'<div class="answer">{_e(headline(c, s))} · {status}</div>',

@@ -42,6 +42,8 @@ def headline(c: Comparison, s: Summary) -> str:
     compared = sum(p.cases - p.verdicts.get("unsupported", 0) for p in s.probes) - quiet
     changed = sum(p.changed for p in s.probes)
     against = " from the baseline" if c.baseline else ""
+    if not c.compared:
+        return nothing_compared(c, s)
     if not changed:
         what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
         probes = sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in s.probes)
@@ -54,6 +56,31 @@ def headline(c: Comparison, s: Summary) -> str:
     breakdown = ", ".join(f"{n} {v}" for v, n in kinds.items())
     return (f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
             f"{against}: {changed} of {compared} cases ({breakdown})")
+
+
+def nothing_compared(c: Comparison, s: Summary) -> str:
+    """The headline of a compare that compared no case: say what could not be compared (a
+    gate fails closed, it never reads this as a pass)."""
+    reasons = [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"] if c.unsupported else []
+    lost = sum(f.match == Match.NO_LONGER_RUNS for f in c.findings)
+    if lost:
+        reasons.append(f"{lost} the reference ran ok no longer run here")
+    for verdict, (_, cases) in s.quiet_counts().items():
+        reasons.append(f"{phrases.plural(cases, 'case')} {phrases.QUIET_MEANING[verdict]}")
+    failed = sum(f.verdict == Verdict.ERROR and f.match != Match.NO_LONGER_RUNS for f in c.findings)
+    if failed:
+        reasons.append(f"{phrases.plural(failed, 'case')} failed")
+    return "nothing could be compared: " + ("; ".join(reasons) or "no case")
+
+
+def status_words(c: Comparison) -> str:
+    """The gate's answer: 'N unexpected finding(s)', 'nothing compared: ...' or 'nothing unexpected'."""
+    unexpected = len(c.unexpected)
+    if unexpected:
+        return f"{unexpected} unexpected finding(s)"
+    if not c.compared:
+        return "nothing compared: the gate fails closed (exit 1)"
+    return "nothing unexpected"
 
 
 def summary_lines(c: Comparison, s: Summary) -> List[str]:
@@ -159,6 +186,5 @@ def footer_lines(c: Comparison) -> List[str]:
 
         out.append(answer(c.upgrade))
         return out
-    unexpected = len(c.unexpected)
-    out.append(f"{unexpected} unexpected finding(s)" if unexpected else "nothing unexpected")
+    out.append(status_words(c))
     return out
