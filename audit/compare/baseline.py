@@ -262,9 +262,7 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
         words = (f"{streams}: the same output as {ref}, "
                  f"but the invariance breaks at other values (there: {nearest.invariance})")
     else:
-        how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
-        if nearest.max_ulp:
-            how += f" {nearest.max_ulp:g} ULP"
+        how = _how(nearest)
         if nearest.blocks_differing is not None and nearest.blocks:
             how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
         words = f"{streams}: {how} from {ref}"
@@ -276,6 +274,16 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
     else:
         words += "; no environment field differs from those reference runs"
     return words
+
+
+def _how(nearest: Nearest) -> str:
+    """'numerical-drift 3 ULP', 'within 1 ULP where sampled', 'sign of zero (0.0 vs -0.0)'."""
+    if nearest.zero_sign:
+        return "the sampled elements differ only in the sign of zero (0.0 vs -0.0)"
+    if nearest.difference is None and nearest.max_ulp:
+        return f"within {nearest.max_ulp:g} ULP where sampled"
+    how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
+    return how + (f" {nearest.max_ulp:g} ULP" if nearest.max_ulp else "")
 
 
 def describe(known: Dict[Known, Set[int]], stream: Known, envs: List[Dict[str, Any]]) -> str:

@@ -85,6 +85,10 @@ class Nearest:
     first_block: Optional[int] = None
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
+    covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
+    zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
+    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
+    atol: Optional[float] = None  # drift: the absolute tolerance that does
     # invariance cases whose output is bit for bit the nearest stream's but whose invariance
     # result is not: what broke the invariance there ("held", or the values, "1, 2")
     invariance: Optional[str] = None
@@ -149,6 +153,10 @@ class Finding:
     first_block: Optional[int] = None  # index of the first differing block: with blocks, tells a desync
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
+    covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
+    zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
+    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
+    atol: Optional[float] = None  # drift: the absolute tolerance that does
     first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree

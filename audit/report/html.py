@@ -26,6 +26,7 @@ from audit.report.text import counts_line, headline, match_counts, status_words
 #: kind, background, text colour and legend label of every cell kind (one per line).
 _COLOUR_TABLE = """
 error             #4d4d4d #fff error
+no-longer-runs    #252525 #fff no longer runs here
 nondeterministic  #7b3fa0 #fff nondeterministic
 structural        #67000d #fff structural (dtype or shape)
 stream-change     #d7301f #fff stream change
@@ -33,6 +34,8 @@ new               #a50f15 #fff new stream (kind not measured)
 differs           #8c6d62 #fff differs (kind not measured)
 variant           #c51b7d #fff variant (invariance broken)
 sparse            #f16913 #fff sparse (a few blocks)
+within-sample     #fd8d3c #222 within N ULP where sampled, other blocks differ
+signed-zero       #fee391 #222 sign of zero only
 outside-sample    #fdae6b #222 differs outside the sample
 numerical-drift   #fdd049 #222 numerical drift (ULPs)
 new-case          #6baed6 #222 new case

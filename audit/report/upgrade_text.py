@@ -14,7 +14,7 @@ from typing import List, Tuple
 
 from audit.compare.model import Difference
 from audit.compare.upgrade import ProbeChanges, Upgrade
-from audit.report.phrases import MEANING, plural, ulp
+from audit.report.phrases import MEANING, plural, tolerance, ulp
 
 NAME_WIDTH = 46
 
@@ -43,8 +43,10 @@ def confound_line(u: Upgrade, step: Tuple[str, str]) -> str:
 def kinds(p: ProbeChanges) -> str:
     out = []
     for kind, n in sorted(p.kinds.items(), key=lambda kv: -kv[1]):
-        words = kind + (f" (max {ulp(p.max_ulp)} ULP)" if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp
-                        else "")
+        words = kind
+        if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp:
+            accept = tolerance(p.rtol, p.atol)
+            words += f" (max {ulp(p.max_ulp)} ULP" + (f"; {accept})" if accept else ")")
         out.append(words if len(p.kinds) == 1 else f"{words} ×{n}")
     return ", ".join(out)
 
