@@ -188,7 +188,8 @@ def test_a_new_stream_gets_its_nearest_known_stream_the_kind_and_the_fields_that
     assert (f.difference, f.max_ulp, f.first_difference) == (Difference.NUMERICAL_DRIFT, 1.0, 2 * BLOCK)
     assert f.axes_values == {"cpu_model": ["AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"]}
     assert f.axes == ["cpu_model"]
-    assert "cpu_model: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor" in f.explanation
+    assert ("the only difference from the reference run on Intel(R) Xeon(R) Processor, AVX512, 2 threads "
+            "is the CPU: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor") in f.explanation
     assert {r.fingerprint for r in f.reference_streams} == {"aa", "bb"} and len(c.reference_envs) == 2
 
 
@@ -305,3 +306,26 @@ def _finding_with(located: Any) -> Any:
     f = Finding("torch.exp", "torch.exp", "k", {"seed": 0}, "cpu", "v1", Verdict.DIVERGENT)
     locate(f, located)
     return f
+
+
+def test_the_why_is_the_nearest_environment_not_the_nearest_streams_makers(tmp_path: Any) -> None:
+    """Issue 18 item 8: the nearest *stream* came from the reference's torch 2.4.1 run, but a
+    2.13.0 reference run with this run's settings exists: blame the CPU, never torch_version;
+    the kernel and CPU fields come first."""
+    intel = {"cpu_model": "Intel(R) Xeon(R) Processor", "openblas_core": "SkylakeX", "mkl_code_path": "AVX512_E1"}
+    ref = [make_run("r1", "2026-01-01T00:00:00Z", {**intel, "torch_version": "2.4.1"},
+                    [_rec("aa", SAME, _blocks(1, 2, 3, 4))]),
+           make_run("r2", "2026-01-01T00:00:01Z", {**intel, "torch_version": "2.13.0"},
+                    [_rec("bb", OTHER, _blocks(5, 6, 7, 8))])]
+    amd = {"cpu_model": "AMD EPYC 9B14", "openblas_core": "Haswell", "mkl_code_path": "AVX2",
+           "torch_version": "2.13.0", "machine_id": "linux-x86_64-0000bbbb"}
+    write(ref, str(tmp_path / "ref"))
+    write([make_run("n1", "2026-02-01T00:00:00Z", amd, [_rec("cc", DRIFT, _blocks(1, 2, 9, 4))])],
+          str(tmp_path / "new"))
+    (f,) = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")]).findings
+    assert f.streams[0].nearest is not None and f.streams[0].nearest.fingerprint == "aa"  # the how much
+    assert list(f.axes_values) == ["openblas_core", "mkl_code_path", "cpu_model"]
+    how_much, why = f.explanation.split("; ", 1)
+    assert "torch_version=2.4.1 stream" in how_much  # the nearest stream is named as such
+    assert "torch_version" not in f.axes_values and "torch_version" not in why
+    assert "openblas_core: Haswell vs SkylakeX" in f.explanation

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from audit.compare import analysis, difference, fetch
-from audit.compare.attribution import attribute, differing_fields, natural_key, rank, shown
+from audit.compare.attribution import (
+    attribute,
+    differing_fields,
+    natural_key,
+    nearest_environments,
+    rank,
+    shown,
+)
 from audit.compare.grouping import Case, Grouped, group
 from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
 from audit.compare.rows import Detail, Outcome, Pick
@@ -237,10 +244,12 @@ class _Judge:
         if divergence is not None:
             f.first_divergence = divergence.as_dict()
         mine = [self.envs[e] for e in stream.env_ids]
-        theirs = [self.ref_envs[e] for e in stream.nearest.env_ids]
+        ran = sorted({e for k in known.values() for e in k.envs})
+        closest = nearest_environments(mine, ran, self.ref_envs)
+        theirs = [self.ref_envs[e] for e in closest]
         f.axes_values = differing_fields(mine, theirs)
         f.axes = list(f.axes_values)
-        f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams))
+        f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams), theirs)
 
     def _detail_of(self, case: Case, stream: Stream) -> Optional[Detail]:
         outcomes = [o for o in case.outcomes if o.status == Status.OK and stream_identity(o) == stream.identity]
@@ -252,9 +261,27 @@ class _Judge:
                                                                 for k in known.values())
 
 
-def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
+#: How the plain-words "why" names a field.
+_FIELD_WORDS = {"cpu_model": "the CPU", "openblas_core": "the OpenBLAS kernel", "mkl_code_path": "the MKL code path",
+                "cpu_capability": "the ATen dispatch level", "arch": "the architecture", "blas": "the BLAS",
+                "num_threads": "the thread count", "torch_version": "torch", "numpy_version": "numpy"}
+
+
+def _run_words(envs: List[Dict[str, Any]]) -> str:
+    """'the reference run on Intel(R) Xeon(R) Processor, AVX512, 2 threads' (runs, when several)."""
+    def one(name: str) -> str:
+        return ", ".join(sorted({shown(e.get(name)) for e in envs}, key=natural_key))
+
+    parts = [one("cpu_model"), one("cpu_capability"), f"{one('num_threads')} threads"]
+    return f"the reference run{'s' if len(envs) > 1 else ''} on " + ", ".join(parts)
+
+
+def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
+         theirs: Optional[List[Dict[str, Any]]] = None) -> str:
     """'new stream: numerical-drift 1 ULP from the reference's cpu_capability=AVX512 stream;
-    differs in cpu_model: AMD EPYC vs Intel(R) Xeon(R)'."""
+    the only difference from the reference run on Intel(R) Xeon(R), AVX512, 2 threads is the
+    CPU: AMD EPYC vs Intel(R) Xeon(R)' (the fields where this run differs from the reference
+    runs whose settings are closest to its own, kernels and CPU first)."""
     ref = nearest.reference if nearest.reference.startswith("the reference") else \
         f"the reference's {nearest.reference} stream"
     streams = "new stream" if new == 1 else f"{new} new streams"
@@ -267,12 +294,17 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
             how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
         words = f"{streams}: {how} from {ref}"
     fields = list(axes_values.items())[:3]
-    if fields:
-        words += "; differs in " + "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
+    runs = _run_words(theirs) if theirs else "the nearest reference runs"
+    if len(axes_values) == 1:
+        name, (a, b) = fields[0]
+        words += f"; the only difference from {runs} is {_FIELD_WORDS.get(name, name)}: {a} vs {b}"
+    elif fields:
+        words += f"; differs from {runs} (the closest settings) in " + \
+            "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
         if len(axes_values) > 3:
             words += f" (+{len(axes_values) - 3} more fields)"
     else:
-        words += "; no environment field differs from those reference runs"
+        words += f"; no environment field differs from {runs}"
     return words
 
 
