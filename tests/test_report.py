@@ -369,3 +369,14 @@ def test_printable() -> None:
 def test_every_line_is_made_printable_in_one_place() -> None:
     lines: List[str] = text.render(_hostile(), details=True).splitlines()
     assert all(printable(line) == line for line in lines)
+
+
+def test_compare_probe_narrows_to_some_probes(capsys: Any) -> None:
+    assert main(["compare", FIXTURE]) == 1
+    everything = capsys.readouterr().out
+    assert "torch.bernoulli" in everything and "torch.randn" in everything
+    assert main(["compare", FIXTURE, "--probe", "torch.rand*", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert {f["probe"] for f in doc["findings"]} == {"torch.rand", "torch.randn"}
+    assert main(["compare", FIXTURE, "--probe", "no.such.*"]) == 2
+    assert "--probe no.such.* matches no probe" in capsys.readouterr().err

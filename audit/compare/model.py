@@ -8,6 +8,7 @@ Everything here is plain data: the compare functions make it, the report modules
 from __future__ import annotations
 
 import enum
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -197,6 +198,16 @@ class Comparison:
     envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
     notes: List[str] = field(default_factory=list)  # about the input: e.g. duplicate copies of a run ignored
     reference_envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # baseline: env id -> fields
+
+    def narrow(self, patterns: List[str]) -> int:
+        """Keep the cases of the probes whose id or registration key matches one of the globs
+        (as ``run --probe`` selects them); returns how many cases are kept."""
+        def kept(probe: Any, key: Any) -> bool:
+            return any(fnmatch.fnmatchcase(str(probe), p) or fnmatch.fnmatchcase(str(key), p) for p in patterns)
+
+        self.findings = [f for f in self.findings if kept(f.probe, f.probe_key)]
+        self.unsupported = [u for u in self.unsupported if kept(u.get("probe"), u.get("probe_key"))]
+        return len(self.findings) + len(self.unsupported)
 
     def counts(self) -> Dict[str, int]:
         """Findings per verdict in verdict order, then the unsupported count."""

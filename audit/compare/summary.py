@@ -441,12 +441,20 @@ def _shared_reason(changed: Sequence[Finding]) -> str:
 
 
 def _shared_divergence(changed: Sequence[Finding]) -> str:
-    """'first divergent op #36 aten.native_layer_norm_backward.default' when every trace agrees on it."""
-    ops = {(d.get("index"), d.get("op")) for d in (f.first_divergence for f in changed) if d}
-    if len(ops) != 1 or any(not f.first_divergence for f in changed):
+    """'first divergent op #36 aten.native_layer_norm_backward.default' when every trace agrees on
+    it; 'first divergent op aten.native_layer_norm_backward (#162 or #240)' when they agree on the
+    op at different positions."""
+    if not changed or any(not f.first_divergence for f in changed):
         return ""
-    index, op = ops.pop()
-    return f"first divergent op #{index} {op}"
+    ops = {(d.get("index"), d.get("op")) for d in (f.first_divergence for f in changed) if d}
+    names = {op for _, op in ops}
+    if len(ops) == 1:
+        index, op = ops.pop()
+        return f"first divergent op #{index} {op}"
+    if len(names) == 1:  # the same op at another position (dropout, say, adds ops before it)
+        indices = sorted({i for i, _ in ops}, key=lambda i: (i is None, i))
+        return f"first divergent op {names.pop()} ({' or '.join(f'#{i}' for i in indices)})"
+    return ""
 
 
 def both_values(values: Dict[str, List[str]], most: int = 3) -> str:
