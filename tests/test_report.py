@@ -380,3 +380,22 @@ def test_compare_probe_narrows_to_some_probes(capsys: Any) -> None:
     assert {f["probe"] for f in doc["findings"]} == {"torch.rand", "torch.randn"}
     assert main(["compare", FIXTURE, "--probe", "no.such.*"]) == 2
     assert "--probe no.such.* matches no probe" in capsys.readouterr().err
+
+
+def test_baseline_page_leaves_reference_columns_alone_when_the_reference_has_one_stream() -> None:
+    """torch.erf: all reference runs share one stream; their cells must not say 'N cases affected here'."""
+    c = _baseline()
+    f = c.findings[0]
+    f.reference_streams = [Stream("97ec16ff44eb0000", 10, ["r"], {}, known=True, env_ids=[0, 1])]
+    page = html.render(c)
+    row = re.search(r'<tr><th class="p"><a href="#p0">torch\.exp</a></th>(.*?)</tr>', page).group(1)
+    cells = re.findall(r'<td class="c[^"]*"[^>]*>(\d*)</td>', row)
+    assert cells == ["1", "", ""]  # this machine's column only
+    assert row.count("affected here") == 1  # the cell of this machine, no reference cell
+
+
+def test_header_tooltips_break_lines_for_real() -> None:
+    page = html.render(_baseline())
+    titles = re.findall(r'<th class="v" title="([^"]*)"', page)
+    assert titles and any("&#10;" in t for t in titles)
+    assert "\\x0a" not in page

@@ -250,10 +250,12 @@ def _off_main(f: Finding, place: Place) -> List[int]:
 
 
 def _reference_columns(f: Finding, place: Place) -> List[Tuple[int, str]]:
-    """Baseline mode, a new stream: the reference environments whose stream differs from this
-    machine's, with the kind measured against the nearest stream where that is theirs."""
-    if f.match != Match.NEW_STREAM or not f.reference_streams:
-        return []
+    """Baseline mode, a new stream, when the reference itself holds several streams: the reference
+    environments whose stream differs from this machine's, with the kind measured against the
+    nearest stream where that is theirs.  When every reference run made one stream, no
+    reference column is marked (they all differ alike; the row's own columns say where)."""
+    if f.match != Match.NEW_STREAM or len(f.reference_streams) < 2:
+        return []  # every reference run made the one stream: the reference columns tell nothing apart
     prints = {s.fingerprint for s in f.streams}
     nearest = {s.nearest.fingerprint for s in f.streams if s.nearest is not None}
     out = {}

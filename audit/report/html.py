@@ -85,6 +85,11 @@ def _e(value: Any) -> str:
     return html.escape(printable(value), quote=True)
 
 
+def _title(text: str) -> str:
+    """A tooltip: each line escaped, the lines joined by a real line break (not a literal \\x0a)."""
+    return "&#10;".join(_e(line) for line in text.split("\n"))
+
+
 def _tag(kind: str, text: str = "") -> str:
     """A coloured label; the colours are classes of the page's style (one rule per kind)."""
     name = kind if kind in COLOURS else "identical"
@@ -124,12 +129,17 @@ def _header(m: Heatmap, labels: Dict[Tuple[str, str], str]) -> List[str]:
         out.append(f'<tr><th colspan="2"></th>{cells}<th></th></tr>')
     for i, f in enumerate(m.fields):
         cells = "".join(
-            f'<th class="v" title="{_e(_column_title(col, m.fields, m.more) if i == 0 else shown(col.env.get(f)))}">'
+            f'<th class="v" title="{_header_title(col, m, f, i)}">'
             f'{_e(labels.get((f, shown(col.env.get(f))), shown(col.env.get(f))))}</th>' for col in m.columns)
         last = '<th class="f" style="text-align:left">how · which cases · why</th>' \
             if i == len(m.fields) - 1 else "<th></th>"
         out.append(f'<tr><th class="f" colspan="2">{_e(f)}</th>{cells}{last}</tr>')
     return out
+
+
+def _header_title(col: Column, m: Heatmap, f: str, row: int) -> str:
+    """The first header row's tooltip lists the column's fields, one per line; the others its value."""
+    return _title(_column_title(col, m.fields, m.more)) if row == 0 else _e(shown(col.env.get(f)))
 
 
 def _blank(ran: bool, col: Column) -> str:
@@ -145,7 +155,9 @@ def _cell(cell: Cell, col: Column) -> str:
     if kind is None:
         return _blank(cell.ran, col)
     detail = ", ".join(f"{n} {k}" for k, n in sorted(cell.kinds.items(), key=lambda kv: KINDS.index(kv[0])))
-    title = f"{cell.count} case{'s' if cell.count > 1 else ''} affected here: {detail}"
+    cases = f"{cell.count} case{'s' if cell.count > 1 else ''}"
+    title = f"{cases} affected here: {detail}" if col.side != "reference" else \
+        f"{cases} whose new stream on this machine differs from the stream this reference run made: {detail}"
     return f'<td class="c k-{kind}" title="{_e(title)}">{cell.count}</td>'
 
 
