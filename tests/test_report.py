@@ -63,7 +63,9 @@ def test_the_answer_comes_first_and_cases_only_with_details(comparison: Comparis
     assert short[0] == "5 probes differ: 5 of 6 cases (1 error, 1 nondeterministic, 3 divergent)"
     randn = next(line for line in short if line.strip().startswith("torch.randn "))
     assert "numerical-drift (max 1 ULP; accept with rtol >= 1.2e-07)" in randn
-    assert "split by torch_version: 2.4.1 | 2.13.0" in randn
+    after = short[short.index(randn) + 1]
+    assert after == "      why: split by torch_version: 2.4.1 | 2.13.0"  # over 120 on one line: the why below
+    assert max(len(line) for line in short) <= 120
     assert not any(line.startswith("DIVERGENT") for line in short)
     assert short[-1] == "5 unexpected finding(s)"
     full = text.render(comparison, details=True)
@@ -223,7 +225,8 @@ def test_sparse_and_variant_and_trace_divergence() -> None:
     assert "sparse; 1 of 32 blocks differ, first near element 131072" in out
     assert "varies with batch: 1, 2, 3" in out
     assert ("first divergent op #12 aten.native_layer_norm.default in encoder.norm1 (inputs identical: this op "
-            "computes differently), numerical-drift, max 2 ULP; 40 of 297 later ops differ") in out
+            "computes differently), numerical-drift, max 2 ULP; 40 of 297 later ops differ") in " ".join(out.split())
+    assert max(len(line) for line in out.splitlines()) <= 120
     summary = text.render(Comparison([sparse, variant, trace], [], 6, 2, []))
     assert "varies with batch: 1, 2, 3" in summary
 
@@ -254,19 +257,19 @@ def _upgrade_comparison(confound: bool) -> Comparison:
 
 def test_upgrade_answer_first_with_parameters_kinds_and_meaning() -> None:
     out = text.render(_upgrade_comparison(confound=False)).splitlines()
-    assert out[0] == "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases change their stream, in 2 probes"
+    assert out[0] == "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases run ok on both sides change their stream, in 2 probes"
     assert out[2].split() == ["torch.randn", "4", "of", "6", "stream-change", "·", "where", "dtype", "!=", "float32"]
     assert out[3].split()[:5] == ["torch.exp", "1", "of", "1", "numerical-drift"] and "(max 2 ULP)" in out[3]
     meaning = out.index("What the changes mean:")
     assert "dropout masks, data order, initialisation" in out[meaning + 1]
     assert "tolerances hold" not in out[meaning + 2] and "rtol" in out[meaning + 2]
-    assert out[-1] == "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases change their stream, in 2 probes"
+    assert out[-1] == "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases run ok on both sides change their stream, in 2 probes"
     assert not any("CAUTION" in line for line in out)
 
 
 def test_upgrade_page_opens_with_the_answer() -> None:
     page = html.render(_upgrade_comparison(confound=False))
-    assert "<pre>torch_version 2.4.1 -&gt; 2.13.0: 5 of 7 cases change their stream, in 2 probes\n" in page
+    assert "<pre>torch_version 2.4.1 -&gt; 2.13.0: 5 of 7 cases run ok on both sides change their stream, in 2 probes\n" in page
 
 
 def test_upgrade_confound_is_in_the_header() -> None:

@@ -7,7 +7,8 @@ the terminal.
 
 from __future__ import annotations
 
-from typing import Dict, List
+import textwrap
+from typing import Dict, List, Tuple
 
 from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.compare.summary import ProbeSummary, Summary, differs, plain, shown_verdict, summarise
@@ -88,16 +89,60 @@ def summary_lines(c: Comparison, s: Summary) -> List[str]:
            + (" (cross-device)" if c.cross_device else "")
            + (f"; baseline: {c.baseline}" if c.baseline else ""), ""]
     width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
-    out += [probe_line(p, width) for p in s.changed]
+    out += [line for p in s.changed for line in probe_lines(p, width)]
     return out + rest_lines(c, s)
 
 
 def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
-    """One probe: name, how many cases, how they differ, which cases, why."""
+    """One probe on one line: name, how many cases, how they differ, which cases, why."""
+    head, which, why = _probe_parts(p, width)
+    return "  ·  ".join(x for x in (head, which, why) if x) + _mark(p)
+
+
+def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:
+    """One probe within :data:`MAX_WIDTH` characters: one line when it fits; else the name,
+    counts and how on the first line (the how on its own line when it does not fit), then the
+    cases and the why on indented continuation lines."""
+    line = probe_line(p, width)
+    if len(line) <= MAX_WIDTH:
+        return [line]
     name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
-    mark = f"  ({phrases.expected(p)})" if p.expected else ""
-    parts = [x for x in (phrases.kinds(p), phrases.which(p), p.why) if x]
-    return f"  {name:<{width}}  {phrases.counts(p):<20}  " + "  ·  ".join(parts) + mark
+    first = f"  {name:<{width}}  {phrases.counts(p):<20}  {phrases.kinds(p)}".rstrip()
+    rest = [f"which: {phrases.which(p)}" if phrases.which(p) else "", f"why: {p.why}" if p.why else ""]
+    if len(first) > MAX_WIDTH:
+        first = f"  {name:<{width}}  {phrases.counts(p)}"
+        rest.insert(0, f"how: {phrases.kinds(p)}")
+    out = [first]
+    for part in (x for x in rest if x):
+        out += textwrap.wrap(CONTINUATION + part, MAX_WIDTH, subsequent_indent=CONTINUATION + "  ",
+                             break_long_words=False, break_on_hyphens=False)
+    out[-1] += _mark(p)
+    return out
+
+
+def _fit(line: str) -> List[str]:
+    """A detail line within MAX_WIDTH characters: wrapped at spaces, continuation lines indented
+    two more than the line (a single word longer than the width stays whole)."""
+    if len(line) <= MAX_WIDTH:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, MAX_WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False) or [line]
+
+
+CONTINUATION = " " * 6
+MAX_WIDTH = 120
+
+
+def _probe_parts(p: ProbeSummary, width: int) -> Tuple[str, str, str]:
+    """(name, counts and how; which cases; why)."""
+    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+    head = f"  {name:<{width}}  {phrases.counts(p):<20}  " + phrases.kinds(p)
+    return head.rstrip() if not phrases.kinds(p) else head, phrases.which(p), p.why
+
+
+def _mark(p: ProbeSummary) -> str:
+    return f"  ({phrases.expected(p)})" if p.expected else ""
 
 
 def rest_lines(c: Comparison, s: Summary) -> List[str]:
@@ -117,7 +162,7 @@ def rest_lines(c: Comparison, s: Summary) -> List[str]:
 
 def detail_lines(c: Comparison) -> List[str]:
     shown = listed(c)
-    out = [line for f in shown[:MAX_LISTED] for line in finding_lines(f)]
+    out = [part for f in shown[:MAX_LISTED] for line in finding_lines(f) for part in _fit(line)]
     if len(shown) > MAX_LISTED:
         out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")
     return out + ([""] if shown else [])

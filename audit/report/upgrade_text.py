@@ -27,7 +27,9 @@ def step_headline(u: Upgrade, step: Tuple[str, str]) -> str:
     head = f"{u.field} {step[0]} -> {step[1]}: "
     if not changed:
         return head + f"no stream changes ({plural(compared, 'case')} of {plural(len(probes), 'probe')} compared)"
-    return head + (f"{cases} of {compared} cases change their stream, in {len(changed)} "
+    # what the count counts: every case (invariance variants such as :chunks included) that ran
+    # ok with both values; advise counts its history's cases, invariance variants folded in
+    return head + (f"{cases} of {compared} cases run ok on both sides change their stream, in {len(changed)} "
                    f"probe{'s' if len(changed) > 1 else ''}")
 
 
