@@ -8,7 +8,7 @@ the terminal.
 from __future__ import annotations
 
 import textwrap
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.compare.summary import ProbeSummary, Summary, differs, plain, shown_verdict, summarise
@@ -95,8 +95,12 @@ def summary_lines(c: Comparison, s: Summary) -> List[str]:
 
 def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
     """One probe on one line: name, how many cases, how they differ, which cases, why."""
-    head, which, why = _probe_parts(p, width)
-    return "  ·  ".join(x for x in (head, which, why) if x) + _mark(p)
+    parts = [x for x in (phrases.kinds(p), phrases.which(p), p.why) if x]
+    return f"  {_name(p):<{width}}  {phrases.counts(p):<20}  " + "  ·  ".join(parts) + _mark(p)
+
+
+def _name(p: ProbeSummary) -> str:
+    return p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
 
 
 def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:
@@ -106,7 +110,7 @@ def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:
     line = probe_line(p, width)
     if len(line) <= MAX_WIDTH:
         return [line]
-    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+    name = _name(p)
     first = f"  {name:<{width}}  {phrases.counts(p):<20}  {phrases.kinds(p)}".rstrip()
     rest = [f"which: {phrases.which(p)}" if phrases.which(p) else "", f"why: {p.why}" if p.why else ""]
     if len(first) > MAX_WIDTH:
@@ -132,13 +136,6 @@ def _fit(line: str) -> List[str]:
 
 CONTINUATION = " " * 6
 MAX_WIDTH = 120
-
-
-def _probe_parts(p: ProbeSummary, width: int) -> Tuple[str, str, str]:
-    """(name, counts and how; which cases; why)."""
-    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
-    head = f"  {name:<{width}}  {phrases.counts(p):<20}  " + phrases.kinds(p)
-    return head.rstrip() if not phrases.kinds(p) else head, phrases.which(p), p.why
 
 
 def _mark(p: ProbeSummary) -> str:
