@@ -37,11 +37,12 @@ def test_known_stream_names_the_reference_environment(tmp_path, ref):
 
 
 def test_a_case_the_reference_could_not_run_is_a_new_case_not_a_version_change(tmp_path):
-    write([run("r1", 1, {"python_version": "3.11.7"}, record("b", P, None, status="unsupported"))],
-          str(tmp_path / "ref"))
-    write([run("n1", 3, {"python_version": "3.12.1"}, record("b", P, "x"))], str(tmp_path / "new"))
+    write([run("r1", 1, {"python_version": "3.11.7"}, record("b", P, None, status="unsupported"),
+               record("q", P, "s"))], str(tmp_path / "ref"))
+    write([run("n1", 3, {"python_version": "3.12.1"}, record("b", P, "x"), record("q", P, "s"))],
+          str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
-    (f,) = c.findings
+    f = {x.probe_key: x for x in c.findings}["b"]
     assert f.match == Match.NEW_CASE and "only as unsupported" in f.notes[-1]
     assert c.exit_code() == 0
 
@@ -106,3 +107,47 @@ def test_upgrade_view_lists_changed_cases_by_probe(tmp_path):
         upgrade_view(c, "numpy_version")
     with pytest.raises(UsageError):
         upgrade_view(c, "not_a_field")
+
+
+@pytest.mark.parametrize("status, message", [("unsupported", "torch has no attribute 'manul_seed'"),
+                                             ("error", "AttributeError: module 'torch' has no attribute 'manul_seed'"),
+                                             ("crash", None), ("timeout", None)])
+def test_a_case_the_reference_ran_ok_that_no_longer_runs_fails_the_gate(tmp_path, ref, status, message):
+    from audit.report import jsonout, text
+
+    write([run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, None, status=status, message=message),
+               record("q", P, "s"))], str(tmp_path / "new"))
+    c = compare_baseline([ref], [str(tmp_path / "new")])
+    f = {x.probe_key: x for x in c.findings}
+    assert f["p"].match == Match.NO_LONGER_RUNS and f["p"].unexpected and c.exit_code() == 1
+    assert f["p"].explanation.startswith(f"no longer runs here: {status}")
+    if message:
+        assert message in f["p"].explanation
+    out = text.render(c)
+    assert "no longer runs here" in out and "nothing unexpected" not in out and "reproduces" not in out
+    assert '"match": "no-longer-runs"' in jsonout.render(c)
+    assert not c.unsupported
+
+
+def test_nothing_compared_fails_closed_in_baseline_mode(tmp_path):
+    from audit.report import markdown, text
+
+    write([run("r1", 1, {}, record("p", P, None, status="unsupported"), record("q", P, "s"))], str(tmp_path / "ref"))
+    write([run("n1", 3, {}, record("p", P, None, status="unsupported"), record("q", P, None, status="unsupported"))],
+          str(tmp_path / "new"))
+    c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
+    assert c.compared == 0 and c.exit_code() == 1
+    for out in (text.render(c), markdown.render(c)):
+        assert "reproduces" not in out and "nothing unexpected" not in out
+        assert "nothing could be compared" in out
+
+
+def test_nothing_compared_fails_closed_without_a_baseline(tmp_path):
+    from audit.report import text
+
+    write([run("n1", 3, {}, record("p", P, None, status="unsupported"))], str(tmp_path / "new"))
+    c = compare_paths([str(tmp_path / "new")])
+    assert c.exit_code() == 1
+    out = text.render(c)
+    assert "no case differs" not in out and "nothing unexpected" not in out
+    assert "nothing could be compared: 1 case unsupported in every run" in out

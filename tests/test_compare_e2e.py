@@ -30,5 +30,9 @@ def test_cpu_capability_split_is_found_and_attributed(tmp_path):
     big = [f for f in divergent if f.case.get("size", 0) >= 16]
     assert big and all(f.axes[0] in ("cpu_capability", "ATEN_CPU_CAPABILITY") for f in big)
     assert {"cpu_capability", "ATEN_CPU_CAPABILITY"} <= set(big[0].axes)
-    assert all(f.difference == Difference.NUMERICAL_DRIFT for f in big if f.case.get("dtype") == "float32")
+    floats = [f for f in big if f.case.get("dtype") == "float32"]
+    # drift only where the differing sampled elements reach every differing block; 10^6 draws
+    # differ in all 62 blocks and 16 sampled elements reach few of them: "within N ULP where sampled"
+    assert all(f.difference == Difference.NUMERICAL_DRIFT for f in floats if f.case["size"] < 10**5)
+    assert all(f.difference is None and f.covered is False and f.max_ulp for f in floats if f.case["size"] >= 10**5)
     assert c.exit_code() == 1

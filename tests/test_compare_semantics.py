@@ -34,9 +34,10 @@ def _detail(sample: str, blocks: Optional[bytes], *, trace: Any = None, invarian
                   None, None)
 
 
-SAME = f32_sample([1.0, 2.0, 3.0, 4.0])
-DRIFT = f32_sample([1.0, 2.0000002, 3.0, 4.0])  # one element 1 ULP away
-OTHER = f32_sample([9.0, -2.0, 0.5, 7.0])  # unrelated values
+# 16 sampled elements of a [65536] float32 output: positions 0-8, 9369, 18730, 28091, 37452 (block 2), ...
+SAME = f32_sample([float(i + 1) for i in range(16)])
+DRIFT = f32_sample([float(i + 1) if i != 12 else 13.000001 for i in range(16)])  # element 37452 (block 2): 1 ULP
+OTHER = f32_sample([9.0, -2.0, 0.5, 7.0] * 4)  # unrelated values
 
 
 # --------------------------------------------------------------------------- where and how
@@ -76,9 +77,9 @@ def test_integers_that_differ_are_a_new_stream_and_shapes_are_structural() -> No
 
 
 def test_the_nearest_known_stream_is_the_least_different() -> None:
-    new = _detail(DRIFT, _blocks(1, 2))
-    known = [_detail(OTHER, _blocks(8, 9)), _detail(SAME, _blocks(1, 3)), _detail(SAME, _blocks(5, 6),
-                                                                                   shape="[2]")]
+    new = _detail(DRIFT, _blocks(1, 2, 9, 4))
+    known = [_detail(OTHER, _blocks(8, 9, 9, 9)), _detail(SAME, _blocks(1, 2, 3, 4)),
+             _detail(SAME, _blocks(5, 6), shape="[2]")]
     assert difference.nearest(new, known) == 1
 
 
@@ -174,7 +175,7 @@ def test_a_new_stream_gets_its_nearest_known_stream_the_kind_and_the_fields_that
            make_run("r2", "2026-01-01T00:00:01Z", {**intel, "cpu_capability": "AVX2"},
                     [_rec("bb", OTHER, _blocks(5, 6, 7, 8))])]
     amd = {"cpu_model": "AMD EPYC 7B13", "cpu_capability": "AVX512", "machine_id": "linux-x86_64-0000bbbb"}
-    new = [make_run("n1", "2026-02-01T00:00:00Z", amd, [_rec("cc", DRIFT, _blocks(1, 2, 3, 9))])]
+    new = [make_run("n1", "2026-02-01T00:00:00Z", amd, [_rec("cc", DRIFT, _blocks(1, 2, 9, 4))])]
     write(ref, str(tmp_path / "ref"))
     write(new, str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
@@ -184,10 +185,11 @@ def test_a_new_stream_gets_its_nearest_known_stream_the_kind_and_the_fields_that
     assert s.nearest is not None and s.nearest.fingerprint == "aa"
     assert (s.nearest.difference, s.nearest.max_ulp, s.nearest.blocks_differing) == \
         (Difference.NUMERICAL_DRIFT, 1.0, 1)
-    assert (f.difference, f.max_ulp, f.first_difference) == (Difference.NUMERICAL_DRIFT, 1.0, 3 * BLOCK)
+    assert (f.difference, f.max_ulp, f.first_difference) == (Difference.NUMERICAL_DRIFT, 1.0, 2 * BLOCK)
     assert f.axes_values == {"cpu_model": ["AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"]}
     assert f.axes == ["cpu_model"]
-    assert "cpu_model: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor" in f.explanation
+    assert ("the only difference from the reference run on Intel(R) Xeon(R) Processor, AVX512, 2 threads "
+            "is the CPU: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor") in f.explanation
     assert {r.fingerprint for r in f.reference_streams} == {"aa", "bb"} and len(c.reference_envs) == 2
 
 
@@ -242,3 +244,88 @@ def test_a_reference_stream_no_field_splits_is_named_by_its_environment_not_its_
     # runs as num_threads does and is left out, torch_version never varies
     assert describe(known, streams[2], envs) == "cpu_capability=AVX512 num_threads=1"
     assert describe(known, streams[1], envs) == "cpu_capability=AVX2 num_threads=2"
+
+
+# --------------------------------------------------------------------------- drift needs evidence in every block
+
+
+def test_drift_seen_in_one_block_while_others_differ_is_not_called_drift() -> None:
+    """Block 2 holds the sampled element 1 ULP away; blocks 0 and 3 differ where nothing was sampled."""
+    got = difference.classify_pair(_detail(SAME, _blocks(1, 2, 3, 4)), _detail(DRIFT, _blocks(7, 2, 9, 8)))
+    assert got.kind is None and got.max_ulp == 1.0 and got.covered is False
+    assert (got.blocks_differing, got.blocks) == (3, 4)
+    assert got.severity == difference.Located(Difference.SPARSE).severity
+
+
+def test_drift_words_say_where_sampled_and_how_many_blocks_differ(tmp_path: Any) -> None:
+    from audit.report import text
+
+    write([make_run("r1", "2026-01-01T00:00:00Z", {}, [_rec("aa", SAME, _blocks(1, 2, 3, 4))])], str(tmp_path / "r"))
+    write([make_run("n1", "2026-02-01T00:00:00Z", {"cpu_model": "Other CPU"},
+                    [_rec("cc", DRIFT, _blocks(7, 2, 9, 8))])], str(tmp_path / "n"))
+    c = compare_baseline([str(tmp_path / "r")], [str(tmp_path / "n")])
+    (f,) = c.findings
+    assert kind_of(f) == "within-sample" and f.difference is None
+    out = text.render(c, details=True)
+    assert "within 1 ULP where sampled; 3 of 4 blocks differ" in out
+    assert "numerical-drift" not in out and "rtol" not in out
+    (p,) = summarise(c).probes
+    assert p.max_ulp is None and p.difference == {"within-sample": 1}
+
+
+def test_a_sign_flip_of_every_zero_is_named() -> None:
+    zeros, negative = f32_sample([0.0] * 4), f32_sample([-0.0] * 4)
+    got = difference.classify_pair(_detail(zeros, _blocks(1), shape="[4]"), _detail(negative, _blocks(2), shape="[4]"))
+    assert got.zero_sign and got.kind is None and got.blocks_differing == 1
+    f = _finding_with(got)
+    assert kind_of(f) == "signed-zero"
+    from audit.report import phrases
+
+    assert "sign of zero (0.0 vs -0.0)" in phrases.how(f)
+    assert "sparse" not in phrases.how(f)
+
+
+def test_drift_gives_the_tolerance_that_accepts_it() -> None:
+    a = f32_sample([1.0, 2.0, 4.0, 0.5])
+    b = f32_sample([1.0, 2.0000002, 4.0, 0.5])  # 1 ULP at 2.0: 2.38e-07 absolute, 1.19e-07 relative
+    got = difference.classify_pair(_detail(a, None, shape="[4]"), _detail(b, None, shape="[4]"))
+    assert got.kind == Difference.NUMERICAL_DRIFT and got.covered
+    assert got.rtol == pytest.approx(2 ** -23) and got.atol == pytest.approx(2 ** -22)
+    from audit.report import phrases
+
+    f = _finding_with(got)
+    assert "accept with rtol >= 1.2e-07" in phrases.how(f)
+    assert phrases.tolerance(None, 3e-5) == "accept with atol >= 3.0e-05"
+    assert float(phrases.tolerance(3.21e-5, None).split(">= ")[1]) >= 3.21e-5  # rounded up, never down
+
+
+def _finding_with(located: Any) -> Any:
+    from audit.compare.analysis import locate
+    from audit.compare.model import Finding
+
+    f = Finding("torch.exp", "torch.exp", "k", {"seed": 0}, "cpu", "v1", Verdict.DIVERGENT)
+    locate(f, located)
+    return f
+
+
+def test_the_why_is_the_nearest_environment_not_the_nearest_streams_makers(tmp_path: Any) -> None:
+    """Issue 18 item 8: the nearest *stream* came from the reference's torch 2.4.1 run, but a
+    2.13.0 reference run with this run's settings exists: blame the CPU, never torch_version;
+    the kernel and CPU fields come first."""
+    intel = {"cpu_model": "Intel(R) Xeon(R) Processor", "openblas_core": "SkylakeX", "mkl_code_path": "AVX512_E1"}
+    ref = [make_run("r1", "2026-01-01T00:00:00Z", {**intel, "torch_version": "2.4.1"},
+                    [_rec("aa", SAME, _blocks(1, 2, 3, 4))]),
+           make_run("r2", "2026-01-01T00:00:01Z", {**intel, "torch_version": "2.13.0"},
+                    [_rec("bb", OTHER, _blocks(5, 6, 7, 8))])]
+    amd = {"cpu_model": "AMD EPYC 9B14", "openblas_core": "Haswell", "mkl_code_path": "AVX2",
+           "torch_version": "2.13.0", "machine_id": "linux-x86_64-0000bbbb"}
+    write(ref, str(tmp_path / "ref"))
+    write([make_run("n1", "2026-02-01T00:00:00Z", amd, [_rec("cc", DRIFT, _blocks(1, 2, 9, 4))])],
+          str(tmp_path / "new"))
+    (f,) = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")]).findings
+    assert f.streams[0].nearest is not None and f.streams[0].nearest.fingerprint == "aa"  # the how much
+    assert list(f.axes_values) == ["openblas_core", "mkl_code_path", "cpu_model"]
+    how_much, why = f.explanation.split("; ", 1)
+    assert "torch_version=2.4.1 stream" in how_much  # the nearest stream is named as such
+    assert "torch_version" not in f.axes_values and "torch_version" not in why
+    assert "openblas_core: Haswell vs SkylakeX" in f.explanation

@@ -39,7 +39,9 @@ def _run(name: str, day: int, env: Dict[str, Any], *records: Dict[str, Any]) -> 
     return make_run(name, f"2026-01-{day:02d}T00:00:00.000000Z", env, list(records))
 
 
-def _randn(fingerprint: str, values: List[float], dtype: str = "float32", shape: str = "[1000]") -> Dict[str, Any]:
+def _randn(fingerprint: str, values: List[float], dtype: str = "float32", shape: str = "[4]") -> Dict[str, Any]:
+    """A torch.randn row; its shape defaults to its sample's, so the sample covers the output and
+    compare can call a difference drift (a sample of part of an output proves no bound)."""
     sample = f32_sample(values) if dtype == "float32" else b"".join(struct.pack("<d", v) for v in values).hex()
     return record("torch.randn", RANDN, fingerprint, dtype=dtype, shape=shape, sample=sample)
 
@@ -135,11 +137,20 @@ def test_in_baseline_mode_a_case_that_errors_here_is_not_accepted_without_kind_e
     c = _baseline(tmp_path, reference, new)
     (f,) = c.findings
     expect.apply(c, expect.parse('torch.* cpu_capability=DEFAULT reason="dispatch"\ntorch.* reason="anything"', "e"))
-    assert f.match == Match.ERROR and not f.expected and c.exit_code() == 1
+    assert f.match == Match.NO_LONGER_RUNS and not f.expected and c.exit_code() == 1
     assert expect.is_error(f)
     c = _baseline(tmp_path, reference, new, "again")
     expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
-    assert c.findings[0].expected and c.exit_code() == 0
+    assert c.findings[0].expected and c.exit_code() == 1  # accepted, but nothing was compared: fails closed
+    # beside a case that does reproduce, the accepted crash leaves the gate green
+    other = record("torch.rand", {"seed": 0}, "same")
+    write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES), other)], str(tmp_path / "ref2"))
+    write([_run("n1", 3, {"cpu_capability": "DEFAULT"}, new, other)], str(tmp_path / "new2"))
+    c = compare_baseline([str(tmp_path / "ref2")], [str(tmp_path / "new2")])
+    expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
+    assert c.exit_code() == 0
+    c = compare_baseline([str(tmp_path / "ref2")], [str(tmp_path / "new2")])
+    assert c.exit_code() == 1  # without the line, the same pair fails
 
 
 def test_a_line_accepting_several_kinds_is_a_warning_in_text_and_json(tmp_path: Any, capsys: Any) -> None:

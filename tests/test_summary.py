@@ -198,3 +198,14 @@ def test_the_family_follows_the_kind_and_invariance_the_core_gives() -> None:
 def test_streams_are_not_needed_for_a_summary() -> None:
     f = _finding("p", {"a": 1}, Verdict.DIVERGENT, streams=[Stream("x", 1, ["r"], {})])
     assert summarise(Comparison([f], [], 1, 1, [])).probes[0].changed == 1
+
+
+def test_the_first_divergent_op_is_named_when_its_index_differs_between_cases() -> None:
+    """nanoGPT: aten.native_layer_norm_backward is #162 without dropout, #240 with it."""
+    def traced(index: int, dropout: float) -> Finding:
+        f = _finding("user.nanogpt", {"dropout": dropout}, Verdict.DIVERGENT)
+        f.first_divergence = {"index": index, "op": "aten.native_layer_norm_backward.default"}
+        return f
+
+    (p,) = summarise(Comparison([traced(240, 0.1), traced(162, 0.0)], [], 2, 2, [])).probes
+    assert "first divergent op aten.native_layer_norm_backward.default (#162 or #240)" in p.why

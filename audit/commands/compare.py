@@ -25,6 +25,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--expectations", metavar="FILE", help="accepted divergences (see audit/compare/expectations.py)")
     p.add_argument("--upgrade", metavar="FIELD",
                    help="list the cases whose streams change with FIELD, e.g. torch_version")
+    p.add_argument("--probe", action="append", default=[], metavar="GLOB",
+                   help="only these probes: probe id or registration key glob, e.g. 'torch.nn.*' (repeatable)")
     p.add_argument("--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case")
     p.add_argument("--memory-limit", metavar="SIZE",
                    help="memory the query engine may use, e.g. 2GB (beyond it, it spills to a temp folder)")
@@ -53,6 +55,8 @@ def execute(args: argparse.Namespace) -> int:
         comparison = compare_paths(args.paths, args.cross_device, args.memory_limit)
     if comparison.runs == 0:
         raise UsageError(_nothing_read(comparison.skipped, args.paths))
+    if args.probe and not comparison.narrow(args.probe):
+        raise UsageError(f"--probe {' '.join(args.probe)} matches no probe of these runs")
     if args.upgrade:
         upgrade_view(comparison, args.upgrade)
     if args.expectations:

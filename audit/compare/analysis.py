@@ -318,6 +318,8 @@ def locate(target: Any, located: difference.Located) -> None:
     target.max_ulp, target.fraction_differing = located.max_ulp, located.fraction
     target.first_difference, target.first_block = located.first_difference, located.first_block
     target.blocks_differing, target.blocks = located.blocks_differing, located.blocks
+    target.covered, target.zero_sign = located.covered, located.zero_sign
+    target.rtol, target.atol = located.rtol, located.atol
 
 
 def _variance(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail], envs: _Envs) -> None:

@@ -113,15 +113,47 @@ def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields:
     return " | ".join(text for _, text in sorted(texts))
 
 
+#: Baseline mode's "why", best first: the kernels in force (BLAS core, MKL path), the CPU and
+#: its class (architecture, emulator, dispatch level, the settings that force them), then
+#: the rest in :data:`PRIORITY` order.
+BLAME: Tuple[str, ...] = (
+    "openblas_core", "mkl_code_path", "blas", "cpu_model", "arch", "emulator", "cpu_capability",
+    "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "MKL_CBWR", "numpy_simd", "NPY_DISABLE_CPU_FEATURES",
+    "NPY_ENABLE_CPU_FEATURES", "settings",
+)
+
+
+def blame_rank(name: str) -> Tuple[int, float]:
+    """Where a field stands as a cause of a new stream: :data:`BLAME` first, then :func:`rank`."""
+    return (BLAME.index(name) if name in BLAME else len(BLAME), rank(name))
+
+
+def env_distance(a: Dict[str, Any], b: Dict[str, Any]) -> int:
+    """How many recorded fields (derived ids aside) two environments disagree on."""
+    return sum(1 for name in {*a, *b} if name not in DERIVED and shown(a.get(name)) != shown(b.get(name)))
+
+
+def nearest_environments(mine: Sequence[Dict[str, Any]], theirs: Sequence[int],
+                         envs: Sequence[Dict[str, Any]]) -> List[int]:
+    """The environments among ``theirs`` (ids into ``envs``) closest to any of ``mine``: the
+    fewest fields that differ; every one at that distance."""
+    if not theirs or not mine:
+        return list(theirs)
+    distance = {e: min(env_distance(m, envs[e]) for m in mine) for e in theirs}
+    best = min(distance.values())
+    return sorted(e for e in theirs if distance[e] == best)
+
+
 def differing_fields(mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
     """The fields whose values in ``mine`` none of ``theirs`` share, best first: field ->
     [these values, those values] (each joined by ", "); derived ids left out.
 
-    Baseline mode's "why": where this machine's run differs from every reference run that
-    produced the nearest stream (a value some of them had cannot be why it differs).
+    Baseline mode's "why": where this machine's run differs from the nearest reference
+    environments (a value some of them had cannot be why it differs), in :data:`BLAME` order.
     """
     out: Dict[str, List[str]] = {}
-    for name in names([*mine, *theirs]):
+    ordered = sorted({n for e in [*mine, *theirs] for n in e}, key=lambda n: (blame_rank(n), n))
+    for name in ordered:
         if name in DERIVED:
             continue
         a = sorted({shown(e.get(name)) for e in mine}, key=natural_key)

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from audit.compare import analysis, difference, fetch
-from audit.compare.attribution import attribute, differing_fields, natural_key, rank, shown
+from audit.compare.attribution import (
+    attribute,
+    differing_fields,
+    natural_key,
+    nearest_environments,
+    rank,
+    shown,
+)
 from audit.compare.grouping import Case, Grouped, group
 from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
 from audit.compare.rows import Detail, Outcome, Pick
@@ -68,6 +75,7 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
         ref = group(ref_rows, cross_device)
         streams, versions = reference_streams(ref)
         grouped, rows, judged = analysis.fetched(source, cross_device, lambda g: _with_new_streams(g, streams))
+        rows.details.update(source.details(_lost_rows(grouped, streams)))
         fresh = _with_new_streams(grouped, streams)
         ref_details = ref_source.details(k.pick for key, known in streams.items() if key[0] in fresh
                                          for k in known.values())
@@ -79,6 +87,7 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
     judge = _Judge(streams, versions, ref.envs, grouped.envs, ref_details, rows.details)
     for finding in comparison.findings:
         judge.match(finding, cases.get(finding.case_key))
+    _no_longer_runs(comparison, cases, streams, rows.details)
     comparison.reference_envs = ref.envs
     comparison.skipped = list(ref_rows.skipped) + list(comparison.skipped)
     comparison.notes = list(ref_rows.notes) + list(comparison.notes)
@@ -98,6 +107,58 @@ def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
                 ident = stream_identity(o)
                 streams[(key, version)].setdefault(ident, Known(ident)).outcomes.append(o)
     return streams, versions
+
+
+def _lost_rows(grouped: Grouped, streams: RefStreams) -> List[Pick]:
+    """The first row of each case that the reference ran ok and the new runs never did (its
+    message says why it no longer runs)."""
+    picks = []
+    for case in grouped.cases:
+        key = (case.description["case_key"], case.description["probe_version"])
+        if key in streams and streams[key] and not any(o.status == Status.OK for o in case.outcomes):
+            o = min(case.outcomes, key=lambda o: o.first_run)
+            picks.append(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
+    return picks
+
+
+def _no_longer_runs(c: Comparison, cases: Dict[str, Case], streams: RefStreams, details: Dict[Pick, Detail]) -> None:
+    """A case the reference ran ok and the new runs did not (unsupported, error, crash,
+    timeout) is a finding of its own: ``no-longer-runs``, which fails the gate."""
+    for f in c.findings:
+        case = cases.get(f.case_key)
+        if f.match == Match.ERROR and case is not None and _lost(case, streams):
+            f.match = Match.NO_LONGER_RUNS
+            f.explanation = _lost_words(case, details)
+    kept = []
+    for u in c.unsupported:
+        case = cases.get(u["case_key"])
+        if case is None or not _lost(case, streams):
+            kept.append(u)
+            continue
+        described = {k: v for k, v in case.description.items()}
+        f = Finding(**described, verdict=Verdict.INCOMPARABLE, unsupported_runs=u["runs"],
+                    match=Match.NO_LONGER_RUNS, explanation=_lost_words(case, details))
+        f.reference_streams = [Stream(k.outcomes[0].fingerprint or "", sum(x.rows for x in k.outcomes), [], {},
+                                      env_ids=sorted(k.envs))
+                               for k in streams[(f.case_key, f.probe_version)].values()]
+        c.findings.append(f)
+    c.unsupported = kept
+
+
+def _lost(case: Case, streams: RefStreams) -> bool:
+    key = (case.description["case_key"], case.description["probe_version"])
+    return bool(streams.get(key)) and not any(o.status == Status.OK for o in case.outcomes)
+
+
+def _lost_words(case: Case, details: Dict[Pick, Detail]) -> str:
+    """'no longer runs here: error: AttributeError: ...' (the first run's status and message)."""
+    o = min(case.outcomes, key=lambda o: o.first_run)
+    detail = details.get(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
+    message = (detail.message or "").strip().splitlines()[0][:160] if detail and detail.message else ""
+    n = sum(x.rows for x in case.outcomes)
+    runs = f" ({n} runs)" if n > 1 else ""
+    return f"no longer runs here{runs}: {o.status.value}" + (f": {message}" if message else "") + \
+        "; the reference ran it ok"
 
 
 def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:
@@ -183,10 +244,12 @@ class _Judge:
         if divergence is not None:
             f.first_divergence = divergence.as_dict()
         mine = [self.envs[e] for e in stream.env_ids]
-        theirs = [self.ref_envs[e] for e in stream.nearest.env_ids]
+        ran = sorted({e for k in known.values() for e in k.envs})
+        closest = nearest_environments(mine, ran, self.ref_envs)
+        theirs = [self.ref_envs[e] for e in closest]
         f.axes_values = differing_fields(mine, theirs)
         f.axes = list(f.axes_values)
-        f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams))
+        f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams), theirs)
 
     def _detail_of(self, case: Case, stream: Stream) -> Optional[Detail]:
         outcomes = [o for o in case.outcomes if o.status == Status.OK and stream_identity(o) == stream.identity]
@@ -198,9 +261,27 @@ class _Judge:
                                                                 for k in known.values())
 
 
-def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
+#: How the plain-words "why" names a field.
+_FIELD_WORDS = {"cpu_model": "the CPU", "openblas_core": "the OpenBLAS kernel", "mkl_code_path": "the MKL code path",
+                "cpu_capability": "the ATen dispatch level", "arch": "the architecture", "blas": "the BLAS",
+                "num_threads": "the thread count", "torch_version": "torch", "numpy_version": "numpy"}
+
+
+def _run_words(envs: List[Dict[str, Any]]) -> str:
+    """'the reference run on Intel(R) Xeon(R) Processor, AVX512, 2 threads' (runs, when several)."""
+    def one(name: str) -> str:
+        return ", ".join(sorted({shown(e.get(name)) for e in envs}, key=natural_key))
+
+    parts = [one("cpu_model"), one("cpu_capability"), f"{one('num_threads')} threads"]
+    return f"the reference run{'s' if len(envs) > 1 else ''} on " + ", ".join(parts)
+
+
+def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
+         theirs: Optional[List[Dict[str, Any]]] = None) -> str:
     """'new stream: numerical-drift 1 ULP from the reference's cpu_capability=AVX512 stream;
-    differs in cpu_model: AMD EPYC vs Intel(R) Xeon(R)'."""
+    the only difference from the reference run on Intel(R) Xeon(R), AVX512, 2 threads is the
+    CPU: AMD EPYC vs Intel(R) Xeon(R)' (the fields where this run differs from the reference
+    runs whose settings are closest to its own, kernels and CPU first)."""
     ref = nearest.reference if nearest.reference.startswith("the reference") else \
         f"the reference's {nearest.reference} stream"
     streams = "new stream" if new == 1 else f"{new} new streams"
@@ -208,20 +289,33 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int) -> str:
         words = (f"{streams}: the same output as {ref}, "
                  f"but the invariance breaks at other values (there: {nearest.invariance})")
     else:
-        how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
-        if nearest.max_ulp:
-            how += f" {nearest.max_ulp:g} ULP"
+        how = _how(nearest)
         if nearest.blocks_differing is not None and nearest.blocks:
             how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
         words = f"{streams}: {how} from {ref}"
     fields = list(axes_values.items())[:3]
-    if fields:
-        words += "; differs in " + "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
+    runs = _run_words(theirs) if theirs else "the nearest reference runs"
+    if len(axes_values) == 1:
+        name, (a, b) = fields[0]
+        words += f"; the only difference from {runs} is {_FIELD_WORDS.get(name, name)}: {a} vs {b}"
+    elif fields:
+        words += f"; differs from {runs} (the closest settings) in " + \
+            "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
         if len(axes_values) > 3:
             words += f" (+{len(axes_values) - 3} more fields)"
     else:
-        words += "; no environment field differs from those reference runs"
+        words += f"; no environment field differs from {runs}"
     return words
+
+
+def _how(nearest: Nearest) -> str:
+    """'numerical-drift 3 ULP', 'within 1 ULP where sampled', 'sign of zero (0.0 vs -0.0)'."""
+    if nearest.zero_sign:
+        return "the sampled elements differ only in the sign of zero (0.0 vs -0.0)"
+    if nearest.difference is None and nearest.max_ulp:
+        return f"within {nearest.max_ulp:g} ULP where sampled"
+    how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
+    return how + (f" {nearest.max_ulp:g} ULP" if nearest.max_ulp else "")
 
 
 def describe(known: Dict[Known, Set[int]], stream: Known, envs: List[Dict[str, Any]]) -> str:

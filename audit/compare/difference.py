@@ -14,8 +14,16 @@ severe first:
 - ``sparse``: the sampled elements agree and some blocks differ: a few elements changed,
   by an unknown amount (were even a sixth of the elements different, sixteen sampled ones
   would all agree less than one time in twenty); the blocks say where;
-- ``numerical-drift``: every sampled element within the drift threshold and at least one
-  of them measurably apart: never claimed without that ULP evidence.
+- ``numerical-drift``: every sampled element within the drift threshold, at least one of
+  them measurably apart, and every block that differs holding a sampled element that
+  differs: never claimed beyond that evidence.  When some differing blocks hold no
+  differing sampled element, the kind is None with the ULPs kept (``covered`` False): the
+  reports say "within N ULP where sampled; k of n blocks differ", never drift.
+
+Sampled elements that differ only in the sign of zero (0.0 vs -0.0) are distance 0: the
+kind is None and ``zero_sign`` says so.  For drift, ``rtol`` and ``atol`` are the smallest
+relative and absolute tolerances (as ``numpy.isclose`` reads them, the first stream the
+desired one) that accept every sampled element.
 
 When the samples agree and the blocks are unknown (files of schema 2) nothing is claimed:
 the kind is None, and reports say the streams differ outside the sampled elements.
@@ -23,13 +31,17 @@ the kind is None, and reports say the streams differ outside the sampled element
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+import json
+import math
+import struct
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from audit.compare import ulp
 from audit.compare.model import Difference
 from audit.compare.rows import Detail
 from audit.compare.trace import TraceDivergence, first_divergence
 from audit.worker import distance
+from audit.worker.fingerprint import decode_sample, sample_indices
 
 _SEVERITY = list(Difference)  # most severe first
 
@@ -44,10 +56,17 @@ class Located(NamedTuple):
     first_block: Optional[int] = None
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
+    covered: Optional[bool] = None  # drift: every differing block holds a differing sampled element
+    zero_sign: bool = False  # the sampled elements differ only in the sign of zero
+    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
+    atol: Optional[float] = None  # drift: the absolute tolerance that does
 
     @property
     def severity(self) -> int:
-        """0 for the most severe kind; unknown counts as least severe."""
+        """0 for the most severe kind; a difference measured only where sampled (or only in
+        the sign of zero) ranks with sparse; unknown counts as least severe."""
+        if self.kind is None and (self.max_ulp or self.zero_sign):
+            return _SEVERITY.index(Difference.SPARSE)
         return _SEVERITY.index(self.kind) if self.kind is not None else len(_SEVERITY)
 
 
@@ -69,15 +88,100 @@ def classify_pair(a: Detail, b: Detail) -> Located:
         if measured is None:  # integers, booleans: any difference in the values is a new stream
             return Located(Difference.STREAM_CHANGE, *(None, None), *where)
         max_ulp, fraction = measured
+        if max_ulp > 0 and not ulp.is_drift(max_ulp, dtype):
+            return Located(Difference.STREAM_CHANGE, max_ulp, fraction, *where)
         if max_ulp > 0:
-            kind = Difference.NUMERICAL_DRIFT if ulp.is_drift(max_ulp, dtype) else Difference.STREAM_CHANGE
-            return Located(kind, max_ulp, fraction, *where)
-        # the bits differ at zero distance (-0.0 and 0.0, NaN payloads): no drift to measure
+            covered = _covered(a, b, where[2] is not None)
+            rtol, atol = tolerances(a.sample or "", b.sample or "", dtype)
+            kind = Difference.NUMERICAL_DRIFT if covered else None
+            return Located(kind, max_ulp, fraction, *where, covered=covered, rtol=rtol, atol=atol)
+        if _only_zero_signs(a.sample or "", b.sample or "", dtype):
+            return Located(None, None, fraction, *where, zero_sign=True)
+        # the bits differ at zero distance (NaN payloads): no drift to measure
     if where[3] is not None:  # the blocks say where; the agreeing sample says few elements differ
         return Located(Difference.SPARSE if where[2] else None, None, None, *where)
     if not a.block_elements and not a.sample:  # strings, JSON, big integers: no element grid, no sample
         return Located(Difference.STREAM_CHANGE)
     return Located(None)
+
+
+def _elements(shape: Optional[str]) -> Optional[int]:
+    """The element count of a stored shape ('[8, 4]'); None when it cannot be read."""
+    try:
+        dims = json.loads(shape or "")
+    except ValueError:
+        return None
+    if not isinstance(dims, list) or not all(isinstance(d, int) and d >= 0 for d in dims):
+        return None
+    return math.prod(dims)
+
+
+def _covered(a: Detail, b: Detail, blocks_known: bool) -> bool:
+    """Whether the sampled elements that differ reach every block that differs (the whole
+    output when it was sampled whole); False when that cannot be told."""
+    n = _elements(a.shape)
+    if n is None:
+        return False
+    index = sample_indices(n)
+    xs, ys = decode_sample(a.sample or "", a.dtype or ""), decode_sample(b.sample or "", b.dtype or "")
+    if len(xs) != len(index) or len(ys) != len(index):
+        return False
+    if len(index) == n:  # the sample is the whole output
+        return True
+    blocks = differing_blocks(a, b) if blocks_known else None
+    if blocks is None or not a.block_elements:
+        return False
+    seen = {i // a.block_elements for i, x, y in zip(index, xs, ys) if x != y}
+    return set(blocks) <= seen
+
+
+_FORMATS = {"float16": "<e", "float32": "<f", "float64": "<d"}
+
+
+def _as_float(bits: int, dtype: str) -> float:
+    if dtype == "bfloat16":
+        return float(struct.unpack("<f", struct.pack("<I", bits << 16))[0])
+    fmt = _FORMATS[dtype]
+    return float(struct.unpack(fmt, bits.to_bytes(struct.calcsize(fmt), "little"))[0])
+
+
+def _values(sample: str, dtype: str) -> List[complex]:
+    """The sampled elements as numbers (complex ones with both parts)."""
+    raw: List[Any] = decode_sample(sample, dtype)
+    if dtype == "complex64":
+        return [complex(_as_float(v & 0xFFFFFFFF, "float32"), _as_float(v >> 32, "float32")) for v in raw]
+    if dtype == "complex128":
+        return [complex(_as_float(r, "float64"), _as_float(i, "float64")) for r, i in raw]
+    return [complex(_as_float(v, dtype), 0.0) for v in raw]
+
+
+def tolerances(desired: str, actual: str, dtype: str) -> Tuple[Optional[float], Optional[float]]:
+    """(rtol, atol): the smallest tolerance of each kind alone that accepts every sampled
+    element of ``actual`` against ``desired`` (rtol None where a desired value is 0 and its
+    counterpart is not; both None when the samples hold no finite number to measure)."""
+    if dtype not in _FORMATS and dtype not in ("bfloat16", "complex64", "complex128"):
+        return None, None
+    pairs = [(x, y) for x, y in zip(_values(desired, dtype), _values(actual, dtype))
+             if all(math.isfinite(v) for v in (x.real, x.imag, y.real, y.imag))]
+    if not pairs:
+        return None, None
+    atol = max(abs(y - x) for x, y in pairs)
+    if any(x == 0 and y != 0 for x, y in pairs):
+        return None, atol
+    rtol = max((abs(y - x) / abs(x) for x, y in pairs if x != 0), default=0.0)
+    return rtol, atol
+
+
+def _only_zero_signs(sample_a: str, sample_b: str, dtype: str) -> bool:
+    """Whether every sampled element that differs is 0.0 on one side and -0.0 on the other."""
+    if dtype not in distance.FLOAT_FORMATS:
+        return False
+    xs, ys = decode_sample(sample_a, dtype), decode_sample(sample_b, dtype)
+    if not xs or len(xs) != len(ys):
+        return False
+    pairs = [(x, y) for x, y in zip(_values(sample_a, dtype), _values(sample_b, dtype))]
+    differing = [p for p, x, y in zip(pairs, xs, ys) if x != y]
+    return bool(differing) and all(x == 0 and y == 0 for x, y in differing)
 
 
 def between(a: Detail, b: Detail) -> Tuple[Located, Optional[TraceDivergence]]:
@@ -90,7 +194,10 @@ def between(a: Detail, b: Detail) -> Tuple[Located, Optional[TraceDivergence]]:
     return classify_pair(a, b), None
 
 
-def _where(a: Detail, b: Detail) -> tuple:
+Where = Tuple[Optional[int], Optional[int], Optional[int], Optional[int]]
+
+
+def _where(a: Detail, b: Detail) -> Where:
     """(first_difference, first_block, blocks_differing, blocks), each None when unknown."""
     blocks = differing_blocks(a, b)
     if blocks is None:
@@ -110,6 +217,10 @@ def combine(results: Sequence[Located]) -> Optional[Located]:
     worst = min(results, key=lambda r: (r.severity, r.first_block if r.first_block is not None else float("inf")))
     distances = ulp.worst([(r.max_ulp, r.fraction) if r.max_ulp is not None and r.fraction is not None else None
                            for r in results])
+    rtols = [r.rtol for r in results if r.rtol is not None]
+    atols = [r.atol for r in results if r.atol is not None]
+    worst = worst._replace(rtol=max(rtols) if rtols and worst.rtol is not None else worst.rtol,
+                           atol=max(atols) if atols and worst.atol is not None else worst.atol)
     if distances is None:
         return worst
     return worst._replace(max_ulp=distances[0], fraction=distances[1])

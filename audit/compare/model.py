@@ -8,6 +8,7 @@ Everything here is plain data: the compare functions make it, the report modules
 from __future__ import annotations
 
 import enum
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -56,6 +57,7 @@ class Match(str, enum.Enum):
     """Baseline mode: how a case of the new runs relates to the reference runs."""
 
     NEW_STREAM = "new-stream"  # a fingerprint the reference never produced
+    NO_LONGER_RUNS = "no-longer-runs"  # the reference ran the case ok; the new runs only failed or were unsupported
     ERROR = "error"  # the new runs errored
     NONDETERMINISTIC = "nondeterministic"  # the new runs disagree with themselves
     INCOMPARABLE = "incomparable"  # the reference has the case only under another probe version
@@ -81,6 +83,10 @@ class Nearest:
     first_block: Optional[int] = None
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
+    covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
+    zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
+    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
+    atol: Optional[float] = None  # drift: the absolute tolerance that does
     # invariance cases whose output is bit for bit the nearest stream's but whose invariance
     # result is not: what broke the invariance there ("held", or the values, "1, 2")
     invariance: Optional[str] = None
@@ -145,6 +151,10 @@ class Finding:
     first_block: Optional[int] = None  # index of the first differing block: with blocks, tells a desync
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
+    covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
+    zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
+    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
+    atol: Optional[float] = None  # drift: the absolute tolerance that does
     first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
@@ -165,7 +175,7 @@ class Finding:
         if self.expected:
             return False
         if self.match is not None:
-            return self.match in (Match.NEW_STREAM, Match.ERROR, Match.NONDETERMINISTIC)
+            return self.match in (Match.NEW_STREAM, Match.NO_LONGER_RUNS, Match.ERROR, Match.NONDETERMINISTIC)
         return self.verdict in (Verdict.ERROR, Verdict.NONDETERMINISTIC, Verdict.DIVERGENT, Verdict.VARIANT)
 
 
@@ -186,6 +196,16 @@ class Comparison:
     notes: List[str] = field(default_factory=list)  # about the input: e.g. duplicate copies of a run ignored
     reference_envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # baseline: env id -> fields
 
+    def narrow(self, patterns: List[str]) -> int:
+        """Keep the cases of the probes whose id or registration key matches one of the globs
+        (as ``run --probe`` selects them); returns how many cases are kept."""
+        def kept(probe: Any, key: Any) -> bool:
+            return any(fnmatch.fnmatchcase(str(probe), p) or fnmatch.fnmatchcase(str(key), p) for p in patterns)
+
+        self.findings = [f for f in self.findings if kept(f.probe, f.probe_key)]
+        self.unsupported = [u for u in self.unsupported if kept(u.get("probe"), u.get("probe_key"))]
+        return len(self.findings) + len(self.unsupported)
+
     def counts(self) -> Dict[str, int]:
         """Findings per verdict in verdict order, then the unsupported count."""
         out = {v.value: 0 for v in Verdict}
@@ -198,8 +218,17 @@ class Comparison:
     def unexpected(self) -> List[Finding]:
         return [f for f in self.findings if f.unexpected]
 
+    @property
+    def compared(self) -> int:
+        """Cases whose streams were compared: in baseline mode those that ran ok here and whose
+        probe version the reference ran ok; otherwise every case but the incomparable ones."""
+        if self.baseline is not None:
+            return sum(f.match in (Match.KNOWN, Match.NEW_STREAM, Match.NONDETERMINISTIC) for f in self.findings)
+        return sum(f.verdict != Verdict.INCOMPARABLE for f in self.findings)
+
     def exit_code(self) -> int:
-        """0 nothing unexpected, 1 something unexpected, 3 only that input files were skipped."""
-        if self.unexpected:
+        """0 nothing unexpected, 1 something unexpected or nothing compared at all (a gate
+        fails closed), 3 only that input files were skipped."""
+        if self.unexpected or (not self.compared and self.upgrade is None):
             return 1
         return 3 if self.skipped else 0

@@ -35,6 +35,11 @@ _TENSOR_RNG = ("normal_", "uniform_", "exponential_", "geometric_", "cauchy_", "
 #: A kind for a difference the sampled elements did not see, when the core still calls it
 #: drift: "numerical drift" is only ever claimed with ULP evidence.
 OUTSIDE_SAMPLE = "outside-sample"
+#: Drift the sampled elements show while blocks they do not reach differ too: how far those
+#: blocks moved is unknown, so it is not called drift ("within 1 ULP where sampled").
+WITHIN_SAMPLE = "within-sample"
+#: The sampled elements differ only in the sign of zero (0.0 vs -0.0).
+SIGNED_ZERO = "signed-zero"
 
 
 def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance: Optional[bool] = None) -> str:
@@ -99,6 +104,10 @@ def kind_of(f: Finding) -> Optional[str]:
     blocks differ, or no blocks were recorded), differs somewhere the sample did not look:
     :data:`OUTSIDE_SAMPLE`, never "drift".
     """
+    if f.zero_sign:
+        return SIGNED_ZERO
+    if f.difference is None and f.max_ulp:
+        return WITHIN_SAMPLE
     if f.difference is None:
         return OUTSIDE_SAMPLE if _fingerprints_differ(f) else None
     if f.difference == Difference.NUMERICAL_DRIFT and not f.max_ulp:
@@ -289,6 +298,10 @@ class ProbeSummary:
     expected: int  # changed cases an expectation accepts
     difference: Dict[str, int]  # kind -> changed cases (drift only with ULP evidence)
     max_ulp: Optional[float]  # over the drifting cases (a stream change's ULP distance means nothing)
+    rtol: Optional[float]  # over the drifting cases: the relative tolerance that accepts them (None: none does)
+    atol: Optional[float]  # over the drifting cases: the absolute tolerance that does
+    sampled_ulp: Optional[float]  # over the within-sample cases: the largest ULP the sample saw
+    sampled_blocks: Optional[Tuple[int, int]]  # within-sample: (blocks differing, blocks) of the widest case
     axes: List[str]  # environment fields that explain the split, most cases first
     why: str  # the split in words, when the changed cases share one explanation
     params: Optional[ParamSplit]  # case parameters that separate the changed cases
@@ -368,7 +381,10 @@ def probe_summary(key: str, device: str, findings: List[Finding], unsupported: i
     if unsupported:
         verdicts["unsupported"] = unsupported
     kinds = Counter(k for k in (kind_of(f) for f in changed) if k)
-    ulps = [f.max_ulp for f in changed if f.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    drifts = [f for f in changed if f.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    ulps = [f.max_ulp for f in drifts if f.max_ulp is not None]
+    within = [f for f in changed if kind_of(f) == WITHIN_SAMPLE]
+    widest = max(within, key=lambda f: (f.blocks_differing or 0, f.blocks or 0), default=None)
     axes = Counter(f.axes[0] for f in changed if f.axes)
     trace = any(f.kind == "trace" or f.first_divergence for f in findings)
     invariance = any(f.invariance for f in findings) or (None if not any(f.kind for f in findings) else False)
@@ -379,9 +395,21 @@ def probe_summary(key: str, device: str, findings: List[Finding], unsupported: i
         unexpected=sum(f.unexpected for f in findings),
         expected=sum(bool(f.expected) for f in changed),
         difference={k: kinds[k] for k in sorted(kinds, key=_kind_index)},
-        max_ulp=max(ulps) if ulps else None, axes=[a for a, _ in axes.most_common()],
+        max_ulp=max(ulps) if ulps else None, rtol=largest_tolerance([f.rtol for f in drifts]),
+        atol=largest_tolerance([f.atol for f in drifts]),
+        sampled_ulp=max((f.max_ulp or 0 for f in within), default=None),
+        sampled_blocks=(widest.blocks_differing, widest.blocks)
+        if widest is not None and widest.blocks_differing is not None and widest.blocks else None,
+        axes=[a for a, _ in axes.most_common()],
         why=_why(changed), params=explain_params([f.case for f in findings], [differs(f) for f in findings]),
         findings=findings)
+
+
+def largest_tolerance(values: Sequence[Optional[float]]) -> Optional[float]:
+    """The largest of the cases' tolerances; None when a case has none (no tolerance of that kind accepts it)."""
+    if not values or any(v is None for v in values):
+        return None
+    return max(v for v in values if v is not None)
 
 
 def _verdict_index(v: str) -> int:
@@ -390,7 +418,8 @@ def _verdict_index(v: str) -> int:
 
 def _kind_index(k: str) -> int:
     order = [d.value for d in Difference]
-    order.insert(order.index(Difference.NUMERICAL_DRIFT.value), OUTSIDE_SAMPLE)
+    for extra in (SIGNED_ZERO, WITHIN_SAMPLE, OUTSIDE_SAMPLE):
+        order.insert(order.index(Difference.NUMERICAL_DRIFT.value), extra)
     return order.index(k) if k in order else len(order)
 
 
@@ -412,12 +441,20 @@ def _shared_reason(changed: Sequence[Finding]) -> str:
 
 
 def _shared_divergence(changed: Sequence[Finding]) -> str:
-    """'first divergent op #36 aten.native_layer_norm_backward.default' when every trace agrees on it."""
-    ops = {(d.get("index"), d.get("op")) for d in (f.first_divergence for f in changed) if d}
-    if len(ops) != 1 or any(not f.first_divergence for f in changed):
+    """'first divergent op #36 aten.native_layer_norm_backward.default' when every trace agrees on
+    it; 'first divergent op aten.native_layer_norm_backward (#162 or #240)' when they agree on the
+    op at different positions."""
+    if not changed or any(not f.first_divergence for f in changed):
         return ""
-    index, op = ops.pop()
-    return f"first divergent op #{index} {op}"
+    ops = {(d.get("index"), d.get("op")) for d in (f.first_divergence for f in changed) if d}
+    names = {op for _, op in ops}
+    if len(ops) == 1:
+        index, op = ops.pop()
+        return f"first divergent op #{index} {op}"
+    if len(names) == 1:  # the same op at another position (dropout, say, adds ops before it)
+        indices = sorted({i for i, _ in ops}, key=lambda i: (i is None, i))
+        return f"first divergent op {names.pop()} ({' or '.join(f'#{i}' for i in indices)})"
+    return ""
 
 
 def both_values(values: Dict[str, List[str]], most: int = 3) -> str:
@@ -436,6 +473,8 @@ def varies_with(f: Finding) -> str:
 
 def _reason(f: Finding) -> str:
     """One finding's why: the fields with both values in baseline mode, else its explanation."""
+    if f.match == Match.NO_LONGER_RUNS:
+        return f.explanation
     if f.axes_values:
         return both_values(f.axes_values)
     if f.varies_with:

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from audit.compare.attribution import names, natural_key, shown
 from audit.compare.model import Comparison, Difference, Finding, Verdict
-from audit.compare.summary import ParamSplit, explain_params, family, kind_of
+from audit.compare.summary import ParamSplit, explain_params, family, kind_of, largest_tolerance
 from audit.errors import UsageError
 from audit.worker.environment import FIELDS as ENV_FIELDS
 
@@ -44,6 +44,8 @@ class ProbeChanges:
     max_ulp: Optional[float] = None  # over the drifting cases
     params: Optional[ParamSplit] = None  # case parameters that separate the changed cases
     family: str = "other"
+    rtol: Optional[float] = None  # over the drifting cases: the relative tolerance that accepts them
+    atol: Optional[float] = None
 
 
 #: field -> (values on the ``before`` side, values on the ``after`` side)
@@ -110,10 +112,13 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
 def _probe_changes(probe: str, before: str, after: str, cases: List[Tuple[Finding, bool]]) -> ProbeChanges:
     changed = [f for f, hit in cases if hit]
     kinds = Counter(kind_of(f) or "changed" for f in changed)
-    ulps = [f.max_ulp for f in changed if f.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    drifts = [f for f in changed if f.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    ulps = [f.max_ulp for f in drifts if f.max_ulp]
     return ProbeChanges(probe, before, after, len(changed), len(cases), dict(kinds), max(ulps) if ulps else None,
                         explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
-                        family(probe, cases[0][0].device))
+                        family(probe, cases[0][0].device), largest_tolerance([f.rtol for f in drifts]),
+                        largest_tolerance([f.atol for f in drifts]))
+
 
 
 def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) -> Confound:

@@ -148,8 +148,12 @@ def describe(transition: Transition, before: Row, after: Row) -> Change:
     if not (before.status == after.status == "ok" and before.repeatable and after.repeatable):
         return Change(**common, difference=None, status=f"{_state(before)} -> {_state(after)}")
     located, _ = between(before.detail, after.detail)
-    # a kind the runs cannot tell (no block digests) is still different numbers: a new stream
-    return Change(**common, difference=located.kind or Difference.STREAM_CHANGE, max_ulp=located.max_ulp)
+    # a kind the runs cannot tell (no block digests) is still different numbers: a new stream;
+    # drift the sample saw while blocks it does not reach differ too (or a sign flip of zeros)
+    # is never called drift: sparse, how far the rest moved not measured
+    unmeasured = Difference.SPARSE if located.max_ulp or located.zero_sign else Difference.STREAM_CHANGE
+    return Change(**common, difference=located.kind or unmeasured,
+                  max_ulp=located.max_ulp if located.kind else None)
 
 
 def _state(row: Row) -> str:

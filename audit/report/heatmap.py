@@ -28,8 +28,8 @@ from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.compare.summary import FAMILIES, ProbeSummary, Summary, kind_of, plain
 
 #: Cell kinds, most severe first (a cell shows the first that applies among its cases).
-KINDS = ("error", "nondeterministic", "structural", "stream-change", "new", "differs", "variant", "sparse",
-         "outside-sample", "numerical-drift", "new-case", "incomparable")
+KINDS = ("error", "no-longer-runs", "nondeterministic", "structural", "stream-change", "new", "differs", "variant",
+         "sparse", "within-sample", "signed-zero", "outside-sample", "numerical-drift", "new-case", "incomparable")
 
 #: Header fields shown first when they vary: versions, the build, dispatch and threads (the
 #: first ten always, the rest only when they group the columns differently from those shown).
@@ -194,6 +194,8 @@ def category(f: Finding) -> str:
     """The kind a cell shows for a finding that is not plain."""
     if f.verdict == Verdict.ERROR or f.match == Match.ERROR:
         return "error"
+    if f.match == Match.NO_LONGER_RUNS:
+        return "no-longer-runs"
     if f.verdict == Verdict.NONDETERMINISTIC or f.match == Match.NONDETERMINISTIC:
         return "nondeterministic"
     if f.match == Match.NEW_STREAM:
@@ -215,6 +217,9 @@ def affected(f: Finding, place: Place) -> List[Tuple[int, str]]:
 
 def _columns_of(f: Finding, place: Place) -> List[int]:
     mine = [place[(False, e)] for s in f.streams for e in s.env_ids if (False, e) in place]
+    if f.match == Match.NO_LONGER_RUNS:
+        failed = [place[(False, e)] for e in f.failed_env_ids if (False, e) in place]
+        return sorted(set(failed)) or sorted(i for (ref, _), i in place.items() if not ref)
     if f.verdict == Verdict.ERROR or f.match == Match.ERROR:
         failed = [place[(False, e)] for e in f.failed_env_ids if (False, e) in place]
         return sorted(set(failed)) or sorted(i for (ref, _), i in place.items() if not ref and i not in mine)
@@ -245,10 +250,12 @@ def _off_main(f: Finding, place: Place) -> List[int]:
 
 
 def _reference_columns(f: Finding, place: Place) -> List[Tuple[int, str]]:
-    """Baseline mode, a new stream: the reference environments whose stream differs from this
-    machine's, with the kind measured against the nearest stream where that is theirs."""
-    if f.match != Match.NEW_STREAM or not f.reference_streams:
-        return []
+    """Baseline mode, a new stream, when the reference itself holds several streams: the reference
+    environments whose stream differs from this machine's, with the kind measured against the
+    nearest stream where that is theirs.  When every reference run made one stream, no
+    reference column is marked (they all differ alike; the row's own columns say where)."""
+    if f.match != Match.NEW_STREAM or len(f.reference_streams) < 2:
+        return []  # every reference run made the one stream: the reference columns tell nothing apart
     prints = {s.fingerprint for s in f.streams}
     nearest = {s.nearest.fingerprint for s in f.streams if s.nearest is not None}
     out = {}

@@ -21,11 +21,12 @@ from audit.report import phrases
 from audit.report.escape import printable
 from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, category
 from audit.report.phrases import QUIET_MEANING
-from audit.report.text import counts_line, headline, match_counts
+from audit.report.text import counts_line, headline, match_counts, status_words
 
 #: kind, background, text colour and legend label of every cell kind (one per line).
 _COLOUR_TABLE = """
 error             #4d4d4d #fff error
+no-longer-runs    #252525 #fff no longer runs here
 nondeterministic  #7b3fa0 #fff nondeterministic
 structural        #67000d #fff structural (dtype or shape)
 stream-change     #d7301f #fff stream change
@@ -33,6 +34,8 @@ new               #a50f15 #fff new stream (kind not measured)
 differs           #8c6d62 #fff differs (kind not measured)
 variant           #c51b7d #fff variant (invariance broken)
 sparse            #f16913 #fff sparse (a few blocks)
+within-sample     #fd8d3c #222 within N ULP where sampled, other blocks differ
+signed-zero       #fee391 #222 sign of zero only
 outside-sample    #fdae6b #222 differs outside the sample
 numerical-drift   #fdd049 #222 numerical drift (ULPs)
 new-case          #6baed6 #222 new case
@@ -82,6 +85,11 @@ def _e(value: Any) -> str:
     return html.escape(printable(value), quote=True)
 
 
+def _title(text: str) -> str:
+    """A tooltip: each line escaped, the lines joined by a real line break (not a literal \\x0a)."""
+    return "&#10;".join(_e(line) for line in text.split("\n"))
+
+
 def _tag(kind: str, text: str = "") -> str:
     """A coloured label; the colours are classes of the page's style (one rule per kind)."""
     name = kind if kind in COLOURS else "identical"
@@ -121,12 +129,17 @@ def _header(m: Heatmap, labels: Dict[Tuple[str, str], str]) -> List[str]:
         out.append(f'<tr><th colspan="2"></th>{cells}<th></th></tr>')
     for i, f in enumerate(m.fields):
         cells = "".join(
-            f'<th class="v" title="{_e(_column_title(col, m.fields, m.more) if i == 0 else shown(col.env.get(f)))}">'
+            f'<th class="v" title="{_header_title(col, m, f, i)}">'
             f'{_e(labels.get((f, shown(col.env.get(f))), shown(col.env.get(f))))}</th>' for col in m.columns)
         last = '<th class="f" style="text-align:left">how · which cases · why</th>' \
             if i == len(m.fields) - 1 else "<th></th>"
         out.append(f'<tr><th class="f" colspan="2">{_e(f)}</th>{cells}{last}</tr>')
     return out
+
+
+def _header_title(col: Column, m: Heatmap, f: str, row: int) -> str:
+    """The first header row's tooltip lists the column's fields, one per line; the others its value."""
+    return _title(_column_title(col, m.fields, m.more)) if row == 0 else _e(shown(col.env.get(f)))
 
 
 def _blank(ran: bool, col: Column) -> str:
@@ -142,7 +155,9 @@ def _cell(cell: Cell, col: Column) -> str:
     if kind is None:
         return _blank(cell.ran, col)
     detail = ", ".join(f"{n} {k}" for k, n in sorted(cell.kinds.items(), key=lambda kv: KINDS.index(kv[0])))
-    title = f"{cell.count} case{'s' if cell.count > 1 else ''} affected here: {detail}"
+    cases = f"{cell.count} case{'s' if cell.count > 1 else ''}"
+    title = f"{cases} affected here: {detail}" if col.side != "reference" else \
+        f"{cases} whose new stream on this machine differs from the stream this reference run made: {detail}"
     return f'<td class="c k-{kind}" title="{_e(title)}">{cell.count}</td>'
 
 
@@ -270,8 +285,8 @@ def render(c: Comparison, details: bool = True) -> str:
     s = summarise(c)
     anchors = {id(p): f"p{i}" for i, p in enumerate(s.changed)}
     unexpected = len(c.unexpected)
-    status = (f'<span class="bad">{unexpected} unexpected finding(s)</span>' if unexpected
-              else '<span class="good">nothing unexpected</span>')
+    good = unexpected == 0 and c.compared > 0
+    status = f'<span class="{"good" if good else "bad"}">{_e(status_words(c))}</span>'
     against = f" · against the baseline: {_e(match_counts(c))}" if c.baseline else ""
     body = ["<h1>determinism-audit: compare</h1>",
             f'<div class="answer">{_e(headline(c, s))} · {status}</div>',

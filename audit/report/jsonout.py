@@ -3,7 +3,10 @@
 Top level: ``summary`` (one entry per probe and device, changed probes first: ``probe``
 (the registration key), ``device``, ``cases``, ``verdicts`` (shown verdict -> cases; the
 match in baseline mode), ``difference`` (kind -> changed cases; ``numerical-drift`` only
-with ULP evidence, ``outside-sample`` for a difference the sampled elements did not see),
+with ULP evidence that covers every differing block, ``within-sample`` for drift seen in
+the sampled elements while other blocks differ too, ``signed-zero`` for sampled elements
+that differ only in the sign of zero, ``outside-sample`` for a difference the sampled
+elements did not see), ``rtol`` / ``atol`` (over the drifting cases),
 ``max_ulp`` (over the drifting cases), ``axes`` (the fields that explain the split, most
 cases first), ``params`` (case parameter -> the values of the changed cases: a case changed
 iff each of its parameters takes one of these values; omitted when nothing explains the
@@ -20,7 +23,13 @@ A finding has ``probe``, ``case`` (the parsed params), ``device``, ``verdict``,
 ``explanation``, ``fraction_differing``, ``first_block``, ``axes_values`` (baseline mode:
 field -> [this run's value, the reference's]), ``kind`` (the probe's), ``invariance`` (the
 case's invariance parameter), ``runs``, ``unsupported_runs``, ``notes``,
-``messages``, ``match``, ``expected``, and ``reference_streams`` when the core gives them.
+``messages``, ``match`` (baseline mode: ``known``, ``new-stream``, ``no-longer-runs`` (the
+reference ran the case ok, this run did not), ``error``, ``nondeterministic``,
+``incomparable``, ``new-case``), ``expected``, ``covered`` (drift: whether the sampled
+elements that differ reach every block that differs; when not, ``difference`` is null and
+``max_ulp`` holds what the sample saw), ``zero_sign`` (the sampled elements differ only in
+the sign of zero), ``rtol`` / ``atol`` (drift: the tolerance of each kind that accepts every
+sampled element), and ``reference_streams`` when the core gives them.
 A stream has ``nearest`` (baseline mode, a new stream: the closest known stream and the
 difference against it) when the core gives it.
 """
@@ -45,7 +54,8 @@ def _number(x: Optional[float]) -> Any:
 
 def nearest_json(n: Nearest) -> Dict[str, Any]:
     out = {k: v for k, v in dataclasses.asdict(n).items() if k != "env_ids"}
-    out.update(difference=n.difference.value if n.difference else None, max_ulp=_number(n.max_ulp))
+    out.update(difference=n.difference.value if n.difference else None, max_ulp=_number(n.max_ulp),
+               rtol=_number(n.rtol), atol=_number(n.atol))
     return out
 
 
@@ -73,6 +83,7 @@ def finding_json(f: Finding) -> Dict[str, Any]:
         "kind": f.kind, "invariance": f.invariance,
         "runs": f.runs, "unsupported_runs": f.unsupported_runs, "notes": f.notes, "messages": f.messages,
         "match": f.match.value if f.match else None, "expected": f.expected,
+        "covered": f.covered, "zero_sign": f.zero_sign, "rtol": _number(f.rtol), "atol": _number(f.atol),
     }
     if f.reference_streams:
         out["reference_streams"] = [stream_json(s) for s in f.reference_streams]
@@ -84,6 +95,7 @@ def summary_json(p: ProbeSummary) -> Dict[str, Any]:
         "probe": p.probe, "device": p.device, "cases": p.cases, "verdicts": p.verdicts, "difference": p.difference,
         "max_ulp": _number(p.max_ulp), "axes": p.axes,
     }
+    out.update(rtol=_number(p.rtol), atol=_number(p.atol))
     if p.params is not None:
         out["params"] = p.params.values
     out.update(family=p.family, changed=p.changed, unexpected=p.unexpected, expected=p.expected, why=p.why,

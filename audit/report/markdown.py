@@ -13,7 +13,7 @@ from audit.compare.model import Comparison, Finding
 from audit.compare.summary import ProbeSummary, shown_verdict, summarise
 from audit.report import phrases
 from audit.report.escape import lines, printable
-from audit.report.text import counts_line, headline, listed, match_counts, rest_lines
+from audit.report.text import counts_line, headline, listed, match_counts, rest_lines, status_words
 
 MAX_ROWS = 100
 
@@ -63,7 +63,7 @@ def render(c: Comparison, details: bool = False) -> str:
     else:
         s = summarise(c)
         out += [f"**{_cell(headline(c, s))}**" + (f" — **{unexpected} unexpected**" if unexpected else
-                                                    " — nothing unexpected"), ""]
+                                                    f" — {status_words(c)}"), ""]
         if s.changed:
             out += ["| probe | cases | how | which cases | why |", "|---|---|---|---|---|"]
             out += [_probe_row(p) for p in s.changed]

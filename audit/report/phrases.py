@@ -7,10 +7,19 @@ around the words differs.  Pure functions of the model's records.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional, Union
 
 from audit.compare.model import Difference, Finding, Nearest, Stream
-from audit.compare.summary import OUTSIDE_SAMPLE, ProbeSummary, both_values, kind_of, varies_with
+from audit.compare.summary import (
+    OUTSIDE_SAMPLE,
+    SIGNED_ZERO,
+    WITHIN_SAMPLE,
+    ProbeSummary,
+    both_values,
+    kind_of,
+    varies_with,
+)
 
 #: What a quiet verdict means (a case that could not be compared, rather than one that differs).
 QUIET_MEANING = {
@@ -27,7 +36,12 @@ MEANING = {
                              "break; how far those values move is not measured",
     OUTSIDE_SAMPLE: "the outputs differ where the sampled elements did not look: bitwise tests break; "
                     "how far the values move is not measured",
-    Difference.NUMERICAL_DRIFT.value: "results move within a few ULPs: tolerances hold, bitwise tests break",
+    WITHIN_SAMPLE: "the sampled elements moved by a few ULPs, but blocks they do not reach differ too: "
+                   "bitwise tests break; how far those blocks moved is not measured",
+    SIGNED_ZERO: "the sampled elements differ only in the sign of zero (0.0 vs -0.0): equal as numbers, "
+                 "bitwise tests and 1/x or copysign break",
+    Difference.NUMERICAL_DRIFT.value: "the same stream, its last bits move: bitwise tests break; "
+                                      "each row's rtol accepts what was sampled",
 }
 
 
@@ -40,21 +54,46 @@ def ulp(value: Optional[float]) -> str:
     return "" if value is None else ("inf" if value == float("inf") else f"{value:g}")
 
 
-def kind_words(kind: Optional[str], max_ulp: Optional[float] = None, fraction: Optional[float] = None) -> str:
-    """'numerical-drift, max 3 ULP (50% of sampled elements differ)'; drift only with ULP evidence."""
+def tolerance(rtol: Optional[float], atol: Optional[float]) -> str:
+    """'accept with rtol >= 3.2e-05': the tolerance that accepts a drift's sampled elements
+    (atol where a reference value is 0 and no rtol can)."""
+    if rtol is not None:
+        return f"accept with rtol >= {_up(rtol)}"
+    if atol is not None:
+        return f"accept with atol >= {_up(atol)}"
+    return ""
+
+
+def _up(x: float) -> str:
+    """Two significant digits, rounded up (so the tolerance shown does accept)."""
+    if x <= 0:
+        return "0"
+    text = f"{x:.1e}"
+    return text if float(text) >= x else f"{float(text) + 10 ** (math.floor(math.log10(x)) - 1):.1e}"
+
+
+def kind_words(kind: Optional[str], max_ulp: Optional[float] = None, fraction: Optional[float] = None,
+               rtol: Optional[float] = None, atol: Optional[float] = None) -> str:
+    """'numerical-drift, max 3 ULP (50% of sampled elements differ; accept with rtol >= 2.4e-07)';
+    drift only with ULP evidence."""
     if kind is None:
         return ""
     if kind == OUTSIDE_SAMPLE:
         return "differs outside the sampled elements"
+    if kind == SIGNED_ZERO:
+        return "the sampled elements differ only in the sign of zero (0.0 vs -0.0)"
+    if kind == WITHIN_SAMPLE:
+        return f"within {ulp(max_ulp)} ULP where sampled"
     if kind == Difference.NUMERICAL_DRIFT.value and max_ulp:
-        share = "" if fraction is None else f" ({fraction:.0%} of sampled elements differ)"
-        return f"{kind}, max {ulp(max_ulp)} ULP{share}"
+        extra = [x for x in ("" if fraction is None else f"{fraction:.0%} of sampled elements differ",
+                             tolerance(rtol, atol)) if x]
+        return f"{kind}, max {ulp(max_ulp)} ULP" + (f" ({'; '.join(extra)})" if extra else "")
     return kind
 
 
 def how(f: Finding) -> str:
     """A finding's difference in words."""
-    return kind_words(kind_of(f), f.max_ulp, f.fraction_differing)
+    return kind_words(kind_of(f), f.max_ulp, f.fraction_differing, f.rtol, f.atol)
 
 
 Located = Union[Finding, Nearest]
@@ -108,6 +147,17 @@ def stream_where(f: Finding, s: Stream) -> str:
     return ", ".join(f"{k}={'/'.join(v)}" for k, v in fields.items())
 
 
+def nearest_kind(n: Nearest) -> Optional[str]:
+    """The kind a report shows for a new stream against its nearest known one (as :func:`kind_of`)."""
+    if n.zero_sign:
+        return SIGNED_ZERO
+    if n.difference is None and n.max_ulp:
+        return WITHIN_SAMPLE
+    if n.difference == Difference.NUMERICAL_DRIFT and not n.max_ulp:
+        return OUTSIDE_SAMPLE
+    return n.difference.value if n.difference else None
+
+
 def nearest(s: Stream) -> str:
     """A new stream against the nearest stream the reference knows."""
     n = s.nearest
@@ -116,10 +166,8 @@ def nearest(s: Stream) -> str:
     parts = [f"nearest known stream {n.fingerprint[:12]}" + (f" ({n.reference})" if n.reference else "")]
     if n.invariance is not None:
         return parts[0] + f", the same output; its invariance broke at: {n.invariance}"
-    kind = n.difference.value if n.difference else None
-    if kind == Difference.NUMERICAL_DRIFT.value and not n.max_ulp:
-        kind = OUTSIDE_SAMPLE
-    parts += [x for x in (kind_words(kind, n.max_ulp, n.fraction_differing), where(n)) if x]
+    kind = nearest_kind(n)
+    parts += [x for x in (kind_words(kind, n.max_ulp, n.fraction_differing, n.rtol, n.atol), where(n)) if x]
     return ", ".join(parts)
 
 
@@ -149,7 +197,13 @@ def kinds(p: ProbeSummary) -> str:
     for kind, n in p.difference.items():
         words = kind if kind != OUTSIDE_SAMPLE else "outside the sample"
         if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp:
-            words += f" (max {ulp(p.max_ulp)} ULP)"
+            accept = tolerance(p.rtol, p.atol)
+            words += f" (max {ulp(p.max_ulp)} ULP" + (f"; {accept})" if accept else ")")
+        elif kind == WITHIN_SAMPLE:
+            blocks = f"; {p.sampled_blocks[0]} of {p.sampled_blocks[1]} blocks differ" if p.sampled_blocks else ""
+            words = f"within {ulp(p.sampled_ulp)} ULP where sampled{blocks}"
+        elif kind == SIGNED_ZERO:
+            words = "sign of zero (0.0 vs -0.0)"
         out.append(words if len(p.difference) == 1 else f"{words} ×{n}")
     return ", ".join(out)
 

@@ -7,6 +7,7 @@ the terminal.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Dict, List
 
 from audit.compare.model import Comparison, Finding, Match, Verdict
@@ -42,6 +43,8 @@ def headline(c: Comparison, s: Summary) -> str:
     compared = sum(p.cases - p.verdicts.get("unsupported", 0) for p in s.probes) - quiet
     changed = sum(p.changed for p in s.probes)
     against = " from the baseline" if c.baseline else ""
+    if not c.compared:
+        return nothing_compared(c, s)
     if not changed:
         what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
         probes = sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in s.probes)
@@ -56,21 +59,87 @@ def headline(c: Comparison, s: Summary) -> str:
             f"{against}: {changed} of {compared} cases ({breakdown})")
 
 
+def nothing_compared(c: Comparison, s: Summary) -> str:
+    """The headline of a compare that compared no case: say what could not be compared (a
+    gate fails closed, it never reads this as a pass)."""
+    reasons = [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"] if c.unsupported else []
+    lost = sum(f.match == Match.NO_LONGER_RUNS for f in c.findings)
+    if lost:
+        reasons.append(f"{lost} the reference ran ok no longer run here")
+    for verdict, (_, cases) in s.quiet_counts().items():
+        reasons.append(f"{phrases.plural(cases, 'case')} {phrases.QUIET_MEANING[verdict]}")
+    failed = sum(f.verdict == Verdict.ERROR and f.match != Match.NO_LONGER_RUNS for f in c.findings)
+    if failed:
+        reasons.append(f"{phrases.plural(failed, 'case')} failed")
+    return "nothing could be compared: " + ("; ".join(reasons) or "no case")
+
+
+def status_words(c: Comparison) -> str:
+    """The gate's answer: 'N unexpected finding(s)', 'nothing compared: ...' or 'nothing unexpected'."""
+    unexpected = len(c.unexpected)
+    if unexpected:
+        return f"{unexpected} unexpected finding(s)"
+    if not c.compared:
+        return "nothing compared: the gate fails closed (exit 1)"
+    return "nothing unexpected"
+
+
 def summary_lines(c: Comparison, s: Summary) -> List[str]:
     out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
            + (" (cross-device)" if c.cross_device else "")
            + (f"; baseline: {c.baseline}" if c.baseline else ""), ""]
     width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
-    out += [probe_line(p, width) for p in s.changed]
+    out += [line for p in s.changed for line in probe_lines(p, width)]
     return out + rest_lines(c, s)
 
 
 def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
-    """One probe: name, how many cases, how they differ, which cases, why."""
-    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
-    mark = f"  ({phrases.expected(p)})" if p.expected else ""
+    """One probe on one line: name, how many cases, how they differ, which cases, why."""
     parts = [x for x in (phrases.kinds(p), phrases.which(p), p.why) if x]
-    return f"  {name:<{width}}  {phrases.counts(p):<20}  " + "  ·  ".join(parts) + mark
+    return f"  {_name(p):<{width}}  {phrases.counts(p):<20}  " + "  ·  ".join(parts) + _mark(p)
+
+
+def _name(p: ProbeSummary) -> str:
+    return p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+
+
+def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:
+    """One probe within :data:`MAX_WIDTH` characters: one line when it fits; else the name,
+    counts and how on the first line (the how on its own line when it does not fit), then the
+    cases and the why on indented continuation lines."""
+    line = probe_line(p, width)
+    if len(line) <= MAX_WIDTH:
+        return [line]
+    name = _name(p)
+    first = f"  {name:<{width}}  {phrases.counts(p):<20}  {phrases.kinds(p)}".rstrip()
+    rest = [f"which: {phrases.which(p)}" if phrases.which(p) else "", f"why: {p.why}" if p.why else ""]
+    if len(first) > MAX_WIDTH:
+        first = f"  {name:<{width}}  {phrases.counts(p)}"
+        rest.insert(0, f"how: {phrases.kinds(p)}")
+    out = [first]
+    for part in (x for x in rest if x):
+        out += textwrap.wrap(CONTINUATION + part, MAX_WIDTH, subsequent_indent=CONTINUATION + "  ",
+                             break_long_words=False, break_on_hyphens=False)
+    out[-1] += _mark(p)
+    return out
+
+
+def _fit(line: str) -> List[str]:
+    """A detail line within MAX_WIDTH characters: wrapped at spaces, continuation lines indented
+    two more than the line (a single word longer than the width stays whole)."""
+    if len(line) <= MAX_WIDTH:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, MAX_WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False) or [line]
+
+
+CONTINUATION = " " * 6
+MAX_WIDTH = 120
+
+
+def _mark(p: ProbeSummary) -> str:
+    return f"  ({phrases.expected(p)})" if p.expected else ""
 
 
 def rest_lines(c: Comparison, s: Summary) -> List[str]:
@@ -90,7 +159,7 @@ def rest_lines(c: Comparison, s: Summary) -> List[str]:
 
 def detail_lines(c: Comparison) -> List[str]:
     shown = listed(c)
-    out = [line for f in shown[:MAX_LISTED] for line in finding_lines(f)]
+    out = [part for f in shown[:MAX_LISTED] for line in finding_lines(f) for part in _fit(line)]
     if len(shown) > MAX_LISTED:
         out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")
     return out + ([""] if shown else [])
@@ -159,6 +228,5 @@ def footer_lines(c: Comparison) -> List[str]:
 
         out.append(answer(c.upgrade))
         return out
-    unexpected = len(c.unexpected)
-    out.append(f"{unexpected} unexpected finding(s)" if unexpected else "nothing unexpected")
+    out.append(status_words(c))
     return out

@@ -14,7 +14,7 @@ from typing import List, Tuple
 
 from audit.compare.model import Difference
 from audit.compare.upgrade import ProbeChanges, Upgrade
-from audit.report.phrases import MEANING, plural, ulp
+from audit.report.phrases import MEANING, plural, tolerance, ulp
 
 NAME_WIDTH = 46
 
@@ -27,7 +27,9 @@ def step_headline(u: Upgrade, step: Tuple[str, str]) -> str:
     head = f"{u.field} {step[0]} -> {step[1]}: "
     if not changed:
         return head + f"no stream changes ({plural(compared, 'case')} of {plural(len(probes), 'probe')} compared)"
-    return head + (f"{cases} of {compared} cases change their stream, in {len(changed)} "
+    # what the count counts: every case (invariance variants such as :chunks included) that ran
+    # ok with both values; advise counts its history's cases, invariance variants folded in
+    return head + (f"{cases} of {compared} cases run ok on both sides change their stream, in {len(changed)} "
                    f"probe{'s' if len(changed) > 1 else ''}")
 
 
@@ -43,8 +45,10 @@ def confound_line(u: Upgrade, step: Tuple[str, str]) -> str:
 def kinds(p: ProbeChanges) -> str:
     out = []
     for kind, n in sorted(p.kinds.items(), key=lambda kv: -kv[1]):
-        words = kind + (f" (max {ulp(p.max_ulp)} ULP)" if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp
-                        else "")
+        words = kind
+        if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp:
+            accept = tolerance(p.rtol, p.atol)
+            words += f" (max {ulp(p.max_ulp)} ULP" + (f"; {accept})" if accept else ")")
         out.append(words if len(p.kinds) == 1 else f"{words} ×{n}")
     return ", ".join(out)
 
