@@ -199,7 +199,7 @@ def without_search(source: str) -> str:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for call in (d for d in node.decorator_list if isinstance(d, ast.Call)):
-            parts = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
+            parts: List[Any] = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
             for i, part in enumerate(parts):
                 if isinstance(part, ast.keyword) and part.arg == "search":
                     end = offset(part.end_lineno or part.lineno, part.end_col_offset or 0)

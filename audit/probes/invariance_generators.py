@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from audit.domains import Domain
 from audit.probe_api import SEEDS, Output, compared_with, integers, probe, require_seed_range
 from audit.probes.numpy_generator import BIT_GENERATORS, SAMPLING_BIT_GENERATORS, generator
 from audit.probes.numpy_legacy import SEED_MAX, int_bounds
@@ -40,7 +41,7 @@ TORCH_FLOATS = ("float32", "float64", "float16", "bfloat16")
 
 #: Where ``explore`` searches (not part of the probe versions): up to 5000 values, drawn in
 #: chunks of any length, against all of them drawn at once.
-CHUNK_SEARCH = {"n": integers(1, 5000), "chunks": compared_with(integers(1, 5000), same_as="n")}
+CHUNK_SEARCH: Dict[str, Domain] = {"n": integers(1, 5000), "chunks": compared_with(integers(1, 5000), same_as="n")}
 
 
 def chunked(draw: Callable[[int], Any], n: int, length: int) -> List[Any]:

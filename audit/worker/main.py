@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--probes-from", action="append", default=[], metavar="PATH_OR_MODULE",
                    help="a .py file or dotted module of your own probes (repeatable)")
     p.add_argument("--plan", action="store_true", help="only list the cases a run would execute, then exit")
+    p.add_argument("--serve", action="store_true",
+                   help="persistent mode: answer one case per JSON line on stdin (audit.worker.serve)")
     return p
 
 
@@ -144,6 +146,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from audit.worker.environment import capture
 
     channel.send({"type": "header", "schema": SCHEMA_VERSION, "env": capture()})
+    if args.serve:
+        from audit.worker.serve import serve
+
+        return serve(sys.stdin, channel.send)
     cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file), args.sizes)
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
