@@ -31,6 +31,7 @@ class RunSpec:
     threads: Optional[int] = None
     deterministic: Optional[str] = None  # "on" / "off"
     repeat: bool = True
+    executions: Optional[int] = None  # executions per case in one process (None: the probe's repeats)
     modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
     probe_sources: List[str] = field(default_factory=list)  # user probes: .py paths (absolute) and modules
     python: str = sys.executable

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from audit import registry
 from audit.errors import one_line
@@ -165,16 +165,19 @@ def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
     return run_case_checked(case, repeat)[0]
 
 
-def run_case_checked(case: registry.Case, repeat: bool = True) -> Tuple[Dict[str, Any], bool]:
-    """:func:`run_case`, and whether the process must stop (see :data:`POISONING`)."""
+def run_case_checked(case: registry.Case, repeat: bool = True,
+                     executions: Optional[int] = None) -> Tuple[Dict[str, Any], bool]:
+    """:func:`run_case`, and whether the process must stop (see :data:`POISONING`).
+
+    ``executions`` replaces the probe's ``repeats`` (``--executions``: a disagreement rate)."""
     try:
-        return _run_case(case, repeat), False
+        return _run_case(case, repeat, executions), False
     except POISONING as exc:
         message = f"{type(exc).__name__}: {one_line(exc) or 'out of memory'}; the worker restarts"
         return {**base_record(case), "status": Status.ERROR.value, "message": message}, True
 
 
-def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
+def _run_case(case: registry.Case, repeat: bool, executions: Optional[int] = None) -> Dict[str, Any]:
     record = base_record(case)
     reason = unmet_requirement(case.probe)
     if reason is not None:
@@ -187,13 +190,9 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
         with restored_global_state():
             first = execute(case)
             identical, disagreement = None, None
+            count = RepeatCount(1, 0)
             if repeat:
-                identical = True
-                for _ in range(max(1, case.probe.repeats - 1)):
-                    again = execute(case)
-                    if again.repeat_key != first.repeat_key:
-                        identical, disagreement = False, describe_disagreement(first, again)
-                        break
+                identical, disagreement, count = _repeated(case, first, executions)
     except (Unsupported, NotImplementedError) as exc:
         return {**record, "status": Status.UNSUPPORTED.value, "message": one_line(exc)}
     except (AttributeError, ImportError) as exc:  # API missing in this version
@@ -205,7 +204,36 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
         where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
         return {**record, "status": Status.ERROR.value, "message": f"{type(exc).__name__}: {one_line(exc)}{where}"}
     return {**record, "status": Status.OK.value, "message": disagreement, **first.record_fields(),
-            "repeat_identical": identical}
+            "repeat_identical": identical, **count._asdict()}
+
+
+class RepeatCount(NamedTuple):
+    """Executions of a case in one process, and how many disagreed with the first (record
+    fields the sweep reads for its rates; not run-file columns)."""
+
+    executions: int
+    disagreements: int
+
+
+def _repeated(case: registry.Case, first: Execution,
+              executions: Optional[int]) -> Tuple[bool, Optional[str], RepeatCount]:
+    """Execute ``case`` again, ``executions`` times in all (default the probe's ``repeats``):
+    (identical, how the first disagreement differed, the count).  With the default it stops
+    at the first disagreement, as always; an explicit count runs every execution so that the
+    rate is known."""
+    disagreement: Optional[str] = None
+    done, disagreed = 1, 0
+    for _ in range(max(1, (executions or case.probe.repeats) - 1)):
+        again = execute(case)
+        done += 1
+        if again.repeat_key != first.repeat_key:
+            disagreed += 1
+            disagreement = disagreement or describe_disagreement(first, again)
+            if executions is None:
+                break
+    if disagreement is not None and done > 2:
+        disagreement = f"{disagreed} of {done} executions disagreed with the first; {disagreement}"
+    return disagreed == 0, disagreement, RepeatCount(done, disagreed)
 
 
 def describe_disagreement(first: Execution, again: Execution) -> str:

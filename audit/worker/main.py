@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="size panels, comma-separated (default, large)")
     p.add_argument("--skip-file", help="file of case keys not to run (already done)")
     p.add_argument("--no-repeat", action="store_true", help="run each case once")
+    p.add_argument("--executions", type=int, help="executions per case in this process (default: the probe's)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
     p.add_argument("--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms")
     p.add_argument("--module", action="append", default=[], help="extra probe module to import")
@@ -154,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
         channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
-        record, poisoned = run_case_checked(case, repeat=not args.no_repeat)
+        record, poisoned = run_case_checked(case, repeat=not args.no_repeat, executions=args.executions)
         channel.send({"type": "record", **record})
         if poisoned:  # no "end": the host starts a fresh worker for the cases left
             return EXIT_RESTART
