@@ -190,4 +190,4 @@ def test_tuple_parameters_are_ordered_by_their_product() -> None:
     trials = [Trial({"mkn": [a, b]}, {}, Outcome.DIFFERS if a * b > 100 else Outcome.IDENTICAL)
               for a in range(1, 30, 3) for b in range(1, 30, 3)]
     found = structure(trials, "mkn", dom)
-    assert found.verdict == "boundary" and found.measure == "mkn (product of its elements)"
+    assert found.verdict == "boundary" and found.measure == "mkn by the product of its elements"

@@ -56,7 +56,7 @@ def _near(answer: Mapping[str, Any]) -> List[str]:
 def render(collected: Mapping[str, Any]) -> str:
     """The document: machine, one table row per answer, the examples near each boundary."""
     answers: Sequence[Dict[str, Any]] = collected["answers"]
-    lines = [HEADER.rstrip("\n"), "", f"Machine: {collected['machine']}", ""]
+    lines = [HEADER.rstrip("\n"), "", str(collected["machine"]), ""]
     lines += ["| probe | compared | verdict | smallest differing example | structure | examples | replay |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [_row(a) for a in answers]

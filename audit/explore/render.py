@@ -35,6 +35,7 @@ class Answer:
     seconds: float
     replay: str
     envs: List[Dict[str, Any]]  # per worker: label and the fields the axis touches
+    search_seconds: float = 0.0  # of ``seconds``: searching, once the workers had started
 
 
 def _example(trial: Optional[Trial]) -> Optional[Dict[str, Any]]:
@@ -70,6 +71,7 @@ def as_json(answer: Answer) -> str:
         "examples": answer.examples,
         "stopped": answer.stopped,
         "seconds": round(answer.seconds, 3),
+        "search_seconds": round(answer.search_seconds, 3),
         "replay": answer.replay,
         "workers": answer.envs,
     }

@@ -92,6 +92,7 @@ def explore(args: argparse.Namespace, sources: Sequence[str], seed: int) -> Answ
             request = {"type": "case", "probe": info["key"], "params": params, "plain": True}
             return [w.request(request) for w in workers]
 
+        ready = time.monotonic()
         explorer = Explorer({**default_params(info["grid"]), **fixed}, search_domains, run,
                             args.invariance or "", info["invariance"])
         searched = search(explorer, 10**6 if args.time else args.examples, args.time, seed)
@@ -100,6 +101,7 @@ def explore(args: argparse.Namespace, sources: Sequence[str], seed: int) -> Answ
         if found.smallest is not None and name is not None:
             tightest = tighten(explorer, found.smallest, name, seed)
             found = structure(list(explorer.trials.values()), name, search_domains.get(name), tightest)
+        searching = time.monotonic() - ready
     finally:
         for worker in workers:
             worker.close()
@@ -109,4 +111,4 @@ def explore(args: argparse.Namespace, sources: Sequence[str], seed: int) -> Answ
         else None
     return Answer(info["key"], info["version"], compared, "axis" if args.axis else "invariance", axis,
                   args.invariance, search_domains, fixed, found, seed, None if args.time else args.examples,
-                  searched.stopped, time.monotonic() - start, replay_command(args, seed), envs)
+                  searched.stopped, time.monotonic() - start, replay_command(args, seed), envs, searching)

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from audit.domains import Compared, Domain, SampledFrom
+from audit.domains import Compared, Domain, SampledFrom, Tuples
 from audit.explore.search import Outcome, Trial
 
 #: A boundary is claimed when the agreeing examples below the smallest difference would have
@@ -53,7 +53,7 @@ class Structure:
     verdict: str  # no-difference | boundary | scattered | everywhere | inconclusive
     statement: str
     along: Optional[str]
-    measure: str  # what positions are: "size", "product of mkn", "index of dtype"
+    measure: str  # how positions are ordered: "size", "mkn by the product of its elements"
     smallest: Optional[Trial] = None
     identical_up_to: Optional[Any] = None  # the largest agreeing value below the smallest difference
     tried_below: int = 0
@@ -73,19 +73,27 @@ class Structure:
         return self.differing_from / self.tried_from if self.tried_from else None
 
 
-def plural(name: str) -> str:
+def plural(name: str, domain: Optional[Domain] = None) -> str:
+    inner = domain.domain if isinstance(domain, Compared) else domain
+    if isinstance(inner, (Tuples, SampledFrom)) or not name.isidentifier():
+        return f"{name} values"
     return name + ("es" if name.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 def measure_name(along: Optional[str], domain: Optional[Domain]) -> str:
+    """How positions are ordered: the parameter's value, a shape's product, a list's order."""
     inner = domain.domain if isinstance(domain, Compared) else domain
     if along is None:
         return "example"
     if isinstance(inner, SampledFrom):
-        return f"{along} (in the order listed)"
-    if inner is not None and type(inner).__name__ == "Tuples":
-        return f"{along} (product of its elements)"
+        return f"{along} in the order listed"
+    if isinstance(inner, Tuples):
+        return f"{along} by the product of its elements"
     return along
+
+
+#: Differing values listed in full in a scattered answer when there are at most this many.
+LISTED = 12
 
 
 def _shown(trial: Trial, along: Optional[str]) -> Any:
@@ -97,10 +105,10 @@ def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Do
     """The answer, from every trial of the search (see the module doc for the rules)."""
     counts = {o.value: sum(1 for t in trials if t.outcome is o) for o in Outcome}
     valid = [t for t in trials if t.outcome in (Outcome.IDENTICAL, Outcome.DIFFERS)]
-    name = measure_name(along, domain)
+    name = along or "example"
     where = {id(t): position(_shown(t, along), domain) for t in valid}
     failed = [t for t in trials if t.outcome is Outcome.ERROR]
-    base = Structure("inconclusive", "", along, name, counts=counts,
+    base = Structure("inconclusive", "", along, measure_name(along, domain), counts=counts,
                      first_error=f"{failed[0].drawn}: {failed[0].message}" if failed else None)
     if not valid:
         base.statement = (f"inconclusive: none of the {len(trials)} examples ran on every side "
@@ -111,6 +119,8 @@ def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Do
     differing = [t for t in ordered if t.outcome is Outcome.DIFFERS]
     agreeing = [t for t in ordered if t.outcome is Outcome.IDENTICAL]
     span = f"{name} from {_shown(ordered[0], along)} to {base.largest_tried}"
+    if isinstance(domain.domain if isinstance(domain, Compared) else domain, Tuples):
+        span += ", ordered by the product of its elements"
     if not differing:
         base.verdict = "no-difference"
         base.identical_up_to = base.largest_tried
@@ -141,7 +151,7 @@ def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Do
         base.statement = f"differs at every one of the {len(differing)} examples tried ({span})"
         return base
     chance = (1.0 - rate) ** len(below)
-    at = f"at every {name}" if base.differing_from == base.tried_from else f"at {rate:.0%} of {plural(name)}"
+    at = f"at every {name}" if base.differing_from == base.tried_from else f"at {rate:.0%} of {plural(name, domain)}"
     if not (below and chance < CHANCE) and _upper(base, ordered, where):
         return base
     if below and chance < CHANCE:
@@ -151,10 +161,16 @@ def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Do
                           f"({base.differing_from} of {base.tried_from})")
         return base
     base.verdict = "scattered"
-    base.statement = (f"no boundary: differences are scattered; {len(differing)} of {len(valid)} examples differ "
-                      f"({len(differing) / len(valid):.0%}), the smallest at {name} {base.differs_from}, "
-                      f"and the {len(below)} agreeing below it are what chance gives at that rate "
-                      f"({chance:.0%} likely)")
+    share = f"{len(differing)} of {len(valid)} examples differ ({len(differing) / len(valid):.0%})"
+    if below:
+        why = (f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it are what "
+               f"chance gives at that rate ({chance:.0%} likely)")
+    else:
+        why = f"among agreeing ones, from the smallest {name} tried ({base.differs_from}) on"
+    listed = ""
+    if len(differing) <= LISTED:
+        listed = f"; differs at {name} " + ", ".join(str(_shown(t, along)) for t in differing)
+    base.statement = f"no boundary: differences are scattered; {share}, {why}{listed}"
     return base
 
 
@@ -171,7 +187,7 @@ def _upper(base: Structure, ordered: List[Trial], where: Dict[int, float]) -> bo
     first_agree = above[0]
     if (1.0 - rate) ** len(above) >= CHANCE:
         return False
-    name = base.measure
+    name = base.along or "example"
     at = f"at every {name}" if rate == 1 else f"at {rate:.0%} of {plural(name)}"
     base.verdict = "boundary"
     base.differs_up_to = _shown(last, base.along)
