@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
 import sys
-from typing import Any, List
+from typing import Any
 
 from audit.commands._options import (
     add_probes_from_argument,
@@ -26,13 +25,8 @@ from audit.commands._options import (
     probe_sources,
     seconds_argument,
 )
-from audit.errors import AuditError
 
 EXIT_CANNOT_TELL = 3
-
-
-class CannotTell(AuditError):
-    exit_code = EXIT_CANNOT_TELL
 
 
 def _count(text: str) -> int:
@@ -81,17 +75,3 @@ def execute(args: argparse.Namespace) -> int:
     if verdict == "inconclusive":
         return EXIT_CANNOT_TELL
     return 0 if verdict == "no-difference" else 1
-
-
-def replay_command(args: argparse.Namespace, seed: int) -> str:
-    """The command line that repeats this search exactly (the seed included)."""
-    words: List[str] = ["python", "-m", "audit", "explore", args.probe]
-    words += ["--axis", args.axis] if args.axis else ["--invariance", args.invariance]
-    for param in args.param:
-        words += ["--param", param]
-    words += ["--time", f"{args.time:g}"] if args.time else ["--examples", str(args.examples)]
-    for source in args.probes_from:
-        words += ["--probes-from", source]
-    words += ["--seed", str(seed)]
-    return " ".join(shlex.quote(w) for w in words)
-

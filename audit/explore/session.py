@@ -7,17 +7,38 @@ included) and builds the :class:`~audit.explore.render.Answer` once.
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from audit import domains
-from audit.errors import UsageError
+from audit.errors import AuditError, UsageError
 from audit.explore.render import Answer
 from audit.explore.search import Explorer, along, default_params, search, tighten
 from audit.explore.strategies import merged, parse_param
 from audit.explore.structure import structure
 from audit.explore.workers import ServeWorker
 from audit.runner.spec import RunSpec
+
+
+class CannotTell(AuditError):
+    """A worker did not get the setting it asked for: nothing to compare (exit 3)."""
+
+    exit_code = 3
+
+
+def replay_command(args: argparse.Namespace, seed: int) -> str:
+    """The command line that repeats this search exactly (the seed included)."""
+    words: List[str] = ["python", "-m", "audit", "explore", args.probe]
+    words += ["--axis", args.axis] if args.axis else ["--invariance", args.invariance]
+    for param in args.param:
+        words += ["--param", param]
+    words += ["--time", f"{args.time:g}"] if args.time else ["--examples", str(args.examples)]
+    for source in args.probes_from:
+        words += ["--probes-from", source]
+    words += ["--seed", str(seed)]
+    return " ".join(shlex.quote(w) for w in words)
+
 
 
 def settings_of(args: argparse.Namespace) -> List[Dict[str, str]]:
@@ -55,7 +76,6 @@ def plan_search(info: Mapping[str, Any], args: argparse.Namespace,
 
 
 def _start(workers: Sequence[ServeWorker], settings: Sequence[Dict[str, str]]) -> List[Dict[str, Any]]:
-    from audit.commands.explore import CannotTell
     from audit.runner import sweep
 
     for worker in workers:  # launched together, so their imports overlap
@@ -72,7 +92,6 @@ def _start(workers: Sequence[ServeWorker], settings: Sequence[Dict[str, str]]) -
 
 
 def explore(args: argparse.Namespace, sources: Sequence[str], seed: int) -> Answer:
-    from audit.commands.explore import replay_command
     from audit.runner import sweep
 
     base = RunSpec(modules=list(args.module), probe_sources=list(sources), python=args.python, repeat=False,
