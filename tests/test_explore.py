@@ -191,3 +191,9 @@ def test_tuple_parameters_are_ordered_by_their_product() -> None:
               for a in range(1, 30, 3) for b in range(1, 30, 3)]
     found = structure(trials, "mkn", dom)
     assert found.verdict == "boundary" and found.measure == "mkn by the product of its elements"
+
+
+def test_a_time_budget_stops_the_search_and_says_so() -> None:
+    code, data = answer("tests.explore.same", *AXIS, "--time", "1", "--seed", "1")
+    assert code == 0 and data["stopped"] == "time" and data["examples"] is None
+    assert "--time 1" in data["replay"]
