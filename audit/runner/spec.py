@@ -41,4 +41,6 @@ class RunSpec:
     def digest(self) -> str:
         """What identifies an interrupted run that a ``--resume`` may continue."""
         data = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_DIGEST}
+        if data.get("executions") is None:  # added later: runs interrupted before it still resume
+            data.pop("executions", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
