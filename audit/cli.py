@@ -23,6 +23,7 @@ COMMANDS = {
     "env": "env",
     "compare": "compare",
     "sweep": "sweep",
+    "explore": "explore",
     "compact": "compact",
     "bisect": "bisect",
     "advise": "advise",

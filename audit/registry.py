@@ -10,6 +10,7 @@ duplicate id.  This module is part of the worker side: standard library only.
 
 from __future__ import annotations
 
+import ast
 import copy
 import enum
 import fnmatch
@@ -20,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from audit import domains
 from audit.errors import DuplicateProbe, RegistryError
 
 #: The seed panel every seeded probe runs with unless the CLI says otherwise.
@@ -89,6 +91,8 @@ class Probe:
     invariance: Optional[str] = None  # a parameter whose values must not change the result
     #: size panel (other than default) -> grid entries it replaces; see :class:`Sizes`
     sizes: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
+    #: parameter -> where ``explore`` may draw it from (:mod:`audit.domains`); not in the version
+    search: Mapping[str, domains.Domain] = field(default_factory=dict)
 
     @property
     def device(self) -> str:
@@ -160,9 +164,58 @@ def _source_version(func: ProbeFunc, grid: Mapping[str, Any], extra: Any) -> str
         source = inspect.getsource(func)
     except (OSError, TypeError):  # pragma: no cover - source unavailable (frozen apps)
         source = func.__qualname__
-    text = source + canonical_json({k: (v if v == SEEDS else list(v)) for k, v in grid.items()})
+    text = without_search(source) + canonical_json({k: (v if v == SEEDS else list(v)) for k, v in grid.items()})
     text += repr(extra)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def without_search(source: str) -> str:
+    """``source`` with the ``search=`` keyword of its decorators cut out, byte for byte.
+
+    Declaring search domains (or changing them) must not change a probe's version: the
+    stored results stay comparable.  The keyword is cut from the end of the argument before
+    it (or, first, up to the argument after it), so the text is exactly what it was without
+    it.  Source without such a keyword is returned unchanged.
+    """
+    if "search" not in source:
+        return source
+    data = source.encode()
+    indented = data[:1].isspace()
+    try:
+        tree = ast.parse((b"if 1:\n" + data) if indented else data)
+    except SyntaxError:
+        return source
+    lines = data.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    shift = 1 if indented else 0
+
+    def offset(lineno: int, col: int) -> int:
+        return starts[lineno - 1 - shift] + col
+
+    cuts = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for call in (d for d in node.decorator_list if isinstance(d, ast.Call)):
+            parts: List[Any] = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
+            for i, part in enumerate(parts):
+                if isinstance(part, ast.keyword) and part.arg == "search":
+                    end = offset(part.end_lineno or part.lineno, part.end_col_offset or 0)
+                    if i > 0:
+                        before = parts[i - 1]
+                        cuts.append((offset(before.end_lineno or before.lineno, before.end_col_offset or 0), end))
+                    elif i + 1 < len(parts):
+                        cuts.append((offset(part.lineno, part.col_offset),
+                                     offset(parts[i + 1].lineno, parts[i + 1].col_offset)))
+                    else:  # the only argument: keep the parentheses, drop a trailing comma
+                        close = offset(call.end_lineno or call.lineno, (call.end_col_offset or 1) - 1)
+                        cuts.append((offset(part.lineno, part.col_offset), close))
+        break  # the probe function's own decorators only
+    for start, end in sorted(cuts, reverse=True):
+        data = data[:start] + data[end:]
+    return data.decode()
 
 
 def probe(
@@ -179,6 +232,7 @@ def probe(
     repeats: int = 2,
     invariance: Optional[str] = None,
     sizes: Optional[Mapping[str, Mapping[str, Sequence[Any]]]] = None,
+    search: Optional[Mapping[str, domains.Domain]] = None,
 ) -> Any:
     """Register a probe.
 
@@ -201,6 +255,11 @@ def probe(
     cases, whose parameters tell them apart, so the panels' values are not hashed into the
     probe version (adding a large size leaves the default cases comparable).
 
+    ``search`` maps grid parameters to the domains ``explore`` draws them from
+    (:mod:`audit.domains`: ``integers(1, 10**7)``, ``sampled_from([...])``); it is cut out of
+    the source before the version is hashed (:func:`without_search`), so declaring domains
+    leaves every stored result comparable.
+
     Usable bare (``@probe``; the id is the function name) or with arguments.
     """
     if callable(probe_id):  # bare @probe
@@ -219,6 +278,8 @@ def probe(
         extras = tuple(dict(e) for e in extra_cases)
         panels = {k: dict(v) for k, v in (sizes or {}).items()}
         _check_panels(key, panels)
+        the_search = dict(search or {})
+        domains.check(key, the_search, the_grid, invariance)
         if invariance is not None:
             listed = [v for g in (the_grid, *panels.values()) if invariance in g for v in g[invariance]]
             _check_invariance(key, invariance, listed + [e[invariance] for e in extras if invariance in e])
@@ -235,6 +296,7 @@ def probe(
             repeats=repeats,
             invariance=invariance,
             sizes=panels,
+            search=the_search,
         )
         return func
 

@@ -40,7 +40,11 @@ def add_parser(sub: Any) -> None:
                         "'unset' removes a variable")
     add_results_argument(p, None, f"{SWEEP_RESULTS}/<time>-<axes>/, a folder per sweep")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="run each combination N times, each in a fresh process (finds nondeterminism)")
+                   help="run each combination N times, each in a fresh process (finds nondeterminism); "
+                        "the sweep reports how many runs and executions of each case disagreed")
+    p.add_argument("--executions", type=int, metavar="N",
+                   help="execute each case N times in each run (default: the probe's own count, usually 2), "
+                        "to measure how often it disagrees with itself")
     add_selection_arguments(p)
     add_run_arguments(p)
     p.set_defaults(execute=execute)
@@ -74,6 +78,7 @@ class Done:
     unhonoured: List[str] = field(default_factory=list)
     error: Optional[str] = None
     counts: Dict[str, int] = field(default_factory=dict)
+    records: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -82,7 +87,11 @@ def execute(args: argparse.Namespace) -> int:
     axes = sweep.parse_axes(args.axis)
     if args.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, not {args.repeat}")
+    if args.executions is not None and args.executions < 2:
+        raise UsageError(f"--executions must be at least 2 (a first execution and one to compare), "
+                         f"not {args.executions}")
     base = spec_from_args(args)
+    base.executions = args.executions
     settings = sweep.combinations(axes)
     targets = numpy_targets(base.python) if any(a.name.startswith("NPY_") for a in axes) else None
     total = len(settings) * args.repeat
@@ -97,25 +106,32 @@ def execute(args: argparse.Namespace) -> int:
             for note in item.unhonoured:
                 print(f"  warning: not honoured: {note}", file=sys.stderr)
     _write_manifest(done, args.results)
+    if args.repeat > 1 or args.executions:
+        from audit.runner.rates import rates, summary
+
+        print("\n" + "\n".join(summary(rates([(d.label, d.records) for d in done if not d.error]))))
     return _finish(done, args)
 
 
 def _run_one(base: Any, setting: Dict[str, str], repeat: int, args: argparse.Namespace,
              targets: Optional[Dict[str, bool]]) -> Done:
-    from audit.runner import sweep
+    from audit.runner import load, sweep
     from audit.runner.supervisor import Runner
 
     item = Done(sweep.label(setting), setting, repeat)
     start = time.perf_counter()
     try:
-        outcome = Runner(sweep.spec_for(base, setting), args.results, ProgressBar(not args.quiet)).execute()
+        with load.applied(setting.get("load")) as busy:  # the spinners end with the block, Ctrl-C included
+            outcome = Runner(sweep.spec_for(base, setting), args.results, ProgressBar(not args.quiet)).execute()
+            load_note = busy.check() if busy is not None else None
     except UsageError:
         raise
     except AuditError as exc:  # this combination could not run; the others still can
         item.error = str(exc)
     else:
-        item.path, item.counts = outcome.path, outcome.counts
+        item.path, item.counts, item.records = outcome.path, outcome.counts, outcome.run.records
         item.unhonoured = sweep.unhonoured(setting, outcome.run.env, targets)
+        item.unhonoured += [f"load=busy: {load_note}"] if load_note else []
     item.seconds = time.perf_counter() - start
     return item
 

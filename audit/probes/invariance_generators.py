@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from audit.probe_api import SEEDS, Output, probe, require_seed_range
+from audit.domains import Domain
+from audit.probe_api import SEEDS, Output, compared_with, integers, probe, require_seed_range
 from audit.probes.numpy_generator import BIT_GENERATORS, SAMPLING_BIT_GENERATORS, generator
 from audit.probes.numpy_legacy import SEED_MAX, int_bounds
 from audit.probes.torch_rng import GENERATORS, TORCH_MIN, seeded, state_after
@@ -37,6 +38,10 @@ CHUNKS_LARGE = (N_LARGE, 1000, 4096, 333, 10_000)
 _LARGE: Dict[str, Dict[str, Sequence[Any]]] = {"large": {"n": [N_LARGE], "chunks": [list(CHUNKS_LARGE)]}}
 
 TORCH_FLOATS = ("float32", "float64", "float16", "bfloat16")
+
+#: Where ``explore`` searches (not part of the probe versions): up to 5000 values, drawn in
+#: chunks of any length, against all of them drawn at once.
+CHUNK_SEARCH: Dict[str, Domain] = {"n": integers(1, 5000), "chunks": compared_with(integers(1, 5000), same_as="n")}
 
 
 def chunked(draw: Callable[[int], Any], n: int, length: int) -> List[Any]:
@@ -79,7 +84,7 @@ def _register_torch(api: str, args: List[Any], dtypes: Tuple[str, ...]) -> None:
             "chunks": [list(CHUNKS)]}
 
     @probe(api, grid=grid, name=f"{api}:chunks", invariance="chunks", library="torch", min_version=TORCH_MIN,
-           sizes=_LARGE)
+           sizes=_LARGE, search=CHUNK_SEARCH)
     def chunks_probe(seed: int, generator: str, dtype: str, args: List[Any], n: int, chunks: int) -> Output:
         """<api>: n values in one call against the same n drawn in chunks, concatenated."""
         import torch
@@ -161,7 +166,7 @@ def _register_generator(method: str, args: List[Any], dtypes: Tuple[str, ...]) -
     bitgens = BIT_GENERATORS if method in _ALL_BITGENS else SAMPLING_BIT_GENERATORS
     grid = {"seed": SEEDS, "bitgen": bitgens, "dtype": dtypes, "args": [args], "n": [N], "chunks": [list(CHUNKS)]}
 
-    @probe(api, grid=grid, name=f"{api}:chunks", sizes=_LARGE, **_NP)
+    @probe(api, grid=grid, name=f"{api}:chunks", sizes=_LARGE, search=CHUNK_SEARCH, **_NP)
     def chunks_probe(seed: int, bitgen: str, dtype: str, args: List[Any], n: int, chunks: int) -> Output:
         """Generator.<method>: n values in one call against the same n drawn in chunks."""
         rng = generator(bitgen, seed)
@@ -173,7 +178,7 @@ def _register_random_state(method: str, args: List[Any], dtypes: Tuple[str, ...]
     grid = {"seed": SEEDS, "generator": ("global", "explicit"), "dtype": dtypes, "args": [args], "n": [N],
             "chunks": [list(CHUNKS)]}
 
-    @probe(api, grid=grid, name=f"{api}:chunks", sizes=_LARGE, **_NP)
+    @probe(api, grid=grid, name=f"{api}:chunks", sizes=_LARGE, search=CHUNK_SEARCH, **_NP)
     def chunks_probe(seed: int, generator: str, dtype: str, args: List[Any], n: int, chunks: int) -> Output:
         """RandomState.<method> (global: np.random.<method>): one call against chunks."""
         import numpy as np

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Dict, List, Tuple
 
-from audit.probe_api import Unsupported, probe
+from audit.probe_api import Unsupported, compared_with, integers, probe
 from audit.probes._inputs import OP_SEEDS, torch_ties, torch_uniform
 from audit.probes.torch_ops import TORCH_MIN
 
@@ -29,6 +29,8 @@ from audit.probes.torch_ops import TORCH_MIN
 ROWS = 32
 BATCHES = (ROWS, 1, 2, 3, 5, 8, 16)
 BATCH_DTYPES = ("float32", "bfloat16")
+#: Where ``explore`` searches (not part of the probe versions): every batch size against the full batch.
+BATCH_SEARCH = {"batch": compared_with(integers(1, ROWS))}
 
 #: A batch op: (torch, dtype) -> (the full input, a function of a slice of its rows).
 BatchOp = Callable[[Any, str], Tuple[Any, Callable[[Any], Any]]]
@@ -129,7 +131,7 @@ def _register_batch(api: str, make: BatchOp) -> None:
     grid = {"seed": OP_SEEDS, "dtype": BATCH_DTYPES, "rows": [ROWS], "batch": [list(BATCHES)]}
 
     @probe(api, grid=grid, name=f"{api}:batch", kind="op", invariance="batch", library="torch",
-           min_version=TORCH_MIN)
+           min_version=TORCH_MIN, search=BATCH_SEARCH)
     def batch_probe(seed: int, dtype: str, rows: int, batch: int) -> Any:
         """<api>: the rows of a full batch against the same rows computed in smaller batches."""
         import torch
@@ -143,7 +145,8 @@ for _api, _make in BATCH_OPS.items():
 
 
 @probe("torch.sum", grid={"seed": OP_SEEDS, "dtype": BATCH_DTYPES, "rows": [8], "batch": [[8, 1, 2, 3]]},
-       name="torch.sum:batch-long-rows", kind="op", invariance="batch", library="torch", min_version=TORCH_MIN)
+       name="torch.sum:batch-long-rows", kind="op", invariance="batch", library="torch", min_version=TORCH_MIN,
+       search={"batch": compared_with(integers(1, 8))})
 def sum_long_rows(seed: int, dtype: str, rows: int, batch: int) -> Any:
     """torch.sum of rows of 1e5 elements: alone, one row's sum may be split over threads."""
     import torch

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from audit.probe_api import SEEDS, Output, Unsupported, probe
+from audit.probe_api import SEEDS, Output, Unsupported, integers, probe, tuples
 from audit.probes._inputs import torch_uniform
 from audit.probes.torch_rng import GENERATORS, TORCH_MIN, seeded, state_after, torch_probe
 
@@ -69,12 +69,14 @@ def _init_fn(torch: Any, name: str, generator: Optional[Any]) -> Callable[..., A
 #: of real models, a 4x MLP's up projection included.
 INIT_SHAPES = ([64, 32], [256, 256])
 LARGE_INIT = {"shape": [[512, 512], [1024, 1024], [1024, 4096]]}
+#: Where ``explore`` searches weight shapes (not part of the probe versions).
+INIT_SEARCH = {"shape": tuples(integers(1, 1024), integers(1, 1024))}
 
 
 def _register_init(name: str, kwargs: Dict[str, Any], generators: Tuple[str, ...]) -> None:
     grid = {"seed": SEEDS, "generator": generators, "shape": INIT_SHAPES, "kwargs": [kwargs]}
 
-    @torch_probe(f"torch.nn.init.{name}", grid, sizes={"large": LARGE_INIT})
+    @torch_probe(f"torch.nn.init.{name}", grid, sizes={"large": LARGE_INIT}, search=INIT_SEARCH)
     def init(device: str, seed: int, generator: str, shape: List[int], kwargs: Dict[str, Any]) -> Output:
         """nn.init.<name> of a (64, 32) and a (256, 256) weight: how layers get their first values."""
         import torch

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from audit.probe_api import probe
+from audit.probe_api import integers, probe, sampled_from, tuples
 from audit.probes._inputs import ELEMENTWISE, FLOATS, MATMUL_SHAPES, OP_SEEDS, torch_ties, torch_uniform
 
 TORCH_MIN = "2.0"
@@ -32,8 +32,17 @@ LARGE_MATMUL = {"mkn": [[1024, 1024, 1024], [2048, 2048, 2048], [4096, 4096, 409
 LARGE_REDUCTION = {"size": [10_000_000]}
 LARGE_CONV = {"input": [[32, 64, 56, 56]], "weight": [[64, 64, 3, 3]]}
 
+#: Where ``explore`` searches (audit.domains; not part of the probe versions): shapes up to a
+#: layer's, vectors up to two million elements, rows up to 64 and widths up to 8192.
+MATMUL_SEARCH = {"mkn": tuples(integers(1, 512), integers(1, 512), integers(1, 512)), "dtype": sampled_from(FLOATS)}
+REDUCTION_SEARCH = {"size": integers(1, 2_000_000)}
+ROWS_SEARCH = {"shape": tuples(integers(1, 64), integers(1, 8192))}
+ELEMENTWISE_SEARCH = {"size": integers(1, 1_000_000), "dtype": sampled_from(FLOATS)}
+ARGSORT_SEARCH = {"size": integers(1, 100_000)}
 
-@op_probe("torch.matmul", {"mkn": MATMUL_SHAPES, "dtype": FLOATS}, sizes={"large": LARGE_MATMUL})
+
+@op_probe("torch.matmul", {"mkn": MATMUL_SHAPES, "dtype": FLOATS}, sizes={"large": LARGE_MATMUL},
+          search=MATMUL_SEARCH)
 def torch_matmul(seed: int, mkn: List[int], dtype: str) -> Any:
     """A (m, k) @ B (k, n): the BLAS kernel and its blocking decide the rounding."""
     m, k, n = mkn
@@ -41,7 +50,8 @@ def torch_matmul(seed: int, mkn: List[int], dtype: str) -> Any:
 
 
 def _register_reduction(name: str) -> None:
-    @op_probe(f"torch.{name}", {"size": [1_000_000], "dtype": ["float32"]}, sizes={"large": LARGE_REDUCTION})
+    @op_probe(f"torch.{name}", {"size": [1_000_000], "dtype": ["float32"]}, sizes={"large": LARGE_REDUCTION},
+              search=REDUCTION_SEARCH)
     def reduction(seed: int, size: int, dtype: str) -> Any:
         """torch.<name> of a long vector: the summation order follows threads and vector width."""
         import torch
@@ -54,7 +64,7 @@ for _name in ("sum", "mean", "cumsum"):
     _register_reduction(_name)
 
 
-@op_probe("torch.softmax", {"shape": [[256, 1000]], "log": [False, True]})
+@op_probe("torch.softmax", {"shape": [[256, 1000]], "log": [False, True]}, search=ROWS_SEARCH)
 def torch_softmax(seed: int, shape: List[int], log: bool) -> Any:
     """softmax / log_softmax along rows: exp, max and sum in one vectorised kernel."""
     import torch
@@ -63,7 +73,7 @@ def torch_softmax(seed: int, shape: List[int], log: bool) -> Any:
     return torch.log_softmax(x, -1) if log else torch.softmax(x, -1)
 
 
-@op_probe("torch.nn.functional.layer_norm", {"shape": [[256, 1000]]})
+@op_probe("torch.nn.functional.layer_norm", {"shape": [[256, 1000]]}, search=ROWS_SEARCH)
 def layer_norm(seed: int, shape: List[int]) -> Any:
     """layer_norm with affine parameters: a mean/variance reduction per row."""
     import torch
@@ -91,7 +101,8 @@ def _resolve(torch: Any, dotted: str) -> Any:
 
 
 def _register_elementwise(name: str, scale: float, shift: float) -> None:
-    @op_probe(f"torch.{name}", {"size": [100_000], "dtype": FLOATS, "domain": [[scale, shift]]})
+    @op_probe(f"torch.{name}", {"size": [100_000], "dtype": FLOATS, "domain": [[scale, shift]]},
+              search=ELEMENTWISE_SEARCH)
     def elementwise(seed: int, size: int, dtype: str, domain: List[float]) -> Any:
         """torch.<name> on 1e5 values: SLEEF/vectorised approximations differ by ISA."""
         import torch
@@ -104,7 +115,7 @@ for _name, (_scale, _shift) in ELEMENTWISE.items():
     _register_elementwise(_name, _scale, _shift)
 
 
-@op_probe("torch.argsort", {"size": [10_000], "stable": [False, True]})
+@op_probe("torch.argsort", {"size": [10_000], "stable": [False, True]}, search=ARGSORT_SEARCH)
 def torch_argsort(seed: int, size: int, stable: bool) -> Any:
     """argsort of keys with many ties: unstable sorts may order equal keys differently."""
     import torch

@@ -37,6 +37,8 @@ def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
         cmd += ["--deterministic", spec.deterministic]
     if not spec.repeat:
         cmd.append("--no-repeat")
+    if spec.executions:
+        cmd += ["--executions", str(spec.executions)]
     if skip_file:
         cmd += ["--skip-file", skip_file]
     return cmd

@@ -31,6 +31,7 @@ class RunSpec:
     threads: Optional[int] = None
     deterministic: Optional[str] = None  # "on" / "off"
     repeat: bool = True
+    executions: Optional[int] = None  # executions per case in one process (None: the probe's repeats)
     modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
     probe_sources: List[str] = field(default_factory=list)  # user probes: .py paths (absolute) and modules
     catalogue: bool = True  # False: only the probes of probe_sources run (the CLI's default when it names some)
@@ -43,4 +44,6 @@ class RunSpec:
         data = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_DIGEST}
         if data["catalogue"]:  # a spec that runs the catalogue keeps the digest it always had
             del data["catalogue"]
+        if data.get("executions") is None:  # added later: runs interrupted before it still resume
+            data.pop("executions", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

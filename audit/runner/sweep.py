@@ -38,6 +38,7 @@ class Apply(enum.Enum):
     ENV = "env"  # one environment variable, set before the worker starts
     THREADS = "threads"  # torch.set_num_threads and every thread-pool variable
     DETERMINISTIC = "deterministic"  # torch.use_deterministic_algorithms
+    LOAD = "load"  # other processes keep every core busy while the run executes (audit.runner.load)
 
 
 #: Thread-pool variables the ``threads`` axis sets alongside torch.set_num_threads, so
@@ -89,6 +90,8 @@ AXES: Dict[str, AxisKind] = {
                  _COUNT, example="1,2"),
         AxisKind("deterministic", Apply.DETERMINISTIC, "torch.use_deterministic_algorithms",
                  choices=("on", "off")),
+        AxisKind("load", Apply.LOAD, "idle, or busy: other processes keep every core busy during the run",
+                 choices=("idle", "busy")),
         _env_axis("ATEN_CPU_CAPABILITY", "torch CPU dispatch level", choices=ATEN_LEVELS),
         _env_axis("OMP_NUM_THREADS", "OpenMP pool size", _COUNT.pattern, example="1,2"),
         _env_axis("MKL_NUM_THREADS", "MKL pool size", _COUNT.pattern, example="1,2"),
@@ -175,6 +178,8 @@ def spec_for(base: RunSpec, setting: Mapping[str, str]) -> RunSpec:
             env.update({var: value for var in THREAD_VARIABLES if var not in setting})
         elif apply is Apply.DETERMINISTIC:
             deterministic = value
+        elif apply is Apply.LOAD:
+            continue  # not a setting of the worker: the sweep runs it beside busy processes
         elif value == UNSET:
             env.pop(name, None)
             unset.append(name)

@@ -13,7 +13,7 @@ import re
 import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from audit import registry
 from audit.errors import one_line
@@ -117,16 +117,19 @@ def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
     return run_case_checked(case, repeat)[0]
 
 
-def run_case_checked(case: registry.Case, repeat: bool = True) -> Tuple[Dict[str, Any], bool]:
-    """:func:`run_case`, and whether the process must stop (see :data:`POISONING`)."""
+def run_case_checked(case: registry.Case, repeat: bool = True,
+                     executions: Optional[int] = None) -> Tuple[Dict[str, Any], bool]:
+    """:func:`run_case`, and whether the process must stop (see :data:`POISONING`).
+
+    ``executions`` replaces the probe's ``repeats`` (``--executions``: a disagreement rate)."""
     try:
-        return _run_case(case, repeat), False
+        return _run_case(case, repeat, executions), False
     except POISONING as exc:
         message = f"{type(exc).__name__}: {one_line(exc) or 'out of memory'}; the worker restarts"
         return {**base_record(case), "status": Status.ERROR.value, "message": message}, True
 
 
-def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
+def _run_case(case: registry.Case, repeat: bool, executions: Optional[int] = None) -> Dict[str, Any]:
     record = base_record(case)
     reason = unmet_requirement(case.probe)
     if reason is not None:
@@ -140,13 +143,9 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
         with restored_global_state():
             first = execute_restoring(case, leaks)
             identical, disagreement = None, None
+            count = RepeatCount(1, 0)
             if repeat:
-                identical = True
-                for _ in range(max(1, case.probe.repeats - 1)):
-                    again = execute_restoring(case, leaks)
-                    if again.repeat_key != first.repeat_key:
-                        identical, disagreement = False, describe_disagreement(first, again)
-                        break
+                identical, disagreement, count = _repeated(case, first, executions, leaks)
     except Unsupported as exc:
         return {**record, "status": Status.UNSUPPORTED.value, "message": with_leaks(one_line(exc), leaks)}
     except POISONING:
@@ -157,7 +156,36 @@ def _run_case(case: registry.Case, repeat: bool) -> Dict[str, Any]:
             return {**record, "status": Status.UNSUPPORTED.value, "message": missing}
         return {**record, "status": Status.ERROR.value, "message": with_leaks(describe_error(exc, case.probe), leaks)}
     return {**record, "status": Status.OK.value, "message": with_leaks(disagreement, leaks), **first.record_fields(),
-            "repeat_identical": identical}
+            "repeat_identical": identical, **count._asdict()}
+
+
+class RepeatCount(NamedTuple):
+    """Executions of a case in one process, and how many disagreed with the first (record
+    fields the sweep reads for its rates; not run-file columns)."""
+
+    executions: int
+    disagreements: int
+
+
+def _repeated(case: registry.Case, first: Execution, executions: Optional[int],
+              leaks: List[str]) -> Tuple[bool, Optional[str], RepeatCount]:
+    """Execute ``case`` again, ``executions`` times in all (default the probe's ``repeats``):
+    (identical, how the first disagreement differed, the count).  With the default it stops
+    at the first disagreement, as always; an explicit count runs every execution so that the
+    rate is known."""
+    disagreement: Optional[str] = None
+    done, disagreed = 1, 0
+    for _ in range(max(1, (executions or case.probe.repeats) - 1)):
+        again = execute_restoring(case, leaks)
+        done += 1
+        if again.repeat_key != first.repeat_key:
+            disagreed += 1
+            disagreement = disagreement or describe_disagreement(first, again)
+            if executions is None:
+                break
+    if disagreement is not None and done > 2:
+        disagreement = f"{disagreed} of {done} executions disagreed with the first; {disagreement}"
+    return disagreed == 0, disagreement, RepeatCount(done, disagreed)
 
 
 def execute_restoring(case: registry.Case, leaks: List[str]) -> Execution:

@@ -30,7 +30,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO
 from audit import registry, user_probes
 from audit.errors import AuditError, UsageError
 from audit.worker.execute import base_record, run_case_checked
-from audit.worker.records import SCHEMA_VERSION
+from audit.worker.records import EXIT_RESTART, SCHEMA_VERSION
 
 #: Modules whose import registers the catalogue.
 CATALOGUE = "audit.probes"
@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="size panels, comma-separated (default, large)")
     p.add_argument("--skip-file", help="file of case keys not to run (already done)")
     p.add_argument("--no-repeat", action="store_true", help="run each case once")
+    p.add_argument("--executions", type=int, help="executions per case in this process (default: the probe's)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
     p.add_argument("--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms")
     p.add_argument("--module", action="append", default=[], help="extra probe module to import")
@@ -135,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-catalogue", action="store_true",
                    help="run only the probes of --probes-from (the catalogue and entry points are loaded, not run)")
     p.add_argument("--plan", action="store_true", help="only list the cases a run would execute, then exit")
+    p.add_argument("--serve", action="store_true",
+                   help="persistent mode: answer one case per JSON line on stdin (audit.worker.serve)")
     return p
 
 
@@ -157,10 +160,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from audit.worker.environment import capture
 
     channel.send({"type": "header", "schema": SCHEMA_VERSION, "env": capture()})
+    if args.serve:
+        from audit.worker.serve import serve
+
+        return serve(sys.stdin, channel.send)
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
         channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
-        record, poisoned = run_case_checked(case, repeat=not args.no_repeat)
+        record, poisoned = run_case_checked(case, repeat=not args.no_repeat, executions=args.executions)
         channel.send({"type": "record", **record})
         if poisoned:  # no "end": the host starts a fresh worker for the cases left
             return EXIT_RESTART
@@ -195,10 +202,6 @@ def _output_offset() -> Optional[int]:
         return os.lseek(2, 0, os.SEEK_CUR)
     except OSError:
         return None
-
-
-#: Exit status of a worker that stopped early so that the host restarts it.
-EXIT_RESTART = 75
 
 
 def die_with_parent() -> None:

@@ -99,3 +99,7 @@ class Run:
         machine = self.env.get("machine_id") or "unknown"
         name = _SAFE_NAME.sub("_", f"{stamp}_{machine}_{self.run_id[:12]}")
         return ("_" + name[1:] if name.startswith(".") else name) + ".parquet"  # never hidden
+
+
+#: Exit status of a worker that stopped early so that the host restarts it.
+EXIT_RESTART = 75
