@@ -27,7 +27,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 
@@ -299,6 +299,10 @@ class Engine:
         if len(bad) == len(files) > 1:  # every file alone fails: the query, not the files
             return {}
         return bad
+
+    def dropped_files(self) -> FrozenSet[int]:
+        """Indices of the files found unreadable while their rows were read (and left out)."""
+        return frozenset(self._dropped)
 
     def unread_runs(self) -> int:
         """Runs left out because their file failed while its rows were read."""

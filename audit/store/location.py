@@ -41,6 +41,9 @@ _LEFTOVER = re.compile(r"^\.(?:.+\.parquet|compact-[\w-]+)\.(\d+)\.tmp$|^\.write
 _OLD_WRITE_CHECK = re.compile(r"^\.write-check-[0-9a-f]{32}\.tmp$")  # before the pid was in the name
 _OLD_AGE_S = 3600.0
 
+#: The reason a location that does not exist is skipped with.
+NOT_FOUND = "no such file or directory"
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -209,7 +212,7 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
     try:
         info = os.stat(path)
     except OSError as exc:
-        reason = "no such file or directory" if exc.errno == errno.ENOENT else one_line(exc, 200)
+        reason = NOT_FOUND if exc.errno == errno.ENOENT else one_line(exc, 200)
         skipped.append(Skipped(path, reason))
         return
     if not stat.S_ISDIR(info.st_mode):
@@ -256,7 +259,7 @@ def _remote_files(location: str, skipped: List[Skipped]) -> List[str]:
     def listing() -> List[str]:
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.NotFound:
-            skipped.append(Skipped(location, "no such file or directory"))
+            skipped.append(Skipped(location, NOT_FOUND))
             return []
         if info.type != pafs.FileType.Directory:
             return [location]
