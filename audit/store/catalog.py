@@ -24,7 +24,7 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Optional, Sequence, Tuple, Type
 
 import pyarrow as pa
 
@@ -116,6 +116,23 @@ def build_all(paths: Iterable[str], con: Any = None) -> Catalog:
 # --------------------------------------------------------------------------- footers
 
 
+def interrupts() -> Tuple[Type[BaseException], ...]:
+    """What DuckDB raises when Ctrl-C stops a query: its InterruptException, or (DuckDB 2.x) a
+    plain ``RuntimeError('Query interrupted')``; pass each to :func:`reraise_interrupt`."""
+    import duckdb
+
+    return (duckdb.InterruptException, RuntimeError)
+
+
+def reraise_interrupt(exc: BaseException) -> NoReturn:
+    """KeyboardInterrupt for a query Ctrl-C stopped (the command then exits 130); ``exc`` otherwise."""
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException) or "interrupted" in str(exc).lower():
+        raise KeyboardInterrupt from None
+    raise exc
+
+
 def _describe_all(files: Sequence[str], con: Any) -> Dict[str, Any]:
     """Path -> (FileEntry, runs) or Skipped, for every file."""
     local = [f for f in files if not loc.is_url(f)]
@@ -138,8 +155,8 @@ def _footers(paths: Sequence[str], con: Any = None) -> Dict[str, Any]:
     con = con or duckdb.connect()
     try:
         rows = _with_io_threads(con, lambda: con.execute(_KV, [list(paths)]).fetchall())
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
+    except interrupts() as exc:
+        reraise_interrupt(exc)
     except duckdb.Error:
         if len(paths) <= _SMALL:
             return {p: _footers_one(p) for p in paths}
@@ -180,8 +197,8 @@ def _footers_one(path: str) -> Any:
     try:
         rows = duckdb.connect().execute("SELECT key, value FROM parquet_kv_metadata(?)", [[path]]).fetchall()
         return {bytes(key): b"" if value is None else bytes(value) for key, value in rows}
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
+    except interrupts() as exc:
+        reraise_interrupt(exc)
     except duckdb.Error as exc:
         return Skipped(path, f"unreadable ({one_line(exc, 300).replace(path, 'the file')})")
 
@@ -273,8 +290,8 @@ def _first_values(paths: List[str], columns: List[str]) -> Dict[str, Dict[str, A
     sql = f"SELECT filename, {select} FROM read_parquet($files, filename = true) GROUP BY filename"
     try:
         rows = duckdb.connect().execute(sql, {"files": paths}).fetchall()
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
+    except interrupts() as exc:
+        reraise_interrupt(exc)
     except duckdb.Error:
         return {}  # one of them is unreadable: each is read alone, and the bad one named
     return {name: dict(zip(columns, values)) for name, *values in rows}

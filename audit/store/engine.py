@@ -266,8 +266,8 @@ class Engine:
                 rel = self.con.sql(sql, params=params)
                 return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
             return self.con.execute(sql, params).fetchall()
-        except duckdb.InterruptException:
-            raise KeyboardInterrupt from None
+        except catalog_mod.interrupts() as exc:
+            catalog_mod.reraise_interrupt(exc)
         except duckdb.Error as exc:
             raise StoreError(one_line(exc, 300)) from None
 

@@ -194,7 +194,9 @@ def run_files(locations: Iterable[str]) -> Tuple[List[str], List[Skipped]]:
 
     Hidden names (``.partial/``, temporary files) are passed over.  A local directory is
     walked once per real path, so symlink loops end; a name that is not UTF-8 is skipped
-    by itself.  A location that does not exist is reported as skipped.
+    by itself.  A location that does not exist is reported as skipped, and so is anything
+    that is not a regular file (a FIFO, a socket, a device named ``x.parquet``): opening a
+    FIFO blocks until a writer comes, so only regular files are ever opened.
     """
     found: List[str] = []
     skipped: List[Skipped] = []
@@ -216,7 +218,10 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
         skipped.append(Skipped(path, reason))
         return
     if not stat.S_ISDIR(info.st_mode):
-        found.append(os.path.abspath(path))
+        if stat.S_ISREG(info.st_mode):
+            found.append(os.path.abspath(path))
+        else:
+            skipped.append(Skipped(os.path.abspath(path), not_regular(info.st_mode)))
         return
     if (info.st_dev, info.st_ino) in seen:  # reached again through a link: read once
         return
@@ -239,7 +244,35 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
         if is_dir:
             _walk(entry.path, found, skipped, seen)
         elif entry.name.endswith(".parquet"):
-            found.append(os.path.abspath(entry.path))
+            try:
+                mode = entry.stat().st_mode  # follows a link; never opens the file
+            except OSError as exc:
+                skipped.append(Skipped(os.path.abspath(entry.path), one_line(exc, 200)))
+                continue
+            if stat.S_ISREG(mode):
+                found.append(os.path.abspath(entry.path))
+            else:
+                skipped.append(Skipped(os.path.abspath(entry.path), not_regular(mode)))
+
+
+def not_regular(mode: int) -> str:
+    """Why a path that is neither a directory nor a regular file is not read."""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "not a file")
+    return f"not a regular file ({kind}); only regular files are read"
+
+
+def check_regular(path: str) -> None:
+    """Raise StoreError unless the local ``path`` is a regular file (so opening it cannot block)."""
+    if is_url(path):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise StoreError(f"{path}: unreadable ({one_line(exc, 200)})") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"{path}: {not_regular(mode)}")
 
 
 def _utf8(name: str) -> bool:

@@ -1,0 +1,113 @@
+"""Hostile input and hostile surroundings (issue 18 items 13-18): FIFOs, Ctrl-C, huge strings,
+probe modules that start processes, bad version lists, closed pipes, non-finite numbers.
+
+Each test drives a real process where the behaviour is about processes (signals, pipes).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from audit.runner.supervisor import SOURCE_ROOT
+from tests.compare_helpers import make_run, record, write
+from tests.signals import sigint_as_in_a_terminal
+
+P = {"seed": 0}
+
+
+def _audit(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "audit", *args], cwd=SOURCE_ROOT, text=True, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def _two_runs(directory: Path) -> List[str]:
+    return write([make_run(f"run{i}", f"2026-01-0{i + 1}T00:00:00.000000Z", {}, [record("p", P, "fp")])
+                  for i in range(2)], str(directory))
+
+
+def _release(fifo: Path) -> None:
+    """Give a reader stuck on ``fifo`` its end of file (when a test fails on a blocking open)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- item 13: FIFOs and Ctrl-C
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("command", ["compare", "compact"])
+def test_a_fifo_named_parquet_is_skipped_not_opened(tmp_path: Path, command: str) -> None:
+    _two_runs(tmp_path / "runs")
+    fifo = tmp_path / "runs" / "x.parquet"
+    os.mkfifo(fifo)
+    args = [str(tmp_path / "runs")] + ([str(tmp_path / "dest")] if command == "compact" else [])
+    try:
+        done = _audit(command, *args, timeout=60)
+    finally:
+        _release(fifo)
+    assert done.returncode == 3, done.stderr
+    assert f"skipped {fifo}: not a regular file (a FIFO)" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_given_by_name_is_skipped_and_nothing_else_is_a_usage_error(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.parquet"
+    os.mkfifo(fifo)
+    try:
+        done = _audit("compare", str(fifo), timeout=60)
+    finally:
+        _release(fifo)
+    assert done.returncode == 2 and "not a regular file (a FIFO)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+#: A compare whose first query is a long one (minutes of DuckDB work), to be interrupted there.
+_BUSY_COMPARE = """
+import sys
+from audit import cli
+from audit.store import engine
+
+real = engine.Engine._run
+state = {"busy": False}
+
+def busy_first(self, sql, params, arrow=False):
+    if not state["busy"]:
+        state["busy"] = True
+        print("querying", flush=True)
+        real(self, "SELECT sum(hash(range)) FROM range(1000000000000)", {})
+    return real(self, sql, params, arrow)
+
+engine.Engine._run = busy_first
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is a console event on Windows")
+def test_ctrl_c_stops_a_compare_busy_in_the_query_engine(tmp_path: Path) -> None:
+    _two_runs(tmp_path / "runs")
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY_COMPARE, "compare", str(tmp_path / "runs")],
+                            cwd=SOURCE_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, preexec_fn=sigint_as_in_a_terminal,
+                            env={**os.environ, "PYTHONPATH": SOURCE_ROOT})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "querying"
+        time.sleep(0.3)  # inside the query
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip() == "interrupted"
