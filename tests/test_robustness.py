@@ -6,6 +6,7 @@ Each test drives a real process where the behaviour is about processes (signals,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,3 +112,67 @@ def test_ctrl_c_stops_a_compare_busy_in_the_query_engine(tmp_path: Path) -> None
             proc.wait()
     assert proc.returncode == 130, err
     assert err.strip() == "interrupted"
+
+
+# --------------------------------------------------------------------------- item 16: bisect --versions
+
+
+@pytest.mark.parametrize("versions", ["", " , ", "latest,banana"])
+def test_an_empty_or_unparsable_versions_list_is_a_usage_error(versions: str) -> None:
+    done = _audit("bisect", "torch", "2.4.1", "2.5.1", "--versions", versions, "--results", os.devnull,
+                  timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: --versions") and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+# --------------------------------------------------------------------------- item 17: a closed pipe
+
+
+@pytest.mark.parametrize("command", [["list"], ["env"]])
+def test_a_reader_that_closes_the_pipe_gets_no_traceback(command: List[str]) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "audit", *command], cwd=SOURCE_ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `| head -0`: the reader is gone before the first line is written
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert err == "" and proc.returncode == 1
+
+
+def test_head_1_through_a_real_shell_pipe_is_quiet() -> None:
+    done = subprocess.run(f"{sys.executable} -m audit list | head -1", shell=True, cwd=SOURCE_ROOT, text=True,
+                          capture_output=True, timeout=60)
+    assert len(done.stdout.splitlines()) == 1 and done.stderr == ""
+
+
+# --------------------------------------------------------------------------- item 18: strict JSON
+
+
+def _strict(text: str) -> object:
+    def refuse(name: str) -> None:
+        raise ValueError(f"bare {name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_compare_json_is_strict_json_when_params_hold_nan_and_infinity(tmp_path: Path) -> None:
+    params = {"seed": 0, "scale": float("nan"), "high": float("inf"), "low": float("-inf")}
+    write([make_run(f"run{i}", f"2026-01-0{i + 1}T00:00:00.000000Z", {"torch_version": f"2.{i}.0"},
+                    [record("p", params, f"fp{i}")]) for i in range(2)], str(tmp_path / "runs"))
+    done = _audit("compare", "--json", str(tmp_path / "runs"))
+    doc = _strict(done.stdout)
+    assert isinstance(doc, dict)
+    (finding,) = doc["findings"]
+    assert finding["case"]["scale"] == "NaN" and finding["case"]["high"] == "Infinity"
+    assert finding["case"]["low"] == "-Infinity"
+
+
+def test_strict_turns_every_non_finite_number_into_a_string() -> None:
+    import numpy as np
+
+    from audit.report.jsonout import strict
+
+    value = {"a": [float("nan"), 1.5, (float("inf"), np.float64("-inf"))], "b": {"c": None, "d": "NaN"}}
+    assert strict(value) == {"a": ["NaN", 1.5, ["Infinity", "-Infinity"]], "b": {"c": None, "d": "NaN"}}
+    json.dumps(strict(value), allow_nan=False)
