@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -348,8 +349,12 @@ def _stale(directory: str, name: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs.  Never ``os.kill`` on Windows: there any signal but
+    the console events *terminates* the process (Python calls TerminateProcess)."""
     if pid == os.getpid():
         return True
+    if sys.platform == "win32":
+        return _alive_windows(pid, _kernel32())
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -357,6 +362,33 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+#: Windows: the access right to ask a process its exit code, its "still running" code, and the
+#: error OpenProcess gives for a process that runs but belongs to someone else.
+_QUERY_LIMITED_INFORMATION, _STILL_ACTIVE, _ACCESS_DENIED = 0x1000, 259, 5
+
+
+def _kernel32() -> Any:
+    import ctypes
+
+    return ctypes.WinDLL("kernel32", use_last_error=False)  # type: ignore[attr-defined,unused-ignore]
+
+
+def _alive_windows(pid: int, kernel32: Any) -> bool:
+    """Whether ``pid`` runs, asked without touching it: OpenProcess, then GetExitCodeProcess."""
+    import ctypes
+
+    handle = kernel32.OpenProcess(_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:  # no such process, or one we may not query (which runs)
+        return bool(kernel32.GetLastError() == _ACCESS_DENIED)
+    try:
+        code = ctypes.c_ulong(0)
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: a file still in use is never removed
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def leftover_name(kind: str, name: str = "") -> str:
