@@ -176,3 +176,56 @@ def test_strict_turns_every_non_finite_number_into_a_string() -> None:
     value = {"a": [float("nan"), 1.5, (float("inf"), np.float64("-inf"))], "b": {"c": None, "d": "NaN"}}
     assert strict(value) == {"a": ["NaN", 1.5, ["Infinity", "-Infinity"]], "b": {"c": None, "d": "NaN"}}
     json.dumps(strict(value), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- item 15: modules that start processes
+
+_STARTS_A_HELPER = '''
+import os, subprocess, sys
+from audit.probe_api import probe
+
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # inherits stdout and stderr
+with open(os.environ["HELPER_PIDS"], "a") as f:
+    f.write(f"{helper.pid}\\n")
+
+@probe("hostile.helper", grid={"x": [1]})
+def twice(x):
+    return [x * 2]
+'''
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to see the helper")
+def test_a_probe_module_that_starts_a_helper_at_import_runs_and_its_helper_is_killed(tmp_path: Path) -> None:
+    module = tmp_path / "helper_probes.py"
+    module.write_text(_STARTS_A_HELPER)
+    pids = tmp_path / "pids"
+    done = subprocess.run([sys.executable, "-m", "audit", "run", "--probes-from", str(module), "--probe",
+                           "hostile.*", "--no-repeat", "-q", "--startup-timeout", "20", "--results",
+                           str(tmp_path / "results")], cwd=SOURCE_ROOT, text=True, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=120, env={**os.environ, "HELPER_PIDS": str(pids)})
+    assert done.returncode == 0, done.stderr  # not "did not list its probes within 20 s"
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) >= 2  # the listing's import, and the worker's
+    deadline = time.monotonic() + 10
+    while not all(_gone(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in started if not _gone(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert left == []
+
+
+def test_list_probes_from_a_module_whose_import_hangs_stops_at_the_startup_timeout(tmp_path: Path) -> None:
+    module = tmp_path / "hangs.py"
+    module.write_text("import time\ntime.sleep(600)\n")
+    done = _audit("list", "--probes-from", str(module), "--startup-timeout", "1", timeout=60)
+    assert done.returncode == 2 and "did not import within 1 s (--startup-timeout)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
