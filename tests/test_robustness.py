@@ -229,3 +229,49 @@ def test_list_probes_from_a_module_whose_import_hangs_stops_at_the_startup_timeo
     done = _audit("list", "--probes-from", str(module), "--startup-timeout", "1", timeout=60)
     assert done.returncode == 2 and "did not import within 1 s (--startup-timeout)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- item 14: huge strings, bounded memory
+
+
+def test_rows_with_strings_past_the_documented_size_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    from audit.store.engine import MAX_STRING
+
+    huge = {"seed": 0, "blob": "x" * (MAX_STRING + 1)}
+    write([make_run(f"run{i}", f"2026-01-0{i + 1}T00:00:00.000000Z", {},
+                    [record("p", huge, f"fp{i}"), record("q", P, "same")]) for i in range(2)],
+          str(tmp_path / "runs"))
+    done = _audit("compare", str(tmp_path / "runs"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.count("1 row(s) left out: a case_key/message/params string longer than 64 KiB") == 2
+    assert "1 identical" in done.stdout  # the other rows are still compared
+
+
+def test_compaction_keeps_rows_with_long_strings(tmp_path: Path) -> None:
+    from audit.store.compact import compact
+    from audit.store.engine import MAX_STRING, read_runs
+
+    write([make_run("run0", "2026-01-01T00:00:00.000000Z", {},
+                    [record("p", {"seed": 0, "blob": "x" * (MAX_STRING + 1)}, "fp")])], str(tmp_path / "src"))
+    done = compact([str(tmp_path / "src")], str(tmp_path / "dest"), remove_sources=True)
+    assert len(done.sources_removed) == 1
+    table = __import__("pyarrow.parquet", fromlist=["x"]).read_table(done.written[0])
+    assert table.num_rows == 1 and len(table.column("params")[0].as_py()) > MAX_STRING
+    frame, skipped = read_runs([str(tmp_path / "dest")])
+    assert len(frame) == 0 and "left out" in skipped[0].reason
+
+
+def test_the_query_engine_is_bounded_to_a_share_of_ram_by_default() -> None:
+    from audit.store import engine
+
+    limit = engine.default_memory_limit()
+    assert limit is not None and limit.endswith("MB")
+    pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    assert int(limit[:-2]) == max(256, pages * size // 2 // (1 << 20))
+    con = engine.connect()
+    try:
+        got = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    finally:
+        engine.close(con)
+    expected_gib = int(limit[:-2]) / 1024
+    assert got.endswith("GiB") and abs(float(got[:-4]) - expected_gib) < expected_gib * 0.1

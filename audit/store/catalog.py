@@ -397,7 +397,7 @@ def content_digests(pairs: Sequence[Tuple[FileEntry, str]], con: Any = None) -> 
     index = {entry: n for n, entry in enumerate(files)}
     runs = [RunEntry(run_id, None, 0, index[entry]) for entry, run_id in pairs]
     mini = Catalog(files, runs, [{}], [])
-    engine = engine_mod.Engine(mini, con or duckdb.connect())
+    engine = engine_mod.Engine(mini, con or duckdb.connect(), max_string=None)
     sql = (f"SELECT run, count(*), sum({content_sql()}::HUGEINT) FROM ({{}}) GROUP BY run")
     try:
         rows = engine.query(lambda rel: sql.format(rel), CONTENT_COLUMNS)

@@ -85,7 +85,7 @@ def compact(sources: Sequence[str], dest: str, remove_sources: bool = False,
             return done
         both = catalog_mod.build([dest, *sources], con) if os.path.isdir(dest) else src
         _add_skipped(done, both.skipped)
-        engine = engine_mod.Engine(both, con)
+        engine = engine_mod.Engine(both, con, max_string=None)  # every row, whatever its size
         for month, runs in _months(both).items():
             _one_month(engine, dest, sources, month, runs, done)
         if remove_sources:
@@ -173,7 +173,7 @@ def rows_missing(con: Any, files: Sequence[str], targets: Sequence[str]) -> Dict
     """
     cat = catalog_mod.build_all([*files, *targets])
     unread = {s.path for s in cat.skipped}
-    engine = engine_mod.Engine(cat, con)
+    engine = engine_mod.Engine(cat, con, max_string=None)
     wanted = set(files)
     side = [(i, cat.files[run.file].path, run.run_id, cat.files[run.file].path not in wanted)
             for i, run in enumerate(cat.runs)]
