@@ -207,7 +207,7 @@ def parse_list(given: str) -> List[str]:
                          "or leave --versions out to ask the package index")
     bad = [v for v in listed if parse(v) is None]
     if bad:
-        raise UsageError(f"--versions holds {', '.join(repr(b) for b in bad)}: give final releases such as 2.4.1")
+        raise UsageError(f"--versions holds {', '.join(bad)}: give final releases such as 2.4.1")
     return listed
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any, Callable, Collection, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
@@ -107,6 +108,8 @@ LIMITED_COLUMNS = ("params", "case_key", "message")
 
 def default_memory_limit() -> Optional[str]:
     """Half of this machine's RAM (DuckDB's own default is 80 %), or None where unknown."""
+    if sys.platform == "win32":  # no sysconf: DuckDB's default
+        return None
     try:
         pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):  # not POSIX: DuckDB's default
@@ -294,14 +297,17 @@ class Engine:
         import duckdb
 
         try:
-            if arrow:  # to_arrow_table since DuckDB 1.4; arrow() before it
-                rel = self.con.sql(sql, params=params)
-                return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-            return self.con.execute(sql, params).fetchall()
+            return catalog_mod.interruptible(self.con, lambda: self._execute(sql, params, arrow))
         except catalog_mod.interrupts() as exc:
             catalog_mod.reraise_interrupt(exc)
         except duckdb.Error as exc:
             raise StoreError(one_line(exc, 300)) from None
+
+    def _execute(self, sql: str, params: Dict[str, Any], arrow: bool) -> Any:
+        if arrow:  # to_arrow_table since DuckDB 1.4; arrow() before it
+            rel = self.con.sql(sql, params=params)
+            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        return self.con.execute(sql, params).fetchall()
 
     def _scope(self, runs: Optional[Collection[int]]) -> List[int]:
         dropped = {i for i, run in enumerate(self.catalog.runs) if run.file in self._dropped}
