@@ -106,10 +106,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy, as CI runs them."""
+    """ruff, and mypy for each platform the host and worker run on (Linux, macOS, Windows)."""
     session.install("ruff", "mypy", "pandas-stubs", "types-toml")
     session.run("ruff", "check", "audit", "tests", "scripts", "noxfile.py")
-    session.run("mypy", "audit", "noxfile.py")
+    for platform in ("linux", "darwin", "win32"):
+        session.run("mypy", "--platform", platform, "audit", "noxfile.py")
 
 
 @nox.session

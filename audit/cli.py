@@ -3,13 +3,16 @@
 Each command module has ``add_parser(subparsers)`` and ``execute(args) -> int``, and
 imports what it needs inside ``execute``, so ``--help`` imports neither torch nor pandas.
 An :class:`~audit.errors.AuditError` becomes one line on stderr and its exit code (2 for
-usage errors); argparse's own usage errors exit 2 as well.
+usage errors); argparse's own usage errors exit 2 as well.  A reader that closes the pipe
+early (``python -m audit list | head -1``) ends the command quietly: no traceback, exit 1
+(the Python documentation's way: stdout is pointed at devnull so the exit flush stays quiet).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -46,10 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:  # parsing too: a path option's check raises AuditError (one line, not a usage block)
         args = build_parser().parse_args(list(argv) if argv is not None else None)
-        return int(args.execute(args))
+        code = int(args.execute(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
     except AuditError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at devnull: the reader has gone, and Python's exit flush must not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (a test's capture)
+        pass

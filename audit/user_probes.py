@@ -80,6 +80,30 @@ def load(sources: Sequence[str], entry_points: bool = True) -> Dict[str, List[st
     return loaded
 
 
+def load_within(sources: Sequence[str], timeout: float) -> Dict[str, List[str]]:
+    """:func:`load`, given at most ``timeout`` seconds: a module whose import hangs is one line
+    (the import is left in a daemon thread, which ends with the process)."""
+    import threading
+
+    box: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["loaded"] = load(sources)
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="audit-load-probes", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise UsageError(f"the probe modules did not import within {timeout:g} s (--startup-timeout): "
+                         f"{', '.join(sources) or 'installed entry points'}")
+    if "error" in box:
+        raise box["error"]
+    return dict(box["loaded"])
+
+
 def installed() -> List[Any]:
     """(name, module) of each entry point in :data:`GROUP` of this interpreter's packages."""
     from importlib import metadata

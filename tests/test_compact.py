@@ -8,8 +8,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Tuple
 
+import pyarrow.parquet as pq
 import pytest
 
 from audit.compare import compare_paths
@@ -132,9 +133,8 @@ def test_bad_destinations_are_usage_errors(tmp_path: Path) -> None:
         compact([str(tmp_path / "src")], str(tmp_path / "src"))
     with pytest.raises(UsageError, match="local directory"):
         compact([str(tmp_path / "src")], "gs://bucket/x")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="nothing to compact"):
-        compact([str(tmp_path / "empty")], str(tmp_path / "dest"))
+    with pytest.raises(UsageError, match="nothing to compact.*no such file"):
+        compact([str(tmp_path / "missing")], str(tmp_path / "dest"))
 
 
 def test_the_command(tmp_path: Path) -> None:
@@ -151,3 +151,84 @@ def test_the_command(tmp_path: Path) -> None:
                                             ("garbled", "unknown")])
 def test_month_of(started: Any, month: str) -> None:
     assert month_of(started) == month
+
+
+# --------------------------------------------------------------------------- never a lost row (issue 18 item 12)
+
+
+def _full_and_subset(src: Path, subset_name: str = "0-subset.parquet") -> Tuple[str, str]:
+    """A run file of 10 rows, and a file of its first 4 rows written with plain pyarrow: the
+    same run id in its metadata and rows, but not a copy (sorted first, so read first)."""
+    recs = [record("p", {"seed": s}, f"fp{s}") for s in range(10)]
+    (full,) = write([make_run("runA", "2026-01-02T00:00:00.000000Z", {}, recs)], str(src))
+    subset = str(src / subset_name)
+    pq.write_table(pq.read_table(full).slice(0, 4), subset)
+    return full, subset
+
+
+def _rows(directory: Path) -> int:
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in directory.rglob("*.parquet"))
+
+
+def test_a_subset_with_the_same_run_id_is_not_a_copy_and_no_row_is_lost(tmp_path: Path) -> None:
+    full, subset = _full_and_subset(tmp_path / "src")
+    found = catalog.build([str(tmp_path / "src")])
+    assert [s.path for s in found.skipped] == [full] and "not a copy" in found.skipped[0].reason
+    assert "10 row(s) here, 4 there" in found.skipped[0].reason
+    done = compact([str(tmp_path / "src")], str(tmp_path / "dest"), remove_sources=True)
+    assert done.sources_removed == [subset]  # every one of its rows is in DEST
+    assert os.path.exists(full) and [s.path for s in done.skipped] == [full]  # 6 of its rows are not
+    assert _rows(tmp_path / "src") + _rows(tmp_path / "dest") >= 10
+    kept = runfile.read_run_file(full).column("params").to_pylist()
+    in_dest = {r for p in (tmp_path / "dest").rglob("*.parquet") for r in runfile.read_run_file(str(p))
+               .column("params").to_pylist()}
+    assert set(kept) - in_dest  # the rows only the full file holds are still on disk
+
+
+def test_a_true_copy_under_another_name_counts_once_and_both_go(tmp_path: Path) -> None:
+    (full,) = _runs(tmp_path / "src", ["01"])
+    shutil.copy(full, tmp_path / "src" / "0-copy.parquet")
+    found = catalog.build([str(tmp_path / "src")])
+    assert found.skipped == [] and len(found.runs) == 1 and found.notes
+    done = compact([str(tmp_path / "src")], str(tmp_path / "dest"), remove_sources=True)
+    assert len(done.sources_removed) == 2 and done.skipped == []
+
+
+def test_a_source_is_removed_only_when_every_row_is_in_dest(tmp_path: Path) -> None:
+    """A DEST month file already holds the run (its subset, read first as compacted); the full
+    source's other rows are not in DEST, so it stays."""
+    full, subset = _full_and_subset(tmp_path / "src")
+    os.remove(full)
+    compact([str(tmp_path / "src")], str(tmp_path / "dest"))
+    shutil.move(subset, tmp_path / "subset.parquet")
+    _full_and_subset(tmp_path / "src2")
+    os.remove(tmp_path / "src2" / "0-subset.parquet")
+    done = compact([str(tmp_path / "src2")], str(tmp_path / "dest"), remove_sources=True)
+    assert done.sources_removed == [] and len(_files(tmp_path / "src2")) == 1
+    assert done.skipped and "not a copy" in done.skipped[0].reason
+
+
+def test_a_source_inside_dest_stays_without_remove_sources(tmp_path: Path) -> None:
+    incoming = tmp_path / "dest" / "incoming"
+    sources = _runs(incoming, ["01", "01", "02"])
+    done = compact([str(incoming)], str(tmp_path / "dest"))
+    assert len(done.written) == 2 and done.superseded == [] and done.sources_removed == []
+    assert all(os.path.exists(p) for p in sources)
+    again = compact([str(incoming)], str(tmp_path / "dest"))
+    assert again.written == [] and again.superseded == [] and all(os.path.exists(p) for p in sources)
+    removed = compact([str(incoming)], str(tmp_path / "dest"), remove_sources=True)
+    assert sorted(removed.sources_removed) == sorted(sources)
+    assert compare_paths([str(tmp_path / "dest")]).runs == 3
+
+
+def test_repeating_compact_remove_sources_exits_0(tmp_path: Path) -> None:
+    _runs(tmp_path / "src", ["01", "02"])
+    args = [sys.executable, "-m", "audit", "compact", "--remove-sources", str(tmp_path / "src"),
+            str(tmp_path / "dest")]
+    first = subprocess.run(args, cwd=SOURCE_ROOT, text=True, capture_output=True, timeout=120)
+    assert first.returncode == 0 and "removed 2 source file(s)" in first.stdout
+    again = subprocess.run(args, cwd=SOURCE_ROOT, text=True, capture_output=True, timeout=120)
+    assert (again.returncode, again.stderr) == (0, "") and "nothing to compact" in again.stdout
+    missing = subprocess.run([*args[:-2], str(tmp_path / "nowhere"), str(tmp_path / "dest")], cwd=SOURCE_ROOT,
+                             text=True, capture_output=True, timeout=120)
+    assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -11,7 +11,8 @@ A stream that changes and changes back between two audited releases is not seen 
 committed history, one run per minor, shows those).
 
 Exit codes: 0 the search finished (changes are the answer, not a failure); 2 usage error
-(also: FROM or TO cannot be installed, or no package index answered and --versions is missing).
+(also: FROM or TO cannot be installed, no package index answered and --versions is missing,
+or --versions is empty or unparsable).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def add_parser(sub: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from audit.history import bisect, render
+    from audit.history import bisect, releases, render
     from audit.runner import matrix
 
+    if args.versions is not None:  # before anything is built: '' is a mistake, not "ask the index"
+        releases.parse_list(args.versions)
     if args.python:
         matrix.check_version("python", args.python)
     request = bisect.Request(args.library, args.low, args.high, args.probe, args.probes_from, args.python,

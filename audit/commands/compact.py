@@ -2,9 +2,12 @@
 
 Every run keeps its id, environment and metadata, and compare reads compacted and
 uncompacted files alike (a run found in both counts once).  Safe to repeat (a month already
-compacted is left alone) and to interrupt (no partial file is left under a final name).
-Sources are deleted only with --remove-sources, and only those whose runs are all in DEST.
-Exit codes: 0 done; 2 usage error; 3 some source files were skipped (named, unreadable).
+compacted is left alone; sources with nothing left to compact exit 0) and to interrupt (no
+partial file is left under a final name).  Never loses a row: copies are recognised by
+content, not by run id, and a file is deleted only when every one of its rows is in DEST's
+month files; sources (even inside DEST) only with --remove-sources.
+Exit codes: 0 done; 2 usage error; 3 some source files were skipped (named: unreadable, not a
+regular file, or not a copy of a run read elsewhere).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def execute(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for s in done.skipped:
         print(f"skipped {s.path}: {s.reason}")
+    for note in done.notes:
+        print(f"note: {note}")
     removed = f"; removed {len(done.sources_removed)} source file(s)" if args.remove_sources else ""
     replaced = f"; replaced {len(done.superseded)} older month file(s)" if done.superseded else ""
     print(f"{done.runs} run(s) in {len(done.written)} new month file(s){replaced}{removed}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audit.commands._options import add_probes_from_argument, probe_sources, sizes_argument
+from audit.commands._options import add_probes_from_argument, probe_sources, seconds_argument, sizes_argument
 
 
 def add_parser(sub: Any) -> None:
@@ -15,6 +15,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--sizes", type=sizes_argument, default=("default",), metavar="PANEL[,PANEL]",
                    help="size panels to count: default, large, or both ('default,large')")
     add_probes_from_argument(p)
+    p.add_argument("--startup-timeout", type=seconds_argument, default=120.0, metavar="S",
+                   help="seconds the --probes-from modules may take to import (default 120)")
     p.set_defaults(execute=execute)
 
 
@@ -23,7 +25,8 @@ def execute(args: argparse.Namespace) -> int:
     from audit import registry, user_probes
 
     sources = probe_sources(args)
-    loaded = user_probes.load(sources)  # in this interpreter (run asks the audited one)
+    # in this interpreter (run asks the audited one), within the start-up timeout
+    loaded = user_probes.load_within(sources, args.startup_timeout)
     theirs = [key for source in sources for key in loaded.get(source, [])]
     probes = registry.select(args.probe, theirs if sources and not args.catalogue else None)
     sizes = registry.parse_sizes(",".join(args.sizes))

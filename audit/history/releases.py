@@ -198,13 +198,23 @@ def yanked_from_simple(files: Sequence[dict], library: str) -> Set[str]:
     return {v for v, all_yanked in state.items() if all_yanked}
 
 
+def parse_list(given: str) -> List[str]:
+    """The releases of a ``--versions`` list; an empty or unparsable list is a usage error (never
+    a reason to ask the package index instead)."""
+    listed = [v.strip() for v in given.split(",") if v.strip()]
+    if not listed:
+        raise UsageError(f"--versions {given!r} lists no release: give V1,V2,... such as 2.4.1,2.5.1, "
+                         "or leave --versions out to ask the package index")
+    bad = [v for v in listed if parse(v) is None]
+    if bad:
+        raise UsageError(f"--versions holds {', '.join(bad)}: give final releases such as 2.4.1")
+    return listed
+
+
 def releases(library: str, low: str, high: str, python: Optional[str], given: Optional[str] = None) -> Releases:
     """The releases to bisect: from ``given`` (``--versions``), else from the package index."""
-    if given:
-        listed = [v.strip() for v in given.split(",") if v.strip()]
-        bad = [v for v in listed if parse(v) is None]
-        if bad:
-            raise UsageError(f"--versions holds {', '.join(bad)}: give final releases such as 2.4.1")
+    if given is not None:
+        listed = parse_list(given)
         ends = [v for v in (low, high) if v != LATEST]
         return select(library, [*listed, *ends], low, high, "the --versions list", python)
     every, installable = index_versions(library, python)

@@ -137,4 +137,22 @@ def render(c: Comparison, details: bool = True) -> str:
     }
     if c.upgrade is not None:
         doc["upgrade"] = upgrade_json(c)
-    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    return json.dumps(strict(doc), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+#: How a number JSON cannot hold is written: as a string (JavaScript's own spelling).
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def strict(value: Any) -> Any:
+    """``value`` with every non-finite float as the string "NaN", "Infinity" or "-Infinity":
+    strict JSON (``JSON.parse`` rejects bare NaN), and the value still readable."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return NON_FINITE["nan" if math.isnan(value) else "inf" if value > 0 else "-inf"]
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value

@@ -8,6 +8,11 @@ libraries at the top, an entry point is installed only in the audited interprete
 ``--python`` may be another virtualenv.  Then the audited interpreter is asked
 (``python -m audit.worker --plan``): it loads everything exactly as the run's worker will,
 and a mistake in the user's probes is one line and exit 2 before anything runs.
+
+The listing process writes to temporary files, not pipes, and the host waits for that
+process alone: a probe module that starts a helper process at import (which inherits the
+output) must not hold the host until the helper ends.  The listing runs in a process group
+of its own, killed once it has answered (or timed out), helpers included.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from typing import Any, Dict, List, Optional
 
 from audit import registry, user_probes
 from audit.errors import AuditError, UsageError
+from audit.runner import processes
 from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
 from audit.runner.spec import RunSpec
 
@@ -59,22 +66,33 @@ def asks_worker(spec: RunSpec) -> bool:
 
 def _from_worker(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
     cmd = [*worker_command(spec, None), "--plan"]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=worker_environment(spec), cwd=SOURCE_ROOT,
-                              stdin=subprocess.DEVNULL, timeout=spec.startup_timeout)
-    except subprocess.TimeoutExpired:
-        raise AuditError(f"{spec.python} did not list its probes within {spec.startup_timeout:g} s "
-                         "(--startup-timeout); nothing was run") from None
-    except OSError as exc:
-        raise AuditError(f"{spec.python} could not list the probes: {exc}") from None
-    reply = _reply(done.stdout)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=worker_environment(spec), cwd=SOURCE_ROOT,
+                                    stdin=subprocess.DEVNULL, **processes.group_options())
+        except OSError as exc:
+            raise AuditError(f"{spec.python} could not list the probes: {exc}") from None
+        try:
+            returncode = proc.wait(timeout=spec.startup_timeout)
+        except subprocess.TimeoutExpired:
+            raise AuditError(f"{spec.python} did not list its probes within {spec.startup_timeout:g} s "
+                             "(--startup-timeout); nothing was run") from None
+        finally:
+            processes.kill_group(proc)  # what the probe modules started at import goes too
+        stdout, stderr = (_read(f) for f in (out, err))
+    reply = _reply(stdout)
     if reply is None:
-        tail = " ".join(done.stderr.split())[-600:]
-        raise AuditError(f"{spec.python} could not list the probes (exit {done.returncode}): {tail}")
+        tail = " ".join(stderr.split())[-600:]
+        raise AuditError(f"{spec.python} could not list the probes (exit {returncode}): {tail}")
     if reply.get("type") == "error":
         raise UsageError(str(reply.get("message")))
     cases: List[Dict[str, Any]] = reply.get("cases") or []
     return {c["case_key"]: c for c in cases}
+
+
+def _read(f: Any) -> str:
+    f.seek(0)
+    return str(f.read().decode("utf-8", "replace"))
 
 
 def _reply(stdout: str) -> Optional[Dict[str, Any]]:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -26,10 +27,23 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from audit.errors import DiskFull, StoreError, UsageError
 from audit.worker.records import Run
 
-try:  # POSIX; elsewhere sidecars are not locked (concurrent resumes are then the user's care)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+
+def lock(fd: int) -> None:
+    """Lock an open file for this process, or raise OSError at once when another holds it.
+
+    POSIX: ``flock`` (released when the file is closed or the process dies).  Windows:
+    ``msvcrt.locking`` of the first byte, non-blocking (likewise released with the handle).
+    """
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
 
 PARTIAL_DIR = ".partial"
 _TEMP_ROOT = "determinism-audit-partial"
@@ -103,12 +117,11 @@ class Sidecar:
         if self._file is not None:
             return
         handle = open(self.path, "a", encoding="utf-8")
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                raise
+        try:
+            lock(handle.fileno())
+        except OSError:
+            handle.close()
+            raise
         self._file = handle
 
     def append(self, message: Mapping[str, Any]) -> None:

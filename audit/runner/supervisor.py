@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from audit.errors import AuditError, UsageError
+from audit.runner import processes
 from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
 from audit.runner.plan import planned_cases
 from audit.runner.sidecar import Sidecar, find_resumable
@@ -77,7 +78,7 @@ class _Worker:
         self.proc = subprocess.Popen(
             worker_command(spec, skip_file), stdout=subprocess.PIPE, stderr=self.stderr,
             stdin=subprocess.DEVNULL, env=worker_environment(spec), cwd=SOURCE_ROOT,
-            start_new_session=True,
+            **processes.group_options(),
         )
         self._case_output = 0  # stderr offset where the current case's output begins
         self.messages: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
@@ -98,13 +99,7 @@ class _Worker:
 
     def kill(self) -> None:
         """Kill the worker and everything in its session (processes its probes started)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        except AttributeError:  # pragma: no cover - no process groups (Windows)
-            self.proc.kill()
-        self.proc.wait()
+        processes.kill_group(self.proc)
 
     def case_started(self, output_at: Optional[int]) -> None:
         """Mark where the current case's output begins, so crash records quote only it.

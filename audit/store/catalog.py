@@ -8,8 +8,12 @@ call (its table function ``parquet_kv_metadata``), which also hands back pyarrow
 serialised schema (``ARROW:schema``), so types are checked without opening each file
 again; a file DuckDB cannot read is found by halving the list, and described by pyarrow.
 
-The same run (same run id) found twice, under another name or inside a compacted file,
-counts once, and a note says so.  Runs are numbered in start-time order; two runs share
+The same run found twice, under another name or inside a compacted file, counts once, and
+a note says so.  A copy is recognised by its content, not by its run id alone: when two
+files hold a run of the same id, their rows are compared (a digest of every row, in the
+current schema, run id and start left out), and a file whose rows differ from the copy
+already read (a subset written by hand, an edited file) is not a copy: that run of it is
+left out and named, with its row count, among the skipped files.  Runs are numbered in start-time order; two runs share
 an environment id when every environment field is equal.  Host side.
 """
 
@@ -18,9 +22,10 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Optional, Sequence, Tuple, Type
 
 import pyarrow as pa
 
@@ -86,10 +91,75 @@ def build(paths: Iterable[str], con: Any = None) -> Catalog:
             skipped.append(got)
         else:
             good.append(got)
-    return _number(good, skipped)
+    cat, duplicates = _number(good, skipped)
+    if duplicates:
+        _check_copies(cat, good, duplicates, con)
+    return cat
+
+
+def build_all(paths: Iterable[str], con: Any = None) -> Catalog:
+    """Every run of every readable file under ``paths``, copies included (each its own entry, in
+    file order; one environment): for questions about files, such as which rows a file holds."""
+    files, skipped = loc.run_files(paths)
+    described = _describe_all(files, con)
+    entries: List[FileEntry] = []
+    runs: List[RunEntry] = []
+    for path in files:
+        got = described[path]
+        if isinstance(got, Skipped):
+            skipped.append(got)
+            continue
+        entries.append(got[0])
+        runs.extend(RunEntry(str(r.run_id), r.started, 0, len(entries) - 1) for r in got[1])
+    return Catalog(entries, runs, [{}], skipped)
 
 
 # --------------------------------------------------------------------------- footers
+
+
+def interrupts() -> Tuple[Type[BaseException], ...]:
+    """What DuckDB raises when Ctrl-C stops a query: its InterruptException, or (DuckDB 2.x) a
+    plain ``RuntimeError('Query interrupted')``; pass each to :func:`reraise_interrupt`."""
+    import duckdb
+
+    return (duckdb.InterruptException, RuntimeError)
+
+
+def interruptible(con: Any, call: Callable[[], Any]) -> Any:
+    """``call()`` (a query on ``con``) in a helper thread, the main thread waiting: Ctrl-C then
+    interrupts the query (``con.interrupt()``) and raises KeyboardInterrupt at once.  DuckDB
+    does not see Ctrl-C itself while it runs a query with parameters (measured with DuckDB 2.0.1)."""
+    box: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="audit-query", daemon=True).start()
+    try:
+        while not done.wait(0.25):
+            pass
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait(5.0)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def reraise_interrupt(exc: BaseException) -> NoReturn:
+    """KeyboardInterrupt for a query Ctrl-C stopped (the command then exits 130); ``exc`` otherwise."""
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException) or "interrupted" in str(exc).lower():
+        raise KeyboardInterrupt from None
+    raise exc
 
 
 def _describe_all(files: Sequence[str], con: Any) -> Dict[str, Any]:
@@ -114,8 +184,8 @@ def _footers(paths: Sequence[str], con: Any = None) -> Dict[str, Any]:
     con = con or duckdb.connect()
     try:
         rows = _with_io_threads(con, lambda: con.execute(_KV, [list(paths)]).fetchall())
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
+    except interrupts() as exc:
+        reraise_interrupt(exc)
     except duckdb.Error:
         if len(paths) <= _SMALL:
             return {p: _footers_one(p) for p in paths}
@@ -156,8 +226,8 @@ def _footers_one(path: str) -> Any:
     try:
         rows = duckdb.connect().execute("SELECT key, value FROM parquet_kv_metadata(?)", [[path]]).fetchall()
         return {bytes(key): b"" if value is None else bytes(value) for key, value in rows}
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
+    except interrupts() as exc:
+        reraise_interrupt(exc)
     except duckdb.Error as exc:
         return Skipped(path, f"unreadable ({one_line(exc, 300).replace(path, 'the file')})")
 
@@ -249,8 +319,8 @@ def _first_values(paths: List[str], columns: List[str]) -> Dict[str, Dict[str, A
     sql = f"SELECT filename, {select} FROM read_parquet($files, filename = true) GROUP BY filename"
     try:
         rows = duckdb.connect().execute(sql, {"files": paths}).fetchall()
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
+    except interrupts() as exc:
+        reraise_interrupt(exc)
     except duckdb.Error:
         return {}  # one of them is unreadable: each is read alone, and the bad one named
     return {name: dict(zip(columns, values)) for name, *values in rows}
@@ -279,26 +349,30 @@ def _reason(exc: BaseException, path: str) -> str:
 # --------------------------------------------------------------------------- numbering
 
 
-def _number(good: List[Tuple[FileEntry, List[RunMeta]]], skipped: List[Skipped]) -> Catalog:
+def _number(good: List[Tuple[FileEntry, List[RunMeta]]],
+            skipped: List[Skipped]) -> Tuple[Catalog, List[Tuple[int, RunMeta, int]]]:
     """Drop runs already read elsewhere, order runs by start time, number environments.
 
     Compacted files are taken first: a run they hold is then never read again from its
-    original file, which is left out without being opened.
+    original file.  Also returned: each run left out as a duplicate, as (index into
+    ``good`` of its file, the run, index into ``good`` of the file it was taken from).
     """
     order = sorted(range(len(good)), key=lambda i: not good[i][0].compacted)  # stable: path order kept
     files: List[FileEntry] = []
     taken: Dict[str, str] = {}
-    duplicates: List[Tuple[str, str]] = []
+    taken_from: Dict[str, int] = {}
+    duplicates: List[Tuple[int, RunMeta, int]] = []
     placed: List[Tuple[Tuple[str, int, int], RunMeta, int]] = []
     for i in order:
         entry, runs = good[i]
         fresh = [r for r in runs if r.run_id not in taken]
-        duplicates.extend((entry.path, taken[r.run_id]) for r in runs if r.run_id in taken)
+        duplicates.extend((i, r, taken_from[str(r.run_id)]) for r in runs if r.run_id in taken)
         if not fresh:
             continue
         files.append(entry)
         for position, run in enumerate(fresh):
             taken[str(run.run_id)] = entry.path
+            taken_from[str(run.run_id)] = i
             placed.append(((run.started or "", len(files) - 1, position), run, len(files) - 1))
     placed.sort(key=lambda item: item[0])
     envs: Dict[Tuple[Optional[str], ...], int] = {}
@@ -308,7 +382,59 @@ def _number(good: List[Tuple[FileEntry, List[RunMeta]]], skipped: List[Skipped])
         runs_out.append(RunEntry(str(run.run_id), run.started, env, file_index))
     env_dicts = [dict(zip(ENV_FIELDS, values)) for values in envs]
     held = {entry.path: tuple(str(r.run_id) for r in runs) for entry, runs in good}
-    return Catalog(files, runs_out, env_dicts, skipped, _duplicate_notes(duplicates), held)
+    return Catalog(files, runs_out, env_dicts, skipped, [], held), duplicates
+
+
+def _check_copies(cat: Catalog, good: List[Tuple[FileEntry, List[RunMeta]]],
+                  duplicates: List[Tuple[int, RunMeta, int]], con: Any) -> None:
+    """Notes for the duplicates that are copies, skipped entries for those that are not (in place)."""
+    pairs = list(dict.fromkeys([(i, str(r.run_id)) for i, r, _ in duplicates]
+                               + [(t, str(r.run_id)) for _, r, t in duplicates]))
+    digests = content_digests([(good[i][0], run_id) for i, run_id in pairs], con)
+    found = dict(zip(pairs, digests))
+    copies: List[Tuple[str, str]] = []
+    for i, run, t in duplicates:
+        mine, theirs = found[(i, str(run.run_id))], found[(t, str(run.run_id))]
+        if mine == theirs:
+            copies.append((good[i][0].path, good[t][0].path))
+            continue
+        what = "its rows could not be read" if mine is None or theirs is None else \
+            f"{mine[0]} row(s) here, {theirs[0]} there, not the same rows"
+        cat.skipped.append(Skipped(good[i][0].path, f"holds run {run.run_id}, already read from {good[t][0].path}, "
+                                                    f"but is not a copy of it ({what}): this run of it is left out"))
+    cat.notes.extend(_duplicate_notes(copies))
+
+
+#: The columns whose values make a run's content (its id and start are where it is, not what).
+CONTENT_COLUMNS = tuple(c for c in schema.COLUMNS if c not in schema.RUN_FIELDS)
+
+
+def content_sql(alias: str = "") -> str:
+    """A 64-bit digest of one row's content (every column in :data:`CONTENT_COLUMNS`), in SQL."""
+    prefix = f"{alias}." if alias else ""
+    return "hash(" + ", ".join(f'{prefix}"{c}"' for c in CONTENT_COLUMNS) + ")"
+
+
+def content_digests(pairs: Sequence[Tuple[FileEntry, str]], con: Any = None) -> List[Optional[Tuple[int, int]]]:
+    """(rows, sum of row digests) of each (file, run id): equal for copies, whatever their file
+    or schema version (rows are read in the current schema); None where the rows are unreadable."""
+    import duckdb
+
+    from audit.store import engine as engine_mod
+
+    files = list(dict.fromkeys(entry for entry, _ in pairs))
+    index = {entry: n for n, entry in enumerate(files)}
+    runs = [RunEntry(run_id, None, 0, index[entry]) for entry, run_id in pairs]
+    mini = Catalog(files, runs, [{}], [])
+    engine = engine_mod.Engine(mini, con or duckdb.connect(), max_string=None)
+    sql = (f"SELECT run, count(*), sum({content_sql()}::HUGEINT) FROM ({{}}) GROUP BY run")
+    try:
+        rows = engine.query(lambda rel: sql.format(rel), CONTENT_COLUMNS)
+    except StoreError:
+        return [None] * len(pairs)
+    got = {run: (int(n), int(total)) for run, n, total in rows}
+    unread = {i for i, r in enumerate(runs) if r.file in engine.dropped_files()}
+    return [None if i in unread else got.get(i, (0, 0)) for i in range(len(runs))]
 
 
 def _duplicate_notes(duplicates: List[Tuple[str, str]]) -> List[str]:

@@ -12,10 +12,17 @@ environment and the file it came from (``audit.runs``), so per-run metadata is r
 and compare reads a compacted file like the files it replaces.
 
 Safe to repeat and to interrupt: a month whose runs are all in one DEST file already is
-left alone (idempotent); a file is written under a hidden temporary name and renamed when
-complete, so an interrupted compaction leaves no partial file under a final name; DEST
-files a new month file supersedes are removed only after it is in place.  Sources are
-deleted only with ``remove_sources``, and only those whose every run is in DEST.
+left alone (idempotent), and sources that hold nothing left to compact are "nothing to
+compact", not an error; a file is written under a hidden temporary name and renamed when
+complete, so an interrupted compaction leaves no partial file under a final name.
+
+Never loses a row.  Rows are compared by content (:func:`audit.store.catalog.content_sql`:
+every column but the run id and start), never by run id alone: a file that holds a run of
+the same id as another but other rows (a subset written by hand) is not a copy of it, and
+is skipped by name.  A file is deleted only when every one of its rows is, by content, in
+DEST's month files: an older month file once the new one holding all its rows is in place,
+and a source only with ``remove_sources``.  A source inside DEST (``compact DEST/incoming
+DEST``) is a source like any other: left in place unless ``remove_sources`` is given.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import pyarrow as pa
 
@@ -66,22 +73,31 @@ def compact(sources: Sequence[str], dest: str, remove_sources: bool = False,
             memory_limit: Optional[str] = None) -> Compacted:
     """Merge the runs under ``sources`` into month files under ``dest`` (see the module doc)."""
     _check_dest(sources, dest)
-    src = catalog_mod.build(sources)
-    if not src.runs:
-        why = "; ".join(f"{s.path}: {s.reason}" for s in src.skipped[:3]) or "no run files there"
-        raise UsageError(f"nothing to compact under {', '.join(sources)} ({why})")
-    done = Compacted(skipped=list(src.skipped))
     con = engine_mod.connect(memory_limit)
     try:
-        both = catalog_mod.build([dest, *sources]) if os.path.isdir(dest) else src
-        engine = engine_mod.Engine(both, con)
+        src = catalog_mod.build(sources, con)
+        missing = [s for s in src.skipped if s.path in sources and s.reason == loc.NOT_FOUND]
+        if missing:
+            raise UsageError(f"nothing to compact: {missing[0].path}: {missing[0].reason}")
+        done = Compacted(skipped=list(src.skipped))
+        if not src.runs:
+            done.notes.append(f"nothing to compact under {', '.join(sources)} (no run files there)")
+            return done
+        both = catalog_mod.build([dest, *sources], con) if os.path.isdir(dest) else src
+        _add_skipped(done, both.skipped)
+        engine = engine_mod.Engine(both, con, max_string=None)  # every row, whatever its size
         for month, runs in _months(both).items():
-            _one_month(engine, dest, month, runs, done)
+            _one_month(engine, dest, sources, month, runs, done)
+        if remove_sources:
+            done.sources_removed = _remove_sources(con, src, dest)
     finally:
         engine_mod.close(con)
-    if remove_sources:
-        done.sources_removed = _remove_sources(src, dest)
     return done
+
+
+def _add_skipped(done: Compacted, more: Sequence[Skipped]) -> None:
+    seen = set(done.skipped)
+    done.skipped.extend(s for s in more if s not in seen)
 
 
 def _check_dest(sources: Sequence[str], dest: str) -> None:
@@ -102,8 +118,10 @@ def _months(cat: Catalog) -> Dict[str, List[int]]:
     return out
 
 
-def _one_month(engine: engine_mod.Engine, dest: str, month: str, runs: List[int], done: Compacted) -> None:
-    """Write the month's file unless one DEST file holds exactly these runs; drop what it supersedes."""
+def _one_month(engine: engine_mod.Engine, dest: str, sources: Sequence[str], month: str, runs: List[int],
+               done: Compacted) -> None:
+    """Write the month's file unless one DEST file holds exactly these runs; drop the older month
+    files it supersedes (each only when every one of its rows is in the new file)."""
     cat = engine.catalog
     folder = os.path.join(os.path.abspath(dest), f"month={month}")
     ids = sorted(cat.runs[i].run_id for i in runs)
@@ -111,14 +129,76 @@ def _one_month(engine: engine_mod.Engine, dest: str, month: str, runs: List[int]
     final = os.path.join(folder, name)
     wanted = set(ids)
     old = sorted(path for path, held in cat.held.items()
-                 if path != final and _inside(path, dest) and held and set(held) <= wanted)
+                 if path != final and is_month_file(path, dest, sources) and held and set(held) <= wanted)
     if not os.path.exists(final):
         runfile.publish(folder, name, lambda where, _: _write(engine, runs, where))
         done.written.append(final)
         done.runs += len(runs)
-    for path in old:  # only after the new file is in place
-        os.remove(path)
-        done.superseded.append(path)
+    if not old:
+        return
+    lost = rows_missing(engine.con, old, [final])
+    for path in old:  # only after the new file is in place, and only when it holds every row
+        if lost.get(path) == 0:
+            os.remove(path)
+            done.superseded.append(path)
+        else:
+            done.notes.append(f"kept {path}: {_lost(lost.get(path))} not in {final}")
+
+
+def _lost(count: Optional[int]) -> str:
+    return "its rows could not be read" if count is None else f"{count} of its row(s) are"
+
+
+#: A month file's path inside DEST (see the module doc).
+_MONTH_FILE = re.compile(r"^month=[^/]+/runs-[^/]+\.parquet$")
+
+
+def is_month_file(path: str, dest: str, sources: Sequence[str] = ()) -> bool:
+    """Whether ``path`` is one of DEST's month files (and not inside one of ``sources``)."""
+    if loc.is_url(path) or not _inside(path, dest) or any(_inside(path, s) or _same(path, s) for s in sources):
+        return False
+    relative = os.path.relpath(os.path.realpath(path), os.path.realpath(dest)).replace(os.sep, "/")
+    return bool(_MONTH_FILE.match(relative))
+
+
+def _same(path: str, other: str) -> bool:
+    return not loc.is_url(other) and os.path.realpath(path) == os.path.realpath(other)
+
+
+def rows_missing(con: Any, files: Sequence[str], targets: Sequence[str]) -> Dict[str, Optional[int]]:
+    """File -> how many of its rows are not among the rows of ``targets`` (None: unreadable).
+
+    Rows are told by run id and content (:func:`audit.store.catalog.content_sql`), counted
+    as a multiset: a file whose row appears twice needs it twice in the targets.
+    """
+    cat = catalog_mod.build_all([*files, *targets])
+    unread = {s.path for s in cat.skipped}
+    engine = engine_mod.Engine(cat, con, max_string=None)
+    wanted = set(files)
+    side = [(i, cat.files[run.file].path, run.run_id, cat.files[run.file].path not in wanted)
+            for i, run in enumerate(cat.runs)]
+    table: engine_mod.Columns = {"run": ("INTEGER", [s[0] for s in side]), "path": ("VARCHAR", [s[1] for s in side]),
+             "run_id": ("VARCHAR", [s[2] for s in side]), "target": ("BOOLEAN", [s[3] for s in side])}
+    name = "audit_compact_side"
+
+    def sql(rel: str) -> str:
+        return f"""
+            WITH r AS (SELECT s.path, s.run_id, s.target, {catalog_mod.content_sql('x')} AS h
+                       FROM ({rel}) AS x JOIN {name} AS s ON x.run = s.run),
+                 t AS (SELECT run_id, h, count(*) AS n FROM r WHERE target GROUP BY run_id, h),
+                 f AS (SELECT path, run_id, h, count(*) AS n FROM r WHERE NOT target GROUP BY path, run_id, h)
+            SELECT f.path, sum(greatest(f.n - coalesce(t.n, 0), 0)) FROM f LEFT JOIN t USING (run_id, h)
+            GROUP BY f.path"""
+
+    try:
+        rows = engine.query(sql, catalog_mod.CONTENT_COLUMNS, tables={name: table})
+    except StoreError:
+        return {path: None for path in files}
+    unread |= {cat.files[f].path for f in engine.dropped_files()}
+    if unread & set(targets):
+        return {path: None for path in files}
+    counted = {path: int(n) for path, n in rows}
+    return {path: None if path in unread else counted.get(path, 0) for path in files}
 
 
 def _write(engine: engine_mod.Engine, runs: List[int], where: str) -> None:
@@ -155,12 +235,18 @@ def _inside(path: str, folder: str) -> bool:
     return not loc.is_url(path) and os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
 
 
-def _remove_sources(src: Catalog, dest: str) -> List[str]:
-    """Delete source files whose every run is now in DEST (checked by reading DEST again)."""
-    kept = {run.run_id for run in catalog_mod.build([dest]).runs}
+def _remove_sources(con: Any, src: Catalog, dest: str) -> List[str]:
+    """Delete the source files every one of whose rows is in DEST's month files (read again)."""
+    months, _ = loc.run_files([dest])
+    months = [p for p in months if is_month_file(p, dest)]
+    candidates = [path for path, ids in src.held.items()
+                  if ids and not loc.is_url(path) and not is_month_file(path, dest)]
+    if not candidates or not months:
+        return []
+    lost = rows_missing(con, candidates, months)
     removed = []
-    for path, ids in src.held.items():
-        if _inside(path, dest) or loc.is_url(path) or not ids or not all(i in kept for i in ids):
+    for path in candidates:
+        if lost.get(path) != 0:
             continue
         try:
             os.remove(path)

@@ -26,8 +26,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sys
 import tempfile
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 
@@ -44,12 +45,14 @@ Columns = Dict[str, Tuple[str, Sequence[Any]]]
 
 
 def connect(memory_limit: Optional[str] = None) -> Any:
-    """A DuckDB connection for one command: its own spill folder, and ``memory_limit`` if given."""
+    """A DuckDB connection for one command: its own spill folder, and ``memory_limit`` (by default
+    half the machine's RAM, :func:`default_memory_limit`; beyond it DuckDB spills to disk)."""
     import duckdb
 
     con = duckdb.connect(config={"preserve_insertion_order": False})
     spill = os.path.join(tempfile.gettempdir(), f"determinism-audit-duckdb-{os.getpid()}")
     con.execute(f"SET temp_directory = '{_quote(spill)}'")
+    memory_limit = memory_limit or default_memory_limit()
     if memory_limit:
         try:
             con.execute(f"SET memory_limit = '{_quote(memory_limit)}'")
@@ -95,12 +98,39 @@ def _literal(value: Any) -> str:
     return repr(value)  # pragma: no cover - every default is a string or None today
 
 
-class Engine:
-    """Queries over the runs of one catalog, on one DuckDB connection."""
+#: Longest string a row may hold in these columns (bytes) to be read: a row past it is left out,
+#: and its file named among the skipped with the count.  Parameters, keys and messages of
+#: real probes are a few hundred bytes; megabyte strings only come from hostile or broken
+#: files, and grouping them costs gigabytes.
+MAX_STRING = 64 * 1024
+LIMITED_COLUMNS = ("params", "case_key", "message")
 
-    def __init__(self, catalog: Catalog, con: Any) -> None:
+
+def default_memory_limit() -> Optional[str]:
+    """Half of this machine's RAM (DuckDB's own default is 80 %), or None where unknown."""
+    if sys.platform == "win32":  # no sysconf: DuckDB's default
+        return None
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX: DuckDB's default
+        return None
+    if pages <= 0 or size <= 0:
+        return None
+    return f"{max(256, pages * size // 2 // (1 << 20))}MB"
+
+
+class Engine:
+    """Queries over the runs of one catalog, on one DuckDB connection.
+
+    ``max_string``: rows with a longer string in :data:`LIMITED_COLUMNS` are left out and
+    counted (:data:`MAX_STRING`; None reads every row, as compaction must).
+    """
+
+    def __init__(self, catalog: Catalog, con: Any, max_string: Optional[int] = MAX_STRING) -> None:
         self.catalog = catalog
         self.con = con
+        self.max_string = max_string
+        self._sizes_checked = max_string is None
         self._dropped: set = set()  # files found unreadable while their rows were read
         self._registered: List[str] = []  # Arrow streams handed to DuckDB (remote files)
         self._tables: List[str] = []
@@ -156,6 +186,8 @@ class Engine:
         params[param] = paths
         select = ", ".join(self._column(c, first) for c in columns)
         join = "r.filename = m.path" + (" AND r.run_id = m.run_id" if first.compacted else "")
+        join += "".join(f' AND coalesce(strlen(r."{c}"), 0) <= {int(self.max_string)}' for c in LIMITED_COLUMNS
+                        if c in first.columns) if self.max_string is not None else ""
         extra = ", r.file_row_number AS row" if row_number else ""
         options = ", file_row_number = true" if row_number else ""
         return (f"SELECT {select}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
@@ -222,6 +254,9 @@ class Engine:
         ``tables`` are created first (small lookup tables to join; see :meth:`table`).
         A file that fails while its rows are read is skipped by name, and the query rerun.
         """
+        if not self._sizes_checked:
+            self._sizes_checked = True
+            self._count_oversized()
         for name, data in (tables or {}).items():
             self.table(name, data)
         try:
@@ -262,14 +297,17 @@ class Engine:
         import duckdb
 
         try:
-            if arrow:  # to_arrow_table since DuckDB 1.4; arrow() before it
-                rel = self.con.sql(sql, params=params)
-                return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-            return self.con.execute(sql, params).fetchall()
-        except duckdb.InterruptException:
-            raise KeyboardInterrupt from None
+            return catalog_mod.interruptible(self.con, lambda: self._execute(sql, params, arrow))
+        except catalog_mod.interrupts() as exc:
+            catalog_mod.reraise_interrupt(exc)
         except duckdb.Error as exc:
             raise StoreError(one_line(exc, 300)) from None
+
+    def _execute(self, sql: str, params: Dict[str, Any], arrow: bool) -> Any:
+        if arrow:  # to_arrow_table since DuckDB 1.4; arrow() before it
+            rel = self.con.sql(sql, params=params)
+            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        return self.con.execute(sql, params).fetchall()
 
     def _scope(self, runs: Optional[Collection[int]]) -> List[int]:
         dropped = {i for i, run in enumerate(self.catalog.runs) if run.file in self._dropped}
@@ -299,6 +337,29 @@ class Engine:
         if len(bad) == len(files) > 1:  # every file alone fails: the query, not the files
             return {}
         return bad
+
+    def _count_oversized(self) -> None:
+        """Name each local file with rows over :attr:`max_string` among the skipped, with the count."""
+        groups: Dict[FrozenSet[str], List[str]] = {}
+        for entry in self.catalog.files:
+            limited = frozenset(c for c in LIMITED_COLUMNS if c in entry.columns)
+            if not entry.remote and limited:
+                groups.setdefault(limited, []).append(entry.path)
+        for columns, paths in groups.items():
+            over = " OR ".join(f'strlen("{c}") > {int(self.max_string or 0)}' for c in sorted(columns))
+            try:
+                rows = self._run(f"SELECT filename, count(*) FROM read_parquet($files, filename = true) "
+                                 f"WHERE {over} GROUP BY filename", {"files": paths})
+            except StoreError:
+                continue  # an unreadable file is found and named by the query itself
+            for path, count in sorted(rows):
+                self.catalog.skipped.append(Skipped(path, (
+                    f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer than "
+                    f"{(self.max_string or 0) // 1024} KiB (the documented limit; see docs/robustness.md)")))
+
+    def dropped_files(self) -> FrozenSet[int]:
+        """Indices of the files found unreadable while their rows were read (and left out)."""
+        return frozenset(self._dropped)
 
     def unread_runs(self) -> int:
         """Runs left out because their file failed while its rows were read."""

@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ NAME_MAX, PATH_MAX = 255, 4096
 _LEFTOVER = re.compile(r"^\.(?:.+\.parquet|compact-[\w-]+)\.(\d+)\.tmp$|^\.write-check-(\d+)-[0-9a-f]+\.tmp$")
 _OLD_WRITE_CHECK = re.compile(r"^\.write-check-[0-9a-f]{32}\.tmp$")  # before the pid was in the name
 _OLD_AGE_S = 3600.0
+
+#: The reason a location that does not exist is skipped with.
+NOT_FOUND = "no such file or directory"
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,9 @@ def run_files(locations: Iterable[str]) -> Tuple[List[str], List[Skipped]]:
 
     Hidden names (``.partial/``, temporary files) are passed over.  A local directory is
     walked once per real path, so symlink loops end; a name that is not UTF-8 is skipped
-    by itself.  A location that does not exist is reported as skipped.
+    by itself.  A location that does not exist is reported as skipped, and so is anything
+    that is not a regular file (a FIFO, a socket, a device named ``x.parquet``): opening a
+    FIFO blocks until a writer comes, so only regular files are ever opened.
     """
     found: List[str] = []
     skipped: List[Skipped] = []
@@ -209,11 +215,14 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
     try:
         info = os.stat(path)
     except OSError as exc:
-        reason = "no such file or directory" if exc.errno == errno.ENOENT else one_line(exc, 200)
+        reason = NOT_FOUND if exc.errno == errno.ENOENT else one_line(exc, 200)
         skipped.append(Skipped(path, reason))
         return
     if not stat.S_ISDIR(info.st_mode):
-        found.append(os.path.abspath(path))
+        if stat.S_ISREG(info.st_mode):
+            found.append(os.path.abspath(path))
+        else:
+            skipped.append(Skipped(os.path.abspath(path), not_regular(info.st_mode)))
         return
     if (info.st_dev, info.st_ino) in seen:  # reached again through a link: read once
         return
@@ -236,7 +245,35 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
         if is_dir:
             _walk(entry.path, found, skipped, seen)
         elif entry.name.endswith(".parquet"):
-            found.append(os.path.abspath(entry.path))
+            try:
+                mode = entry.stat().st_mode  # follows a link; never opens the file
+            except OSError as exc:
+                skipped.append(Skipped(os.path.abspath(entry.path), one_line(exc, 200)))
+                continue
+            if stat.S_ISREG(mode):
+                found.append(os.path.abspath(entry.path))
+            else:
+                skipped.append(Skipped(os.path.abspath(entry.path), not_regular(mode)))
+
+
+def not_regular(mode: int) -> str:
+    """Why a path that is neither a directory nor a regular file is not read."""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "not a file")
+    return f"not a regular file ({kind}); only regular files are read"
+
+
+def check_regular(path: str) -> None:
+    """Raise StoreError unless the local ``path`` is a regular file (so opening it cannot block)."""
+    if is_url(path):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise StoreError(f"{path}: unreadable ({one_line(exc, 200)})") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"{path}: {not_regular(mode)}")
 
 
 def _utf8(name: str) -> bool:
@@ -256,7 +293,7 @@ def _remote_files(location: str, skipped: List[Skipped]) -> List[str]:
     def listing() -> List[str]:
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.NotFound:
-            skipped.append(Skipped(location, "no such file or directory"))
+            skipped.append(Skipped(location, NOT_FOUND))
             return []
         if info.type != pafs.FileType.Directory:
             return [location]
@@ -312,8 +349,12 @@ def _stale(directory: str, name: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs.  Never ``os.kill`` on Windows: there any signal but
+    the console events *terminates* the process (Python calls TerminateProcess)."""
     if pid == os.getpid():
         return True
+    if sys.platform == "win32":
+        return _alive_windows(pid, _kernel32())
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -321,6 +362,33 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+#: Windows: the access right to ask a process its exit code, its "still running" code, and the
+#: error OpenProcess gives for a process that runs but belongs to someone else.
+_QUERY_LIMITED_INFORMATION, _STILL_ACTIVE, _ACCESS_DENIED = 0x1000, 259, 5
+
+
+def _kernel32() -> Any:
+    import ctypes
+
+    return ctypes.WinDLL("kernel32", use_last_error=False)  # type: ignore[attr-defined,unused-ignore]
+
+
+def _alive_windows(pid: int, kernel32: Any) -> bool:
+    """Whether ``pid`` runs, asked without touching it: OpenProcess, then GetExitCodeProcess."""
+    import ctypes
+
+    handle = kernel32.OpenProcess(_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:  # no such process, or one we may not query (which runs)
+        return bool(kernel32.GetLastError() == _ACCESS_DENIED)
+    try:
+        code = ctypes.c_ulong(0)
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: a file still in use is never removed
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def leftover_name(kind: str, name: str = "") -> str:

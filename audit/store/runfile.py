@@ -229,6 +229,7 @@ def _delete_quietly(fs: Any, path: str) -> None:
 
 def open_file(path: str) -> Tuple[Any, int]:
     """A validated ``pq.ParquetFile`` and its schema version; raises StoreError (SchemaError)."""
+    loc.check_regular(path)  # a FIFO would block the open
     fs, inner = loc.filesystem(path)
     try:
         pf = loc.bounded(path, "reading", lambda: pq.ParquetFile(inner, filesystem=fs if loc.is_url(path) else None,
