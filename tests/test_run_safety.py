@@ -164,7 +164,8 @@ def test_a_full_disk_mid_run_is_one_line_exit_2_and_keeps_what_was_recorded(tmp_
     assert _records(tmp_path) == 4 and not list(tmp_path.glob("*.parquet"))
     monkeypatch.undo()
     monkeypatch.setenv("AUDIT_TEST_SLOW_CASE_S", "0.01")
-    as_the_cli_ran = RunSpec(probes=["tests.slow.sleep"], probe_sources=["tests.crash_probes"], repeat=False)
+    as_the_cli_ran = RunSpec(probes=["tests.slow.sleep"], probe_sources=["tests.crash_probes"], repeat=False,
+                             catalogue=False)
     outcome = Runner(as_the_cli_ran, str(tmp_path)).execute(resume=True)
     assert outcome.counts == {"ok": 20}
 
@@ -210,6 +211,8 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path, delay: float) -> None
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
+    if "Fatal Python error: init_import_site" in err:  # the interpreter itself, still in site, before any
+        return  # audit code ran (a busy machine makes 0.05 s that early): nothing of ours to judge
     assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
 
 
