@@ -196,3 +196,21 @@ def gpu(session: nox.Session) -> None:
     """Tests that need a CUDA device (pytest -m gpu)."""
     _install_project(session)
     session.run("pytest", "-m", "gpu", *session.posargs)
+
+
+@nox.session(venv_backend="none", default=False)
+def arm64(session: nox.Session) -> None:
+    """Emulated aarch64: build or reuse the Debian arm64 root (audit/runner/arm64.py; root, debootstrap,
+    qemu-user-static) for AUDIT_TORCH/AUDIT_NUMPY (one version each), then audit each CPU class in
+    AUDIT_QEMU_CPU (default: neoverse-n1 a64fx max-sve256) into AUDIT_RESULTS (results/matrix)."""
+    from audit.runner import arm64 as arm
+
+    try:
+        python = arm.build(run=lambda args: session.run(*args, external=True, silent=True), log=session.log)
+    except (UsageError, arm.BuildError) as exc:
+        session.error(str(exc))
+    for cpu in os.environ.get("AUDIT_QEMU_CPU", "neoverse-n1 a64fx max-sve256").split():
+        if cpu not in arm.CPU_CLASSES:
+            session.error(f"AUDIT_QEMU_CPU: {cpu!r} is not a CPU class ({', '.join(arm.CPU_CLASSES)})")
+        session.env["QEMU_CPU"] = cpu
+        audit_cell(session, python, MATRIX_RESULTS, *session.posargs)

@@ -30,6 +30,7 @@ COMMANDS = {
     "compact": "compact",
     "bisect": "bisect",
     "advise": "advise",
+    "platform": "platform",
 }
 
 

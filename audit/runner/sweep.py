@@ -103,6 +103,8 @@ AXES: Dict[str, AxisKind] = {
                   _FEATURES.pattern, example="X86_V3"),
         _env_axis("MKL_CBWR", "MKL reproducibility mode", r"^[A-Za-z0-9_,]+$", example="COMPATIBLE,AVX2"),
         _env_axis("PYTHONHASHSEED", "Python hash seed", r"^(random|[0-9]{1,10})$", example="0,1,random"),
+        _env_axis("QEMU_CPU", "ARM CPU class of an emulated aarch64 --python (docs/arm.md)",
+                  choices=("neoverse-n1", "a64fx", "max-sve256", "max")),
         _env_axis("CUBLAS_WORKSPACE_CONFIG", "cuBLAS workspace", r"^(:[0-9]+:[0-9]+)+$", example=":4096:8"),
     )
 }
@@ -267,6 +269,18 @@ def _npy_enable(value: str, env: Mapping[str, Optional[str]]) -> Optional[str]:
     return None
 
 
+def _qemu_cpu(value: str, env: Mapping[str, Optional[str]]) -> Optional[str]:
+    """Honoured when the worker ran under qemu as that class (the wrapper names it in ``emulator``)."""
+    emulator = env.get("emulator")
+    if value == UNSET or "emulator" not in env:
+        return None
+    if not emulator:
+        return "the worker ran natively (no emulator): QEMU_CPU changed nothing; give --python an arm64 wrapper"
+    if not emulator.endswith(f"({value})"):
+        return f"the worker ran as {emulator}"
+    return None
+
+
 def _features(value: str) -> List[str]:
     return [f for f in re.split(r"[ ,]+", value.upper()) if f]
 
@@ -290,6 +304,7 @@ _CHECKS = {
     "deterministic": _deterministic,
     "NPY_DISABLE_CPU_FEATURES": _npy_disable,
     "NPY_ENABLE_CPU_FEATURES": _npy_enable,
+    "QEMU_CPU": _qemu_cpu,
     **{name: _variable(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
                                           "MKL_NUM_THREADS", "MKL_CBWR", "PYTHONHASHSEED")},
 }

@@ -18,7 +18,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from audit.worker import process_state
 from audit.worker.settings import SETTING_PREFIXES, SETTINGS
@@ -43,7 +43,12 @@ FIELDS: Dict[str, str] = {
     "os": "operating system (platform.system)",
     "os_release": "operating system release",
     "arch": "machine architecture (platform.machine)",
-    "cpu_model": "CPU model name",
+    "emulator": "the emulator and CPU model an emulated worker ran under (qemu-aarch64 7.2.22 -cpu a64fx (a64fx)); "
+                "null when native",
+    "cpu_model": "CPU model name (on arm64 Linux named from the MIDR implementer/part; on macOS the brand "
+                 "string; on Windows the processor name)",
+    "cpu_features": "ISA features the OS reports that pick kernels: arm64 Linux hwcaps (sve, sve2, i8mm ...), "
+                    "macOS hw.optional.arm.FEAT_*",
     "cpu_count": "logical CPUs",
     "cpu_capability": "torch's ATen CPU dispatch level as torch reports it",
     "numpy_simd": "numpy SIMD extensions in use (baseline + dispatched), as numpy reports them",
@@ -113,23 +118,93 @@ def _version(dist: str) -> Optional[str]:
         return None
 
 
-def _cpu_model() -> str:
+#: arm64 MIDR (implementer, part) -> name, for the parts this project meets (Linux's cpuinfo has no model name).
+ARM_PARTS: Dict[Tuple[int, int], str] = {
+    (0x41, 0xD08): "ARM Cortex-A72", (0x41, 0xD0B): "ARM Cortex-A76", (0x41, 0xD0C): "ARM Neoverse-N1",
+    (0x41, 0xD40): "ARM Neoverse-V1", (0x41, 0xD49): "ARM Neoverse-N2", (0x41, 0xD4F): "ARM Neoverse-V2",
+    (0x41, 0xD8E): "ARM Neoverse-N3", (0x41, 0xD84): "ARM Neoverse-V3", (0x46, 0x001): "Fujitsu A64FX",
+    (0xC0, 0xAC3): "Ampere-1", (0xC0, 0xAC4): "Ampere-1a", (0x61, 0x022): "Apple M1", (0x00, 0x051): "QEMU max",
+}
+
+
+def _read(path: str) -> Optional[str]:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("model name", "Processor", "cpu model")):
-                    return line.split(":", 1)[1].strip()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
     except OSError:
-        pass
+        return None
+
+
+def _cpuinfo_model(text: str) -> Optional[str]:
+    """x86's 'model name', or an arm64 kernel's implementer/part turned into a name."""
+    fields: Dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() not in fields:
+            fields[name.strip()] = value.strip()
+    for name in ("model name", "Processor", "cpu model"):
+        if fields.get(name):
+            return fields[name]
+    if "CPU implementer" in fields and "CPU part" in fields:
+        try:
+            part = (int(fields["CPU implementer"], 16), int(fields["CPU part"], 16))
+        except ValueError:
+            return None
+        return ARM_PARTS.get(part, f"arm64 implementer 0x{part[0]:02x} part 0x{part[1]:03x}")
+    return None
+
+
+def _sysctl(name: str) -> Optional[str]:
+    try:
+        out = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _windows_processor() -> Optional[str]:
+    """The registry's ProcessorNameString (what Task Manager shows); platform.processor() says less."""
+    try:
+        import winreg  # type: ignore[import-not-found,unused-ignore]
+
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined,unused-ignore]
+                            r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as k:
+            value = winreg.QueryValueEx(k, "ProcessorNameString")[0]  # type: ignore[attr-defined,unused-ignore]
+            return str(value).strip() or None
+    except (ImportError, OSError):
+        return None
+
+
+def _cpu_model() -> str:
+    if sys.platform == "darwin":
+        brand = _sysctl("machdep.cpu.brand_string")
+        if brand:
+            return brand
+    if sys.platform == "win32":
+        name = _windows_processor()
+        if name:
+            return name
+    text = _read("/proc/cpuinfo")
+    model = _cpuinfo_model(text) if text else None
+    return model or platform.processor() or platform.machine()
+
+
+def _cpu_features() -> Optional[str]:
+    """arm64 Linux: the kernel's Features line; macOS on Apple silicon: the FEAT_* sysctls set to 1."""
     if sys.platform == "darwin":
         try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
-                                 text=True, timeout=5)
-            if out.stdout.strip():
-                return out.stdout.strip()
+            out = subprocess.run(["sysctl", "hw.optional.arm"], capture_output=True, text=True, timeout=5)
         except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine()
+            return None
+        names = [line.split(":")[0].rsplit(".", 1)[-1] for line in out.stdout.splitlines()
+                 if line.strip().endswith(": 1") and ".FEAT_" in line]
+        return " ".join(sorted(names)) or None
+    text = _read("/proc/cpuinfo")
+    if text and platform.machine().lower() in ("aarch64", "arm64"):
+        for line in text.splitlines():
+            if line.startswith("Features"):
+                return line.split(":", 1)[1].strip()
+    return None
 
 
 def _numpy_fields() -> Dict[str, Optional[str]]:
@@ -252,7 +327,9 @@ def capture() -> Dict[str, Optional[str]]:
         os=platform.system(),
         os_release=platform.release(),
         arch=platform.machine(),
+        emulator=os.environ.get("AUDIT_EMULATOR") or None,
         cpu_model=_cpu_model(),
+        cpu_features=_cpu_features(),
         cpu_count=str(os.cpu_count()),
     )
     env.update({name: os.environ.get(name) for name in SETTINGS})

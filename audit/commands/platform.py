@@ -1,0 +1,27 @@
+"""``audit platform aarch64``: build (or reuse) an emulated arm64 interpreter; print its path.
+
+The path is an interpreter for ``run --python``, ``sweep --python`` and ``nox -s matrix``
+(``AUDIT_PYTHON_WRAPPER``); ``QEMU_CPU`` (or ``sweep --axis QEMU_CPU=...``) picks the CPU
+class.  Needs a Linux host, root, debootstrap and qemu-user-static (see docs/arm.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("platform", help="build an emulated aarch64 interpreter for --python (docs/arm.md)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("arch", choices=["aarch64"], help="the architecture to emulate")
+    p.set_defaults(execute=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from audit.runner import arm64
+
+    wrapper = arm64.build(log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(wrapper)
+    return 0
