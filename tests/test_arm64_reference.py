@@ -1,0 +1,32 @@
+"""The committed emulated aarch64 runs (results/reference-arm64/) against the x86-64 reference: the compare
+path on real ARM data, with no emulator needed.  The arch must lead the 'why', not a field that merely differs."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from audit.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARM = os.path.join(ROOT, "results", "reference-arm64")
+X86 = os.path.join(ROOT, "results", "reference")
+
+
+@pytest.mark.skipif(not glob.glob(os.path.join(ARM, "*.parquet")), reason="no committed aarch64 runs")
+def test_x86_reference_against_the_emulated_arm_runs_names_the_architecture(capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", "--baseline", X86, ARM]) == 1  # aarch64 does not reproduce x86-64
+    out = capsys.readouterr().out.splitlines()
+    assert "probes differ from the baseline" in out[0]
+    findings = [line for line in out if line.startswith("  ") and "new-stream" in line]
+    assert findings and all("arch" in line for line in findings), [f for f in findings if "arch" not in f][:3]
+    assert not any("python_version: " in line.split("·")[-1].split(";")[0] for line in findings)
+
+
+@pytest.mark.skipif(len(glob.glob(os.path.join(ARM, "*.parquet"))) < 3, reason="three CPU classes not committed")
+def test_the_three_arm_classes_differ_by_cpu_class(capsys: pytest.CaptureFixture) -> None:
+    main(["compare", *sorted(glob.glob(os.path.join(ARM, "*.parquet")))])
+    out = capsys.readouterr().out
+    assert "QEMU_CPU" in out or "cpu_capability" in out
