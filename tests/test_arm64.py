@@ -265,3 +265,26 @@ def test_emulated_interpreter_sees_the_cpu_class() -> None:
         assert done.stdout.split()[:2] == ["aarch64", capability]
         assert model in done.stdout and done.stdout.strip().endswith(f"({cpu})")
     assert shutil.which("qemu-aarch64-static")
+
+
+# --------------------------------------------------------------------------- report marks
+
+
+def _comparison(envs: List[Any], reference: List[Any]) -> Any:
+    from audit.compare.model import Comparison
+
+    return Comparison(findings=[], unsupported=[], rows=0, runs=len(envs), skipped=[], envs=envs,
+                      reference_envs=reference, baseline="x" if reference else None)
+
+
+def test_report_marks_emulated_runs_and_a_torch_flavour_confound() -> None:
+    from audit.report.text import environment_notes
+
+    arm = {"emulator": "qemu-aarch64 7.2.22 -cpu a64fx (a64fx)", "torch_version": "2.13.0", "cuda_version": "13.0"}
+    cpu_only = {"emulator": None, "torch_version": "2.13.0+cpu", "cuda_version": None}
+    notes = environment_notes(_comparison([arm], [cpu_only]))
+    assert notes[0] == "emulated: 1 of 1 environments ran under qemu-aarch64 7.2.22 (CPU a64fx)"
+    assert "torch flavour differs: CUDA 13.0 build vs the baseline's CPU-only build" in notes[1]
+    same = {**cpu_only, "torch_version": "2.13.0", "cuda_version": "13.0"}
+    assert len(environment_notes(_comparison([arm], [cpu_only, same]))) == 1  # the baseline holds the flavour
+    assert environment_notes(_comparison([cpu_only], [cpu_only])) == []  # native, same flavour: nothing

@@ -25,7 +25,8 @@ DERIVED = ("machine_id",)
 #: (a different arch changes every kernel; docs/arm.md), dispatch level and settings, library
 #: versions, threads and modes, hardware, then the rest in FIELDS order, derived ids last.
 PRIORITY: Tuple[str, ...] = (
-    "device", "arch", "QEMU_CPU", "cpu_capability", "ATEN_CPU_CAPABILITY", "torch_version", "numpy_version", "pandas_version",
+    "device", "arch", "QEMU_CPU", "cpu_capability", "ATEN_CPU_CAPABILITY", "torch_version", "numpy_version",
+    "pandas_version",
     "python_version", "num_threads", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
     "deterministic_algorithms", "MKL_CBWR", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
     "NPY_ENABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "openblas_core", "mkl_code_path",
