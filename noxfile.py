@@ -213,4 +213,4 @@ def arm64(session: nox.Session) -> None:
         if cpu not in arm.CPU_CLASSES:
             session.error(f"AUDIT_QEMU_CPU: {cpu!r} is not a CPU class ({', '.join(arm.CPU_CLASSES)})")
         session.env["QEMU_CPU"] = cpu
-        audit_cell(session, python, MATRIX_RESULTS, *session.posargs)
+        audit_in_session(session, python, MATRIX_RESULTS, *session.posargs)

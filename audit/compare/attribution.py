@@ -115,11 +115,12 @@ def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields:
     return " | ".join(text for _, text in sorted(texts))
 
 
-#: Baseline mode's "why", best first: the kernels in force (BLAS core, MKL path), the CPU and
+#: Baseline mode's "why", best first: the architecture when it differs (every kernel, BLAS and
+#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path), the CPU and
 #: its class (architecture, emulator, dispatch level, the settings that force them), then
 #: the rest in :data:`PRIORITY` order.
 BLAME: Tuple[str, ...] = (
-    "openblas_core", "mkl_code_path", "blas", "cpu_model", "arch", "emulator", "cpu_capability",
+    "arch", "openblas_core", "mkl_code_path", "blas", "cpu_model", "emulator", "cpu_capability",
     "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "MKL_CBWR", "numpy_simd", "NPY_DISABLE_CPU_FEATURES",
     "NPY_ENABLE_CPU_FEATURES", "settings",
 )
