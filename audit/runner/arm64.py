@@ -43,6 +43,7 @@ MIRROR = "http://deb.debian.org/debian"
 GUEST_PYTHON = "3.11"  # bookworm's python3
 DEFAULT_TORCH = "2.13.0"
 DEFAULT_NUMPY = "2.4.6"
+DEFAULT_PANDAS = "3.1.1"  # the x86 reference's: without pandas its probes would 'no longer run' on arm64
 MARKER = ".audit-arm64.json"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 
@@ -106,10 +107,11 @@ def arm_dir() -> str:
 
 
 def pins(environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """torch/numpy versions from ``AUDIT_TORCH``/``AUDIT_NUMPY`` (one version each here)."""
+    """torch/numpy/pandas versions from ``AUDIT_TORCH``/``AUDIT_NUMPY``/``AUDIT_PANDAS`` (one version each
+    here; pandas ``none`` leaves it out)."""
     environ = dict(os.environ) if environ is None else environ
     out = {}
-    for name, default in (("torch", DEFAULT_TORCH), ("numpy", DEFAULT_NUMPY)):
+    for name, default in (("torch", DEFAULT_TORCH), ("numpy", DEFAULT_NUMPY), ("pandas", DEFAULT_PANDAS)):
         value = environ.get(f"AUDIT_{name.upper()}", default).split()
         if len(value) != 1:
             raise UsageError(f"AUDIT_{name.upper()}={environ.get(f'AUDIT_{name.upper()}')!r}: the arm64 "
@@ -255,7 +257,8 @@ def _download(wanted: Dict[str, str], run: Run, log: Log) -> str:
     log(f"downloading aarch64 wheels into {folder}")
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", *_platform_options(),
            "-d", folder]
-    run([*pip, "--no-deps", f"torch=={wanted['torch']}", f"numpy=={wanted['numpy']}", "xxhash"])
+    extra = [f"pandas=={wanted['pandas']}", "python-dateutil", "six"] if wanted.get("pandas", "none") != "none" else []
+    run([*pip, "--no-deps", f"torch=={wanted['torch']}", f"numpy=={wanted['numpy']}", "xxhash", *extra])
     wheel = [w for w in os.listdir(folder) if w.startswith("torch-")]
     if wheel:
         import zipfile
