@@ -33,8 +33,8 @@ from _bench import machine, publish  # noqa: E402
 
 from audit import registry  # noqa: E402
 from audit.probe_api import Output  # noqa: E402
-from audit.store.engine import read_runs  # noqa: E402
 from audit.store.runfile import write_run  # noqa: E402
+from audit.store.scan import read_runs  # noqa: E402
 from audit.worker.environment import capture  # noqa: E402
 from audit.worker.execute import base_record, unmet_requirement  # noqa: E402
 from audit.worker.fingerprint import fingerprint  # noqa: E402

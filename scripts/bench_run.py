@@ -30,7 +30,7 @@ sys.path.insert(0, ROOT)
 from _bench import machine, publish  # noqa: E402
 
 from audit import registry  # noqa: E402
-from audit.store.engine import read_runs  # noqa: E402
+from audit.store.scan import read_runs  # noqa: E402
 
 WALL_TARGET_S = 30.0
 OUTSIDE_TARGET = 0.10

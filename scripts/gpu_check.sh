@@ -67,7 +67,7 @@ done
 "$py" - "$out" > "$out/statuses.txt" <<'EOF' || failed=1
 """Count statuses; fail on a crash or timeout anywhere, or an error outside deterministic mode."""
 import sys
-from audit.store.engine import read_runs
+from audit.store.scan import read_runs
 out = sys.argv[1]
 bad = 0
 for sub in ("runs", "deterministic"):

@@ -22,7 +22,7 @@ from audit.runner.sidecar import Sidecar, partial_dir
 from audit.runner.spec import RunSpec
 from audit.runner.supervisor import SOURCE_ROOT, Runner
 from audit.store import runfile as store
-from audit.store.engine import read_runs
+from audit.store.scan import read_runs
 
 
 def _run_cli(*args: str, env: Any = None) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,8 @@ import pytest
 from audit.compare import compare_paths
 from audit.errors import UsageError
 from audit.runner.supervisor import SOURCE_ROOT
-from audit.store import catalog, runfile
 from audit.store import compact as compact_mod
+from audit.store import runfile, scan
 from audit.store.compact import compact, month_of
 from tests.compare_helpers import make_run, record, write
 
@@ -51,7 +51,7 @@ def test_runs_are_merged_by_month_and_every_run_keeps_its_id_environment_and_met
     assert [(r["run_id"], r["case_key"].split("|")[0]) for r in rows][:2] == [("run0000", "p"), ("run0000", "q")]
     assert {r["run_id"]: r["torch_version"] for r in rows} == {"run0000": "2.13.0", "run0001": "2.4.1",
                                                               "run0002": "2.13.0"}
-    found = catalog.build([str(tmp_path / "dest")])
+    found = scan.build([str(tmp_path / "dest")])
     assert [r.run_id for r in found.runs] == [f"run{i:04d}" for i in range(5)] and found.files[0].compacted
 
 
@@ -79,7 +79,7 @@ def test_new_runs_of_a_month_replace_its_file_with_one_holding_all(tmp_path: Pat
     _runs(tmp_path / "src", ["01"], start=10)
     done = compact([str(tmp_path / "src")], str(tmp_path / "dest"))
     assert done.superseded == first and len(done.written) == 1
-    assert [r.run_id for r in catalog.build([str(tmp_path / "dest")]).runs] == ["run0000", "run0010", "run0001"]
+    assert [r.run_id for r in scan.build([str(tmp_path / "dest")]).runs] == ["run0000", "run0010", "run0001"]
     assert _files(tmp_path / "dest") == [os.path.relpath(done.written[0], tmp_path / "dest")]
 
 
@@ -172,7 +172,7 @@ def _rows(directory: Path) -> int:
 
 def test_a_subset_with_the_same_run_id_is_not_a_copy_and_no_row_is_lost(tmp_path: Path) -> None:
     full, subset = _full_and_subset(tmp_path / "src")
-    found = catalog.build([str(tmp_path / "src")])
+    found = scan.build([str(tmp_path / "src")])
     assert [s.path for s in found.skipped] == [full] and "not a copy" in found.skipped[0].reason
     assert "10 row(s) here, 4 there" in found.skipped[0].reason
     done = compact([str(tmp_path / "src")], str(tmp_path / "dest"), remove_sources=True)
@@ -188,7 +188,7 @@ def test_a_subset_with_the_same_run_id_is_not_a_copy_and_no_row_is_lost(tmp_path
 def test_a_true_copy_under_another_name_counts_once_and_both_go(tmp_path: Path) -> None:
     (full,) = _runs(tmp_path / "src", ["01"])
     shutil.copy(full, tmp_path / "src" / "0-copy.parquet")
-    found = catalog.build([str(tmp_path / "src")])
+    found = scan.build([str(tmp_path / "src")])
     assert found.skipped == [] and len(found.runs) == 1 and found.notes
     done = compact([str(tmp_path / "src")], str(tmp_path / "dest"), remove_sources=True)
     assert len(done.sources_removed) == 2 and done.skipped == []

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, List
 
 from audit.runner.supervisor import SOURCE_ROOT
-from audit.store.engine import read_runs
 from audit.store.runfile import write_run
+from audit.store.scan import read_runs
 from audit.worker.records import Run
 
 WRITERS = 6

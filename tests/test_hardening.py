@@ -18,7 +18,7 @@ from audit import registry
 from audit.errors import UsageError
 from audit.runner.spec import RunSpec
 from audit.runner.supervisor import Runner
-from audit.store.engine import read_runs
+from audit.store.scan import read_runs
 
 CASE_TIMEOUT = 2.0
 

@@ -21,7 +21,7 @@ import pytest
 
 from audit.runner.sidecar import Sidecar
 from audit.runner.supervisor import SOURCE_ROOT
-from audit.store.engine import read_runs
+from audit.store.scan import read_runs
 from tests.signals import sigint_as_in_a_terminal
 
 CASES = 20  # tests.slow.sleep has twenty cases

@@ -14,7 +14,7 @@ from audit.errors import RegistryError
 from audit.probe_api import probe
 from audit.runner.spec import RunSpec
 from audit.runner.supervisor import Runner, worker_command
-from audit.store.engine import read_runs
+from audit.store.scan import read_runs
 from audit.worker.execute import run_case
 from audit.worker.fingerprint import fingerprint
 from audit.worker.invariance import differing_values, invariance_fields

@@ -249,7 +249,8 @@ def test_rows_with_strings_past_the_documented_size_are_skipped_with_a_reason(tm
 
 def test_compaction_keeps_rows_with_long_strings(tmp_path: Path) -> None:
     from audit.store.compact import compact
-    from audit.store.engine import MAX_STRING, read_runs
+    from audit.store.engine import MAX_STRING
+    from audit.store.scan import read_runs
 
     write([make_run("run0", "2026-01-01T00:00:00.000000Z", {},
                     [record("p", {"seed": 0, "blob": "x" * (MAX_STRING + 1)}, "fp")])], str(tmp_path / "src"))

@@ -17,11 +17,11 @@ import pytest
 
 from audit.compare import compare_paths
 from audit.errors import DiskFull, SchemaError, StoreError
-from audit.store import catalog
 from audit.store import runfile as store
+from audit.store import scan
 from audit.store.compact import compact
-from audit.store.engine import read_runs
 from audit.store.runfile import COLUMNS, check_writable, read_run_file, write_run
+from audit.store.scan import read_runs
 from audit.worker.records import HASH_ALGORITHM, SCHEMA_VERSION, Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -82,7 +82,7 @@ def test_a_schema_1_file_is_upgraded_on_read(columns: Any) -> None:
 
 def test_a_schema_1_file_loads_through_every_public_read_path(tmp_path: Path) -> None:
     """read_run_file (above), the catalog, read_runs, compare (JSON and text paths share it), compact."""
-    (run,) = catalog.build([str(V1)]).runs
+    (run,) = scan.build([str(V1)]).runs
     assert run.run_id == "9fd07c549fb54104ad187926e7d13311" and run.started
     frame, skipped = read_runs([str(V1)])
     assert skipped == [] and len(frame) == 12 and list(frame.columns) == list(COLUMNS)
@@ -135,7 +135,7 @@ def test_a_file_without_a_required_column_is_refused_by_name(tmp_path: Path, col
     pq.write_table(_required_only().drop_columns([column]), tmp_path / "x.parquet")
     with pytest.raises(SchemaError, match=f"no column '{column}'"):
         read_run_file(str(tmp_path / "x.parquet"))
-    (skipped,) = catalog.build([str(tmp_path)]).skipped
+    (skipped,) = scan.build([str(tmp_path)]).skipped
     assert f"no column '{column}'" in skipped.reason
 
 
@@ -145,7 +145,7 @@ def test_a_duplicated_column_name_is_refused(tmp_path: Path) -> None:
                                  names=[*table.column_names, "fingerprint"]).replace_schema_metadata(
         table.schema.metadata)
     pq.write_table(table, tmp_path / "dup.parquet")
-    (skipped,) = catalog.build([str(tmp_path)]).skipped
+    (skipped,) = scan.build([str(tmp_path)]).skipped
     assert "column 'fingerprint' appears twice" in skipped.reason
 
 

@@ -22,8 +22,8 @@ from audit.compare.rows import (
     StreamKey,
     StreamWant,
 )
-from audit.store import catalog as catalog_mod
 from audit.store import engine as engine_mod
+from audit.store import scan
 from audit.store.engine import Columns
 from audit.worker.environment import expanded
 from audit.worker.records import Status
@@ -51,7 +51,7 @@ class Source:
     def __enter__(self) -> Source:
         self.con = engine_mod.connect(self.memory_limit)
         try:
-            self.catalog = catalog_mod.build(self.paths, self.con)
+            self.catalog = scan.build(self.paths, self.con)
         except BaseException:
             engine_mod.close(self.con)
             raise

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import tempfile
 import threading
@@ -21,8 +20,9 @@ import time
 from typing import Any, Dict, Optional
 
 from audit.errors import AuditError, UsageError
+from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
+from audit.runner.processes import group_options, kill_group
 from audit.runner.spec import RunSpec
-from audit.runner.supervisor import SOURCE_ROOT, worker_command, worker_environment
 
 
 class ServeWorker:
@@ -49,7 +49,7 @@ class ServeWorker:
         self.messages = queue.Queue()
         self.proc = subprocess.Popen(
             [*worker_command(self.spec, None), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.stderr, env=worker_environment(self.spec), cwd=SOURCE_ROOT, start_new_session=True)
+            stderr=self.stderr, env=worker_environment(self.spec), cwd=SOURCE_ROOT, **group_options())
         self.starts += 1
         threading.Thread(target=self._read, args=(self.proc, self.messages), daemon=True).start()
 
@@ -119,10 +119,4 @@ class ServeWorker:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        except AttributeError:  # pragma: no cover - no process groups (Windows)
-            proc.kill()
-        proc.wait()
+        kill_group(proc)

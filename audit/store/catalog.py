@@ -76,32 +76,11 @@ class Catalog:
     held: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # every readable file -> its run ids
 
 
-def build(paths: Iterable[str], con: Any = None) -> Catalog:
-    """List, check and number every run under ``paths`` (files or directories).
-
-    ``con``: the DuckDB connection that will then read the rows (footers it reads now are
-    cached for the scan when its ``parquet_metadata_cache`` is on).
-    """
-    files, skipped = loc.run_files(paths)
-    described = _describe_all(files, con)
-    good: List[Tuple[FileEntry, List[RunMeta]]] = []
-    for path in files:
-        got = described[path]
-        if isinstance(got, Skipped):
-            skipped.append(got)
-        else:
-            good.append(got)
-    cat, duplicates = _number(good, skipped)
-    if duplicates:
-        _check_copies(cat, good, duplicates, con)
-    return cat
-
-
 def build_all(paths: Iterable[str], con: Any = None) -> Catalog:
     """Every run of every readable file under ``paths``, copies included (each its own entry, in
     file order; one environment): for questions about files, such as which rows a file holds."""
     files, skipped = loc.run_files(paths)
-    described = _describe_all(files, con)
+    described = describe_all(files, con)
     entries: List[FileEntry] = []
     runs: List[RunEntry] = []
     for path in files:
@@ -162,7 +141,7 @@ def reraise_interrupt(exc: BaseException) -> NoReturn:
     raise exc
 
 
-def _describe_all(files: Sequence[str], con: Any) -> Dict[str, Any]:
+def describe_all(files: Sequence[str], con: Any) -> Dict[str, Any]:
     """Path -> (FileEntry, runs) or Skipped, for every file."""
     local = [f for f in files if not loc.is_url(f)]
     remote = [f for f in files if loc.is_url(f)]
@@ -349,7 +328,7 @@ def _reason(exc: BaseException, path: str) -> str:
 # --------------------------------------------------------------------------- numbering
 
 
-def _number(good: List[Tuple[FileEntry, List[RunMeta]]],
+def number(good: List[Tuple[FileEntry, List[RunMeta]]],
             skipped: List[Skipped]) -> Tuple[Catalog, List[Tuple[int, RunMeta, int]]]:
     """Drop runs already read elsewhere, order runs by start time, number environments.
 
@@ -385,26 +364,6 @@ def _number(good: List[Tuple[FileEntry, List[RunMeta]]],
     return Catalog(files, runs_out, env_dicts, skipped, [], held), duplicates
 
 
-def _check_copies(cat: Catalog, good: List[Tuple[FileEntry, List[RunMeta]]],
-                  duplicates: List[Tuple[int, RunMeta, int]], con: Any) -> None:
-    """Notes for the duplicates that are copies, skipped entries for those that are not (in place)."""
-    pairs = list(dict.fromkeys([(i, str(r.run_id)) for i, r, _ in duplicates]
-                               + [(t, str(r.run_id)) for _, r, t in duplicates]))
-    digests = content_digests([(good[i][0], run_id) for i, run_id in pairs], con)
-    found = dict(zip(pairs, digests))
-    copies: List[Tuple[str, str]] = []
-    for i, run, t in duplicates:
-        mine, theirs = found[(i, str(run.run_id))], found[(t, str(run.run_id))]
-        if mine == theirs:
-            copies.append((good[i][0].path, good[t][0].path))
-            continue
-        what = "its rows could not be read" if mine is None or theirs is None else \
-            f"{mine[0]} row(s) here, {theirs[0]} there, not the same rows"
-        cat.skipped.append(Skipped(good[i][0].path, f"holds run {run.run_id}, already read from {good[t][0].path}, "
-                                                    f"but is not a copy of it ({what}): this run of it is left out"))
-    cat.notes.extend(_duplicate_notes(copies))
-
-
 #: The columns whose values make a run's content (its id and start are where it is, not what).
 CONTENT_COLUMNS = tuple(c for c in schema.COLUMNS if c not in schema.RUN_FIELDS)
 
@@ -413,34 +372,3 @@ def content_sql(alias: str = "") -> str:
     """A 64-bit digest of one row's content (every column in :data:`CONTENT_COLUMNS`), in SQL."""
     prefix = f"{alias}." if alias else ""
     return "hash(" + ", ".join(f'{prefix}"{c}"' for c in CONTENT_COLUMNS) + ")"
-
-
-def content_digests(pairs: Sequence[Tuple[FileEntry, str]], con: Any = None) -> List[Optional[Tuple[int, int]]]:
-    """(rows, sum of row digests) of each (file, run id): equal for copies, whatever their file
-    or schema version (rows are read in the current schema); None where the rows are unreadable."""
-    import duckdb
-
-    from audit.store import engine as engine_mod
-
-    files = list(dict.fromkeys(entry for entry, _ in pairs))
-    index = {entry: n for n, entry in enumerate(files)}
-    runs = [RunEntry(run_id, None, 0, index[entry]) for entry, run_id in pairs]
-    mini = Catalog(files, runs, [{}], [])
-    engine = engine_mod.Engine(mini, con or duckdb.connect(), max_string=None)
-    sql = (f"SELECT run, count(*), sum({content_sql()}::HUGEINT) FROM ({{}}) GROUP BY run")
-    try:
-        rows = engine.query(lambda rel: sql.format(rel), CONTENT_COLUMNS)
-    except StoreError:
-        return [None] * len(pairs)
-    got = {run: (int(n), int(total)) for run, n, total in rows}
-    unread = {i for i, r in enumerate(runs) if r.file in engine.dropped_files()}
-    return [None if i in unread else got.get(i, (0, 0)) for i in range(len(runs))]
-
-
-def _duplicate_notes(duplicates: List[Tuple[str, str]]) -> List[str]:
-    if not duplicates:
-        return []
-    files = len({path for path, _ in duplicates})
-    copy, first = duplicates[0]
-    return [f"{len(duplicates)} run(s) in {files} file(s) were already read under another name and are "
-            f"counted once (duplicates ignored; e.g. {copy} repeats {first})"]

@@ -40,7 +40,7 @@ from audit.errors import StoreError, UsageError
 from audit.store import catalog as catalog_mod
 from audit.store import engine as engine_mod
 from audit.store import location as loc
-from audit.store import runfile, schema
+from audit.store import runfile, scan, schema
 from audit.store.catalog import Catalog
 from audit.store.location import Skipped
 from audit.worker.records import SCHEMA_VERSION
@@ -75,7 +75,7 @@ def compact(sources: Sequence[str], dest: str, remove_sources: bool = False,
     _check_dest(sources, dest)
     con = engine_mod.connect(memory_limit)
     try:
-        src = catalog_mod.build(sources, con)
+        src = scan.build(sources, con)
         missing = [s for s in src.skipped if s.path in sources and s.reason == loc.NOT_FOUND]
         if missing:
             raise UsageError(f"nothing to compact: {missing[0].path}: {missing[0].reason}")
@@ -83,7 +83,7 @@ def compact(sources: Sequence[str], dest: str, remove_sources: bool = False,
         if not src.runs:
             done.notes.append(f"nothing to compact under {', '.join(sources)} (no run files there)")
             return done
-        both = catalog_mod.build([dest, *sources], con) if os.path.isdir(dest) else src
+        both = scan.build([dest, *sources], con) if os.path.isdir(dest) else src
         _add_skipped(done, both.skipped)
         engine = engine_mod.Engine(both, con, max_string=None)  # every row, whatever its size
         for month, runs in _months(both).items():

@@ -370,22 +370,3 @@ class Engine:
         for f, reason in bad.items():
             path = self.catalog.files[f].path
             self.catalog.skipped.append(Skipped(path, f"unreadable ({reason.replace(path, 'the file')})"))
-
-
-def read_runs(paths: Sequence[str], columns: Optional[Sequence[str]] = None,
-              memory_limit: Optional[str] = None) -> Tuple[Any, List[Skipped]]:
-    """Every run under ``paths`` as one pandas DataFrame (current schema), and the files skipped.
-
-    Rows come in run order (start time), then file order.  Meant for scripts and tests;
-    ``compare`` asks the engine for grouped rows instead.
-    """
-    con = connect(memory_limit)
-    try:
-        cat = catalog_mod.build(paths, con)
-        wanted = list(dict.fromkeys(columns or schema.COLUMNS))
-        names = ", ".join(f'"{c}"' for c in wanted)
-        table = Engine(cat, con).query(lambda rel: f"SELECT {names} FROM ({rel}) ORDER BY run, row", wanted,
-                                       row_number=True, arrow=True)
-        return table.to_pandas(), cat.skipped
-    finally:
-        close(con)
