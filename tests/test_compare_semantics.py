@@ -16,8 +16,9 @@ import pytest
 from audit.compare import Difference, Match, Verdict, difference
 from audit.compare.analysis import compare_rows
 from audit.compare.baseline import compare_baseline
+from audit.compare.judgements import kind_of
 from audit.compare.rows import CaseRow, Detail, Outcome, Pick, Rows, RunInfo
-from audit.compare.summary import kind_of, summarise
+from audit.report.view import build_view
 from audit.worker.records import Status
 from tests.compare_helpers import BASE_ENV, f32_sample, make_run, record, write
 
@@ -158,7 +159,7 @@ def summarise_lines(findings: List[Any]) -> List[str]:
     from audit.compare.model import Comparison
     from audit.report.text import probe_line
 
-    return [probe_line(p) for p in summarise(Comparison(findings, [], 0, 2, [])).changed]
+    return [probe_line(p) for p in build_view(Comparison(findings, [], 0, 2, [])).changed]
 
 
 # --------------------------------------------------------------------------- baseline how and why
@@ -259,6 +260,7 @@ def test_drift_seen_in_one_block_while_others_differ_is_not_called_drift() -> No
 
 def test_drift_words_say_where_sampled_and_how_many_blocks_differ(tmp_path: Any) -> None:
     from audit.report import text
+    from audit.report.view import build_view
 
     write([make_run("r1", "2026-01-01T00:00:00Z", {}, [_rec("aa", SAME, _blocks(1, 2, 3, 4))])], str(tmp_path / "r"))
     write([make_run("n1", "2026-02-01T00:00:00Z", {"cpu_model": "Other CPU"},
@@ -266,10 +268,10 @@ def test_drift_words_say_where_sampled_and_how_many_blocks_differ(tmp_path: Any)
     c = compare_baseline([str(tmp_path / "r")], [str(tmp_path / "n")])
     (f,) = c.findings
     assert kind_of(f) == "within-sample" and f.difference is None
-    out = text.render(c, details=True)
+    out = text.render(build_view(c), details=True)
     assert "within 1 ULP where sampled; 3 of 4 blocks differ" in out
     assert "numerical-drift" not in out and "rtol" not in out
-    (p,) = summarise(c).probes
+    (p,) = build_view(c).probes
     assert p.max_ulp is None and p.difference == {"within-sample": 1}
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from audit.compare.attribution import names, natural_key, shown
+from audit.compare.judgements import family, kind_of, largest_tolerance
 from audit.compare.model import Comparison, Difference, Finding, Verdict
-from audit.compare.summary import ParamSplit, explain_params, family, kind_of, largest_tolerance
+from audit.compare.params import ParamSplit, explain_params
 from audit.errors import UsageError
 from audit.worker.environment import FIELDS as ENV_FIELDS
 

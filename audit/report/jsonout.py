@@ -42,8 +42,8 @@ import math
 from typing import Any, Dict, Optional
 
 from audit.compare.model import Comparison, Finding, Nearest, Stream
-from audit.compare.summary import ProbeSummary, summarise
 from audit.report import phrases
+from audit.report.view import ProbeSummary, View
 
 
 def _number(x: Optional[float]) -> Any:
@@ -122,10 +122,11 @@ def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
     }
 
 
-def render(c: Comparison, details: bool = True) -> str:
+def render(v: View, details: bool = True) -> str:
     """The whole comparison (``details`` is accepted for a uniform call; JSON always has every case)."""
+    c = v.comparison
     doc: Dict[str, Any] = {
-        "summary": [summary_json(p) for p in summarise(c).probes],
+        "summary": [summary_json(p) for p in v.probes],
         "findings": [finding_json(f) for f in c.findings],
         "counts": c.counts(),
         "unsupported": c.unsupported,

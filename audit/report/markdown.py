@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import List
 
-from audit.compare.model import Comparison, Finding
-from audit.compare.summary import ProbeSummary, shown_verdict, summarise
+from audit.compare.judgements import shown_verdict
+from audit.compare.model import Finding
 from audit.report import phrases
 from audit.report.escape import lines, printable
 from audit.report.text import counts_line, headline, listed, match_counts, rest_lines, status_words
+from audit.report.view import ProbeSummary, View
 
 MAX_ROWS = 100
 
@@ -53,7 +54,8 @@ def _row(f: Finding) -> str:
             f"{_cell(how)} | {_cell(why)} |")
 
 
-def render(c: Comparison, details: bool = False) -> str:
+def render(v: View, details: bool = False) -> str:
+    c = v.comparison
     unexpected = len(c.unexpected)
     out: List[str] = ["## determinism-audit compare", ""]
     if c.upgrade is not None:
@@ -61,7 +63,7 @@ def render(c: Comparison, details: bool = False) -> str:
 
         out += upgrade_lines(c.upgrade, markdown=True)
     else:
-        s = summarise(c)
+        s = v
         out += [f"**{_cell(headline(c, s))}**" + (f" — **{unexpected} unexpected**" if unexpected else
                                                     f" — {status_words(c)}"), ""]
         if s.changed:

@@ -10,16 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional, Union
 
+from audit.compare.judgements import OUTSIDE_SAMPLE, SIGNED_ZERO, WITHIN_SAMPLE, kind_of
 from audit.compare.model import Difference, Finding, Nearest, Stream
-from audit.compare.summary import (
-    OUTSIDE_SAMPLE,
-    SIGNED_ZERO,
-    WITHIN_SAMPLE,
-    ProbeSummary,
-    both_values,
-    kind_of,
-    varies_with,
-)
+from audit.report.view import ProbeSummary, both_values, varies_with
 
 #: What a quiet verdict means (a case that could not be compared, rather than one that differs).
 QUIET_MEANING = {

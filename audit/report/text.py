@@ -10,22 +10,24 @@ from __future__ import annotations
 import textwrap
 from typing import Any, Dict, List
 
+from audit.compare.judgements import differs, plain, shown_verdict
 from audit.compare.model import Comparison, Finding, Match, Verdict
-from audit.compare.summary import ProbeSummary, Summary, differs, plain, shown_verdict, summarise
 from audit.report import phrases
 from audit.report.escape import lines
+from audit.report.view import ProbeSummary, View
 
 MAX_LISTED = 200  # findings listed in full with --details; the rest are counted
 NAME_WIDTH = 46
 
 
-def render(c: Comparison, details: bool = False) -> str:
+def render(v: View, details: bool = False) -> str:
+    c = v.comparison
     if c.upgrade is not None:
         from audit.report.upgrade_text import upgrade_lines
 
         out = upgrade_lines(c.upgrade) + [""]
     else:
-        out = summary_lines(c, summarise(c)) + [""]
+        out = summary_lines(c, v) + [""]
     if details:
         out += detail_lines(c)
     elif listed(c):
@@ -37,7 +39,7 @@ def render(c: Comparison, details: bool = False) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def headline(c: Comparison, s: Summary) -> str:
+def headline(c: Comparison, s: View) -> str:
     """The answer in one line: how many probes and cases differ (from the baseline), out of how many."""
     quiet = sum(p.quiet for p in s.probes)
     compared = sum(p.cases - p.verdicts.get("unsupported", 0) for p in s.probes) - quiet
@@ -59,7 +61,7 @@ def headline(c: Comparison, s: Summary) -> str:
             f"{against}: {changed} of {compared} cases ({breakdown})")
 
 
-def nothing_compared(c: Comparison, s: Summary) -> str:
+def nothing_compared(c: Comparison, s: View) -> str:
     """The headline of a compare that compared no case: say what could not be compared (a
     gate fails closed, it never reads this as a pass)."""
     reasons = [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"] if c.unsupported else []
@@ -84,7 +86,7 @@ def status_words(c: Comparison) -> str:
     return "nothing unexpected"
 
 
-def summary_lines(c: Comparison, s: Summary) -> List[str]:
+def summary_lines(c: Comparison, s: View) -> List[str]:
     out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
            + (" (cross-device)" if c.cross_device else "")
            + (f"; baseline: {c.baseline}" if c.baseline else "")]
@@ -166,7 +168,7 @@ def _mark(p: ProbeSummary) -> str:
     return f"  ({phrases.expected(p)})" if p.expected else ""
 
 
-def rest_lines(c: Comparison, s: Summary) -> List[str]:
+def rest_lines(c: Comparison, s: View) -> List[str]:
     """One line for the unchanged probes, one per quiet verdict, one for unsupported cases."""
     what = "reproduce the baseline" if c.baseline else "unchanged"
     out = [f"  {phrases.plural(len(s.unchanged), 'probe')}, {phrases.plural(s.unchanged_cases(), 'case')}: {what}"]
