@@ -16,7 +16,7 @@ import pytest
 
 from audit.cli import main
 from audit.compare import Verdict, compare_paths
-from audit.compare.model import Comparison, Difference, Finding, Match, Nearest, Stream
+from audit.compare.model import Comparison, Difference, Finding, Match, Measured, Nearest, Stream
 from audit.compare.upgrade import upgrade_view
 from audit.report import html, jsonout, markdown, phrases, text
 from audit.report.escape import printable
@@ -122,15 +122,30 @@ def test_cli_exit_codes_and_outputs(tmp_path: Any, capsys: Any) -> None:
 # --------------------------------------------------------------------------- how, where, why
 
 
+#: A finding's measured difference under the JSON contract's names -> the Measured record's.
+_MEASURED = {"difference": "kind", "fraction_differing": "fraction", "max_ulp": "max_ulp",
+             "first_difference": "first_difference", "first_block": "first_block",
+             "blocks_differing": "blocks_differing", "blocks": "blocks", "covered": "covered",
+             "zero_sign": "zero_sign", "rtol": "rtol", "atol": "atol"}
+
+
+def _measured(kw: Dict[str, Any]) -> Dict[str, Any]:
+    """``kw`` with the measured fields gathered into one ``measured`` record."""
+    fields = {_MEASURED[k]: kw.pop(k) for k in list(kw) if k in _MEASURED}
+    return {**kw, "measured": Measured(**fields)} if fields else kw
+
+
 def _finding(case: Dict[str, Any], verdict: Verdict = Verdict.DIVERGENT, probe: str = "torch.exp",
              **kw: Any) -> Finding:
-    return Finding(probe, kw.pop("key", probe), f"{probe}|{json.dumps(case)}", case, "cpu", "v1", verdict, **kw)
+    return Finding(probe, kw.pop("key", probe), f"{probe}|{json.dumps(case)}", case, "cpu", "v1", verdict,
+                   **_measured(kw))
 
 
 def _baseline() -> Comparison:
     """A new stream on an AMD machine, as the core will fill it: nearest stream, kind, ULPs, both values."""
-    nearest = Nearest("97ec16ff44eb0000", "cpu_capability=AVX512", Difference.NUMERICAL_DRIFT, 1.0, 0.25,
-                      first_difference=65536, first_block=1, blocks_differing=3, blocks=16, env_ids=[0])
+    nearest = Nearest("97ec16ff44eb0000", "cpu_capability=AVX512",
+                      Measured(Difference.NUMERICAL_DRIFT, 1.0, 0.25, first_difference=65536, first_block=1,
+                               blocks_differing=3, blocks=16), env_ids=[0])
     new = Stream("869ab9e251d50000", 1, ["run1"], {}, known=False, env_ids=[0], nearest=nearest)
     refs = [Stream("97ec16ff44eb0000", 8, ["r"], {}, known=True, env_ids=[0]),
             Stream("4cce005a48c50000", 2, ["r"], {}, known=True, env_ids=[1])]
@@ -203,7 +218,7 @@ def test_single_environment_is_headed_by_what_it_is() -> None:
     (dict(first_difference=10), "first difference near element 10"),
 ])
 def test_where_in_the_stream(blocks: Dict[str, Any], words: str) -> None:
-    assert phrases.where(_finding({}, **blocks)) == words
+    assert phrases.where(_finding({}, **blocks).measured) == words
 
 
 def test_drift_is_never_claimed_without_ulp_evidence() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.compare.judgements import OUTSIDE_SAMPLE, family, kind_of
-from audit.compare.model import Comparison, Difference, Finding, Match, Stream, Verdict
+from audit.compare.model import Comparison, Difference, Finding, Match, Measured, Stream, Verdict
 from audit.compare.params import explain_params
 from audit.report.view import build_view
 
@@ -121,6 +121,9 @@ def test_a_separating_parameter_is_always_found(data: Any) -> None:
 
 
 def _finding(probe: str, case: Dict[str, Any], verdict: Verdict = Verdict.IDENTICAL, **kw: Any) -> Finding:
+    if "difference" in kw or "max_ulp" in kw or "fraction_differing" in kw:
+        kw["measured"] = Measured(kw.pop("difference", None), kw.pop("max_ulp", None),
+                                  kw.pop("fraction_differing", None))
     return Finding(probe, kw.pop("key", probe), f"{probe}|{json.dumps(case)}", case, kw.pop("device", "cpu"), "v1",
                    verdict, **kw)
 

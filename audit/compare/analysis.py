@@ -298,7 +298,7 @@ def _difference(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail]
     if divergences:
         finding.first_divergence = min(divergences, key=lambda d: d.index).as_dict()
     if located is not None:
-        locate(finding, located)
+        finding.measured = located
     if located is not None and located.kind is None and located.blocks is None:
         finding.notes.append("the sampled elements agree bit for bit and the runs recorded no block digests: "
                              "the streams differ outside the sample")
@@ -310,16 +310,6 @@ def _by_invariance(ok: Sequence[Outcome]) -> List[List[Outcome]]:
     for o in ok:
         groups[(o.invariant, o.variant_values)].append(o)
     return [groups[k] for k in sorted(groups, key=str)]
-
-
-def locate(target: Any, located: difference.Located) -> None:
-    """Copy a measured difference onto a finding or a nearest stream (same field names)."""
-    target.difference = located.kind
-    target.max_ulp, target.fraction_differing = located.max_ulp, located.fraction
-    target.first_difference, target.first_block = located.first_difference, located.first_block
-    target.blocks_differing, target.blocks = located.blocks_differing, located.blocks
-    target.covered, target.zero_sign = located.covered, located.zero_sign
-    target.rtol, target.atol = located.rtol, located.atol
 
 
 def _variance(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail], envs: _Envs) -> None:

@@ -30,7 +30,7 @@ from audit.compare.attribution import (
     shown,
 )
 from audit.compare.grouping import Case, Grouped, group
-from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
+from audit.compare.model import Comparison, Finding, Match, Measured, Nearest, Stream, Verdict
 from audit.compare.rows import Detail, Outcome, Pick
 from audit.compare.verdicts import stream_identity, values_list
 from audit.errors import UsageError
@@ -218,7 +218,7 @@ class _Judge:
         """Each new stream against its nearest known stream; the finding takes the worst."""
         by_env = {k: k.envs for k in known.values()}
         candidates = [(k, d) for k in known.values() if (d := self.ref_details.get(k.pick)) is not None]
-        worst: Optional[Tuple[difference.Located, Stream, Any]] = None
+        worst: Optional[Tuple[Measured, Stream, Any]] = None
         for stream in (s for s in f.streams if not s.known):
             detail = self._detail_of(case, stream)
             at = difference.nearest(detail, [d for _, d in candidates]) if detail is not None else None
@@ -227,8 +227,7 @@ class _Judge:
             k, ref_detail = candidates[at]
             located, divergence = difference.between(ref_detail, detail)
             stream.nearest = Nearest(k.outcomes[0].fingerprint or "", describe(by_env, k, self.ref_envs),
-                                     env_ids=sorted(k.envs))
-            analysis.locate(stream.nearest, located)
+                                     located, env_ids=sorted(k.envs))
             ref = k.outcomes[0]
             if stream.invariant is not None and stream.fingerprint == (ref.fingerprint or ""):
                 stream.nearest.invariance = "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
@@ -240,7 +239,7 @@ class _Judge:
         located, stream, divergence = worst
         assert stream.nearest is not None
         if stream.nearest.invariance is None:  # the same output: nothing to locate
-            analysis.locate(f, located)
+            f.measured = located
         if divergence is not None:
             f.first_divergence = divergence.as_dict()
         mine = [self.envs[e] for e in stream.env_ids]
@@ -290,8 +289,8 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
                  f"but the invariance breaks at other values (there: {nearest.invariance})")
     else:
         how = _how(nearest)
-        if nearest.blocks_differing is not None and nearest.blocks:
-            how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
+        if nearest.measured.blocks_differing is not None and nearest.measured.blocks:
+            how += f" ({nearest.measured.blocks_differing} of {nearest.measured.blocks} blocks)"
         words = f"{streams}: {how} from {ref}"
     fields = list(axes_values.items())[:3]
     runs = _run_words(theirs) if theirs else "the nearest reference runs"
@@ -310,12 +309,12 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
 
 def _how(nearest: Nearest) -> str:
     """'numerical-drift 3 ULP', 'within 1 ULP where sampled', 'sign of zero (0.0 vs -0.0)'."""
-    if nearest.zero_sign:
+    if nearest.measured.zero_sign:
         return "the sampled elements differ only in the sign of zero (0.0 vs -0.0)"
-    if nearest.difference is None and nearest.max_ulp:
-        return f"within {nearest.max_ulp:g} ULP where sampled"
-    how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
-    return how + (f" {nearest.max_ulp:g} ULP" if nearest.max_ulp else "")
+    if nearest.measured.kind is None and nearest.measured.max_ulp:
+        return f"within {nearest.measured.max_ulp:g} ULP where sampled"
+    how = "differs outside the sampled elements" if nearest.measured.kind is None else nearest.measured.kind.value
+    return how + (f" {nearest.measured.max_ulp:g} ULP" if nearest.measured.max_ulp else "")
 
 
 def describe(known: Dict[Known, Set[int]], stream: Known, envs: List[Dict[str, Any]]) -> str:

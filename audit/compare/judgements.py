@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from audit.compare.model import Difference, Finding, Match, Verdict
+from audit.compare.model import Difference, Finding, Match, Measured, Verdict
 
 #: Probe families, in the order reports list them (the heatmap's row groups).
 FAMILIES = ("python random", "numpy legacy", "numpy Generator", "numpy ops", "pandas", "torch RNG", "torch nn",
@@ -96,15 +96,22 @@ def kind_of(f: Finding) -> Optional[str]:
     blocks differ, or no blocks were recorded), differs somewhere the sample did not look:
     :data:`OUTSIDE_SAMPLE`, never "drift".
     """
-    if f.zero_sign:
-        return SIGNED_ZERO
-    if f.difference is None and f.max_ulp:
-        return WITHIN_SAMPLE
-    if f.difference is None:
+    m = f.measured
+    if m.kind is None and not m.zero_sign and not m.max_ulp:
         return OUTSIDE_SAMPLE if _fingerprints_differ(f) else None
-    if f.difference == Difference.NUMERICAL_DRIFT and not f.max_ulp:
+    return shown_kind(m)
+
+
+def shown_kind(m: Measured) -> Optional[str]:
+    """The kind a report shows for a measured difference (None: not measured): drift only with
+    ULP evidence, a difference seen only in the sample or only in the sign of zero named as such."""
+    if m.zero_sign:
+        return SIGNED_ZERO
+    if m.kind is None and m.max_ulp:
+        return WITHIN_SAMPLE
+    if m.kind == Difference.NUMERICAL_DRIFT and not m.max_ulp:
         return OUTSIDE_SAMPLE
-    return f.difference.value
+    return m.kind.value if m.kind else None
 
 
 def _fingerprints_differ(f: Finding) -> bool:

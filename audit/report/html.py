@@ -238,7 +238,7 @@ _TAG_STYLE = "".join(f".k-{kind}{{background:{bg};color:{fg}}}" for kind, (bg, f
 
 def _case(f: Finding, shared: str = "") -> List[str]:
     kind = category(f) if not plain(f) else "identical"
-    head = " · ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    head = " · ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     out = [f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
            f"{_e(head)}<ul>"]
     why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]

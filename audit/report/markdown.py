@@ -44,7 +44,7 @@ def _probe_row(p: ProbeSummary) -> str:
 
 
 def _row(f: Finding) -> str:
-    how = "; ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    how = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     message = f"error: {f.messages[0].splitlines()[0][:160]}" if f.messages and f.messages[0] else ""
     why = "; ".join(x for x in (f.explanation, message, phrases.variant(f), phrases.axes_values(f.axes_values),
                                 phrases.divergence(f.first_divergence) if f.first_divergence else "",

@@ -198,7 +198,7 @@ def finding_lines(f: Finding) -> List[str]:
         head += f" on {f.device}"
     out = [head]
     out += [f"    {x}" for x in (f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)) if x]
-    detail = "; ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    detail = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     if detail:
         out.append(f"    {detail}")
     if f.first_divergence:

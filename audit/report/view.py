@@ -131,10 +131,10 @@ def probe_summary(key: str, device: str, findings: List[Finding], unsupported: i
     if unsupported:
         verdicts["unsupported"] = unsupported
     kinds = Counter(k for k in (kind_of(f) for f in changed) if k)
-    drifts = [f for f in changed if f.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
-    ulps = [f.max_ulp for f in drifts if f.max_ulp is not None]
+    drifts = [f for f in changed if f.measured.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp is not None]
     within = [f for f in changed if kind_of(f) == WITHIN_SAMPLE]
-    widest = max(within, key=lambda f: (f.blocks_differing or 0, f.blocks or 0), default=None)
+    widest = max(within, key=lambda f: (f.measured.blocks_differing or 0, f.measured.blocks or 0), default=None)
     axes = Counter(f.axes[0] for f in changed if f.axes)
     trace = any(f.kind == "trace" or f.first_divergence for f in findings)
     invariance = any(f.invariance for f in findings) or (None if not any(f.kind for f in findings) else False)
@@ -145,11 +145,11 @@ def probe_summary(key: str, device: str, findings: List[Finding], unsupported: i
         unexpected=sum(f.unexpected for f in findings),
         expected=sum(bool(f.expected) for f in changed),
         difference={k: kinds[k] for k in sorted(kinds, key=_kind_index)},
-        max_ulp=max(ulps) if ulps else None, rtol=largest_tolerance([f.rtol for f in drifts]),
-        atol=largest_tolerance([f.atol for f in drifts]),
-        sampled_ulp=max((f.max_ulp or 0 for f in within), default=None),
-        sampled_blocks=(widest.blocks_differing, widest.blocks)
-        if widest is not None and widest.blocks_differing is not None and widest.blocks else None,
+        max_ulp=max(ulps) if ulps else None, rtol=largest_tolerance([f.measured.rtol for f in drifts]),
+        atol=largest_tolerance([f.measured.atol for f in drifts]),
+        sampled_ulp=max((f.measured.max_ulp or 0 for f in within), default=None),
+        sampled_blocks=(widest.measured.blocks_differing, widest.measured.blocks)
+        if widest is not None and widest.measured.blocks_differing is not None and widest.measured.blocks else None,
         axes=[a for a, _ in axes.most_common()],
         why=_why(changed), params=explain_params([f.case for f in findings], [differs(f) for f in findings]),
         findings=findings)
