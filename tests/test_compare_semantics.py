@@ -236,11 +236,11 @@ def test_why_names_only_fields_no_reference_run_of_the_nearest_stream_shares() -
 
 
 def test_a_reference_stream_no_field_splits_is_named_by_its_environment_not_its_hash() -> None:
-    from audit.compare.baseline import Known, describe
+    from audit.compare.baseline import KnownStream, describe
 
     envs = [{"cpu_capability": c, "num_threads": t, "OMP_NUM_THREADS": t, "torch_version": "2.13.0"}
             for c, t in (("AVX2", "1"), ("AVX2", "2"), ("AVX512", "1"), ("AVX512", "1"))]
-    streams = [Known(f"s{i}", [_outcome("k", i, f"s{i}", i)]) for i in range(4)]
+    streams = [KnownStream(f"s{i}", [_outcome("k", i, f"s{i}", i)]) for i in range(4)]
     known = {k: k.envs for k in streams}
     # two runs of the same settings made different streams: no field explains the split, so a
     # stream is named by its runs' values of the fields that vary; OMP_NUM_THREADS groups the

@@ -27,7 +27,7 @@ from typing import (
 
 from audit.compare import difference
 from audit.compare.attribution import attribute, natural_key, shown
-from audit.compare.grouping import Case, Grouped, group
+from audit.compare.grouping import ComparedCase, Grouped, group
 from audit.compare.model import Comparison, Finding, Stream, Verdict
 from audit.compare.rows import (
     FAILED,
@@ -41,13 +41,13 @@ from audit.compare.rows import (
     StreamKey,
     StreamWant,
 )
-from audit.compare.verdicts import Summary, identity, summarise, values_list, verdict
+from audit.compare.verdicts import Tally, identity, tally, values_list, verdict
 from audit.worker.records import Status
 
 
 class Judged(NamedTuple):
-    case: Case
-    summary: Summary
+    case: ComparedCase
+    facts: Tally
     verdict: Optional[Verdict]
 
 
@@ -60,8 +60,8 @@ class Needs(NamedTuple):
 
 def judge(grouped: Grouped) -> Iterator[Judged]:
     for case in grouped.cases:
-        summary = summarise(case.outcomes)
-        yield Judged(case, summary, verdict(summary, bool(case.notes)))
+        facts = tally(case.outcomes)
+        yield Judged(case, facts, verdict(facts, bool(case.notes)))
 
 
 def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None, also: AbstractSet[str] = frozenset()) -> Needs:
@@ -121,10 +121,10 @@ def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
         case = judged.case
         if judged.verdict is None:
             described = {k: v for k, v in case.description.items() if k not in ("kind", "invariance")}
-            unsupported.append({**described, "runs": judged.summary.unsupported})
+            unsupported.append({**described, "runs": judged.facts.unsupported})
             continue
-        finding = Finding(**case.description, verdict=judged.verdict, runs=judged.summary.rows,
-                          unsupported_runs=judged.summary.unsupported, notes=list(case.notes))
+        finding = Finding(**case.description, verdict=judged.verdict, runs=judged.facts.rows,
+                          unsupported_runs=judged.facts.unsupported, notes=list(case.notes))
         _fill(finding, case.outcomes, envs, run_ids, rows)
         findings.append(finding)
     findings.sort(key=_order)
