@@ -13,7 +13,7 @@ from audit.compare.judgements import shown_verdict
 from audit.compare.model import Finding
 from audit.report import phrases
 from audit.report.escape import lines, printable
-from audit.report.text import counts_line, headline, listed, match_counts, rest_lines, status_words
+from audit.report.text import counts_line, headline, match_counts, rest_lines, status_words
 from audit.report.view import ProbeSummary, View
 
 MAX_ROWS = 100
@@ -75,7 +75,7 @@ def render(v: View, details: bool = False) -> str:
                 f"Cases: {counts_line(c)}."]
     if c.baseline:
         out += ["", f"Baseline: {_cell(c.baseline)}. Against it: {match_counts(c)}."]
-    rows = listed(c)
+    rows = v.listed
     if details and rows:
         out += ["", "| verdict | probe | case | difference | why |", "|---|---|---|---|---|"]
         out += [_row(f) for f in rows[:MAX_ROWS]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any, Dict, List
 
-from audit.compare.judgements import differs, plain, shown_verdict
+from audit.compare.judgements import shown_verdict
 from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.report import phrases
 from audit.report.escape import lines
@@ -29,8 +29,8 @@ def render(v: View, details: bool = False) -> str:
     else:
         out = summary_lines(c, v) + [""]
     if details:
-        out += detail_lines(c)
-    elif listed(c):
+        out += detail_lines(v.listed)
+    elif v.listed:
         out += ["(one block per case: --details; everything: --json or --html FILE)", ""]
     out += footer_lines(c)
     return lines(out)
@@ -41,22 +41,14 @@ def render(v: View, details: bool = False) -> str:
 
 def headline(c: Comparison, s: View) -> str:
     """The answer in one line: how many probes and cases differ (from the baseline), out of how many."""
-    quiet = sum(p.quiet for p in s.probes)
-    compared = sum(p.cases - p.verdicts.get("unsupported", 0) for p in s.probes) - quiet
-    changed = sum(p.changed for p in s.probes)
+    compared, changed = s.compared_cases, s.changed_cases
     against = " from the baseline" if c.baseline else ""
     if not c.compared:
         return nothing_compared(c, s)
     if not changed:
         what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
-        probes = sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in s.probes)
-        return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(probes, 'probe')}"
-    kinds: Dict[str, int] = {}
-    for p in s.changed:
-        for f in p.findings:
-            if differs(f):
-                kinds[shown_verdict(f)] = kinds.get(shown_verdict(f), 0) + 1
-    breakdown = ", ".join(f"{n} {v}" for v, n in kinds.items())
+        return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(s.compared_probes, 'probe')}"
+    breakdown = ", ".join(f"{n} {v}" for v, n in s.changed_verdicts().items())
     return (f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
             f"{against}: {changed} of {compared} cases ({breakdown})")
 
@@ -183,8 +175,8 @@ def rest_lines(c: Comparison, s: View) -> List[str]:
 # --------------------------------------------------------------------------- details
 
 
-def detail_lines(c: Comparison) -> List[str]:
-    shown = listed(c)
+def detail_lines(shown: List[Finding]) -> List[str]:
+    """One block per listed finding (:attr:`audit.report.view.View.listed`), the first MAX_LISTED."""
     out = [part for f in shown[:MAX_LISTED] for line in finding_lines(f) for part in _fit(line)]
     if len(shown) > MAX_LISTED:
         out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")
@@ -218,12 +210,6 @@ def finding_lines(f: Finding) -> List[str]:
     if f.expected:
         out.append(f"    expected: {f.expected}")
     return out
-
-
-def listed(c: Comparison) -> List[Finding]:
-    """Findings worth a line: all but plain ones (identical, and known in baseline mode), unexpected first."""
-    out = [f for f in c.findings if not plain(f)]
-    return sorted(out, key=lambda f: (not f.unexpected, list(Verdict).index(f.verdict)))
 
 
 # --------------------------------------------------------------------------- footer

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from audit.compare.judgements import (
@@ -100,6 +101,35 @@ class View:
 
     def unchanged_cases(self) -> int:
         return sum(p.cases - p.verdicts.get("unsupported", 0) for p in self.unchanged)
+
+    @property
+    def compared_cases(self) -> int:
+        """Cases compared: all but the unsupported, new and incomparable ones."""
+        return sum(p.cases - p.verdicts.get("unsupported", 0) for p in self.probes) - sum(p.quiet for p in self.probes)
+
+    @property
+    def changed_cases(self) -> int:
+        return sum(p.changed for p in self.probes)
+
+    @property
+    def compared_probes(self) -> int:
+        """Probes with a compared case."""
+        return sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in self.probes)
+
+    def changed_verdicts(self) -> Dict[str, int]:
+        """Shown verdict -> cases that differ, in the order the changed probes meet them."""
+        kinds: Dict[str, int] = {}
+        for p in self.changed:
+            for f in p.findings:
+                if differs(f):
+                    kinds[shown_verdict(f)] = kinds.get(shown_verdict(f), 0) + 1
+        return kinds
+
+    @cached_property
+    def listed(self) -> List[Finding]:
+        """Findings worth a line: all but plain ones (identical, and known in baseline mode), unexpected first."""
+        out = [f for f in self.comparison.findings if not plain(f)]
+        return sorted(out, key=lambda f: (not f.unexpected, list(Verdict).index(f.verdict)))
 
 
 _VERDICT_ORDER = [m.value for m in Match if m != Match.KNOWN] + [v.value for v in Verdict] \
