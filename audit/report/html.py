@@ -295,9 +295,7 @@ def render(v: View, details: bool = True) -> str:
             f'cases: {_e(counts_line(c))}{against}</div>']
     if c.baseline:
         body.append(f'<div class="meta">baseline: {_e(c.baseline)}</div>')
-    from audit.report.text import environment_notes
-
-    body += [f'<div class="meta bad">{_e(note)}</div>' for note in environment_notes(c)]
+    body += [f'<div class="meta bad">{_e(note)}</div>' for note in v.environment_notes]
     if c.upgrade is not None:
         from audit.report.upgrade_text import upgrade_lines
 

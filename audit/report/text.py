@@ -8,7 +8,7 @@ the terminal.
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Dict, List
+from typing import List
 
 from audit.compare.judgements import shown_verdict
 from audit.compare.model import Comparison, Finding, Match, Verdict
@@ -82,33 +82,10 @@ def summary_lines(c: Comparison, s: View) -> List[str]:
     out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
            + (" (cross-device)" if c.cross_device else "")
            + (f"; baseline: {c.baseline}" if c.baseline else "")]
-    out += [f"  {note}" for note in environment_notes(c)] + [""]
+    out += [f"  {note}" for note in s.environment_notes] + [""]
     width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
     out += [line for p in s.changed for line in probe_lines(p, width)]
     return out + rest_lines(c, s)
-
-
-def environment_notes(c: Comparison) -> List[str]:
-    """Marks a reader needs before the findings: emulated runs (docs/arm.md), and torch builds of
-    another flavour than the baseline's (2.13.0 from PyPI on aarch64 is +cu130; x86's +cpu)."""
-    notes = []
-    emulated = [e for e in c.envs if e.get("emulator")]
-    if emulated:
-        hosts = sorted({str(e["emulator"]).split(" -cpu ")[0] for e in emulated})
-        cpus = sorted({str(e["emulator"]).rsplit("(", 1)[-1].rstrip(")") for e in emulated
-                       if " -cpu " in str(e["emulator"])})
-        notes.append(f"emulated: {len(emulated)} of {len(c.envs)} environments ran under {', '.join(hosts)}"
-                     + (f" (CPU {', '.join(cpus)})" if cpus else ""))
-    if c.reference_envs:
-        def flavours(envs: List[Dict[str, Any]]) -> List[str]:
-            return sorted({f"CUDA {e['cuda_version']} build" if e.get("cuda_version") else "CPU-only build"
-                           for e in envs if e.get("torch_version")})
-
-        mine, theirs = flavours(c.envs), flavours(c.reference_envs)
-        if mine and theirs and not set(mine) & set(theirs):
-            notes.append(f"torch flavour differs: {', '.join(mine)} vs the baseline's {', '.join(theirs)} "
-                         f"(a confound beside the fields named)")
-    return notes
 
 
 def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:

@@ -126,10 +126,37 @@ class View:
         return kinds
 
     @cached_property
+    def environment_notes(self) -> List[str]:
+        return environment_notes(self.comparison)
+
+    @cached_property
     def listed(self) -> List[Finding]:
         """Findings worth a line: all but plain ones (identical, and known in baseline mode), unexpected first."""
         out = [f for f in self.comparison.findings if not plain(f)]
         return sorted(out, key=lambda f: (not f.unexpected, list(Verdict).index(f.verdict)))
+
+
+def environment_notes(c: Comparison) -> List[str]:
+    """Marks a reader needs before the findings: emulated runs (docs/arm.md), and torch builds of
+    another flavour than the baseline's (2.13.0 from PyPI on aarch64 is +cu130; x86's +cpu)."""
+    notes = []
+    emulated = [e for e in c.envs if e.get("emulator")]
+    if emulated:
+        hosts = sorted({str(e["emulator"]).split(" -cpu ")[0] for e in emulated})
+        cpus = sorted({str(e["emulator"]).rsplit("(", 1)[-1].rstrip(")") for e in emulated
+                       if " -cpu " in str(e["emulator"])})
+        notes.append(f"emulated: {len(emulated)} of {len(c.envs)} environments ran under {', '.join(hosts)}"
+                     + (f" (CPU {', '.join(cpus)})" if cpus else ""))
+    if c.reference_envs:
+        def flavours(envs: List[Dict[str, Any]]) -> List[str]:
+            return sorted({f"CUDA {e['cuda_version']} build" if e.get("cuda_version") else "CPU-only build"
+                           for e in envs if e.get("torch_version")})
+
+        mine, theirs = flavours(c.envs), flavours(c.reference_envs)
+        if mine and theirs and not set(mine) & set(theirs):
+            notes.append(f"torch flavour differs: {', '.join(mine)} vs the baseline's {', '.join(theirs)} "
+                         f"(a confound beside the fields named)")
+    return notes
 
 
 _VERDICT_ORDER = [m.value for m in Match if m != Match.KNOWN] + [v.value for v in Verdict] \
