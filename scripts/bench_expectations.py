@@ -83,6 +83,7 @@ def measure(mode: str, path: Optional[str]) -> Dict[str, Any]:
     from audit.compare import compare_paths
     from audit.compare import expectations as expect
     from audit.report import text
+    from audit.report.view import build_view
 
     lines = expect.load(path) if path else []
     comparison = compare_paths([REFERENCE])
@@ -90,7 +91,7 @@ def measure(mode: str, path: Optional[str]) -> Dict[str, Any]:
         expect.apply(comparison, lines)
     elif mode == "linear":
         _linear_apply(comparison, lines)
-    rendered = text.render(comparison)
+    rendered = text.render(build_view(comparison))
     wall = time.perf_counter() - start
     r = resource.getrusage(resource.RUSAGE_SELF)
     return {"wall_s": wall, "cpu_s": r.ru_utime + r.ru_stime, "expected": sum(bool(f.expected)

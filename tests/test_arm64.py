@@ -278,7 +278,7 @@ def _comparison(envs: List[Any], reference: List[Any]) -> Any:
 
 
 def test_report_marks_emulated_runs_and_a_torch_flavour_confound() -> None:
-    from audit.report.text import environment_notes
+    from audit.report.view import environment_notes
 
     arm = {"emulator": "qemu-aarch64 7.2.22 -cpu a64fx (a64fx)", "torch_version": "2.13.0", "cuda_version": "13.0"}
     cpu_only = {"emulator": None, "torch_version": "2.13.0+cpu", "cuda_version": None}

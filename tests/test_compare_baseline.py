@@ -114,6 +114,7 @@ def test_upgrade_view_lists_changed_cases_by_probe(tmp_path):
                                              ("crash", None), ("timeout", None)])
 def test_a_case_the_reference_ran_ok_that_no_longer_runs_fails_the_gate(tmp_path, ref, status, message):
     from audit.report import jsonout, text
+    from audit.report.view import build_view
 
     write([run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, None, status=status, message=message),
                record("q", P, "s"))], str(tmp_path / "new"))
@@ -123,31 +124,33 @@ def test_a_case_the_reference_ran_ok_that_no_longer_runs_fails_the_gate(tmp_path
     assert f["p"].explanation.startswith(f"no longer runs here: {status}")
     if message:
         assert message in f["p"].explanation
-    out = text.render(c)
+    out = text.render(build_view(c))
     assert "no longer runs here" in out and "nothing unexpected" not in out and "reproduces" not in out
-    assert '"match": "no-longer-runs"' in jsonout.render(c)
+    assert '"match": "no-longer-runs"' in jsonout.render(build_view(c))
     assert not c.unsupported
 
 
 def test_nothing_compared_fails_closed_in_baseline_mode(tmp_path):
     from audit.report import markdown, text
+    from audit.report.view import build_view
 
     write([run("r1", 1, {}, record("p", P, None, status="unsupported"), record("q", P, "s"))], str(tmp_path / "ref"))
     write([run("n1", 3, {}, record("p", P, None, status="unsupported"), record("q", P, None, status="unsupported"))],
           str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
     assert c.compared == 0 and c.exit_code() == 1
-    for out in (text.render(c), markdown.render(c)):
+    for out in (text.render(build_view(c)), markdown.render(build_view(c))):
         assert "reproduces" not in out and "nothing unexpected" not in out
         assert "nothing could be compared" in out
 
 
 def test_nothing_compared_fails_closed_without_a_baseline(tmp_path):
     from audit.report import text
+    from audit.report.view import build_view
 
     write([run("n1", 3, {}, record("p", P, None, status="unsupported"))], str(tmp_path / "new"))
     c = compare_paths([str(tmp_path / "new")])
     assert c.exit_code() == 1
-    out = text.render(c)
+    out = text.render(build_view(c))
     assert "no case differs" not in out and "nothing unexpected" not in out
     assert "nothing could be compared: 1 case unsupported in every run" in out

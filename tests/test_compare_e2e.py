@@ -33,6 +33,7 @@ def test_cpu_capability_split_is_found_and_attributed(tmp_path):
     floats = [f for f in big if f.case.get("dtype") == "float32"]
     # drift only where the differing sampled elements reach every differing block; 10^6 draws
     # differ in all 62 blocks and 16 sampled elements reach few of them: "within N ULP where sampled"
-    assert all(f.difference == Difference.NUMERICAL_DRIFT for f in floats if f.case["size"] < 10**5)
-    assert all(f.difference is None and f.covered is False and f.max_ulp for f in floats if f.case["size"] >= 10**5)
+    assert all(f.measured.kind == Difference.NUMERICAL_DRIFT for f in floats if f.case["size"] < 10**5)
+    assert all(f.measured.kind is None and f.measured.covered is False and f.measured.max_ulp
+               for f in floats if f.case["size"] >= 10**5)
     assert c.exit_code() == 1

@@ -16,8 +16,10 @@ import pytest
 from audit.compare import Difference, Match, Verdict, difference
 from audit.compare.analysis import compare_rows
 from audit.compare.baseline import compare_baseline
+from audit.compare.judgements import kind_of
+from audit.compare.model import Measured
 from audit.compare.rows import CaseRow, Detail, Outcome, Pick, Rows, RunInfo
-from audit.compare.summary import kind_of, summarise
+from audit.report.view import build_view
 from audit.worker.records import Status
 from tests.compare_helpers import BASE_ENV, f32_sample, make_run, record, write
 
@@ -120,7 +122,7 @@ def test_an_invariance_that_holds_in_one_environment_only_is_a_split_by_environm
     (f,) = compare_rows(_rows(outcomes, details, invariance="batch")).findings
     assert f.verdict == Verdict.DIVERGENT and f.axes[0] == "num_threads"
     assert f.varies_with == "batch" and f.values == ["1"]
-    assert f.difference is None and kind_of(f) is None  # the outputs themselves agree
+    assert f.measured.kind is None and kind_of(f) is None  # the outputs themselves agree
     assert {(s.invariant, tuple(s.variant_values)) for s in f.streams} == {(False, ("1",)), (True, ())}
     assert any("num_threads=1: invariant" in n for n in f.notes)
 
@@ -149,7 +151,7 @@ def test_a_divergent_trace_names_its_first_divergent_op() -> None:
     assert d is not None and (d["index"], d["op"], d["inputs_identical"], d["difference"], d["max_ulp"]) == \
         (1, "aten.native_layer_norm.default", True, "numerical-drift", 1.0)
     assert (d["ops_differing"], d["ops"]) == (1, 3)
-    assert f.difference == Difference.NUMERICAL_DRIFT
+    assert f.measured.kind == Difference.NUMERICAL_DRIFT
     (line,) = summarise_lines([f])
     assert "first divergent op #1 aten.native_layer_norm.default" in line
 
@@ -158,7 +160,7 @@ def summarise_lines(findings: List[Any]) -> List[str]:
     from audit.compare.model import Comparison
     from audit.report.text import probe_line
 
-    return [probe_line(p) for p in summarise(Comparison(findings, [], 0, 2, [])).changed]
+    return [probe_line(p) for p in build_view(Comparison(findings, [], 0, 2, [])).changed]
 
 
 # --------------------------------------------------------------------------- baseline how and why
@@ -183,9 +185,10 @@ def test_a_new_stream_gets_its_nearest_known_stream_the_kind_and_the_fields_that
     assert f.match == Match.NEW_STREAM and f.unexpected
     (s,) = f.streams
     assert s.nearest is not None and s.nearest.fingerprint == "aa"
-    assert (s.nearest.difference, s.nearest.max_ulp, s.nearest.blocks_differing) == \
+    assert (s.nearest.measured.kind, s.nearest.measured.max_ulp, s.nearest.measured.blocks_differing) == \
         (Difference.NUMERICAL_DRIFT, 1.0, 1)
-    assert (f.difference, f.max_ulp, f.first_difference) == (Difference.NUMERICAL_DRIFT, 1.0, 2 * BLOCK)
+    assert (f.measured.kind, f.measured.max_ulp, f.measured.first_difference) == \
+        (Difference.NUMERICAL_DRIFT, 1.0, 2 * BLOCK)
     assert f.axes_values == {"cpu_model": ["AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"]}
     assert f.axes == ["cpu_model"]
     assert ("the only difference from the reference run on Intel(R) Xeon(R) Processor, AVX512, 2 threads "
@@ -210,7 +213,7 @@ def test_a_known_variant_is_known_and_a_changed_variance_is_new(tmp_path: Any) -
     assert s.nearest is not None and s.nearest.invariance == "1"
     assert "the same output as the reference's only stream" in changed.explanation
     assert "invariance breaks at other values (there: 1)" in changed.explanation
-    assert changed.blocks_differing is None and "blocks" not in changed.explanation
+    assert changed.measured.blocks_differing is None and "blocks" not in changed.explanation
 
 
 @pytest.mark.parametrize("field", ["first_difference", "blocks_differing", "blocks", "first_divergence",
@@ -233,11 +236,11 @@ def test_why_names_only_fields_no_reference_run_of_the_nearest_stream_shares() -
 
 
 def test_a_reference_stream_no_field_splits_is_named_by_its_environment_not_its_hash() -> None:
-    from audit.compare.baseline import Known, describe
+    from audit.compare.baseline import KnownStream, describe
 
     envs = [{"cpu_capability": c, "num_threads": t, "OMP_NUM_THREADS": t, "torch_version": "2.13.0"}
             for c, t in (("AVX2", "1"), ("AVX2", "2"), ("AVX512", "1"), ("AVX512", "1"))]
-    streams = [Known(f"s{i}", [_outcome("k", i, f"s{i}", i)]) for i in range(4)]
+    streams = [KnownStream(f"s{i}", [_outcome("k", i, f"s{i}", i)]) for i in range(4)]
     known = {k: k.envs for k in streams}
     # two runs of the same settings made different streams: no field explains the split, so a
     # stream is named by its runs' values of the fields that vary; OMP_NUM_THREADS groups the
@@ -254,22 +257,23 @@ def test_drift_seen_in_one_block_while_others_differ_is_not_called_drift() -> No
     got = difference.classify_pair(_detail(SAME, _blocks(1, 2, 3, 4)), _detail(DRIFT, _blocks(7, 2, 9, 8)))
     assert got.kind is None and got.max_ulp == 1.0 and got.covered is False
     assert (got.blocks_differing, got.blocks) == (3, 4)
-    assert got.severity == difference.Located(Difference.SPARSE).severity
+    assert got.severity == Measured(Difference.SPARSE).severity
 
 
 def test_drift_words_say_where_sampled_and_how_many_blocks_differ(tmp_path: Any) -> None:
     from audit.report import text
+    from audit.report.view import build_view
 
     write([make_run("r1", "2026-01-01T00:00:00Z", {}, [_rec("aa", SAME, _blocks(1, 2, 3, 4))])], str(tmp_path / "r"))
     write([make_run("n1", "2026-02-01T00:00:00Z", {"cpu_model": "Other CPU"},
                     [_rec("cc", DRIFT, _blocks(7, 2, 9, 8))])], str(tmp_path / "n"))
     c = compare_baseline([str(tmp_path / "r")], [str(tmp_path / "n")])
     (f,) = c.findings
-    assert kind_of(f) == "within-sample" and f.difference is None
-    out = text.render(c, details=True)
+    assert kind_of(f) == "within-sample" and f.measured.kind is None
+    out = text.render(build_view(c), details=True)
     assert "within 1 ULP where sampled; 3 of 4 blocks differ" in out
     assert "numerical-drift" not in out and "rtol" not in out
-    (p,) = summarise(c).probes
+    (p,) = build_view(c).probes
     assert p.max_ulp is None and p.difference == {"within-sample": 1}
 
 
@@ -300,12 +304,9 @@ def test_drift_gives_the_tolerance_that_accepts_it() -> None:
 
 
 def _finding_with(located: Any) -> Any:
-    from audit.compare.analysis import locate
     from audit.compare.model import Finding
 
-    f = Finding("torch.exp", "torch.exp", "k", {"seed": 0}, "cpu", "v1", Verdict.DIVERGENT)
-    locate(f, located)
-    return f
+    return Finding("torch.exp", "torch.exp", "k", {"seed": 0}, "cpu", "v1", Verdict.DIVERGENT, measured=located)
 
 
 def test_the_why_is_the_nearest_environment_not_the_nearest_streams_makers(tmp_path: Any) -> None:

@@ -53,8 +53,8 @@ def test_divergent_then_identical(tmp_path):
         run("a", 1, {}, record("p", P, "x", sample=base), record("q", P, "s")),
         run("b", 2, {"cpu_capability": "AVX2"}, record("p", P, "y", sample=drift), record("q", P, "s"))])
     assert f[("p", "cpu")].verdict == Verdict.DIVERGENT
-    assert f[("p", "cpu")].difference == Difference.NUMERICAL_DRIFT
-    assert (f[("p", "cpu")].max_ulp, f[("p", "cpu")].fraction_differing) == (1.0, 0.25)
+    assert f[("p", "cpu")].measured.kind == Difference.NUMERICAL_DRIFT
+    assert (f[("p", "cpu")].measured.max_ulp, f[("p", "cpu")].measured.fraction) == (1.0, 0.25)
     assert f[("p", "cpu")].axes == ["cpu_capability"]
     assert f[("q", "cpu")].verdict == Verdict.IDENTICAL
 

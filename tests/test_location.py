@@ -125,8 +125,8 @@ def test_a_remote_location_is_read_through_pyarrow_and_fsspec(tmp_path: Path) ->
     remote = compare_paths(["memory://audit-test/runs"])
     here = compare_paths([str(tmp_path)])
     assert remote.runs == 2 and remote.skipped == []
-    assert [(f.verdict, f.axes, f.difference, [s.runs for s in f.streams]) for f in remote.findings] == \
-           [(f.verdict, f.axes, f.difference, [s.runs for s in f.streams]) for f in here.findings]
+    assert [(f.verdict, f.axes, f.measured.kind, [s.runs for s in f.streams]) for f in remote.findings] == \
+           [(f.verdict, f.axes, f.measured.kind, [s.runs for s in f.streams]) for f in here.findings]
 
 
 def test_a_remote_operation_gives_up_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

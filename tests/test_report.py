@@ -16,10 +16,11 @@ import pytest
 
 from audit.cli import main
 from audit.compare import Verdict, compare_paths
-from audit.compare.model import Comparison, Difference, Finding, Match, Nearest, Stream
+from audit.compare.model import Comparison, Difference, Finding, Match, Measured, Nearest, Stream
 from audit.compare.upgrade import upgrade_view
 from audit.report import html, jsonout, markdown, phrases, text
 from audit.report.escape import printable
+from audit.report.view import build_view
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixtures", "results_small")
@@ -46,20 +47,20 @@ def _golden(name: str, got: str) -> None:
     ("report.txt", text, False), ("report-details.txt", text, True),
     ("report.md", markdown, False), ("report-details.md", markdown, True), ("report.json", jsonout, True)])
 def test_golden(comparison: Comparison, name: str, renderer: Any, details: bool) -> None:
-    _golden(name, renderer.render(comparison, details=details))
+    _golden(name, renderer.render(build_view(comparison), details=details))
 
 
 def test_golden_upgrade() -> None:
     c = compare_paths([FIXTURE])
     upgrade_view(c, "torch_version")
-    _golden("report-upgrade.txt", text.render(c))
+    _golden("report-upgrade.txt", text.render(build_view(c)))
 
 
 # --------------------------------------------------------------------------- summary first
 
 
 def test_the_answer_comes_first_and_cases_only_with_details(comparison: Comparison) -> None:
-    short = text.render(comparison).splitlines()
+    short = text.render(build_view(comparison)).splitlines()
     assert short[0] == "5 probes differ: 5 of 6 cases (1 error, 1 nondeterministic, 3 divergent)"
     randn = next(line for line in short if line.strip().startswith("torch.randn "))
     assert "numerical-drift (max 1 ULP; accept with rtol >= 1.2e-07)" in randn
@@ -68,14 +69,14 @@ def test_the_answer_comes_first_and_cases_only_with_details(comparison: Comparis
     assert max(len(line) for line in short) <= 120
     assert not any(line.startswith("DIVERGENT") for line in short)
     assert short[-1] == "5 unexpected finding(s)"
-    full = text.render(comparison, details=True)
+    full = text.render(build_view(comparison), details=True)
     assert "DIVERGENT         torch.randn [seed=0 size=4]" in full
-    assert "| verdict | probe | case |" not in markdown.render(comparison)
-    assert "| verdict | probe | case |" in markdown.render(comparison, details=True)
+    assert "| verdict | probe | case |" not in markdown.render(build_view(comparison))
+    assert "| verdict | probe | case |" in markdown.render(build_view(comparison), details=True)
 
 
 def test_json_contract(comparison: Comparison) -> None:
-    doc = json.loads(jsonout.render(comparison))
+    doc = json.loads(jsonout.render(build_view(comparison)))
     by_probe = {(f["probe"], f["device"]): f for f in doc["findings"]}
     randn = by_probe[("torch.randn", "cpu")]
     assert randn["case"] == {"seed": 0, "size": 4} and randn["verdict"] == "divergent"
@@ -97,7 +98,7 @@ def test_json_contract(comparison: Comparison) -> None:
 def test_json_summary_params_say_which_cases_changed() -> None:
     findings = [_finding({"dtype": d, "seed": s}, Verdict.DIVERGENT if d == "float16" else Verdict.IDENTICAL)
                 for d in ("float16", "float32") for s in (0, 1)]
-    doc = json.loads(jsonout.render(Comparison(findings, [], 4, 2, [])))
+    doc = json.loads(jsonout.render(build_view(Comparison(findings, [], 4, 2, []))))
     assert doc["summary"][0]["params"] == {"dtype": ["float16"]}
     assert doc["summary"][0]["which"] == "where dtype = float16"
 
@@ -121,15 +122,30 @@ def test_cli_exit_codes_and_outputs(tmp_path: Any, capsys: Any) -> None:
 # --------------------------------------------------------------------------- how, where, why
 
 
+#: A finding's measured difference under the JSON contract's names -> the Measured record's.
+_MEASURED = {"difference": "kind", "fraction_differing": "fraction", "max_ulp": "max_ulp",
+             "first_difference": "first_difference", "first_block": "first_block",
+             "blocks_differing": "blocks_differing", "blocks": "blocks", "covered": "covered",
+             "zero_sign": "zero_sign", "rtol": "rtol", "atol": "atol"}
+
+
+def _measured(kw: Dict[str, Any]) -> Dict[str, Any]:
+    """``kw`` with the measured fields gathered into one ``measured`` record."""
+    fields = {_MEASURED[k]: kw.pop(k) for k in list(kw) if k in _MEASURED}
+    return {**kw, "measured": Measured(**fields)} if fields else kw
+
+
 def _finding(case: Dict[str, Any], verdict: Verdict = Verdict.DIVERGENT, probe: str = "torch.exp",
              **kw: Any) -> Finding:
-    return Finding(probe, kw.pop("key", probe), f"{probe}|{json.dumps(case)}", case, "cpu", "v1", verdict, **kw)
+    return Finding(probe, kw.pop("key", probe), f"{probe}|{json.dumps(case)}", case, "cpu", "v1", verdict,
+                   **_measured(kw))
 
 
 def _baseline() -> Comparison:
     """A new stream on an AMD machine, as the core will fill it: nearest stream, kind, ULPs, both values."""
-    nearest = Nearest("97ec16ff44eb0000", "cpu_capability=AVX512", Difference.NUMERICAL_DRIFT, 1.0, 0.25,
-                      first_difference=65536, first_block=1, blocks_differing=3, blocks=16, env_ids=[0])
+    nearest = Nearest("97ec16ff44eb0000", "cpu_capability=AVX512",
+                      Measured(Difference.NUMERICAL_DRIFT, 1.0, 0.25, first_difference=65536, first_block=1,
+                               blocks_differing=3, blocks=16), env_ids=[0])
     new = Stream("869ab9e251d50000", 1, ["run1"], {}, known=False, env_ids=[0], nearest=nearest)
     refs = [Stream("97ec16ff44eb0000", 8, ["r"], {}, known=True, env_ids=[0]),
             Stream("4cce005a48c50000", 2, ["r"], {}, known=True, env_ids=[1])]
@@ -148,22 +164,22 @@ def _baseline() -> Comparison:
 def test_baseline_new_stream_says_how_and_why_everywhere() -> None:
     c = _baseline()
     both = "cpu_model: AMD EPYC 7763 vs Intel(R) Xeon(R) Processor"
-    short = text.render(c)
+    short = text.render(build_view(c))
     assert short.splitlines()[0] == "1 probe differs from the baseline: 1 of 2 cases (1 new-stream)"
     assert "numerical-drift (max 1 ULP)" in short and both in short and "where dtype = float32" in short
-    full = text.render(c, details=True)
+    full = text.render(build_view(c), details=True)
     assert "nearest known stream 97ec16ff44eb (cpu_capability=AVX512), numerical-drift, max 1 ULP" in full
     assert "3 of 16 blocks differ, first near element 65536" in full
-    md = markdown.render(c, details=True)
+    md = markdown.render(build_view(c), details=True)
     assert both in md and "nearest known stream 97ec16ff44eb" in md
-    doc = json.loads(jsonout.render(c))
+    doc = json.loads(jsonout.render(build_view(c)))
     finding = doc["findings"][0]
     assert finding["axes_values"] == {"cpu_model": ["AMD EPYC 7763", "Intel(R) Xeon(R) Processor"]}
     assert finding["difference"] == "numerical-drift" and finding["max_ulp"] == 1.0
     assert finding["streams"][0]["nearest"]["fingerprint"] == "97ec16ff44eb0000"
     assert finding["streams"][0]["nearest"]["difference"] == "numerical-drift"
     assert [s["fingerprint"] for s in finding["reference_streams"]] == ["97ec16ff44eb0000", "4cce005a48c50000"]
-    page = html.render(c)
+    page = html.render(build_view(c))
     assert html_text(both) in page and "nearest known stream" in page
 
 
@@ -174,7 +190,7 @@ def html_text(s: str) -> str:
 
 
 def test_baseline_page_puts_this_machine_beside_the_reference() -> None:
-    page = html.render(_baseline())
+    page = html.render(build_view(_baseline()))
     assert ">this machine</th>" in page and ">reference</th>" in page
     row = re.search(r'<tr><th class="p"><a href="#p0">torch\.exp</a></th>(.*?)</tr>', page).group(1)
     cells = re.findall(r'<td class="c k-[^"]*"[^>]*>(\d*)</td>', row)
@@ -188,7 +204,7 @@ def test_baseline_page_puts_this_machine_beside_the_reference() -> None:
 def test_single_environment_is_headed_by_what_it_is() -> None:
     c = _baseline()
     c.reference_envs = []
-    page = html.render(c)
+    page = html.render(build_view(c))
     assert ">AMD EPYC 7763</th>" in page and ">AVX2</th>" in page
 
 
@@ -202,16 +218,16 @@ def test_single_environment_is_headed_by_what_it_is() -> None:
     (dict(first_difference=10), "first difference near element 10"),
 ])
 def test_where_in_the_stream(blocks: Dict[str, Any], words: str) -> None:
-    assert phrases.where(_finding({}, **blocks)) == words
+    assert phrases.where(_finding({}, **blocks).measured) == words
 
 
 def test_drift_is_never_claimed_without_ulp_evidence() -> None:
     f = _finding({"seed": 0}, difference=Difference.NUMERICAL_DRIFT, max_ulp=0.0, fraction_differing=0.0,
                  first_difference=4096, first_block=2, blocks_differing=1, blocks=8, explanation="split by x: a | b")
-    out = text.render(Comparison([f], [], 2, 2, []), details=True)
+    out = text.render(build_view(Comparison([f], [], 2, 2, [])), details=True)
     assert "numerical-drift" not in out and "0 ULP" not in out
     assert "differs outside the sampled elements; 1 of 8 blocks differ, first near element 4096" in out
-    assert "outside the sample" in text.render(Comparison([f], [], 2, 2, []))
+    assert "outside the sample" in text.render(build_view(Comparison([f], [], 2, 2, [])))
 
 
 def test_sparse_and_variant_and_trace_divergence() -> None:
@@ -221,13 +237,13 @@ def test_sparse_and_variant_and_trace_divergence() -> None:
     trace = _finding({"n": 3}, probe="model.step", first_divergence={
         "index": 12, "op": "aten.native_layer_norm.default", "module": "encoder.norm1", "inputs_identical": True,
         "difference": "numerical-drift", "max_ulp": 2.0, "ops_differing": 40, "ops": 310})
-    out = text.render(Comparison([sparse, variant, trace], [], 6, 2, []), details=True)
+    out = text.render(build_view(Comparison([sparse, variant, trace], [], 6, 2, [])), details=True)
     assert "sparse; 1 of 32 blocks differ, first near element 131072" in out
     assert "varies with batch: 1, 2, 3" in out
     assert ("first divergent op #12 aten.native_layer_norm.default in encoder.norm1 (inputs identical: this op "
             "computes differently), numerical-drift, max 2 ULP; 40 of 297 later ops differ") in " ".join(out.split())
     assert max(len(line) for line in out.splitlines()) <= 120
-    summary = text.render(Comparison([sparse, variant, trace], [], 6, 2, []))
+    summary = text.render(build_view(Comparison([sparse, variant, trace], [], 6, 2, [])))
     assert "varies with batch: 1, 2, 3" in summary
 
 
@@ -259,7 +275,7 @@ HEADLINE = "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases run ok on both sides cha
 
 
 def test_upgrade_answer_first_with_parameters_kinds_and_meaning() -> None:
-    out = text.render(_upgrade_comparison(confound=False)).splitlines()
+    out = text.render(build_view(_upgrade_comparison(confound=False))).splitlines()
     assert out[0] == HEADLINE
     assert out[2].split() == ["torch.randn", "4", "of", "6", "stream-change", "·", "where", "dtype", "!=", "float32"]
     assert out[3].split()[:5] == ["torch.exp", "1", "of", "1", "numerical-drift"] and "(max 2 ULP)" in out[3]
@@ -271,17 +287,17 @@ def test_upgrade_answer_first_with_parameters_kinds_and_meaning() -> None:
 
 
 def test_upgrade_page_opens_with_the_answer() -> None:
-    page = html.render(_upgrade_comparison(confound=False))
+    page = html.render(build_view(_upgrade_comparison(confound=False)))
     assert "<pre>" + HEADLINE.replace(">", "&gt;") + "\n" in page
 
 
 def test_upgrade_confound_is_in_the_header() -> None:
-    out = text.render(_upgrade_comparison(confound=True)).splitlines()
+    out = text.render(build_view(_upgrade_comparison(confound=True))).splitlines()
     assert out[1] == ("  CAUTION: the two sides also differ in numpy_version 2.4.6 -> 1.26.4: a change may come "
                       "from these, not only from torch_version")
-    md = markdown.render(_upgrade_comparison(confound=True))
+    md = markdown.render(build_view(_upgrade_comparison(confound=True)))
     assert md.index("**Caution:**") < md.index("| probe | changed |")
-    doc = json.loads(jsonout.render(_upgrade_comparison(confound=True)))
+    doc = json.loads(jsonout.render(build_view(_upgrade_comparison(confound=True))))
     assert doc["upgrade"]["confounders"] == {"2.4.1 -> 2.13.0": {"numpy_version": {"before": ["2.4.6"],
                                                                                   "after": ["1.26.4"]}}}
     assert doc["upgrade"]["probes"][0]["params"] == {"dtype": ["bfloat16", "float16"]}
@@ -291,7 +307,7 @@ def test_upgrade_confound_is_in_the_header() -> None:
 
 
 def test_html_is_one_self_contained_page_with_a_heatmap_and_drill_down(comparison: Comparison) -> None:
-    page = html.render(comparison)
+    page = html.render(build_view(comparison))
     assert "<script" not in page.lower() and "src=" not in page and "http" not in page and "url(" not in page
     assert page.count("<details") >= 5 and 'class="h"' in page
     assert re.search(r'<tr class="fam"><th colspan="\d+">torch RNG', page)
@@ -301,7 +317,7 @@ def test_html_is_one_self_contained_page_with_a_heatmap_and_drill_down(compariso
 
 
 def test_html_cells_light_the_environments_off_the_main_stream(comparison: Comparison) -> None:
-    page = html.render(comparison)
+    page = html.render(build_view(comparison))
     headers = re.findall(r'<th class="f" colspan="2">(\w+)</th>(.*?)</tr>', page)
     torch = dict(headers)["torch_version"]
     versions = re.findall(r">([\d.]+)</th>", torch)
@@ -319,7 +335,7 @@ def test_html_escapes_every_string() -> None:
     finding = Finding(evil, evil, evil, {evil: evil}, evil, evil, Verdict.DIVERGENT, axes=[evil, evil],
                       explanation=evil, streams=[stream, other], notes=[evil], messages=[evil])
     c = Comparison([finding], [], 2, 2, [], envs=[{"cpu_model": evil}, {"cpu_model": "b&b"}])
-    page = html.render(c)
+    page = html.render(build_view(c))
     assert "<script" not in page and "&lt;script&gt;" in page and "&quot;" in page
     assert "'quoted\"" not in page
 
@@ -327,7 +343,7 @@ def test_html_escapes_every_string() -> None:
 @pytest.mark.skipif(not os.path.isdir(REFERENCE), reason="no committed reference results")
 def test_the_reference_page_stays_small_and_reads_by_probe() -> None:
     c = compare_paths([REFERENCE])
-    page = html.render(c)
+    page = html.render(build_view(c))
     assert len(page.encode()) < 200_000
     assert page.count("<tr><th class=\"p\">") == len({(f.probe_key, f.device) for f in c.findings
                                                        if f.verdict != Verdict.IDENTICAL})
@@ -352,7 +368,8 @@ def _hostile() -> Comparison:
 
 @pytest.mark.parametrize("details", [False, True])
 def test_control_characters_are_shown_escaped_in_text_and_markdown(details: bool) -> None:
-    for out in (text.render(_hostile(), details=details), markdown.render(_hostile(), details=details)):
+    view = build_view(_hostile())
+    for out in (text.render(view, details=details), markdown.render(view, details=details)):
         assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", out), repr(out)
         assert "\\x1b]8;;http://x\\x07" in out or "\\\\x1b]8;;http://x\\\\x07" in out
         assert "forged" in out and not any(line.startswith("forged") for line in out.splitlines())
@@ -360,10 +377,10 @@ def test_control_characters_are_shown_escaped_in_text_and_markdown(details: bool
 
 
 def test_control_characters_in_html_and_json() -> None:
-    page = html.render(_hostile())
+    page = html.render(build_view(_hostile()))
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", page) and "\\x1b" in page
-    json.loads(jsonout.render(_hostile()))  # JSON escapes them itself
-    assert "\x1b" not in jsonout.render(_hostile())
+    json.loads(jsonout.render(build_view(_hostile())))  # JSON escapes them itself
+    assert "\x1b" not in jsonout.render(build_view(_hostile()))
 
 
 def test_printable() -> None:
@@ -373,7 +390,7 @@ def test_printable() -> None:
 
 
 def test_every_line_is_made_printable_in_one_place() -> None:
-    lines: List[str] = text.render(_hostile(), details=True).splitlines()
+    lines: List[str] = text.render(build_view(_hostile()), details=True).splitlines()
     assert all(printable(line) == line for line in lines)
 
 
@@ -393,7 +410,7 @@ def test_baseline_page_leaves_reference_columns_alone_when_the_reference_has_one
     c = _baseline()
     f = c.findings[0]
     f.reference_streams = [Stream("97ec16ff44eb0000", 10, ["r"], {}, known=True, env_ids=[0, 1])]
-    page = html.render(c)
+    page = html.render(build_view(c))
     row = re.search(r'<tr><th class="p"><a href="#p0">torch\.exp</a></th>(.*?)</tr>', page).group(1)
     cells = re.findall(r'<td class="c[^"]*"[^>]*>(\d*)</td>', row)
     assert cells == ["1", "", ""]  # this machine's column only
@@ -401,7 +418,7 @@ def test_baseline_page_leaves_reference_columns_alone_when_the_reference_has_one
 
 
 def test_header_tooltips_break_lines_for_real() -> None:
-    page = html.render(_baseline())
+    page = html.render(build_view(_baseline()))
     titles = re.findall(r'<th class="v" title="([^"]*)"', page)
     assert titles and any("&#10;" in t for t in titles)
     assert "\\x0a" not in page

@@ -8,8 +8,10 @@ from typing import Any, Dict, List
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.compare.model import Comparison, Difference, Finding, Match, Stream, Verdict
-from audit.compare.summary import OUTSIDE_SAMPLE, explain_params, family, kind_of, summarise
+from audit.compare.judgements import OUTSIDE_SAMPLE, family, kind_of
+from audit.compare.model import Comparison, Difference, Finding, Match, Measured, Stream, Verdict
+from audit.compare.params import explain_params
+from audit.report.view import build_view
 
 # --------------------------------------------------------------------------- explain_params: examples
 
@@ -119,6 +121,9 @@ def test_a_separating_parameter_is_always_found(data: Any) -> None:
 
 
 def _finding(probe: str, case: Dict[str, Any], verdict: Verdict = Verdict.IDENTICAL, **kw: Any) -> Finding:
+    if "difference" in kw or "max_ulp" in kw or "fraction_differing" in kw:
+        kw["measured"] = Measured(kw.pop("difference", None), kw.pop("max_ulp", None),
+                                  kw.pop("fraction_differing", None))
     return Finding(probe, kw.pop("key", probe), f"{probe}|{json.dumps(case)}", case, kw.pop("device", "cpu"), "v1",
                    verdict, **kw)
 
@@ -132,7 +137,7 @@ def test_one_summary_per_probe_with_counts_kinds_ulps_and_why() -> None:
                              difference=Difference.STREAM_CHANGE, max_ulp=1e9, axes=["torch_version"]))
     findings += [_finding("random.random", {"seed": s}) for s in range(3)]
     unsupported = [{"probe": "torch.randn", "probe_key": "torch.randn@cuda", "device": "cuda", "case": {}}]
-    s = summarise(Comparison(findings, unsupported, 10, 2, []))
+    s = build_view(Comparison(findings, unsupported, 10, 2, []))
     by = {p.probe: p for p in s.probes}
     randn = by["torch.randn"]
     assert (randn.cases, randn.changed, randn.verdicts) == (4, 3, {"divergent": 3, "identical": 1})
@@ -148,7 +153,7 @@ def test_drift_without_ulp_evidence_is_not_called_drift() -> None:
     f = _finding("numpy.random.Generator.dirichlet", {"seed": 0}, Verdict.DIVERGENT,
                  difference=Difference.NUMERICAL_DRIFT, max_ulp=0.0, fraction_differing=0.0)
     assert kind_of(f) == OUTSIDE_SAMPLE
-    p = summarise(Comparison([f], [], 2, 2, [])).probes[0]
+    p = build_view(Comparison([f], [], 2, 2, [])).probes[0]
     assert p.difference == {OUTSIDE_SAMPLE: 1} and p.max_ulp is None
 
 
@@ -156,14 +161,14 @@ def test_baseline_mode_counts_matches_and_explains_with_both_values() -> None:
     new = _finding("torch.exp", {"seed": 0}, match=Match.NEW_STREAM, difference=Difference.NUMERICAL_DRIFT,
                    max_ulp=1.0, axes=["cpu_model"], axes_values={"cpu_model": ["AMD EPYC", "Intel(R) Xeon(R)"]})
     known = _finding("torch.exp", {"seed": 1}, match=Match.KNOWN)
-    p = summarise(Comparison([new, known], [], 2, 1, [], baseline="ref")).probes[0]
+    p = build_view(Comparison([new, known], [], 2, 1, [], baseline="ref")).probes[0]
     assert p.verdicts == {"new-stream": 1, "known": 1} and p.changed == 1
     assert p.why == "cpu_model: AMD EPYC vs Intel(R) Xeon(R)" and p.params is not None
 
 
 def test_expected_cases_are_counted() -> None:
     f = _finding("torch.sum", {"n": 1}, Verdict.DIVERGENT, expected="threads")
-    p = summarise(Comparison([f, _finding("torch.sum", {"n": 2}, Verdict.DIVERGENT)], [], 2, 2, [])).probes[0]
+    p = build_view(Comparison([f, _finding("torch.sum", {"n": 2}, Verdict.DIVERGENT)], [], 2, 2, [])).probes[0]
     assert (p.changed, p.expected, p.unexpected) == (2, 1, 1)
 
 
@@ -191,13 +196,13 @@ def test_the_family_follows_the_kind_and_invariance_the_core_gives() -> None:
     plain_op = _finding("mylib.op", {"seed": 0}, key="mylib.op:v2", kind="op")
     chunks = _finding("torch.randn", {"seed": 0, "chunks": [1, 2]}, key="torch.randn:chunks", kind="generator",
                       invariance="chunks")
-    by = {p.probe: p.family for p in summarise(Comparison([trace, plain_op, chunks], [], 3, 1, [])).probes}
+    by = {p.probe: p.family for p in build_view(Comparison([trace, plain_op, chunks], [], 3, 1, [])).probes}
     assert by == {"torch.nn.Conv2d:train": "traces", "mylib.op:v2": "other", "torch.randn:chunks": "invariance"}
 
 
 def test_streams_are_not_needed_for_a_summary() -> None:
     f = _finding("p", {"a": 1}, Verdict.DIVERGENT, streams=[Stream("x", 1, ["r"], {})])
-    assert summarise(Comparison([f], [], 1, 1, [])).probes[0].changed == 1
+    assert build_view(Comparison([f], [], 1, 1, [])).probes[0].changed == 1
 
 
 def test_the_first_divergent_op_is_named_when_its_index_differs_between_cases() -> None:
@@ -207,5 +212,5 @@ def test_the_first_divergent_op_is_named_when_its_index_differs_between_cases() 
         f.first_divergence = {"index": index, "op": "aten.native_layer_norm_backward.default"}
         return f
 
-    (p,) = summarise(Comparison([traced(240, 0.1), traced(162, 0.0)], [], 2, 2, [])).probes
+    (p,) = build_view(Comparison([traced(240, 0.1), traced(162, 0.0)], [], 2, 2, [])).probes
     assert "first divergent op aten.native_layer_norm_backward.default (#162 or #240)" in p.why

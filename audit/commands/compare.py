@@ -78,14 +78,16 @@ def _nothing_read(skipped: Any, paths: Any) -> str:
 
 def _write(comparison: Any, args: argparse.Namespace) -> None:
     from audit.report import html, jsonout, markdown, text
+    from audit.report.view import build_view
 
+    report_view = build_view(comparison)  # built once: every renderer formats the same view
     if args.html:
         try:
             with open(args.html, "w", encoding="utf-8") as f:
-                f.write(html.render(comparison))
+                f.write(html.render(report_view))
         except OSError as exc:
             from audit.errors import UsageError
 
             raise UsageError(f"cannot write --html {args.html!r}: {exc.strerror}") from None
     renderer = jsonout if args.json else markdown if args.markdown else text
-    sys.stdout.write(renderer.render(comparison, details=args.details))
+    sys.stdout.write(renderer.render(report_view, details=args.details))

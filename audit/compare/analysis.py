@@ -27,8 +27,8 @@ from typing import (
 
 from audit.compare import difference
 from audit.compare.attribution import attribute, natural_key, shown
-from audit.compare.grouping import Case, Grouped, group
-from audit.compare.model import Comparison, Finding, Stream, Verdict
+from audit.compare.grouping import ComparedCase, Grouped, group
+from audit.compare.model import Comparison, Finding, Measured, Stream, Verdict
 from audit.compare.rows import (
     FAILED,
     MAX_DETAILED,
@@ -41,13 +41,13 @@ from audit.compare.rows import (
     StreamKey,
     StreamWant,
 )
-from audit.compare.verdicts import Summary, identity, summarise, values_list, verdict
+from audit.compare.verdicts import Tally, identity, tally, values_list, verdict
 from audit.worker.records import Status
 
 
 class Judged(NamedTuple):
-    case: Case
-    summary: Summary
+    case: ComparedCase
+    facts: Tally
     verdict: Optional[Verdict]
 
 
@@ -60,8 +60,8 @@ class Needs(NamedTuple):
 
 def judge(grouped: Grouped) -> Iterator[Judged]:
     for case in grouped.cases:
-        summary = summarise(case.outcomes)
-        yield Judged(case, summary, verdict(summary, bool(case.notes)))
+        facts = tally(case.outcomes)
+        yield Judged(case, facts, verdict(facts, bool(case.notes)))
 
 
 def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None, also: AbstractSet[str] = frozenset()) -> Needs:
@@ -121,12 +121,11 @@ def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
         case = judged.case
         if judged.verdict is None:
             described = {k: v for k, v in case.description.items() if k not in ("kind", "invariance")}
-            unsupported.append({**described, "runs": judged.summary.unsupported})
+            unsupported.append({**described, "runs": judged.facts.unsupported})
             continue
-        finding = Finding(**case.description, verdict=judged.verdict, runs=judged.summary.rows,
-                          unsupported_runs=judged.summary.unsupported, notes=list(case.notes))
-        _fill(finding, case.outcomes, envs, run_ids, rows)
-        findings.append(finding)
+        findings.append(Finding(**case.description, verdict=judged.verdict, runs=judged.facts.rows,
+                                unsupported_runs=judged.facts.unsupported,
+                                **_parts(case, judged.verdict, judged.facts, envs, run_ids, rows)))
     findings.sort(key=_order)
     unsupported.sort(key=lambda u: (u["probe"], u["device"], u["probe_key"], natural_key(json.dumps(u["case"])),
                                     u["case_key"]))
@@ -238,32 +237,40 @@ class _Envs:
         return self._shown[(ids, field)]
 
 
-def _fill(finding: Finding, outcomes: List[Outcome], envs: _Envs, run_ids: List[str], rows: Rows) -> None:
-    """Streams, attribution, difference, messages and notes of one case."""
+def _parts(case: ComparedCase, verdict: Verdict, facts: Tally, envs: _Envs, run_ids: List[str],
+           rows: Rows) -> Dict[str, Any]:
+    """Streams, attribution, difference, messages and notes of one case: the finding's fields
+    beyond its description and verdict, so that it is built once."""
+    outcomes = case.outcomes
     ok = [o for o in outcomes if o.status == Status.OK]
-    finding.streams = _streams(finding.verdict, ok, envs, run_ids, rows)
-    if finding.verdict == Verdict.DIVERGENT:
+    out: Dict[str, Any] = {"streams": _streams(verdict, ok, envs, run_ids, rows)}
+    notes = list(case.notes)
+    if verdict == Verdict.DIVERGENT:
         pairs = sorted({(o.env, str(identity(o))) for o in ok})
         found = attribute([envs[e] for e, _ in pairs], [i for _, i in pairs])
-        finding.axes, finding.explanation = found.axes, found.explanation
-        _difference(finding, ok, rows.details)
-        _variance(finding, ok, rows.details, envs)
-    elif finding.verdict == Verdict.VARIANT:
-        _variance(finding, ok, rows.details, envs)
-    elif finding.verdict == Verdict.NONDETERMINISTIC:
-        finding.explanation = _nondeterminism(ok)
+        out.update(axes=found.axes, explanation=found.explanation)
+        measured, first_divergence, note = _difference(ok, rows.details)
+        out.update(measured=measured, first_divergence=first_divergence)
+        notes += [note] if note else []
+        out.update(_variance(case.description, verdict, found.axes, ok, rows.details, envs, notes))
+    elif verdict == Verdict.VARIANT:
+        out.update(_variance(case.description, verdict, [], ok, rows.details, envs, notes))
+    elif verdict == Verdict.NONDETERMINISTIC:
+        out["explanation"] = _nondeterminism(ok)
         details = [rows.details.get(p) for p in _disagreed(ok)]
-        finding.notes += [d.message for d in details if d is not None and d.message]
-    elif finding.verdict == Verdict.ERROR:
+        notes += [d.message for d in details if d is not None and d.message]
+    elif verdict == Verdict.ERROR:
         details = [rows.details.get(p) for p in _failed(outcomes)]
-        finding.messages = [d.message for d in details if d is not None and d.message]
+        out["messages"] = [d.message for d in details if d is not None and d.message]
         failed = sum(o.rows for o in outcomes if o.status in FAILED)
-        finding.explanation = f"{failed} of {finding.runs} runs failed"
-        finding.failed_env_ids = sorted({o.env for o in outcomes if o.status in FAILED})
-    elif finding.verdict == Verdict.INCOMPARABLE:
-        finding.explanation = "the probe changed; no earlier run of this probe version to compare with"
-    if finding.unsupported_runs:
-        finding.notes.append(_unsupported_note(outcomes, envs))
+        out["explanation"] = f"{failed} of {facts.rows} runs failed"
+        out["failed_env_ids"] = sorted({o.env for o in outcomes if o.status in FAILED})
+    elif verdict == Verdict.INCOMPARABLE:
+        out["explanation"] = "the probe changed; no earlier run of this probe version to compare with"
+    if facts.unsupported:
+        notes.append(_unsupported_note(outcomes, envs))
+    out["notes"] = notes
+    return out
 
 
 def _streams(case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: List[str],
@@ -284,24 +291,27 @@ def _streams(case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: Lis
     return streams
 
 
-def _difference(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail]) -> None:
-    """Measure every stream against the most common one, from one stored row of each."""
+def _difference(ok: List[Outcome], details: Dict[Pick, Detail]
+                ) -> Tuple[Measured, Optional[Dict[str, Any]], Optional[str]]:
+    """Every stream measured against the most common one, from one stored row of each: the most
+    severe difference, the first divergent op of a trace, and a note when nothing located it."""
     common = _common_streams(ok)
     reference = details.get(representative(common[0]))
     others = [d for d in (details.get(representative(g)) for g in common[1:]
                           if g[0].fingerprint != common[0][0].fingerprint) if d]
     if reference is None or not others:
-        return
+        return Measured(), None, None
     results = [difference.between(reference, other) for other in others]
     located = difference.combine([r for r, _ in results])
     divergences = [d for _, d in results if d is not None]
-    if divergences:
-        finding.first_divergence = min(divergences, key=lambda d: d.index).as_dict()
-    if located is not None:
-        locate(finding, located)
-    if located is not None and located.kind is None and located.blocks is None:
-        finding.notes.append("the sampled elements agree bit for bit and the runs recorded no block digests: "
-                             "the streams differ outside the sample")
+    first = min(divergences, key=lambda d: d.index).as_dict() if divergences else None
+    if located is None:
+        return Measured(), first, None
+    note = None
+    if located.kind is None and located.blocks is None:
+        note = ("the sampled elements agree bit for bit and the runs recorded no block digests: "
+                "the streams differ outside the sample")
+    return located, first, note
 
 
 def _by_invariance(ok: Sequence[Outcome]) -> List[List[Outcome]]:
@@ -312,39 +322,31 @@ def _by_invariance(ok: Sequence[Outcome]) -> List[List[Outcome]]:
     return [groups[k] for k in sorted(groups, key=str)]
 
 
-def locate(target: Any, located: difference.Located) -> None:
-    """Copy a measured difference onto a finding or a nearest stream (same field names)."""
-    target.difference = located.kind
-    target.max_ulp, target.fraction_differing = located.max_ulp, located.fraction
-    target.first_difference, target.first_block = located.first_difference, located.first_block
-    target.blocks_differing, target.blocks = located.blocks_differing, located.blocks
-    target.covered, target.zero_sign = located.covered, located.zero_sign
-    target.rtol, target.atol = located.rtol, located.atol
-
-
-def _variance(finding: Finding, ok: List[Outcome], details: Dict[Pick, Detail], envs: _Envs) -> None:
-    """An invariance case: which parameter, which values broke it, and where (if not everywhere)."""
+def _variance(described: Dict[str, Any], verdict: Verdict, axes: List[str], ok: List[Outcome],
+              details: Dict[Pick, Detail], envs: _Envs, notes: List[str]) -> Dict[str, Any]:
+    """An invariance case: which parameter, which values broke it, and where (if not everywhere);
+    a variant case's words are its explanation, another's go to ``notes``."""
     broken = [o for o in ok if o.invariant is False]
     if not broken:
-        return
+        return {}
     detail = next((d for d in (details.get(representative(g)) for g in _common_streams(ok)) if d), None)
-    param = (detail.invariance if detail else None) or finding.invariance
-    finding.varies_with = param
-    finding.values = sorted({v for o in broken for v in values_list(o.variant_values)}, key=natural_key)
-    first = finding.case.get(param) if param else None
+    param = (detail.invariance if detail else None) or described.get("invariance")
+    values = sorted({v for o in broken for v in values_list(o.variant_values)}, key=natural_key)
+    first = described["case"].get(param) if param else None
     against = f" ({param}={json.dumps(first[0])} is the reference)" if isinstance(first, list) and first else ""
-    words = f"the result changes with {param}: {', '.join(finding.values)} differ{against}"
-    if finding.verdict == Verdict.VARIANT:
-        finding.explanation = words
-        return
-    axis = finding.axes[0].split("+")[0] if finding.axes else None
+    words = f"the result changes with {param}: {', '.join(values)} differ{against}"
+    out: Dict[str, Any] = {"varies_with": param, "values": values}
+    if verdict == Verdict.VARIANT:
+        return {**out, "explanation": words}
+    axis = axes[0].split("+")[0] if axes else None
     if axis is not None:
         words = f"the result's dependence on {param} differs by {axis}: " + "; ".join(
             f"{axis}={', '.join(envs.shown(frozenset(o.env for o in group), axis))}: "
             + (f"{', '.join(values_list(group[0].variant_values))} differ" if group[0].invariant is False
                else "invariant")
             for group in _by_invariance(ok))
-    finding.notes.append(words)
+    notes.append(words)
+    return out
 
 
 def _nondeterminism(ok: List[Outcome]) -> str:

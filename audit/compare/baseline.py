@@ -29,8 +29,8 @@ from audit.compare.attribution import (
     rank,
     shown,
 )
-from audit.compare.grouping import Case, Grouped, group
-from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
+from audit.compare.grouping import ComparedCase, Grouped, group
+from audit.compare.model import Comparison, Finding, Match, Measured, Nearest, Stream, Verdict
 from audit.compare.rows import Detail, Outcome, Pick
 from audit.compare.verdicts import stream_identity, values_list
 from audit.errors import UsageError
@@ -39,7 +39,7 @@ from audit.worker.records import Status
 
 
 @dataclass(eq=False)  # hashed by identity: a key of the describe maps
-class Known:
+class KnownStream:
     """One stream the reference knows for a case: who produced it, and the row that stands for it."""
 
     identity: str
@@ -54,7 +54,7 @@ class Known:
         return analysis.representative(self.outcomes)
 
 
-RefStreams = Dict[Tuple[str, str], Dict[str, Known]]  # (case_key, version) -> stream identity -> Known
+RefStreams = Dict[Tuple[str, str], Dict[str, KnownStream]]  # (case_key, version) -> stream identity -> KnownStream
 
 
 def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device: bool = False,
@@ -105,7 +105,7 @@ def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
         for o in case.outcomes:
             if o.status == Status.OK:
                 ident = stream_identity(o)
-                streams[(key, version)].setdefault(ident, Known(ident)).outcomes.append(o)
+                streams[(key, version)].setdefault(ident, KnownStream(ident)).outcomes.append(o)
     return streams, versions
 
 
@@ -121,7 +121,8 @@ def _lost_rows(grouped: Grouped, streams: RefStreams) -> List[Pick]:
     return picks
 
 
-def _no_longer_runs(c: Comparison, cases: Dict[str, Case], streams: RefStreams, details: Dict[Pick, Detail]) -> None:
+def _no_longer_runs(c: Comparison, cases: Dict[str, ComparedCase], streams: RefStreams,
+                    details: Dict[Pick, Detail]) -> None:
     """A case the reference ran ok and the new runs did not (unsupported, error, crash,
     timeout) is a finding of its own: ``no-longer-runs``, which fails the gate."""
     for f in c.findings:
@@ -145,12 +146,12 @@ def _no_longer_runs(c: Comparison, cases: Dict[str, Case], streams: RefStreams, 
     c.unsupported = kept
 
 
-def _lost(case: Case, streams: RefStreams) -> bool:
+def _lost(case: ComparedCase, streams: RefStreams) -> bool:
     key = (case.description["case_key"], case.description["probe_version"])
     return bool(streams.get(key)) and not any(o.status == Status.OK for o in case.outcomes)
 
 
-def _lost_words(case: Case, details: Dict[Pick, Detail]) -> str:
+def _lost_words(case: ComparedCase, details: Dict[Pick, Detail]) -> str:
     """'no longer runs here: error: AttributeError: ...' (the first run's status and message)."""
     o = min(case.outcomes, key=lambda o: o.first_run)
     detail = details.get(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
@@ -180,7 +181,7 @@ class _Judge:
         self.ref_envs, self.envs = ref_envs, envs
         self.ref_details, self.details = ref_details, details
 
-    def match(self, f: Finding, case: Optional[Case]) -> None:
+    def match(self, f: Finding, case: Optional[ComparedCase]) -> None:
         """Set ``f.match``, which streams the reference knows, and for new ones the nearest."""
         known = self.streams.get((f.case_key, f.probe_version), {})
         by_env = {k: k.envs for k in known.values()}
@@ -193,7 +194,7 @@ class _Judge:
         if f.match == Match.NEW_STREAM and case is not None:
             self._how_and_why(f, case, known)
 
-    def _match(self, f: Finding, known: Dict[str, Known]) -> Match:
+    def _match(self, f: Finding, known: Dict[str, KnownStream]) -> Match:
         if f.verdict == Verdict.ERROR:
             return Match.ERROR
         if f.verdict == Verdict.NONDETERMINISTIC:
@@ -209,16 +210,16 @@ class _Judge:
             return Match.INCOMPARABLE
         return Match.KNOWN if all(s.known for s in f.streams) else Match.NEW_STREAM
 
-    def _reference_stream(self, k: Known) -> Stream:
+    def _reference_stream(self, k: KnownStream) -> Stream:
         o = k.outcomes[0]
         return Stream(o.fingerprint or "", sum(x.rows for x in k.outcomes), [], {}, env_ids=sorted(k.envs),
                       invariant=o.invariant, variant_values=values_list(o.variant_values))
 
-    def _how_and_why(self, f: Finding, case: Case, known: Dict[str, Known]) -> None:
+    def _how_and_why(self, f: Finding, case: ComparedCase, known: Dict[str, KnownStream]) -> None:
         """Each new stream against its nearest known stream; the finding takes the worst."""
         by_env = {k: k.envs for k in known.values()}
         candidates = [(k, d) for k in known.values() if (d := self.ref_details.get(k.pick)) is not None]
-        worst: Optional[Tuple[difference.Located, Stream, Any]] = None
+        worst: Optional[Tuple[Measured, Stream, Any]] = None
         for stream in (s for s in f.streams if not s.known):
             detail = self._detail_of(case, stream)
             at = difference.nearest(detail, [d for _, d in candidates]) if detail is not None else None
@@ -227,8 +228,7 @@ class _Judge:
             k, ref_detail = candidates[at]
             located, divergence = difference.between(ref_detail, detail)
             stream.nearest = Nearest(k.outcomes[0].fingerprint or "", describe(by_env, k, self.ref_envs),
-                                     env_ids=sorted(k.envs))
-            analysis.locate(stream.nearest, located)
+                                     located, env_ids=sorted(k.envs))
             ref = k.outcomes[0]
             if stream.invariant is not None and stream.fingerprint == (ref.fingerprint or ""):
                 stream.nearest.invariance = "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
@@ -240,7 +240,7 @@ class _Judge:
         located, stream, divergence = worst
         assert stream.nearest is not None
         if stream.nearest.invariance is None:  # the same output: nothing to locate
-            analysis.locate(f, located)
+            f.measured = located
         if divergence is not None:
             f.first_divergence = divergence.as_dict()
         mine = [self.envs[e] for e in stream.env_ids]
@@ -251,11 +251,11 @@ class _Judge:
         f.axes = list(f.axes_values)
         f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams), theirs)
 
-    def _detail_of(self, case: Case, stream: Stream) -> Optional[Detail]:
+    def _detail_of(self, case: ComparedCase, stream: Stream) -> Optional[Detail]:
         outcomes = [o for o in case.outcomes if o.status == Status.OK and stream_identity(o) == stream.identity]
         return self.details.get(analysis.representative(outcomes)) if outcomes else None
 
-    def _known_words(self, known: Dict[str, Known]) -> str:
+    def _known_words(self, known: Dict[str, KnownStream]) -> str:
         by_env = {k: k.envs for k in known.values()}
         return "new stream; the reference knows " + " | ".join(describe(by_env, k, self.ref_envs)
                                                                 for k in known.values())
@@ -290,8 +290,8 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
                  f"but the invariance breaks at other values (there: {nearest.invariance})")
     else:
         how = _how(nearest)
-        if nearest.blocks_differing is not None and nearest.blocks:
-            how += f" ({nearest.blocks_differing} of {nearest.blocks} blocks)"
+        if nearest.measured.blocks_differing is not None and nearest.measured.blocks:
+            how += f" ({nearest.measured.blocks_differing} of {nearest.measured.blocks} blocks)"
         words = f"{streams}: {how} from {ref}"
     fields = list(axes_values.items())[:3]
     runs = _run_words(theirs) if theirs else "the nearest reference runs"
@@ -310,15 +310,15 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
 
 def _how(nearest: Nearest) -> str:
     """'numerical-drift 3 ULP', 'within 1 ULP where sampled', 'sign of zero (0.0 vs -0.0)'."""
-    if nearest.zero_sign:
+    if nearest.measured.zero_sign:
         return "the sampled elements differ only in the sign of zero (0.0 vs -0.0)"
-    if nearest.difference is None and nearest.max_ulp:
-        return f"within {nearest.max_ulp:g} ULP where sampled"
-    how = "differs outside the sampled elements" if nearest.difference is None else nearest.difference.value
-    return how + (f" {nearest.max_ulp:g} ULP" if nearest.max_ulp else "")
+    if nearest.measured.kind is None and nearest.measured.max_ulp:
+        return f"within {nearest.measured.max_ulp:g} ULP where sampled"
+    how = "differs outside the sampled elements" if nearest.measured.kind is None else nearest.measured.kind.value
+    return how + (f" {nearest.measured.max_ulp:g} ULP" if nearest.measured.max_ulp else "")
 
 
-def describe(known: Dict[Known, Set[int]], stream: Known, envs: List[Dict[str, Any]]) -> str:
+def describe(known: Dict[KnownStream, Set[int]], stream: KnownStream, envs: List[Dict[str, Any]]) -> str:
     """Which reference environments produced ``stream``, in terms of the field that splits them."""
     if len(known) == 1:
         n = len(known[stream])

@@ -34,40 +34,14 @@ from __future__ import annotations
 import json
 import math
 import struct
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from audit.compare import ulp
-from audit.compare.model import Difference
+from audit.compare.model import Difference, Measured
 from audit.compare.rows import Detail
 from audit.compare.trace import TraceDivergence, first_divergence
 from audit.worker import distance
 from audit.worker.fingerprint import decode_sample, sample_indices
-
-_SEVERITY = list(Difference)  # most severe first
-
-
-class Located(NamedTuple):
-    """How one stream differs from another, and where (None: unknown)."""
-
-    kind: Optional[Difference]
-    max_ulp: Optional[float] = None
-    fraction: Optional[float] = None  # share of sampled elements whose bits differ
-    first_difference: Optional[int] = None  # first element of the first differing block
-    first_block: Optional[int] = None
-    blocks_differing: Optional[int] = None
-    blocks: Optional[int] = None
-    covered: Optional[bool] = None  # drift: every differing block holds a differing sampled element
-    zero_sign: bool = False  # the sampled elements differ only in the sign of zero
-    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
-    atol: Optional[float] = None  # drift: the absolute tolerance that does
-
-    @property
-    def severity(self) -> int:
-        """0 for the most severe kind; a difference measured only where sampled (or only in
-        the sign of zero) ranks with sparse; unknown counts as least severe."""
-        if self.kind is None and (self.max_ulp or self.zero_sign):
-            return _SEVERITY.index(Difference.SPARSE)
-        return _SEVERITY.index(self.kind) if self.kind is not None else len(_SEVERITY)
 
 
 def differing_blocks(a: Detail, b: Detail) -> Optional[List[int]]:
@@ -77,32 +51,32 @@ def differing_blocks(a: Detail, b: Detail) -> Optional[List[int]]:
     return distance.differing_block_indices(a.blocks, b.blocks)
 
 
-def classify_pair(a: Detail, b: Detail) -> Located:
+def classify_pair(a: Detail, b: Detail) -> Measured:
     """How ``b`` differs from ``a`` (two different fingerprints of one case)."""
     if a.dtype != b.dtype or a.shape != b.shape:
-        return Located(Difference.STRUCTURAL)
+        return Measured(Difference.STRUCTURAL)
     where = _where(a, b)
     dtype = a.dtype or ""
     if (a.sample or "") != (b.sample or ""):
         measured = distance.compare_samples(a.sample or "", b.sample or "", dtype)
         if measured is None:  # integers, booleans: any difference in the values is a new stream
-            return Located(Difference.STREAM_CHANGE, *(None, None), *where)
+            return Measured(Difference.STREAM_CHANGE, *(None, None), *where)
         max_ulp, fraction = measured
         if max_ulp > 0 and not ulp.is_drift(max_ulp, dtype):
-            return Located(Difference.STREAM_CHANGE, max_ulp, fraction, *where)
+            return Measured(Difference.STREAM_CHANGE, max_ulp, fraction, *where)
         if max_ulp > 0:
             covered = _covered(a, b, where[2] is not None)
             rtol, atol = tolerances(a.sample or "", b.sample or "", dtype)
             kind = Difference.NUMERICAL_DRIFT if covered else None
-            return Located(kind, max_ulp, fraction, *where, covered=covered, rtol=rtol, atol=atol)
+            return Measured(kind, max_ulp, fraction, *where, covered=covered, rtol=rtol, atol=atol)
         if _only_zero_signs(a.sample or "", b.sample or "", dtype):
-            return Located(None, None, fraction, *where, zero_sign=True)
+            return Measured(None, None, fraction, *where, zero_sign=True)
         # the bits differ at zero distance (NaN payloads): no drift to measure
     if where[3] is not None:  # the blocks say where; the agreeing sample says few elements differ
-        return Located(Difference.SPARSE if where[2] else None, None, None, *where)
+        return Measured(Difference.SPARSE if where[2] else None, None, None, *where)
     if not a.block_elements and not a.sample:  # strings, JSON, big integers: no element grid, no sample
-        return Located(Difference.STREAM_CHANGE)
-    return Located(None)
+        return Measured(Difference.STREAM_CHANGE)
+    return Measured(None)
 
 
 def _elements(shape: Optional[str]) -> Optional[int]:
@@ -184,13 +158,13 @@ def _only_zero_signs(sample_a: str, sample_b: str, dtype: str) -> bool:
     return bool(differing) and all(x == 0 and y == 0 for x, y in differing)
 
 
-def between(a: Detail, b: Detail) -> Tuple[Located, Optional[TraceDivergence]]:
+def between(a: Detail, b: Detail) -> Tuple[Measured, Optional[TraceDivergence]]:
     """How ``b`` differs from ``a``; for trace probes, from the first op whose output differs
     (their own fingerprint covers the whole trace, their output alone may agree)."""
     if a.trace is not None and b.trace is not None:
         divergence = first_divergence(a.trace, b.trace)
         if divergence is not None:
-            return Located(divergence.difference, divergence.max_ulp), divergence
+            return Measured(divergence.difference, divergence.max_ulp), divergence
     return classify_pair(a, b), None
 
 
@@ -209,7 +183,7 @@ def _where(a: Detail, b: Detail) -> Where:
     return first * (a.block_elements or 0), first, len(blocks), count
 
 
-def combine(results: Sequence[Located]) -> Optional[Located]:
+def combine(results: Sequence[Measured]) -> Optional[Measured]:
     """The most severe of several differences (the earliest located among equals), with the
     largest ULP distance and share seen over all of them."""
     if not results:

@@ -204,8 +204,8 @@ def kind_of(f: Finding) -> Optional[str]:
     if f.verdict == Verdict.VARIANT:
         return VARIANT
     if f.verdict == Verdict.DIVERGENT:
-        if f.difference is not None:
-            return f.difference.value
+        if f.measured.kind is not None:
+            return f.measured.kind.value
         fingerprints = {s.fingerprint for s in f.streams}
         return VARIANT if len(fingerprints) == 1 and any(s.invariant is not None for s in f.streams) else UNLOCATED
     return None
@@ -218,14 +218,14 @@ def stream_kind(s: Stream) -> Tuple[str, Optional[float]]:
         return UNLOCATED, None
     if n.invariance is not None:
         return VARIANT, None
-    return (n.difference.value if n.difference is not None else UNLOCATED), n.max_ulp
+    return (n.measured.kind.value if n.measured.kind is not None else UNLOCATED), n.measured.max_ulp
 
 
 def _size(f: Finding) -> Optional[float]:
     if f.match == Match.NEW_STREAM:
         sizes = [stream_kind(s)[1] for s in f.streams if s.known is False]
         return None if not sizes or None in sizes else max(x for x in sizes if x is not None)
-    return f.max_ulp
+    return f.measured.max_ulp
 
 
 def _within(exp: Expectation, kind: Optional[str], size: Optional[float]) -> bool:
@@ -273,7 +273,7 @@ def _accepts_finding(exp: Expectation, f: Finding, envs: List[Dict[str, Any]], k
         new = [s for s in f.streams if s.known is False]
         return bool(new) and all((exp.field is None or _accepts(exp, s, envs)) and
                                  (exp.kind is None or _within(exp, *stream_kind(s))) for s in new)
-    if exp.kind is not None and not _within(exp, kind, f.max_ulp):
+    if exp.kind is not None and not _within(exp, kind, f.measured.max_ulp):
         return False
     if exp.field is None:
         return True

@@ -19,7 +19,7 @@ from audit.compare.rows import CaseRow, Outcome, Rows
 
 
 @dataclass
-class Case:
+class ComparedCase:
     """One compared case: its description and the outcomes of its compared version."""
 
     description: Dict[str, Any]  # probe, probe_key, case_key, case, device, probe_version
@@ -31,7 +31,7 @@ class Case:
 class Grouped:
     """The cases of one comparison, and the environments their outcomes point into."""
 
-    cases: List[Case]
+    cases: List[ComparedCase]
     envs: List[Dict[str, Any]]
 
 
@@ -46,7 +46,7 @@ def group(rows: Rows, cross_device: bool = False) -> Grouped:
         version, notes = newest_version(outcomes)
         compared[key] = (version, [o for o in outcomes if o.probe_version == version], notes)
     if not cross_device:
-        cases = [Case(_description(key, version, rows.cases.get((key, version))), outcomes, notes)
+        cases = [ComparedCase(_description(key, version, rows.cases.get((key, version))), outcomes, notes)
                  for key, (version, outcomes, notes) in compared.items()]
         return Grouped(cases, [dict(e) for e in rows.envs])
     return _cross_device(compared, rows)
@@ -105,7 +105,7 @@ def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], row
                     envs.append({**rows.envs[o.env], "device": row.device})
                 outcomes.append(o._replace(env=pairs[pair]))
             notes.extend(compared[key][2])
-        cases.append(Case(description, outcomes, notes))
+        cases.append(ComparedCase(description, outcomes, notes))
     return Grouped(cases, envs)
 
 

@@ -7,10 +7,13 @@ Everything here is plain data: the compare functions make it, the report modules
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+from audit.compare.params import ParamSplit
 
 
 class Verdict(str, enum.Enum):
@@ -65,28 +68,44 @@ class Match(str, enum.Enum):
     KNOWN = "known"  # every fingerprint matches a stream the reference knows
 
 
-@dataclass
-class Nearest:
-    """Baseline mode: the stream the reference knows for a case that is closest to a new stream.
+class Measured(NamedTuple):
+    """How one stream differs from another, and where (None: unknown): what a finding, a nearest
+    known stream and a block comparison all measure (:mod:`audit.compare.difference` makes it)."""
 
-    "Closest" is the core's choice (least severe difference, then fewest ULP); the fields
-    below measure the new stream against it, as a divergent finding's fields measure its
-    streams against the most common one.
-    """
-
-    fingerprint: str
-    reference: str = ""  # which reference environments produced it, in words ("cpu_capability=AVX512")
-    difference: Optional[Difference] = None
+    kind: Optional[Difference] = None
     max_ulp: Optional[float] = None
-    fraction_differing: Optional[float] = None
-    first_difference: Optional[int] = None
-    first_block: Optional[int] = None
+    fraction: Optional[float] = None  # share of sampled elements whose bits differ
+    first_difference: Optional[int] = None  # first element of the first differing block (None: unknown)
+    first_block: Optional[int] = None  # index of the first differing block: with blocks, tells a desync
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
     covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
     zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
     rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
     atol: Optional[float] = None  # drift: the absolute tolerance that does
+
+    @property
+    def severity(self) -> int:
+        """0 for the most severe kind; a difference measured only where sampled (or only in
+        the sign of zero) ranks with sparse; unknown counts as least severe."""
+        order = list(Difference)  # most severe first
+        if self.kind is None and (self.max_ulp or self.zero_sign):
+            return order.index(Difference.SPARSE)
+        return order.index(self.kind) if self.kind is not None else len(order)
+
+
+@dataclass
+class Nearest:
+    """Baseline mode: the stream the reference knows for a case that is closest to a new stream.
+
+    "Closest" is the core's choice (least severe difference, then fewest ULP); ``measured`` is
+    the new stream against it, as a divergent finding's measures its streams against the most
+    common one.
+    """
+
+    fingerprint: str
+    reference: str = ""  # which reference environments produced it, in words ("cpu_capability=AVX512")
+    measured: Measured = Measured()
     # invariance cases whose output is bit for bit the nearest stream's but whose invariance
     # result is not: what broke the invariance there ("held", or the values, "1, 2")
     invariance: Optional[str] = None
@@ -135,26 +154,16 @@ class Finding:
     device: str
     probe_version: str
     verdict: Verdict
-    difference: Optional[Difference] = None
     axes: List[str] = field(default_factory=list)
     explanation: str = ""
     streams: List[Stream] = field(default_factory=list)
-    max_ulp: Optional[float] = None
-    fraction_differing: Optional[float] = None
     runs: int = 0  # runs with a result (ok or failed) for the case
     unsupported_runs: int = 0
     notes: List[str] = field(default_factory=list)
     messages: List[str] = field(default_factory=list)  # error messages, first few
     match: Optional[Match] = None  # baseline mode only
     expected: Optional[str] = None  # reason from an expectation that accepts this finding
-    first_difference: Optional[int] = None  # first element of the first differing block (None: unknown)
-    first_block: Optional[int] = None  # index of the first differing block: with blocks, tells a desync
-    blocks_differing: Optional[int] = None
-    blocks: Optional[int] = None
-    covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
-    zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
-    rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
-    atol: Optional[float] = None  # drift: the absolute tolerance that does
+    measured: Measured = Measured()  # how its streams differ (divergent) or a new stream from the reference
     first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
@@ -191,7 +200,7 @@ class Comparison:
     cross_device: bool = False
     baseline: Optional[str] = None  # what the reference was, in baseline mode
     expectation_notes: List[str] = field(default_factory=list)  # expired or unmatched expectations
-    upgrade: Optional[Any] = None  # audit.compare.upgrade.Upgrade in --upgrade mode
+    upgrade: Optional[UpgradeView] = None  # in --upgrade mode
     envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
     notes: List[str] = field(default_factory=list)  # about the input: e.g. duplicate copies of a run ignored
     reference_envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # baseline: env id -> fields
@@ -232,3 +241,51 @@ class Comparison:
         if self.unexpected or (not self.compared and self.upgrade is None):
             return 1
         return 3 if self.skipped else 0
+
+
+@dataclass
+class UpgradeChange:
+    """One case whose stream changed between two values of the field."""
+
+    finding: Finding
+    before: str
+    after: str
+
+
+@dataclass
+class ProbeChanges:
+    """One probe (registration key) across one step of the field."""
+
+    probe: str
+    before: str
+    after: str
+    changed: int
+    compared: int
+    kinds: Dict[str, int]  # kind -> changed cases (drift only with ULP evidence)
+    max_ulp: Optional[float] = None  # over the drifting cases
+    params: Optional[ParamSplit] = None  # case parameters that separate the changed cases
+    family: str = "other"
+    rtol: Optional[float] = None  # over the drifting cases: the relative tolerance that accepts them
+    atol: Optional[float] = None
+
+
+#: field -> (values on the ``before`` side, values on the ``after`` side)
+Confound = Dict[str, Tuple[List[str], List[str]]]
+
+
+@dataclass
+class UpgradeView:
+    """``compare --upgrade FIELD``: the cases whose streams change at each step of the field
+    (:func:`audit.compare.upgrade.upgrade_view` makes it)."""
+
+    field: str
+    values: List[str]
+    changes: List[UpgradeChange] = dataclasses.field(default_factory=list)
+    by_probe: List[ProbeChanges] = dataclasses.field(default_factory=list)
+    confounders: Dict[Tuple[str, str], List[str]] = dataclasses.field(default_factory=dict)
+    nondeterministic: List[Finding] = dataclasses.field(default_factory=list)
+    confound_values: Dict[Tuple[str, str], Confound] = dataclasses.field(default_factory=dict)
+
+    @property
+    def steps(self) -> List[Tuple[str, str]]:
+        return list(zip(self.values, self.values[1:]))

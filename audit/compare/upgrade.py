@@ -10,61 +10,24 @@ be theirs.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 from audit.compare.attribution import names, natural_key, shown
-from audit.compare.model import Comparison, Difference, Finding, Verdict
-from audit.compare.summary import ParamSplit, explain_params, family, kind_of, largest_tolerance
+from audit.compare.judgements import family, kind_of, largest_tolerance
+from audit.compare.model import (
+    Comparison,
+    Confound,
+    Difference,
+    Finding,
+    ProbeChanges,
+    UpgradeChange,
+    UpgradeView,
+    Verdict,
+)
+from audit.compare.params import explain_params
 from audit.errors import UsageError
 from audit.worker.environment import FIELDS as ENV_FIELDS
-
-
-@dataclass
-class Change:
-    """One case whose stream changed between two values of the field."""
-
-    finding: Finding
-    before: str
-    after: str
-
-
-@dataclass
-class ProbeChanges:
-    """One probe (registration key) across one step of the field."""
-
-    probe: str
-    before: str
-    after: str
-    changed: int
-    compared: int
-    kinds: Dict[str, int]  # kind -> changed cases (drift only with ULP evidence)
-    max_ulp: Optional[float] = None  # over the drifting cases
-    params: Optional[ParamSplit] = None  # case parameters that separate the changed cases
-    family: str = "other"
-    rtol: Optional[float] = None  # over the drifting cases: the relative tolerance that accepts them
-    atol: Optional[float] = None
-
-
-#: field -> (values on the ``before`` side, values on the ``after`` side)
-Confound = Dict[str, Tuple[List[str], List[str]]]
-
-
-@dataclass
-class Upgrade:
-    field: str
-    values: List[str]
-    changes: List[Change] = dataclasses.field(default_factory=list)
-    by_probe: List[ProbeChanges] = dataclasses.field(default_factory=list)
-    confounders: Dict[Tuple[str, str], List[str]] = dataclasses.field(default_factory=dict)
-    nondeterministic: List[Finding] = dataclasses.field(default_factory=list)
-    confound_values: Dict[Tuple[str, str], Confound] = dataclasses.field(default_factory=dict)
-
-    @property
-    def steps(self) -> List[Tuple[str, str]]:
-        return list(zip(self.values, self.values[1:]))
 
 
 def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, Set[str]]:
@@ -76,7 +39,7 @@ def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, S
     return out
 
 
-def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
+def upgrade_view(comparison: Comparison, name: str) -> UpgradeView:
     """Fill ``comparison.upgrade`` with the changes along field ``name``."""
     if name not in ENV_FIELDS:
         raise UsageError(f"--upgrade {name!r} is not an environment field; try torch_version or numpy_version")
@@ -85,7 +48,7 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
     if len(values) < 2:
         raise UsageError(f"the runs do not differ in {name} (all {values[0] if values else 'empty'}); "
                          "give runs made with at least two values")
-    view = Upgrade(name, values)
+    view = UpgradeView(name, values)
     compared: Dict[Tuple[str, str, str], List[Tuple[Finding, bool]]] = defaultdict(list)
     for f in comparison.findings:
         if f.verdict == Verdict.NONDETERMINISTIC:
@@ -100,7 +63,7 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
             changed = by_value[before] != by_value[after]
             compared[(f.probe_key, before, after)].append((f, changed))
             if changed:
-                view.changes.append(Change(f, before, after))
+                view.changes.append(UpgradeChange(f, before, after))
     view.by_probe = sorted((_probe_changes(*key, cases) for key, cases in compared.items()),
                            key=lambda p: (-p.changed, p.probe, natural_key(p.before)))
     view.confound_values = {step: _confound(envs, name, *step) for step in view.steps}
@@ -112,12 +75,12 @@ def upgrade_view(comparison: Comparison, name: str) -> Upgrade:
 def _probe_changes(probe: str, before: str, after: str, cases: List[Tuple[Finding, bool]]) -> ProbeChanges:
     changed = [f for f, hit in cases if hit]
     kinds = Counter(kind_of(f) or "changed" for f in changed)
-    drifts = [f for f in changed if f.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
-    ulps = [f.max_ulp for f in drifts if f.max_ulp]
+    drifts = [f for f in changed if f.measured.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp]
     return ProbeChanges(probe, before, after, len(changed), len(cases), dict(kinds), max(ulps) if ulps else None,
                         explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
-                        family(probe, cases[0][0].device), largest_tolerance([f.rtol for f in drifts]),
-                        largest_tolerance([f.atol for f in drifts]))
+                        family(probe, cases[0][0].device), largest_tolerance([f.measured.rtol for f in drifts]),
+                        largest_tolerance([f.measured.atol for f in drifts]))
 
 
 

@@ -16,7 +16,7 @@ from audit.compare.rows import FAILED, Outcome
 from audit.worker.records import Status
 
 
-class Summary(NamedTuple):
+class Tally(NamedTuple):
     """The facts of one case that the verdict order needs."""
 
     failed: bool  # some run recorded error, crash or timeout
@@ -54,13 +54,13 @@ def stream_identity(o: Outcome) -> str:
     return identity_of(o.fingerprint or "", o.invariant, values_list(o.variant_values))
 
 
-def summarise(outcomes: List[Outcome]) -> Summary:
-    """The :class:`Summary` of one case's outcomes."""
+def tally(outcomes: List[Outcome]) -> Tally:
+    """The :class:`Tally` of one case's outcomes."""
     ok = [o for o in outcomes if o.status == Status.OK]
     by_env: Dict[int, Set[Tuple[Optional[str], Optional[bool], Optional[str]]]] = defaultdict(set)
     for o in ok:
         by_env[o.env].add(identity(o))
-    return Summary(
+    return Tally(
         failed=any(o.status in FAILED for o in outcomes),
         rows=sum(o.rows for o in outcomes),
         unsupported=sum(o.rows for o in outcomes if o.status == Status.UNSUPPORTED),
@@ -72,18 +72,18 @@ def summarise(outcomes: List[Outcome]) -> Summary:
     )
 
 
-def verdict(summary: Summary, stale: bool) -> Optional[Verdict]:
+def verdict(facts: Tally, stale: bool) -> Optional[Verdict]:
     """The case's verdict (None when unsupported everywhere): the first rule that applies wins.
 
     ``stale`` says older probe versions of the case were set aside.
     """
     rules = [
-        (Verdict.ERROR, summary.failed),
-        (Verdict.NONDETERMINISTIC, summary.repeat_false or summary.same_env_split),
-        (Verdict.DIVERGENT, summary.streams > 1),
-        (Verdict.VARIANT, summary.variant),
+        (Verdict.ERROR, facts.failed),
+        (Verdict.NONDETERMINISTIC, facts.repeat_false or facts.same_env_split),
+        (Verdict.DIVERGENT, facts.streams > 1),
+        (Verdict.VARIANT, facts.variant),
         # tested before identical: a single run of a changed probe agrees with nothing
-        (Verdict.INCOMPARABLE, summary.ok_rows == 1 and stale),
-        (Verdict.IDENTICAL, summary.streams == 1),
+        (Verdict.INCOMPARABLE, facts.ok_rows == 1 and stale),
+        (Verdict.IDENTICAL, facts.streams == 1),
     ]
     return next((v for v, applies in rules if applies), None)

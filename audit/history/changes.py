@@ -17,6 +17,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, 
 
 from audit.compare.difference import between
 from audit.compare.model import Difference
+from audit.compare.params import distinguishing_values
 from audit.compare.rows import DETAIL_COLUMNS, Detail
 from audit.history.search import Token, Transition
 from audit.registry import canonical_json
@@ -234,38 +235,11 @@ def summarise(changes: Sequence[Change], catalogue: Mapping[Tuple[str, str], Seq
         every = catalogue.get((probe, device), [])
         ulps = [c.max_ulp for c in members if c.max_ulp is not None]
         out.append(ProbeChange(probe, device, first, previous, kind, len(members), len(every),
-                               explaining_params([c.case for c in members], every), max(ulps) if ulps else None))
+                               distinguishing_values([c.case for c in members], every), max(ulps) if ulps else None))
     rank = {v: i for i, v in enumerate(order)}
     severity = [d.value for d in Difference] + ["status"]
     out.sort(key=lambda p: (rank.get(p.first_changed, len(rank)), severity.index(p.kind), p.probe, p.device))
     return out
-
-
-def explaining_params(changed: Sequence[Dict[str, Any]], every: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
-    """Parameter -> values among the changed cases, for parameters that tell them apart.
-
-    A parameter whose changed values are all the values the probe has says nothing (every
-    seed changed); one that holds only some of them does (only dtype=bfloat16 changed).
-    """
-    out: Dict[str, List[str]] = {}
-    names = sorted({k for case in changed for k in case})
-    for name in names:
-        got = {_shown(case.get(name)) for case in changed}
-        seen = {_shown(case.get(name)) for case in every}
-        if got != seen:
-            out[name] = sorted(got, key=_natural)
-    return out
-
-
-def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-def _natural(text: str) -> Tuple[Any, ...]:
-    try:
-        return (0, float(text), text)
-    except ValueError:
-        return (1, 0.0, text)
 
 
 def catalogue_of(snap: Snapshot) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:

@@ -14,7 +14,7 @@ most severe kind among them:
 * baseline mode: this machine's environments with a new stream; and each reference
   environment whose stream differs from this machine's.
 
-Pure: a :class:`Comparison` and its :class:`Summary` in, named records out; html.py draws them.
+Pure: a :class:`~audit.report.view.View` in, named records out; html.py draws them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from audit.compare.attribution import PRIORITY, natural_key, shown
+from audit.compare.judgements import FAMILIES, kind_of, plain
 from audit.compare.model import Comparison, Finding, Match, Verdict
-from audit.compare.summary import FAMILIES, ProbeSummary, Summary, kind_of, plain
+from audit.report.view import ProbeSummary, View
 
 #: Cell kinds, most severe first (a cell shows the first that applies among its cases).
 KINDS = ("error", "no-longer-runs", "nondeterministic", "structural", "stream-change", "new", "differs", "variant",
@@ -86,7 +87,8 @@ class Heatmap:
     families: List[Family]
 
 
-def build(c: Comparison, s: Summary) -> Heatmap:
+def build(s: View) -> Heatmap:
+    c = s.comparison
     columns = _columns(c)
     fields, more = header_fields(c, [col.env for col in columns])
     columns.sort(key=lambda col: (col.side != "this machine", tuple(natural_key(shown(col.env.get(f)))

@@ -15,13 +15,14 @@ import html
 from typing import Any, Dict, List, Sequence, Tuple
 
 from audit.compare.attribution import shown
+from audit.compare.judgements import QUIET, differs, plain, shown_verdict
 from audit.compare.model import Comparison, Finding
-from audit.compare.summary import QUIET, ProbeSummary, Summary, differs, plain, shown_verdict, summarise
 from audit.report import phrases
 from audit.report.escape import printable
 from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, category
 from audit.report.phrases import QUIET_MEANING
 from audit.report.text import counts_line, headline, match_counts, status_words
+from audit.report.view import ProbeSummary, View
 
 #: kind, background, text colour and legend label of every cell kind (one per line).
 _COLOUR_TABLE = """
@@ -237,7 +238,7 @@ _TAG_STYLE = "".join(f".k-{kind}{{background:{bg};color:{fg}}}" for kind, (bg, f
 
 def _case(f: Finding, shared: str = "") -> List[str]:
     kind = category(f) if not plain(f) else "identical"
-    head = " · ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    head = " · ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     out = [f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
            f"{_e(head)}<ul>"]
     why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
@@ -262,7 +263,7 @@ def _clipped(text: str, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def drill_down(s: Summary, anchors: Dict[int, str]) -> List[str]:
+def drill_down(s: View, anchors: Dict[int, str]) -> List[str]:
     out = []
     for p in s.changed:
         words = " · ".join(x for x in (phrases.counts(p), phrases.kinds(p), phrases.which(p), p.why,
@@ -280,9 +281,9 @@ def drill_down(s: Summary, anchors: Dict[int, str]) -> List[str]:
 # --------------------------------------------------------------------------- page
 
 
-def render(c: Comparison, details: bool = True) -> str:
+def render(v: View, details: bool = True) -> str:
     """The page (``details`` is accepted for a uniform call; the page always has the drill-down)."""
-    s = summarise(c)
+    c, s = v.comparison, v
     anchors = {id(p): f"p{i}" for i, p in enumerate(s.changed)}
     unexpected = len(c.unexpected)
     good = unexpected == 0 and c.compared > 0
@@ -294,14 +295,12 @@ def render(c: Comparison, details: bool = True) -> str:
             f'cases: {_e(counts_line(c))}{against}</div>']
     if c.baseline:
         body.append(f'<div class="meta">baseline: {_e(c.baseline)}</div>')
-    from audit.report.text import environment_notes
-
-    body += [f'<div class="meta bad">{_e(note)}</div>' for note in environment_notes(c)]
+    body += [f'<div class="meta bad">{_e(note)}</div>' for note in v.environment_notes]
     if c.upgrade is not None:
         from audit.report.upgrade_text import upgrade_lines
 
         body.append("<pre>" + "\n".join(_e(line) for line in upgrade_lines(c.upgrade)) + "</pre>")
-    body += ["<h2>Probes × environments</h2>", *heatmap(build(c, s), anchors)]
+    body += ["<h2>Probes × environments</h2>", *heatmap(build(s), anchors)]
     if s.changed:
         body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
     body += _lists(c, s)
@@ -309,7 +308,7 @@ def render(c: Comparison, details: bool = True) -> str:
             f"<style>{_STYLE}{_TAG_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def _lists(c: Comparison, s: Summary) -> List[str]:
+def _lists(c: Comparison, s: View) -> List[str]:
     out = []
     if s.quiet:
         names = ", ".join(f"{p.probe} ({p.quiet})" for p in s.quiet)

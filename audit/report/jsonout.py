@@ -36,14 +36,13 @@ difference against it) when the core gives it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from typing import Any, Dict, Optional
 
-from audit.compare.model import Comparison, Finding, Nearest, Stream
-from audit.compare.summary import ProbeSummary, summarise
+from audit.compare.model import Comparison, Finding, Measured, Nearest, Stream
 from audit.report import phrases
+from audit.report.view import ProbeSummary, View
 
 
 def _number(x: Optional[float]) -> Any:
@@ -52,11 +51,17 @@ def _number(x: Optional[float]) -> Any:
     return "inf" if math.isinf(x) else x
 
 
+def measured_json(m: Measured) -> Dict[str, Any]:
+    """A measured difference under the contract's names (``difference``, ``fraction_differing``)."""
+    return {"difference": m.kind.value if m.kind else None, "max_ulp": _number(m.max_ulp),
+            "fraction_differing": m.fraction, "first_difference": m.first_difference, "first_block": m.first_block,
+            "blocks_differing": m.blocks_differing, "blocks": m.blocks, "covered": m.covered,
+            "zero_sign": m.zero_sign, "rtol": _number(m.rtol), "atol": _number(m.atol)}
+
+
 def nearest_json(n: Nearest) -> Dict[str, Any]:
-    out = {k: v for k, v in dataclasses.asdict(n).items() if k != "env_ids"}
-    out.update(difference=n.difference.value if n.difference else None, max_ulp=_number(n.max_ulp),
-               rtol=_number(n.rtol), atol=_number(n.atol))
-    return out
+    return {"fingerprint": n.fingerprint, "reference": n.reference, **measured_json(n.measured),
+            "invariance": n.invariance}
 
 
 def stream_json(s: Stream) -> Dict[str, Any]:
@@ -72,18 +77,19 @@ def stream_json(s: Stream) -> Dict[str, Any]:
 
 
 def finding_json(f: Finding) -> Dict[str, Any]:
+    m = f.measured
     out = {
         "probe": f.probe, "case": f.case, "device": f.device, "verdict": f.verdict.value,
-        "difference": f.difference.value if f.difference else None, "max_ulp": _number(f.max_ulp), "axes": f.axes,
+        "difference": m.kind.value if m.kind else None, "max_ulp": _number(m.max_ulp), "axes": f.axes,
         "streams": [stream_json(s) for s in f.streams],
-        "first_difference": f.first_difference, "blocks_differing": f.blocks_differing, "blocks": f.blocks,
+        "first_difference": m.first_difference, "blocks_differing": m.blocks_differing, "blocks": m.blocks,
         "first_divergence": f.first_divergence, "varies_with": f.varies_with, "values": f.values,
         "probe_key": f.probe_key, "probe_version": f.probe_version, "explanation": f.explanation,
-        "fraction_differing": f.fraction_differing, "first_block": f.first_block, "axes_values": f.axes_values,
+        "fraction_differing": m.fraction, "first_block": m.first_block, "axes_values": f.axes_values,
         "kind": f.kind, "invariance": f.invariance,
         "runs": f.runs, "unsupported_runs": f.unsupported_runs, "notes": f.notes, "messages": f.messages,
         "match": f.match.value if f.match else None, "expected": f.expected,
-        "covered": f.covered, "zero_sign": f.zero_sign, "rtol": _number(f.rtol), "atol": _number(f.atol),
+        "covered": m.covered, "zero_sign": m.zero_sign, "rtol": _number(m.rtol), "atol": _number(m.atol),
     }
     if f.reference_streams:
         out["reference_streams"] = [stream_json(s) for s in f.reference_streams]
@@ -114,7 +120,7 @@ def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
                     **({"params": p.params.values} if p.params else {})} for p in u.by_probe],
         "changes": [{"probe": ch.finding.probe, "case": ch.finding.case, "device": ch.finding.device,
                      "before": ch.before, "after": ch.after,
-                     "difference": ch.finding.difference.value if ch.finding.difference else None}
+                     "difference": ch.finding.measured.kind.value if ch.finding.measured.kind else None}
                     for ch in u.changes],
         "confounders": {f"{a} -> {b}": {k: {"before": v[0], "after": v[1]} for k, v in fields.items()}
                         for (a, b), fields in u.confound_values.items()},
@@ -122,10 +128,11 @@ def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
     }
 
 
-def render(c: Comparison, details: bool = True) -> str:
+def render(v: View, details: bool = True) -> str:
     """The whole comparison (``details`` is accepted for a uniform call; JSON always has every case)."""
+    c = v.comparison
     doc: Dict[str, Any] = {
-        "summary": [summary_json(p) for p in summarise(c).probes],
+        "summary": [summary_json(p) for p in v.probes],
         "findings": [finding_json(f) for f in c.findings],
         "counts": c.counts(),
         "unsupported": c.unsupported,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import List
 
-from audit.compare.model import Comparison, Finding
-from audit.compare.summary import ProbeSummary, shown_verdict, summarise
+from audit.compare.judgements import shown_verdict
+from audit.compare.model import Finding
 from audit.report import phrases
 from audit.report.escape import lines, printable
-from audit.report.text import counts_line, headline, listed, match_counts, rest_lines, status_words
+from audit.report.text import counts_line, headline, match_counts, rest_lines, status_words
+from audit.report.view import ProbeSummary, View
 
 MAX_ROWS = 100
 
@@ -43,7 +44,7 @@ def _probe_row(p: ProbeSummary) -> str:
 
 
 def _row(f: Finding) -> str:
-    how = "; ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    how = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     message = f"error: {f.messages[0].splitlines()[0][:160]}" if f.messages and f.messages[0] else ""
     why = "; ".join(x for x in (f.explanation, message, phrases.variant(f), phrases.axes_values(f.axes_values),
                                 phrases.divergence(f.first_divergence) if f.first_divergence else "",
@@ -53,7 +54,8 @@ def _row(f: Finding) -> str:
             f"{_cell(how)} | {_cell(why)} |")
 
 
-def render(c: Comparison, details: bool = False) -> str:
+def render(v: View, details: bool = False) -> str:
+    c = v.comparison
     unexpected = len(c.unexpected)
     out: List[str] = ["## determinism-audit compare", ""]
     if c.upgrade is not None:
@@ -61,7 +63,7 @@ def render(c: Comparison, details: bool = False) -> str:
 
         out += upgrade_lines(c.upgrade, markdown=True)
     else:
-        s = summarise(c)
+        s = v
         out += [f"**{_cell(headline(c, s))}**" + (f" — **{unexpected} unexpected**" if unexpected else
                                                     f" — {status_words(c)}"), ""]
         if s.changed:
@@ -73,7 +75,7 @@ def render(c: Comparison, details: bool = False) -> str:
                 f"Cases: {counts_line(c)}."]
     if c.baseline:
         out += ["", f"Baseline: {_cell(c.baseline)}. Against it: {match_counts(c)}."]
-    rows = listed(c)
+    rows = v.listed
     if details and rows:
         out += ["", "| verdict | probe | case | difference | why |", "|---|---|---|---|---|"]
         out += [_row(f) for f in rows[:MAX_ROWS]]

@@ -8,18 +8,11 @@ around the words differs.  Pure functions of the model's records.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
-from audit.compare.model import Difference, Finding, Nearest, Stream
-from audit.compare.summary import (
-    OUTSIDE_SAMPLE,
-    SIGNED_ZERO,
-    WITHIN_SAMPLE,
-    ProbeSummary,
-    both_values,
-    kind_of,
-    varies_with,
-)
+from audit.compare.judgements import OUTSIDE_SAMPLE, SIGNED_ZERO, WITHIN_SAMPLE, kind_of, shown_kind
+from audit.compare.model import Difference, Finding, Measured, Nearest, Stream
+from audit.report.view import ProbeSummary, both_values, varies_with
 
 #: What a quiet verdict means (a case that could not be compared, rather than one that differs).
 QUIET_MEANING = {
@@ -93,13 +86,11 @@ def kind_words(kind: Optional[str], max_ulp: Optional[float] = None, fraction: O
 
 def how(f: Finding) -> str:
     """A finding's difference in words."""
-    return kind_words(kind_of(f), f.max_ulp, f.fraction_differing, f.rtol, f.atol)
+    m = f.measured
+    return kind_words(kind_of(f), m.max_ulp, m.fraction, m.rtol, m.atol)
 
 
-Located = Union[Finding, Nearest]
-
-
-def where(x: Located) -> str:
+def where(x: Measured) -> str:
     """Where in the stream the difference lies, from the block digests (empty when unknown).
 
     A stream that agrees up to a block and differs in every block after it is a
@@ -149,13 +140,7 @@ def stream_where(f: Finding, s: Stream) -> str:
 
 def nearest_kind(n: Nearest) -> Optional[str]:
     """The kind a report shows for a new stream against its nearest known one (as :func:`kind_of`)."""
-    if n.zero_sign:
-        return SIGNED_ZERO
-    if n.difference is None and n.max_ulp:
-        return WITHIN_SAMPLE
-    if n.difference == Difference.NUMERICAL_DRIFT and not n.max_ulp:
-        return OUTSIDE_SAMPLE
-    return n.difference.value if n.difference else None
+    return shown_kind(n.measured)
 
 
 def nearest(s: Stream) -> str:
@@ -167,7 +152,8 @@ def nearest(s: Stream) -> str:
     if n.invariance is not None:
         return parts[0] + f", the same output; its invariance broke at: {n.invariance}"
     kind = nearest_kind(n)
-    parts += [x for x in (kind_words(kind, n.max_ulp, n.fraction_differing, n.rtol, n.atol), where(n)) if x]
+    m = n.measured
+    parts += [x for x in (kind_words(kind, m.max_ulp, m.fraction, m.rtol, m.atol), where(m)) if x]
     return ", ".join(parts)
 
 

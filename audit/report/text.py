@@ -8,27 +8,29 @@ the terminal.
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Dict, List
+from typing import List
 
+from audit.compare.judgements import shown_verdict
 from audit.compare.model import Comparison, Finding, Match, Verdict
-from audit.compare.summary import ProbeSummary, Summary, differs, plain, shown_verdict, summarise
 from audit.report import phrases
 from audit.report.escape import lines
+from audit.report.view import ProbeSummary, View
 
 MAX_LISTED = 200  # findings listed in full with --details; the rest are counted
 NAME_WIDTH = 46
 
 
-def render(c: Comparison, details: bool = False) -> str:
+def render(v: View, details: bool = False) -> str:
+    c = v.comparison
     if c.upgrade is not None:
         from audit.report.upgrade_text import upgrade_lines
 
         out = upgrade_lines(c.upgrade) + [""]
     else:
-        out = summary_lines(c, summarise(c)) + [""]
+        out = summary_lines(c, v) + [""]
     if details:
-        out += detail_lines(c)
-    elif listed(c):
+        out += detail_lines(v.listed)
+    elif v.listed:
         out += ["(one block per case: --details; everything: --json or --html FILE)", ""]
     out += footer_lines(c)
     return lines(out)
@@ -37,29 +39,21 @@ def render(c: Comparison, details: bool = False) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def headline(c: Comparison, s: Summary) -> str:
+def headline(c: Comparison, s: View) -> str:
     """The answer in one line: how many probes and cases differ (from the baseline), out of how many."""
-    quiet = sum(p.quiet for p in s.probes)
-    compared = sum(p.cases - p.verdicts.get("unsupported", 0) for p in s.probes) - quiet
-    changed = sum(p.changed for p in s.probes)
+    compared, changed = s.compared_cases, s.changed_cases
     against = " from the baseline" if c.baseline else ""
     if not c.compared:
         return nothing_compared(c, s)
     if not changed:
         what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
-        probes = sum(p.cases - p.verdicts.get("unsupported", 0) - p.quiet > 0 for p in s.probes)
-        return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(probes, 'probe')}"
-    kinds: Dict[str, int] = {}
-    for p in s.changed:
-        for f in p.findings:
-            if differs(f):
-                kinds[shown_verdict(f)] = kinds.get(shown_verdict(f), 0) + 1
-    breakdown = ", ".join(f"{n} {v}" for v, n in kinds.items())
+        return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(s.compared_probes, 'probe')}"
+    breakdown = ", ".join(f"{n} {v}" for v, n in s.changed_verdicts().items())
     return (f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
             f"{against}: {changed} of {compared} cases ({breakdown})")
 
 
-def nothing_compared(c: Comparison, s: Summary) -> str:
+def nothing_compared(c: Comparison, s: View) -> str:
     """The headline of a compare that compared no case: say what could not be compared (a
     gate fails closed, it never reads this as a pass)."""
     reasons = [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"] if c.unsupported else []
@@ -84,37 +78,14 @@ def status_words(c: Comparison) -> str:
     return "nothing unexpected"
 
 
-def summary_lines(c: Comparison, s: Summary) -> List[str]:
+def summary_lines(c: Comparison, s: View) -> List[str]:
     out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
            + (" (cross-device)" if c.cross_device else "")
            + (f"; baseline: {c.baseline}" if c.baseline else "")]
-    out += [f"  {note}" for note in environment_notes(c)] + [""]
+    out += [f"  {note}" for note in s.environment_notes] + [""]
     width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
     out += [line for p in s.changed for line in probe_lines(p, width)]
     return out + rest_lines(c, s)
-
-
-def environment_notes(c: Comparison) -> List[str]:
-    """Marks a reader needs before the findings: emulated runs (docs/arm.md), and torch builds of
-    another flavour than the baseline's (2.13.0 from PyPI on aarch64 is +cu130; x86's +cpu)."""
-    notes = []
-    emulated = [e for e in c.envs if e.get("emulator")]
-    if emulated:
-        hosts = sorted({str(e["emulator"]).split(" -cpu ")[0] for e in emulated})
-        cpus = sorted({str(e["emulator"]).rsplit("(", 1)[-1].rstrip(")") for e in emulated
-                       if " -cpu " in str(e["emulator"])})
-        notes.append(f"emulated: {len(emulated)} of {len(c.envs)} environments ran under {', '.join(hosts)}"
-                     + (f" (CPU {', '.join(cpus)})" if cpus else ""))
-    if c.reference_envs:
-        def flavours(envs: List[Dict[str, Any]]) -> List[str]:
-            return sorted({f"CUDA {e['cuda_version']} build" if e.get("cuda_version") else "CPU-only build"
-                           for e in envs if e.get("torch_version")})
-
-        mine, theirs = flavours(c.envs), flavours(c.reference_envs)
-        if mine and theirs and not set(mine) & set(theirs):
-            notes.append(f"torch flavour differs: {', '.join(mine)} vs the baseline's {', '.join(theirs)} "
-                         f"(a confound beside the fields named)")
-    return notes
 
 
 def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
@@ -166,7 +137,7 @@ def _mark(p: ProbeSummary) -> str:
     return f"  ({phrases.expected(p)})" if p.expected else ""
 
 
-def rest_lines(c: Comparison, s: Summary) -> List[str]:
+def rest_lines(c: Comparison, s: View) -> List[str]:
     """One line for the unchanged probes, one per quiet verdict, one for unsupported cases."""
     what = "reproduce the baseline" if c.baseline else "unchanged"
     out = [f"  {phrases.plural(len(s.unchanged), 'probe')}, {phrases.plural(s.unchanged_cases(), 'case')}: {what}"]
@@ -181,8 +152,8 @@ def rest_lines(c: Comparison, s: Summary) -> List[str]:
 # --------------------------------------------------------------------------- details
 
 
-def detail_lines(c: Comparison) -> List[str]:
-    shown = listed(c)
+def detail_lines(shown: List[Finding]) -> List[str]:
+    """One block per listed finding (:attr:`audit.report.view.View.listed`), the first MAX_LISTED."""
     out = [part for f in shown[:MAX_LISTED] for line in finding_lines(f) for part in _fit(line)]
     if len(shown) > MAX_LISTED:
         out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")
@@ -196,7 +167,7 @@ def finding_lines(f: Finding) -> List[str]:
         head += f" on {f.device}"
     out = [head]
     out += [f"    {x}" for x in (f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)) if x]
-    detail = "; ".join(x for x in (phrases.how(f), phrases.where(f)) if x)
+    detail = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     if detail:
         out.append(f"    {detail}")
     if f.first_divergence:
@@ -216,12 +187,6 @@ def finding_lines(f: Finding) -> List[str]:
     if f.expected:
         out.append(f"    expected: {f.expected}")
     return out
-
-
-def listed(c: Comparison) -> List[Finding]:
-    """Findings worth a line: all but plain ones (identical, and known in baseline mode), unexpected first."""
-    out = [f for f in c.findings if not plain(f)]
-    return sorted(out, key=lambda f: (not f.unexpected, list(Verdict).index(f.verdict)))
 
 
 # --------------------------------------------------------------------------- footer

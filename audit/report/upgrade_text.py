@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import List, Tuple
 
-from audit.compare.model import Difference
-from audit.compare.upgrade import ProbeChanges, Upgrade
+from audit.compare.model import Difference, ProbeChanges, UpgradeView
 from audit.report.phrases import MEANING, plural, tolerance, ulp
 
 NAME_WIDTH = 46
 
 
-def step_headline(u: Upgrade, step: Tuple[str, str]) -> str:
+def step_headline(u: UpgradeView, step: Tuple[str, str]) -> str:
     probes = [p for p in u.by_probe if (p.before, p.after) == step]
     changed = [p for p in probes if p.changed]
     cases = sum(p.changed for p in changed)
@@ -33,7 +32,7 @@ def step_headline(u: Upgrade, step: Tuple[str, str]) -> str:
                    f"probe{'s' if len(changed) > 1 else ''}")
 
 
-def confound_line(u: Upgrade, step: Tuple[str, str]) -> str:
+def confound_line(u: UpgradeView, step: Tuple[str, str]) -> str:
     """The other fields that differ between the two sides, with both values; '' when none."""
     fields = u.confound_values.get(step, {})
     if not fields:
@@ -59,7 +58,7 @@ def which(p: ProbeChanges) -> str:
     return ("where " + p.params.text) if p.params else "no parameter explains which"
 
 
-def meaning_lines(u: Upgrade, markdown: bool = False) -> List[str]:
+def meaning_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
     """What each kind that occurs means for someone who relies on these streams."""
     cases: Counter = Counter()
     probes: Counter = Counter()
@@ -72,12 +71,12 @@ def meaning_lines(u: Upgrade, markdown: bool = False) -> List[str]:
             f"{MEANING.get(kind, 'the streams differ')}" for kind, n in cases.most_common()]
 
 
-def answer(u: Upgrade) -> str:
+def answer(u: UpgradeView) -> str:
     """The whole answer in one line (the last line of the text report)."""
     return "; ".join(step_headline(u, step) for step in u.steps)
 
 
-def upgrade_lines(u: Upgrade, markdown: bool = False) -> List[str]:
+def upgrade_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
     if markdown:
         return _markdown(u)
     out: List[str] = []
@@ -107,7 +106,7 @@ def upgrade_lines(u: Upgrade, markdown: bool = False) -> List[str]:
     return out
 
 
-def _markdown(u: Upgrade) -> List[str]:
+def _markdown(u: UpgradeView) -> List[str]:
     out: List[str] = []
     for step in u.steps:
         probes = [p for p in u.by_probe if (p.before, p.after) == step]

@@ -188,7 +188,7 @@ def pick_interpreter(python: str, installed: Sequence[str]) -> Optional[str]:
 
 
 @dataclass(frozen=True)
-class Upgrade:
+class LibraryUpgrade:
     """``nox -s upgrade -- torch 2.4.1 2.13.0``: two cells that differ in one library."""
 
     library: str
@@ -201,7 +201,7 @@ class Upgrade:
         return f"{self.library}_version"
 
 
-def parse_upgrade(args: Sequence[str], environ: Mapping[str, str]) -> Upgrade:
+def parse_upgrade(args: Sequence[str], environ: Mapping[str, str]) -> LibraryUpgrade:
     """``LIBRARY OLD NEW`` -> the two cells, the other library and Python chosen to fit both."""
     if len(args) != 3 or args[0] not in _TABLES:
         raise UsageError("usage: nox -s upgrade -- torch OLD NEW   (or: numpy OLD NEW)")
@@ -217,6 +217,6 @@ def parse_upgrade(args: Sequence[str], environ: Mapping[str, str]) -> Upgrade:
             pair = [{"python": py, library: v, other: version} for v in (old, new)]
             made = [Cell(p["python"], p["numpy"], p["torch"]) for p in pair]
             if all(incompatibility(c.python, c.numpy, c.torch) is None for c in made):
-                return Upgrade(library, made[0], made[1])
+                return LibraryUpgrade(library, made[0], made[1])
     raise UsageError(f"no Python in AUDIT_PYTHON ({' '.join(pythons)}) and {other} in AUDIT_{other.upper()} "
                      f"suits both {library} {old} and {new}; set them, e.g. AUDIT_PYTHON=3.11")

@@ -41,7 +41,7 @@ from audit.store.schema import (  # noqa: F401  (the schema's names, as callers 
     TYPE_OF,
     UPGRADES,
     RunMeta,
-    Upgrade,
+    SchemaUpgrade,
     check_columns,
     missing_value,
     runs_in,

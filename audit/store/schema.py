@@ -69,7 +69,7 @@ REQUIRED = ("case_key", "probe", "probe_key", "probe_version", "device", "params
 
 
 @dataclass(frozen=True)
-class Upgrade:
+class SchemaUpgrade:
     """What changed from schema n to n+1 (asv's update_to_N, declared rather than coded).
 
     ``added`` maps each new column to the value rows of older files read as (None: unknown);
@@ -80,11 +80,11 @@ class Upgrade:
     retyped: Mapping[str, pa.DataType] = field(default_factory=dict)
 
 
-UPGRADES: Dict[int, Upgrade] = {
+UPGRADES: Dict[int, SchemaUpgrade] = {
     # every schema-1 fingerprint is xxh3_128
-    1: Upgrade(added={"hash_algorithm": HASH_ALGORITHM}),
+    1: SchemaUpgrade(added={"hash_algorithm": HASH_ALGORITHM}),
     # seed widens to hold every accepted seed; no blocks, trace or invariance before 3
-    2: Upgrade(added={name: None for name in ("blocks", "block_elements", "trace", "invariance", "invariant",
+    2: SchemaUpgrade(added={name: None for name in ("blocks", "block_elements", "trace", "invariance", "invariant",
                                               "variant_values")},
                retyped={"seed": pa.int64()}),
 }
