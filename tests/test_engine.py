@@ -56,10 +56,10 @@ def test_a_comparison_from_rows_in_memory_without_files() -> None:
     )
     c = compare_rows(rows)
     found = {f.probe: f for f in c.findings}
-    assert (found["p"].verdict, found["p"].difference, found["p"].axes) == (Verdict.DIVERGENT,
+    assert (found["p"].verdict, found["p"].measured.kind, found["p"].axes) == (Verdict.DIVERGENT,
                                                                             Difference.NUMERICAL_DRIFT,
                                                                             ["cpu_capability"])
-    assert found["p"].max_ulp == 1.0 and sorted(s.runs for s in found["p"].streams) == [["run0", "run2"],
+    assert found["p"].measured.max_ulp == 1.0 and sorted(s.runs for s in found["p"].streams) == [["run0", "run2"],
                                                                                         ["run1", "run3"]]
     assert found["q"].verdict == Verdict.IDENTICAL and found["q"].case == {"seed": 0}
     assert found["e"].verdict == Verdict.ERROR and found["e"].messages == ["killed by SIGSEGV"]
