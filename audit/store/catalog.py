@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import functools
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Optional, Sequence, Tuple, Type
@@ -108,18 +107,7 @@ def interruptible(con: Any, call: Callable[[], Any]) -> Any:
     """``call()`` (a query on ``con``) in a helper thread, the main thread waiting: Ctrl-C then
     interrupts the query (``con.interrupt()``) and raises KeyboardInterrupt at once.  DuckDB
     does not see Ctrl-C itself while it runs a query with parameters (measured with DuckDB 2.0.1)."""
-    box: Dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="audit-query", daemon=True).start()
+    done, box = loc.in_thread(call, "audit-query")
     try:
         while not done.wait(0.25):
             pass

@@ -157,16 +157,10 @@ def remote_timeout() -> float:
     return value
 
 
-def bounded(location: str, what: str, call: Callable[[], T]) -> T:
-    """``call()``, given at most :func:`remote_timeout` seconds when ``location`` is remote.
-
-    Local work runs in place.  Remote work runs in a daemon thread: on timeout the command
-    gives up with one line (the thread is abandoned and dies with the process), and the
-    main thread, only waiting, takes SIGINT and SIGTERM at once.
-    """
-    if not is_url(location):
-        return call()
-    limit = remote_timeout()
+def in_thread(call: Callable[[], Any], name: str) -> Tuple[threading.Event, Dict[str, Any]]:
+    """Start ``call()`` in a daemon thread: the event is set when it ends, and the dict then holds
+    its ``"value"`` or its ``"error"`` (for the waiting thread to raise).  The main thread, only
+    waiting, keeps taking SIGINT and SIGTERM at once."""
     box: Dict[str, Any] = {}
     done = threading.Event()
 
@@ -178,7 +172,21 @@ def bounded(location: str, what: str, call: Callable[[], T]) -> T:
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"audit-remote-{what}", daemon=True).start()
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return done, box
+
+
+def bounded(location: str, what: str, call: Callable[[], T]) -> T:
+    """``call()``, given at most :func:`remote_timeout` seconds when ``location`` is remote.
+
+    Local work runs in place.  Remote work runs in a daemon thread: on timeout the command
+    gives up with one line (the thread is abandoned and dies with the process), and the
+    main thread, only waiting, takes SIGINT and SIGTERM at once.
+    """
+    if not is_url(location):
+        return call()
+    limit = remote_timeout()
+    done, box = in_thread(call, f"audit-remote-{what}")
     if not done.wait(limit):
         raise StoreError(f"{what} {location!r} got no answer within {limit:g} s (no network, or a slow "
                          f"store: set {TIMEOUT_ENV} to wait longer)")
