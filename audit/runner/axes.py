@@ -20,6 +20,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from audit.errors import UsageError
 from audit.worker import records
+from audit.worker.environment import expanded
+from audit.worker.settings import SETTINGS
 
 #: The value that removes an environment variable instead of setting it (one spelling: records.UNSET).
 UNSET = records.UNSET
@@ -89,12 +91,16 @@ class AxisKind:
 
 
 def _variable(name: str) -> Check:
-    """A plain variable is honoured when the worker saw it (it records them verbatim)."""
+    """A plain variable is honoured when the worker saw it (it records them verbatim: in a field
+    of its own, or, without one, in the ``settings`` field, :func:`audit.worker.environment.read_settings`)."""
 
     def check(value: str, env: Recorded) -> Optional[str]:
-        seen = env.get(name)
+        recorded = env if name in env else expanded({"settings": env["settings"]}) if "settings" in env else None
+        if recorded is None:
+            return None  # a run of another schema: cannot tell
+        seen = recorded.get(name)
         asked = None if value == UNSET else value
-        if name in env and seen != asked:
+        if seen != asked:
             return f"the worker saw {name}={seen}"
         return None
 
@@ -179,9 +185,11 @@ def _qemu_cpu(value: str, env: Recorded) -> Optional[str]:
 def _env_axis(name: str, meaning: str, pattern: Optional[str] = None, choices: Tuple[str, ...] = (),
               example: str = "", honoured: Optional[Check] = None, fields: Tuple[str, ...] = (),
               targets: Optional[TargetsCheck] = None, needs_numpy_targets: bool = False) -> AxisKind:
-    """An environment-variable axis: by default honoured when the worker saw the variable, shown by its own field."""
+    """An environment-variable axis: by default honoured when the worker saw the variable, shown by
+    its own field or, for a variable without one, by ``settings``."""
     return AxisKind(name, Apply.ENV, meaning, re.compile(pattern) if pattern else None, choices, example,
-                    honoured or _variable(name), fields or (name,), targets, needs_numpy_targets)
+                    honoured or _variable(name), fields or ((name,) if name in SETTINGS else ("settings",)),
+                    targets, needs_numpy_targets)
 
 
 #: Every axis ``--axis`` accepts, by name, in the order ``sweep --help`` lists them.
@@ -214,5 +222,7 @@ AXES: Dict[str, AxisKind] = {
                   fields=("QEMU_CPU", "emulator")),
         _env_axis("CUBLAS_WORKSPACE_CONFIG", "cuBLAS workspace", r"^(:[0-9]+:[0-9]+)+$", example=":4096:8",
                   honoured=_never),
+        _env_axis("OMP_WAIT_POLICY", "OpenMP idle threads spin (active) or sleep (passive)",
+                  choices=("active", "passive")),
     )
 }
