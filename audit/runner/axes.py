@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from audit.errors import UsageError
+from audit.runner.spec import RunSpec
 from audit.worker import records
 from audit.worker.environment import expanded
 from audit.worker.settings import SETTINGS
@@ -32,6 +33,8 @@ Recorded = Mapping[str, Optional[str]]
 Check = Callable[[str, Recorded], Optional[str]]
 #: As :data:`Check`, also given numpy's dispatch targets -> whether this CPU has each.
 TargetsCheck = Callable[[str, Mapping[str, bool], Recorded], Optional[str]]
+#: ``(spec, value, the whole combination) -> the spec with this axis applied`` (a copy; the spec is not changed).
+Applier = Callable[[RunSpec, str, Mapping[str, str]], RunSpec]
 
 
 class Apply(enum.Enum):
@@ -60,6 +63,39 @@ def _never(value: str, env: Recorded) -> Optional[str]:
     return None
 
 
+# --------------------------------------------------------------------------- applied how?
+
+
+def _set_variable(name: str) -> Applier:
+    """Set the variable before the worker starts; ``unset`` removes it."""
+
+    def apply(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
+        env, unset = dict(spec.env), list(spec.unset)
+        if value == UNSET:
+            env.pop(name, None)
+            unset.append(name)
+        else:
+            env[name] = value
+        return replace(spec, env=env, unset=unset)
+
+    return apply
+
+
+def _set_threads(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
+    """The worker flag for torch.set_num_threads, and every pool variable the combination leaves to it."""
+    env = {**spec.env, **{var: value for var in THREAD_VARIABLES if var not in setting}}
+    return replace(spec, env=env, threads=int(value))
+
+
+def _set_deterministic(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
+    return replace(spec, deterministic=value)
+
+
+def _not_the_worker(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
+    """Not a setting of the worker: the sweep runs it beside busy processes (audit.runner.load)."""
+    return spec
+
+
 @dataclass(frozen=True)
 class AxisKind:
     """One known axis: how it is applied, which values it accepts, how it is checked, where it shows."""
@@ -67,6 +103,7 @@ class AxisKind:
     name: str
     apply: Apply
     meaning: str
+    applied: Applier
     pattern: Optional[re.Pattern[str]] = None  # accepted values (besides ``unset``)
     choices: Tuple[str, ...] = ()
     example: str = ""
@@ -187,21 +224,21 @@ def _env_axis(name: str, meaning: str, pattern: Optional[str] = None, choices: T
               targets: Optional[TargetsCheck] = None, needs_numpy_targets: bool = False) -> AxisKind:
     """An environment-variable axis: by default honoured when the worker saw the variable, shown by
     its own field or, for a variable without one, by ``settings``."""
-    return AxisKind(name, Apply.ENV, meaning, re.compile(pattern) if pattern else None, choices, example,
-                    honoured or _variable(name), fields or ((name,) if name in SETTINGS else ("settings",)),
-                    targets, needs_numpy_targets)
+    return AxisKind(name, Apply.ENV, meaning, _set_variable(name), re.compile(pattern) if pattern else None,
+                    choices, example, honoured or _variable(name),
+                    fields or ((name,) if name in SETTINGS else ("settings",)), targets, needs_numpy_targets)
 
 
 #: Every axis ``--axis`` accepts, by name, in the order ``sweep --help`` lists them.
 AXES: Dict[str, AxisKind] = {
     axis.name: axis
     for axis in (
-        AxisKind("threads", Apply.THREADS, "torch.set_num_threads plus " + ", ".join(THREAD_VARIABLES),
+        AxisKind("threads", Apply.THREADS, "torch.set_num_threads plus " + ", ".join(THREAD_VARIABLES), _set_threads,
                  _COUNT, example="1,2", honoured=_threads, fields=("num_threads", *THREAD_VARIABLES)),
-        AxisKind("deterministic", Apply.DETERMINISTIC, "torch.use_deterministic_algorithms",
+        AxisKind("deterministic", Apply.DETERMINISTIC, "torch.use_deterministic_algorithms", _set_deterministic,
                  choices=("on", "off"), honoured=_deterministic, fields=("deterministic_algorithms",)),
         AxisKind("load", Apply.LOAD, "idle, or busy: other processes keep every core busy during the run",
-                 choices=("idle", "busy")),  # checked by the spinners themselves (audit.runner.load)
+                 _not_the_worker, choices=("idle", "busy")),  # checked by the spinners themselves (audit.runner.load)
         _env_axis("ATEN_CPU_CAPABILITY", "torch CPU dispatch level", choices=ATEN_LEVELS,
                   honoured=_aten, fields=("ATEN_CPU_CAPABILITY", "cpu_capability")),
         _env_axis("OMP_NUM_THREADS", "OpenMP pool size", _COUNT.pattern, example="1,2"),

@@ -89,25 +89,12 @@ def label(setting: Mapping[str, str]) -> str:
 
 
 def spec_for(base: RunSpec, setting: Mapping[str, str]) -> RunSpec:
-    """``base`` with the combination applied: variables set/unset, worker flags given."""
-    env = dict(base.env)
-    unset = list(base.unset)
-    threads, deterministic = base.threads, base.deterministic
+    """``base`` with the combination applied (each axis record's ``applied``): variables set/unset,
+    worker flags given."""
+    spec = replace(base, env=dict(base.env), unset=list(base.unset))
     for name, value in setting.items():
-        apply = AXES[name].apply
-        if apply is Apply.THREADS:
-            threads = int(value)
-            env.update({var: value for var in THREAD_VARIABLES if var not in setting})
-        elif apply is Apply.DETERMINISTIC:
-            deterministic = value
-        elif apply is Apply.LOAD:
-            continue  # not a setting of the worker: the sweep runs it beside busy processes
-        elif value == UNSET:
-            env.pop(name, None)
-            unset.append(name)
-        else:
-            env[name] = value
-    return replace(base, env=env, unset=unset, threads=threads, deterministic=deterministic)
+        spec = AXES[name].applied(spec, value, setting)
+    return spec
 
 
 # --------------------------------------------------------------------------- honoured?
