@@ -255,3 +255,8 @@ def test_the_sweep_help_lists_every_axis_record() -> None:
     text = _axes_help()
     for name, axis in sweep.AXES.items():
         assert f"  {name:<26} {axis.meaning}" in text
+
+
+def test_docs_sweeps_names_every_axis() -> None:
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "sweeps.md")).read()
+    assert [name for name in sweep.AXES if f"`{name}`" not in text] == []
