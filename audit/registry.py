@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -93,6 +94,8 @@ class Probe:
     sizes: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
     #: parameter -> where ``explore`` may draw it from (:mod:`audit.domains`); not in the version
     search: Mapping[str, domains.Domain] = field(default_factory=dict)
+    #: the family reports group it under (``family=``, else its module's ``FAMILY``); None: by its id
+    family: Optional[str] = None
 
     @property
     def device(self) -> str:
@@ -233,6 +236,7 @@ def probe(
     invariance: Optional[str] = None,
     sizes: Optional[Mapping[str, Mapping[str, Sequence[Any]]]] = None,
     search: Optional[Mapping[str, domains.Domain]] = None,
+    family: Optional[str] = None,
 ) -> Any:
     """Register a probe.
 
@@ -260,6 +264,12 @@ def probe(
     the source before the version is hashed (:func:`without_search`), so declaring domains
     leaves every stored result comparable.
 
+    ``family`` names the family reports group the probe under ("numpy legacy", "jax").  A
+    probe that names none takes its module's ``FAMILY`` (a catalogue module declares it once,
+    so its decorators, whose source is the probe's version, stay as they are); a probe of a
+    module without one is grouped by its id (:func:`audit.compare.judgements.family`).  Unlike
+    ``search``, a ``family=`` keyword is part of the hashed source.
+
     Usable bare (``@probe``; the id is the function name) or with arguments.
     """
     if callable(probe_id):  # bare @probe
@@ -283,6 +293,9 @@ def probe(
         if invariance is not None:
             listed = [v for g in (the_grid, *panels.values()) if invariance in g for v in g[invariance]]
             _check_invariance(key, invariance, listed + [e[invariance] for e in extras if invariance in e])
+        the_family = family or getattr(sys.modules.get(func.__module__), "FAMILY", None)
+        if the_family is not None and (not isinstance(the_family, str) or not the_family.strip()):
+            raise RegistryError(f"probe {key!r}: family must be a non-empty string, not {the_family!r}")
         _REGISTRY[key] = Probe(
             key=key,
             id=pid,
@@ -297,6 +310,7 @@ def probe(
             invariance=invariance,
             sizes=panels,
             search=the_search,
+            family=the_family,
         )
         return func
 
@@ -329,6 +343,11 @@ def get(key: str) -> Probe:
 def all_probes() -> Dict[str, Probe]:
     """A copy of the registry (registration key -> probe)."""
     return dict(_REGISTRY)
+
+
+def families() -> Dict[str, str]:
+    """Registration key -> declared family, for every probe that declares one."""
+    return {k: p.family for k, p in _REGISTRY.items() if p.family is not None}
 
 
 def select(patterns: Sequence[str] = (), among: Optional[Iterable[str]] = None) -> Dict[str, Probe]:

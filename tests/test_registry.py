@@ -82,3 +82,33 @@ def test_extra_cases_expand_the_seed_marker(empty_registry: None) -> None:
 def test_unknown_key_names_the_list_command() -> None:
     with pytest.raises(RegistryError, match="audit list"):
         registry.get("no.such.probe")
+
+
+def test_family_from_the_decorator_or_the_module(empty_registry: None) -> None:
+    import sys
+    import types
+
+    @probe("jax.random.normal", family="jax")
+    def declared(seed: int) -> int:
+        return seed
+
+    module = types.ModuleType("fake_probes_module")
+    module.FAMILY = "my lib"  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        def from_module(seed: int) -> int:
+            return seed
+
+        from_module.__module__ = module.__name__
+        probe("mylib.draw")(from_module)
+    finally:
+        del sys.modules[module.__name__]
+
+    @probe("mylib.other")
+    def undeclared(seed: int) -> int:
+        return seed
+
+    assert registry.families() == {"jax.random.normal": "jax", "mylib.draw": "my lib"}
+    assert registry.get("mylib.other").family is None
+    with pytest.raises(RegistryError, match="family must be a non-empty string"):
+        probe("mylib.bad", family=" ")(lambda seed: seed)

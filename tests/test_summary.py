@@ -214,3 +214,30 @@ def test_the_first_divergent_op_is_named_when_its_index_differs_between_cases() 
 
     (p,) = build_view(Comparison([traced(240, 0.1), traced(162, 0.0)], [], 2, 2, [])).probes
     assert "first divergent op aten.native_layer_norm_backward.default (#162 or #240)" in p.why
+
+
+def test_a_declared_family_wins_over_the_prefix_chain() -> None:
+    from audit.compare.judgements import FAMILIES, family_rank
+
+    assert family("jax.random.normal") == "other"
+    assert family("jax.random.normal", declared={"jax.random.normal": "jax"}) == "jax"
+    assert family("numpy.matmul", declared={"numpy.matmul": "jax"}) == "jax"
+    # trace, invariance and cuda come from the run files and still come first
+    assert family("jax.random.normal", trace=True, declared={"jax.random.normal": "jax"}) == "traces"
+    assert family("jax.f@cuda", "cuda", declared={"jax.f@cuda": "jax"}) == "cuda"
+    # a family no list names sorts after the library families, before invariance
+    assert family_rank("torch ops") < family_rank("jax") < family_rank("invariance")
+    assert [family_rank(f) for f in FAMILIES] == sorted(family_rank(f) for f in FAMILIES)
+
+
+def test_catalogue_modules_declare_the_families_the_prefix_chain_gives() -> None:
+    """Declaring FAMILY in catalogue modules changed no probe's family in any report."""
+    import audit.probes  # noqa: F401
+    from audit import registry
+    from audit.compare.judgements import catalogue_families
+
+    declared = catalogue_families()
+    assert len(declared) > 100 and {"numpy legacy", "numpy ops", "torch RNG", "pandas"} <= set(declared.values())
+    for key, p in registry.all_probes().items():
+        args = (key, p.device, p.kind == "trace", p.invariance is not None)
+        assert family(*args) == family(*args, declared={}), key

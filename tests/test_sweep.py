@@ -212,3 +212,51 @@ def test_sweep_usage_errors_are_one_line_exit_2(tmp_path: Any) -> None:
                              capture_output=True, text=True, cwd=SOURCE_ROOT, timeout=120)
         assert out.returncode == 2
         assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ")
+
+
+# --------------------------------------------------------------------------- the axis records
+
+
+def test_every_axis_record_names_how_it_is_applied_checked_and_shown() -> None:
+    from audit.worker.environment import FIELDS
+
+    for axis in sweep.AXES.values():
+        assert axis.meaning and (axis.choices or axis.pattern is not None), axis.name
+        if axis.apply is not sweep.Apply.LOAD:  # load: the spinners check themselves (test_load.py)
+            assert axis.fields and set(axis.fields) <= set(FIELDS), axis.name
+    assert sweep.AXES["ATEN_CPU_CAPABILITY"].fields == ("ATEN_CPU_CAPABILITY", "cpu_capability")
+    assert [a.name for a in sweep.AXES.values() if a.needs_numpy_targets] == ["NPY_DISABLE_CPU_FEATURES",
+                                                                           "NPY_ENABLE_CPU_FEATURES"]
+
+
+def test_omp_wait_policy_axis_one_record_without_a_field_of_its_own() -> None:
+    """The extension example: an axis added as one record; the worker records it in ``settings``."""
+    axis = sweep.parse_axis("OMP_WAIT_POLICY=ACTIVE,passive,unset")
+    assert axis.values == ("active", "passive", "unset")
+    assert sweep.AXES["OMP_WAIT_POLICY"].fields == ("settings",)
+    with pytest.raises(UsageError, match="'spin' is not a valid value \\(active, passive\\)"):
+        sweep.parse_axis("OMP_WAIT_POLICY=spin")
+    spec = sweep.spec_for(RunSpec(), {"OMP_WAIT_POLICY": "passive"})
+    assert spec.env["OMP_WAIT_POLICY"] == "passive"
+    assert sweep.spec_for(RunSpec(), {"OMP_WAIT_POLICY": "unset"}).unset == ["OMP_WAIT_POLICY"]
+    seen = {**_ENV, "settings": '{"OMP_WAIT_POLICY":"passive"}'}
+    assert sweep.unhonoured({"OMP_WAIT_POLICY": "passive"}, seen) == []
+    assert sweep.unhonoured({"OMP_WAIT_POLICY": "unset"}, {**_ENV, "settings": None}) == []
+    notes = sweep.unhonoured({"OMP_WAIT_POLICY": "active"}, seen)
+    assert notes == ["OMP_WAIT_POLICY=active: the worker saw OMP_WAIT_POLICY=passive"]
+    assert sweep.unhonoured({"OMP_WAIT_POLICY": "active"}, {**_ENV, "settings": None}) == [
+        "OMP_WAIT_POLICY=active: the worker saw OMP_WAIT_POLICY=None"]
+    assert sweep.unhonoured({"OMP_WAIT_POLICY": "active"}, _ENV) == []  # nothing recorded: cannot tell
+
+
+def test_the_sweep_help_lists_every_axis_record() -> None:
+    from audit.commands.sweep import _axes_help
+
+    text = _axes_help()
+    for name, axis in sweep.AXES.items():
+        assert f"  {name:<26} {axis.meaning}" in text
+
+
+def test_docs_sweeps_names_every_axis() -> None:
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "sweeps.md")).read()
+    assert [name for name in sweep.AXES if f"`{name}`" not in text] == []

@@ -2,7 +2,8 @@
 
 The path is an interpreter for ``run --python``, ``sweep --python`` and ``explore --python``;
 ``nox -s arm64`` audits each CPU class of ``AUDIT_QEMU_CPU`` with it (the matrix's cells
-are x86 virtualenvs).  ``QEMU_CPU`` (or ``sweep --axis QEMU_CPU=...``) picks the CPU class.  Needs a Linux host, root, debootstrap and qemu-user-static (see docs/arm.md).
+are x86 virtualenvs).  ``QEMU_CPU`` (or ``sweep --axis QEMU_CPU=...``) picks the CPU class.
+Needs a Linux host, root, debootstrap and qemu-user-static (see docs/arm.md).
 """
 
 from __future__ import annotations

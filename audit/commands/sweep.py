@@ -93,7 +93,7 @@ def execute(args: argparse.Namespace) -> int:
     base = spec_from_args(args)
     base.executions = args.executions
     settings = sweep.combinations(axes)
-    targets = numpy_targets(base.python) if any(a.name.startswith("NPY_") for a in axes) else None
+    targets = numpy_targets(base.python) if any(sweep.AXES[a.name].needs_numpy_targets for a in axes) else None
     total = len(settings) * args.repeat
     args.results = args.results or sweep_folder(axes)
     print(f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s) -> {args.results}")

@@ -8,7 +8,8 @@ Pure: a finding in, a word out.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import functools
+from typing import Mapping, Optional, Sequence
 
 from audit.compare.model import Difference, Finding, Match, Measured, Verdict
 
@@ -34,12 +35,36 @@ WITHIN_SAMPLE = "within-sample"
 SIGNED_ZERO = "signed-zero"
 
 
-def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance: Optional[bool] = None) -> str:
+@functools.lru_cache(maxsize=1)
+def catalogue_families() -> Mapping[str, str]:
+    """Registration key -> family, as the catalogue's probes declare it (``FAMILY`` of their module).
+
+    Importing the catalogue imports no audited library (each probe imports its own inside).
+    """
+    import audit.probes  # noqa: F401  (registers the catalogue)
+    from audit import registry
+
+    return registry.families()
+
+
+def family_rank(name: str) -> float:
+    """Where a family comes in reports: :data:`FAMILIES` order; a family declared by a probe
+    module and not listed there comes after the library families, before "invariance"."""
+    if name in FAMILIES:
+        return float(FAMILIES.index(name))
+    return FAMILIES.index("invariance") - 0.5
+
+
+def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance: Optional[bool] = None,
+           declared: Optional[Mapping[str, str]] = None) -> str:
     """The family a probe belongs to (user probes fall in "other").
 
     ``trace`` and ``invariance`` come from the run files where the core gives them (the
     probe's kind, the case's invariance parameter); ``invariance=None`` (unknown) takes a key
-    with a ``:`` suffix (``torch.randn:chunks``) for an invariance probe.
+    with a ``:`` suffix (``torch.randn:chunks``) for an invariance probe.  Otherwise the
+    family the probe declares (``declared``: key -> family, by default the catalogue's,
+    :func:`catalogue_families`) wins; the prefix chain below is only the default for a probe
+    that declares none.
     """
     name, _, variant = probe_key.partition("@")[0].partition(":")
     if trace:
@@ -48,6 +73,9 @@ def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance:
         return "invariance"
     if "cuda" in device or "@cuda" in probe_key:
         return "cuda"
+    named = (catalogue_families() if declared is None else declared).get(probe_key)
+    if named:
+        return named
     if name.startswith("random."):
         return "python random"
     if name.startswith(_NUMPY_GENERATOR):

@@ -19,6 +19,9 @@ from typing import Any, Dict, List
 from audit.probe_api import SEEDS, Output, Unsupported, probe, require_attr
 from audit.probes.numpy_legacy import CHOICE_MODES, INT_DTYPES, choice_args, int_bounds, mvn_cov
 
+#: The family reports group these probes under (read at registration; the decorators stay as they are).
+FAMILY = "numpy Generator"
+
 #: Every bit generator numpy ships (PCG64DXSM since numpy 1.21).
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 

@@ -14,6 +14,9 @@ from typing import Any, Callable, Dict, Tuple
 
 from audit.probe_api import SEEDS, Output, Unsupported, probe, require_seed_range
 
+#: The family reports group these probes under (read at registration; the decorators stay as they are).
+FAMILY = "pandas"
+
 #: How the case's seed reaches pandas.
 RANDOM_STATE_KINDS = ("int", "generator", "global")
 

@@ -15,6 +15,9 @@ from typing import Union
 
 from audit.probe_api import SEEDS, Output, probe
 
+#: The family reports group these probes under (read at registration; the decorators stay as they are).
+FAMILY = "python random"
+
 #: How the integer seed of a case is handed to ``random.Random``.
 SEED_KINDS = ("int", "str", "bytes")
 

@@ -23,6 +23,9 @@ from audit.probe_api import probe
 from audit.probes._inputs import OP_SEEDS, torch_ties, torch_uniform
 from audit.probes.torch_ops import TORCH_MIN
 
+#: The family reports group these probes under (read at registration; the decorators stay as they are).
+FAMILY = "cuda"
+
 ATOMIC_REPEATS = 5
 
 

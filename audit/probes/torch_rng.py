@@ -18,6 +18,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from audit.probe_api import SEEDS, Output, probe
 
+#: The family reports group these probes under (read at registration; the decorators stay as they are).
+FAMILY = "torch RNG"
+
 GENERATORS = ("global", "explicit")
 DEVICES = ("cpu", "cuda")
 TORCH_MIN = "2.0"

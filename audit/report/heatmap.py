@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from audit.compare.attribution import PRIORITY, natural_key, shown
-from audit.compare.judgements import FAMILIES, kind_of, plain
+from audit.compare.judgements import FAMILIES, family_rank, kind_of, plain
 from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.report.view import ProbeSummary, View
 
@@ -95,7 +95,8 @@ def build(s: View) -> Heatmap:
                                                                       for f in fields)))
     place = {(col.side == "reference", col.index): i for i, col in enumerate(columns)}
     families = []
-    for name in FAMILIES:
+    declared = {p.family for p in s.probes} - set(FAMILIES)  # a probe module's own FAMILY
+    for name in sorted([*FAMILIES, *declared], key=lambda fam: (family_rank(fam), fam)):
         probes = [p for p in s.probes if p.family == name]
         if not probes:
             continue

@@ -17,13 +17,13 @@ from functools import cached_property
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from audit.compare.judgements import (
-    FAMILIES,
     OUTSIDE_SAMPLE,
     QUIET,
     SIGNED_ZERO,
     WITHIN_SAMPLE,
     differs,
     family,
+    family_rank,
     kind_of,
     largest_tolerance,
     plain,
@@ -178,7 +178,7 @@ def build_view(c: Comparison) -> View:
 
 def _rank(p: ProbeSummary) -> Tuple[Any, ...]:
     worst = min((_VERDICT_ORDER.index(v) for v in p.verdicts if v in _VERDICT_ORDER), default=len(_VERDICT_ORDER))
-    return (not p.unexpected, not p.changed, not p.quiet, worst, FAMILIES.index(p.family), p.probe, p.device)
+    return (not p.unexpected, not p.changed, not p.quiet, worst, family_rank(p.family), p.probe, p.device)
 
 
 def probe_summary(key: str, device: str, findings: List[Finding], unsupported: int = 0) -> ProbeSummary:

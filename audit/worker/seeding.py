@@ -1,39 +1,102 @@
-"""Seeding that restores what it touched (hypothesis's ``deterministic_PRNG``).
+"""Seeding that restores what it touched (hypothesis's ``deterministic_PRNG``), and the seeders.
 
 Probes seed global generators (``random.seed``, ``np.random.seed``, ``torch.manual_seed``).
 :func:`restored_global_state` saves every global generator of a library that is already
 imported and puts it back afterwards, so no probe leaves state behind for the next one.
+
+Each library says how to save, restore and seed its global generators in one place: a
+:class:`Seeder` given to :func:`register_seeder` (as hypothesis's ``register_random``).  A new
+library registers its own below; nothing else in the worker names it.
 Worker side: standard library only; numpy and torch are touched only if imported.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
+import random  # noqa: F401  (always imported: its seeder always applies)
 import sys
-from typing import Any, Callable, Iterator, List, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 
-def _savers() -> List[Tuple[Callable[[], Any], Callable[[Any], None]]]:
-    savers: List[Tuple[Callable[[], Any], Callable[[Any], None]]] = [(random.getstate, random.setstate)]
-    np = sys.modules.get("numpy")
-    if np is not None:
-        savers.append((np.random.get_state, np.random.set_state))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        savers.append((torch.get_rng_state, torch.set_rng_state))
-        cuda = getattr(torch, "cuda", None)
-        if cuda is not None and cuda.is_available() and cuda.is_initialized():
-            savers.append((cuda.get_rng_state_all, cuda.set_rng_state_all))
-    return savers
+def _always(library: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Seeder:
+    """How to save, restore and seed one library's global generator(s).
+
+    Each callable gets the library's module (``sys.modules[library]``): a seeder is used only
+    once its library is imported, and only while ``active`` says so (CUDA, once initialised).
+    """
+
+    name: str  # "numpy", "torch.cuda"
+    library: str  # the module that must already be imported: "numpy", "torch"
+    save: Callable[[Any], Any]
+    restore: Callable[[Any, Any], None]
+    seed: Callable[[Any, int], None]
+    active: Callable[[Any], bool] = _always
+
+
+_SEEDERS: Dict[str, Seeder] = {}
+
+
+def register_seeder(seeder: Seeder) -> None:
+    """Add a library's seeder (in registration order); a second one under the same name is an error."""
+    if seeder.name in _SEEDERS and _SEEDERS[seeder.name] != seeder:
+        raise ValueError(f"a seeder named {seeder.name!r} is already registered")
+    _SEEDERS[seeder.name] = seeder
+
+
+def registered() -> List[Seeder]:
+    """Every registered seeder, imported or not, in registration order."""
+    return list(_SEEDERS.values())
+
+
+def active() -> List[Tuple[Seeder, Any]]:
+    """The seeders whose library is imported (and active), each with that library's module."""
+    found = []
+    for seeder in _SEEDERS.values():
+        library = sys.modules.get(seeder.library)
+        if library is not None and seeder.active(library):
+            found.append((seeder, library))
+    return found
+
+
+def seed_global(seed: int) -> List[str]:
+    """Seed every imported library's global generators with ``seed`` (0 .. 2**32 - 1); their names."""
+    names = []
+    for seeder, library in active():
+        seeder.seed(library, seed)
+        names.append(seeder.name)
+    return names
 
 
 @contextlib.contextmanager
 def restored_global_state() -> Iterator[None]:
-    """Run the block, then restore Python's, numpy's and torch's global generators."""
-    saved = [(get(), put) for get, put in _savers()]
+    """Run the block, then restore the global generators of every imported library."""
+    saved = [(seeder, library, seeder.save(library)) for seeder, library in active()]
     try:
         yield
     finally:
-        for state, put in saved:
-            put(state)
+        for seeder, library, state in saved:
+            seeder.restore(library, state)
+
+
+def _cuda_ready(torch: Any) -> bool:
+    cuda = getattr(torch, "cuda", None)
+    return bool(cuda is not None and cuda.is_available() and cuda.is_initialized())
+
+
+# --------------------------------------------------------------------------- the libraries
+
+register_seeder(Seeder("random", "random", lambda m: m.getstate(), lambda m, s: m.setstate(s),
+                       lambda m, seed: m.seed(seed)))
+register_seeder(Seeder("numpy", "numpy", lambda m: m.random.get_state(), lambda m, s: m.random.set_state(s),
+                       lambda m, seed: m.random.seed(seed)))
+register_seeder(Seeder("torch", "torch", lambda m: m.get_rng_state(), lambda m, s: m.set_rng_state(s),
+                       lambda m, seed: m.manual_seed(seed)))
+register_seeder(Seeder("torch.cuda", "torch", lambda m: m.cuda.get_rng_state_all(),
+                       lambda m, s: m.cuda.set_rng_state_all(s), lambda m, seed: m.cuda.manual_seed_all(seed),
+                       active=_cuda_ready))
