@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from audit.errors import AuditError, UsageError
+from audit.runner import cells
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUITE = "bookworm"
@@ -195,18 +196,13 @@ def build(run: Run = _run, log: Log = lambda _: None, environ: Optional[Dict[str
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
-    with open(os.path.join(home, MARKER), "w", encoding="utf-8") as f:
-        json.dump(marker, f)
+    cells.write_marker(home, marker, MARKER)
     log(f"built {home} in {time.perf_counter() - start:.0f} s")
     return wrapper
 
 
 def _marker(home: str) -> object:
-    try:
-        with open(os.path.join(home, MARKER), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    return cells.read_marker(home, MARKER)
 
 
 def _base(run: Run, log: Log) -> str:
@@ -218,8 +214,7 @@ def _base(run: Run, log: Log) -> str:
     log(f"debootstrap {SUITE} arm64 into {base} (minutes)")
     run(["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, base,
          MIRROR])
-    with open(os.path.join(base, MARKER), "w", encoding="utf-8") as f:
-        json.dump(wanted, f)
+    cells.write_marker(base, wanted, MARKER)
     return base
 
 

@@ -132,7 +132,7 @@ def build(cell: matrix.Cell, run: Run = subprocess_run, log: Log = lambda _: Non
                          f"or put python{cell.python} on PATH)")
     where, python = location(cell), cell_python(cell)
     wanted = {"requirements": cell.requirements, "interpreter": interpreter, "index": index_options()}
-    if _marker(where) == wanted and os.path.exists(python):
+    if read_marker(where) == wanted and os.path.exists(python):
         log(f"reusing {where}")
         return python
     start = time.perf_counter()
@@ -143,18 +143,25 @@ def build(cell: matrix.Cell, run: Run = subprocess_run, log: Log = lambda _: Non
     except BaseException:
         shutil.rmtree(where, ignore_errors=True)
         raise
-    with open(os.path.join(where, MARKER), "w", encoding="utf-8") as f:
-        json.dump(wanted, f)
+    write_marker(where, wanted)
     log(f"built {cell.name} in {time.perf_counter() - start:.0f} s")
     return python
 
 
-def _marker(where: str) -> object:
+def read_marker(where: str, name: str = MARKER) -> object:
+    """What a built environment says it was built from (None: unbuilt or half-built): an
+    environment is reused only while this equals what is wanted now."""
     try:
-        with open(os.path.join(where, MARKER), encoding="utf-8") as f:
+        with open(os.path.join(where, name), encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def write_marker(where: str, wanted: object, name: str = MARKER) -> None:
+    """Mark ``where`` as built from ``wanted``; written last, so a half-built one has none."""
+    with open(os.path.join(where, name), "w", encoding="utf-8") as f:
+        json.dump(wanted, f)
 
 
 def _commands(interpreter: str, where: str, python: str, requirements: Sequence[str]) -> List[List[str]]:
@@ -168,7 +175,7 @@ def _commands(interpreter: str, where: str, python: str, requirements: Sequence[
 
 def exists(cell: matrix.Cell) -> bool:
     """Whether a built environment for the cell is on disk."""
-    return _marker(location(cell)) is not None
+    return read_marker(location(cell)) is not None
 
 
 def remove(cell: matrix.Cell) -> None:
