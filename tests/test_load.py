@@ -13,7 +13,7 @@ import pytest
 
 from audit.runner import load
 from audit.runner.rates import Rate, rates, summary
-from tests.signals import sigint_as_in_a_terminal
+from tests.signals import process_state, sigint_as_in_a_terminal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,11 +27,9 @@ def spinners(host: int) -> List[int]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if load.MARK.encode() in argv and str(host).encode() in argv and state != "Z":
+        if load.MARK.encode() in argv and str(host).encode() in argv and process_state(int(pid)) not in (None, "Z"):
             found.append(int(pid))
     return found
 

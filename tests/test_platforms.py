@@ -19,6 +19,7 @@ import pytest
 from audit.runner import processes, sidecar
 from audit.store import location
 from audit.worker import kernels, main
+from tests.signals import process_state
 
 
 def _no_kill(*args: Any) -> None:
@@ -151,11 +152,7 @@ def test_kill_group_on_posix_takes_the_grandchildren_along(tmp_path: Any) -> Non
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return False
+    return process_state(pid) == "Z"
 
 
 def test_parent_death_signal_is_linux_only(monkeypatch: pytest.MonkeyPatch) -> None:

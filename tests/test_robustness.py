@@ -19,7 +19,7 @@ import pytest
 
 from audit.runner.supervisor import SOURCE_ROOT
 from tests.compare_helpers import make_run, record, write
-from tests.signals import sigint_as_in_a_terminal
+from tests.signals import process_state, sigint_as_in_a_terminal
 
 P = {"seed": 0}
 
@@ -195,11 +195,7 @@ def twice(x):
 
 
 def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
+    return process_state(pid) in (None, "Z")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to see the helper")
