@@ -39,7 +39,9 @@ from audit.runner import cells, matrix  # noqa: E402  (import nothing heavy)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint"]
-os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # never fetch interpreters: use this machine's
+os.environ.setdefault(
+    "UV_PYTHON_DOWNLOADS", "never"
+)  # never fetch interpreters: use this machine's
 
 #: Where each session writes: ``audit`` beside ``python -m audit run`` (results/runs), the
 #: version matrix and upgrade checks apart (results/matrix), so the new-hardware compare of
@@ -60,7 +62,9 @@ def build_cell(session: nox.Session, cell: matrix.Cell) -> str:
     """The cell's interpreter, building its environment unless an identical one exists
     (audit/runner/cells.py; shared with ``audit bisect`` and the history builder)."""
     try:
-        return cells.build(cell, run=lambda args: session.run(*args, external=True), log=session.log)
+        return cells.build(
+            cell, run=lambda args: session.run(*args, external=True), log=session.log
+        )
     except cells.BuildError as exc:
         if cells.find_python(cell.python) is None:
             session.skip(str(exc))
@@ -72,7 +76,9 @@ def audit_in_session(session: nox.Session, python: str, results: str, *extra: st
     """Run the catalogue in ``python``'s environment from the host; return the run file
     (the command and its answer are audit/runner/cells.py's, shared with ``audit bisect``)."""
     start = time.perf_counter()
-    out = session.run(*cells.audit_command(python, results, extra, host_python()), external=True, silent=True)
+    out = session.run(
+        *cells.audit_command(python, results, extra, host_python()), external=True, silent=True
+    )
     text = str(out or "")
     print(text, end="")
     session.log(f"audited in {time.perf_counter() - start:.0f} s")
@@ -106,8 +112,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, and mypy for each platform the host and worker run on (Linux, macOS, Windows)."""
+    """ruff (layout and rules), and mypy for each platform the host and worker run on."""
     session.install("ruff", "mypy", "pandas-stubs", "types-toml")
+    session.run("ruff", "format", "--check", "audit", "noxfile.py")
     session.run("ruff", "check", "audit", "tests", "scripts", "noxfile.py")
     for platform in ("linux", "darwin", "win32"):
         session.run("mypy", "--platform", platform, "audit", "noxfile.py")
@@ -127,7 +134,9 @@ def bench(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def audit(session: nox.Session) -> None:
     """This machine, this environment: one run file in AUDIT_RESULTS."""
-    session.run(host_python(), "-m", "audit", "run", "--results", RESULTS, *session.posargs, external=True)
+    session.run(
+        host_python(), "-m", "audit", "run", "--results", RESULTS, *session.posargs, external=True
+    )
 
 
 @nox.session(name="matrix", venv_backend="none", default=False)
@@ -149,10 +158,27 @@ def compare(session: nox.Session) -> None:
     reports = os.path.join(os.path.dirname(os.path.abspath(MATRIX_RESULTS.rstrip("/"))), "reports")
     os.makedirs(reports, exist_ok=True)
     html, markdown = os.path.join(reports, "report.html"), os.path.join(reports, "report.md")
-    extra = ["--expectations", "results/expectations.txt"] if os.path.exists("results/expectations.txt") else []
+    extra = (
+        ["--expectations", "results/expectations.txt"]
+        if os.path.exists("results/expectations.txt")
+        else []
+    )
     with open(markdown, "w", encoding="utf-8") as f:
-        session.run(host_python(), "-m", "audit", "compare", MATRIX_RESULTS, *extra, "--markdown", "--html", html,
-                    *session.posargs, external=True, stdout=f, success_codes=[0, 1, 3])
+        session.run(
+            host_python(),
+            "-m",
+            "audit",
+            "compare",
+            MATRIX_RESULTS,
+            *extra,
+            "--markdown",
+            "--html",
+            html,
+            *session.posargs,
+            external=True,
+            stdout=f,
+            success_codes=[0, 1, 3],
+        )
     session.log(f"wrote {markdown} and {html}")
 
 
@@ -168,18 +194,34 @@ def upgrade(session: nox.Session) -> None:
         session.error(str(exc))
     name = f"{plan.library}-{getattr(plan.old, plan.library)}-to-{getattr(plan.new, plan.library)}"
     results = os.path.join(MATRIX_RESULTS, "upgrade", name)
-    runs = [audit_in_session(session, build_cell(session, cell), results, *session.posargs[3:])
-            for cell in (plan.old, plan.new)]
+    runs = [
+        audit_in_session(session, build_cell(session, cell), results, *session.posargs[3:])
+        for cell in (plan.old, plan.new)
+    ]
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))
-    session.run(host_python(), "-m", "audit", "compare", "--upgrade", plan.field, *runs, external=True,
-                success_codes=[0, 3])  # --upgrade informs: 0, or 3 when input files were skipped
+    session.run(
+        host_python(),
+        "-m",
+        "audit",
+        "compare",
+        "--upgrade",
+        plan.field,
+        *runs,
+        external=True,
+        success_codes=[0, 3],
+    )  # --upgrade informs: 0, or 3 when input files were skipped
 
 
 @nox.session(venv_backend="none", default=False)
 def history(session: nox.Session) -> None:
     """The committed stream history: every minor release of torch and numpy (resumable), then
     docs/stream-changes.md.  ``nox -s history -- --library torch --minors 2.0,2.4`` builds part."""
-    session.run(host_python(), os.path.join(ROOT, "scripts", "build_history.py"), *session.posargs, external=True)
+    session.run(
+        host_python(),
+        os.path.join(ROOT, "scripts", "build_history.py"),
+        *session.posargs,
+        external=True,
+    )
     session.run(host_python(), os.path.join(ROOT, "scripts", "stream_changes.py"), external=True)
 
 
@@ -206,11 +248,15 @@ def arm64(session: nox.Session) -> None:
     from audit.runner import arm64 as arm
 
     try:
-        python = arm.build(run=lambda args: session.run(*args, external=True, silent=True), log=session.log)
+        python = arm.build(
+            run=lambda args: session.run(*args, external=True, silent=True), log=session.log
+        )
     except (UsageError, arm.BuildError) as exc:
         session.error(str(exc))
     for cpu in os.environ.get("AUDIT_QEMU_CPU", "neoverse-n1 a64fx max-sve256").split():
         if cpu not in arm.CPU_CLASSES:
-            session.error(f"AUDIT_QEMU_CPU: {cpu!r} is not a CPU class ({', '.join(arm.CPU_CLASSES)})")
+            session.error(
+                f"AUDIT_QEMU_CPU: {cpu!r} is not a CPU class ({', '.join(arm.CPU_CLASSES)})"
+            )
         session.env["QEMU_CPU"] = cpu
         audit_in_session(session, python, MATRIX_RESULTS, *session.posargs)

@@ -82,7 +82,11 @@ def to_json(domain: Domain) -> Dict[str, Any]:
         return {"sampled_from": list(domain.values)}
     if isinstance(domain, Tuples):
         return {"tuples": [to_json(p) for p in domain.parts]}
-    return {"compared_with": to_json(domain.domain), "reference": domain.reference, "same_as": domain.same_as}
+    return {
+        "compared_with": to_json(domain.domain),
+        "reference": domain.reference,
+        "same_as": domain.same_as,
+    }
 
 
 def from_json(data: Mapping[str, Any]) -> Domain:
@@ -95,23 +99,33 @@ def from_json(data: Mapping[str, Any]) -> Domain:
         if "tuples" in data:
             return tuples(*(from_json(p) for p in data["tuples"]))
         if "compared_with" in data:
-            return compared_with(from_json(data["compared_with"]), data.get("reference"), data.get("same_as"))
+            return compared_with(
+                from_json(data["compared_with"]), data.get("reference"), data.get("same_as")
+            )
     except (TypeError, ValueError):
         pass
     raise RegistryError(f"not a search domain: {data!r}")
 
 
-def check(key: str, search: Mapping[str, Any], grid: Mapping[str, Any], invariance: Optional[str]) -> None:
+def check(
+    key: str, search: Mapping[str, Any], grid: Mapping[str, Any], invariance: Optional[str]
+) -> None:
     """Each domain names a grid parameter and is a domain record; ``compared_with`` only for
     the invariance parameter, and its ``same_as`` another searched or grid parameter."""
     for name, domain in search.items():
         if name not in grid:
             raise RegistryError(f"probe {key!r}: search parameter {name!r} is not in its grid")
         if not isinstance(domain, (Integers, SampledFrom, Tuples, Compared)):
-            raise RegistryError(f"probe {key!r}: search[{name!r}] is not a domain (integers, sampled_from, "
-                                f"tuples, compared_with from audit.probe_api)")
+            raise RegistryError(
+                f"probe {key!r}: search[{name!r}] is not a domain (integers, sampled_from, "
+                f"tuples, compared_with from audit.probe_api)"
+            )
         if isinstance(domain, Compared):
             if name != invariance:
-                raise RegistryError(f"probe {key!r}: compared_with is for the invariance parameter, not {name!r}")
+                raise RegistryError(
+                    f"probe {key!r}: compared_with is for the invariance parameter, not {name!r}"
+                )
             if domain.same_as is not None and domain.same_as not in grid:
-                raise RegistryError(f"probe {key!r}: compared_with(same_as={domain.same_as!r}) is not in its grid")
+                raise RegistryError(
+                    f"probe {key!r}: compared_with(same_as={domain.same_as!r}) is not in its grid"
+                )

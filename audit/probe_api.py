@@ -16,8 +16,22 @@ from typing import Any, Iterator
 from audit.domains import compared_with, integers, sampled_from, tuples
 from audit.registry import DEFAULT_SEEDS, SEEDS, probe
 
-__all__ = ["DEFAULT_SEEDS", "SEEDS", "Output", "Unsupported", "probe", "require", "require_seed_range",
-           "require_attr", "traced", "untraced", "integers", "sampled_from", "tuples", "compared_with"]
+__all__ = [
+    "DEFAULT_SEEDS",
+    "SEEDS",
+    "Output",
+    "Unsupported",
+    "probe",
+    "require",
+    "require_seed_range",
+    "require_attr",
+    "traced",
+    "untraced",
+    "integers",
+    "sampled_from",
+    "tuples",
+    "compared_with",
+]
 
 
 class Unsupported(Exception):

@@ -61,7 +61,9 @@ def parse_sizes(text: str) -> Tuple[Sizes, ...]:
     known = [s.value for s in Sizes]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ValueError(f"size panel must be one or more of {', '.join(known)} (comma-separated), not {text!r}")
+        raise ValueError(
+            f"size panel must be one or more of {', '.join(known)} (comma-separated), not {text!r}"
+        )
     return tuple(Sizes(n) for n in dict.fromkeys(names))
 
 
@@ -101,7 +103,9 @@ class Probe:
     def device(self) -> str:
         return self.requirement.device
 
-    def cases(self, seeds: Sequence[int] = DEFAULT_SEEDS, sizes: Sequence[Sizes] = DEFAULT_SIZES) -> List[Case]:
+    def cases(
+        self, seeds: Sequence[int] = DEFAULT_SEEDS, sizes: Sequence[Sizes] = DEFAULT_SIZES
+    ) -> List[Case]:
         """Every case of the chosen size panels, with the seed marker replaced by ``seeds``.
 
         The default panel is the grid plus the extra cases; another panel is the grid with
@@ -114,7 +118,9 @@ class Probe:
                 points += _extra_points(self.extra_cases, seeds)
             elif panel.value in self.sizes:
                 points += _grid_points({**self.grid, **self.sizes[panel.value]}, seeds)
-        unique = {canonical_json(p): p for p in points}  # a point in two panels runs once, first place
+        unique = {
+            canonical_json(p): p for p in points
+        }  # a point in two panels runs once, first place
         return [Case(self, params) for params in unique.values()]
 
 
@@ -125,7 +131,9 @@ def _grid_points(grid: Mapping[str, Any], seeds: Sequence[int]) -> List[Dict[str
     return [dict(zip(names, values)) for values in itertools.product(*(lists[n] for n in names))]
 
 
-def _extra_points(extra_cases: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> List[Dict[str, Any]]:
+def _extra_points(
+    extra_cases: Sequence[Mapping[str, Any]], seeds: Sequence[int]
+) -> List[Dict[str, Any]]:
     points: List[Dict[str, Any]] = []
     for extra in extra_cases:
         if extra.get("seed") == SEEDS:
@@ -167,7 +175,9 @@ def _source_version(func: ProbeFunc, grid: Mapping[str, Any], extra: Any) -> str
         source = inspect.getsource(func)
     except (OSError, TypeError):  # pragma: no cover - source unavailable (frozen apps)
         source = func.__qualname__
-    text = without_search(source) + canonical_json({k: (v if v == SEEDS else list(v)) for k, v in grid.items()})
+    text = without_search(source) + canonical_json(
+        {k: (v if v == SEEDS else list(v)) for k, v in grid.items()}
+    )
     text += repr(extra)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -202,18 +212,33 @@ def without_search(source: str) -> str:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for call in (d for d in node.decorator_list if isinstance(d, ast.Call)):
-            parts: List[Any] = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
+            parts: List[Any] = sorted(
+                [*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset)
+            )
             for i, part in enumerate(parts):
                 if isinstance(part, ast.keyword) and part.arg == "search":
                     end = offset(part.end_lineno or part.lineno, part.end_col_offset or 0)
                     if i > 0:
                         before = parts[i - 1]
-                        cuts.append((offset(before.end_lineno or before.lineno, before.end_col_offset or 0), end))
+                        cuts.append(
+                            (
+                                offset(
+                                    before.end_lineno or before.lineno, before.end_col_offset or 0
+                                ),
+                                end,
+                            )
+                        )
                     elif i + 1 < len(parts):
-                        cuts.append((offset(part.lineno, part.col_offset),
-                                     offset(parts[i + 1].lineno, parts[i + 1].col_offset)))
+                        cuts.append(
+                            (
+                                offset(part.lineno, part.col_offset),
+                                offset(parts[i + 1].lineno, parts[i + 1].col_offset),
+                            )
+                        )
                     else:  # the only argument: keep the parentheses, drop a trailing comma
-                        close = offset(call.end_lineno or call.lineno, (call.end_col_offset or 1) - 1)
+                        close = offset(
+                            call.end_lineno or call.lineno, (call.end_col_offset or 1) - 1
+                        )
                         cuts.append((offset(part.lineno, part.col_offset), close))
         break  # the probe function's own decorators only
     for start, end in sorted(cuts, reverse=True):
@@ -284,18 +309,26 @@ def probe(
             raise RegistryError(f"probe {key!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
         the_grid = dict(grid or {})
         if invariance is not None and invariance not in the_grid:
-            raise RegistryError(f"probe {key!r}: invariance parameter {invariance!r} is not in its grid")
+            raise RegistryError(
+                f"probe {key!r}: invariance parameter {invariance!r} is not in its grid"
+            )
         extras = tuple(dict(e) for e in extra_cases)
         panels = {k: dict(v) for k, v in (sizes or {}).items()}
         _check_panels(key, panels)
         the_search = dict(search or {})
         domains.check(key, the_search, the_grid, invariance)
         if invariance is not None:
-            listed = [v for g in (the_grid, *panels.values()) if invariance in g for v in g[invariance]]
-            _check_invariance(key, invariance, listed + [e[invariance] for e in extras if invariance in e])
+            listed = [
+                v for g in (the_grid, *panels.values()) if invariance in g for v in g[invariance]
+            ]
+            _check_invariance(
+                key, invariance, listed + [e[invariance] for e in extras if invariance in e]
+            )
         the_family = family or getattr(sys.modules.get(func.__module__), "FAMILY", None)
         if the_family is not None and (not isinstance(the_family, str) or not the_family.strip()):
-            raise RegistryError(f"probe {key!r}: family must be a non-empty string, not {the_family!r}")
+            raise RegistryError(
+                f"probe {key!r}: family must be a non-empty string, not {the_family!r}"
+            )
         _REGISTRY[key] = Probe(
             key=key,
             id=pid,
@@ -321,7 +354,9 @@ def _check_panels(key: str, panels: Mapping[str, Any]) -> None:
     known = {s.value for s in Sizes} - {Sizes.DEFAULT.value}
     for panel in panels:
         if panel not in known:
-            raise RegistryError(f"probe {key!r}: size panel {panel!r} is not one of {', '.join(sorted(known))}")
+            raise RegistryError(
+                f"probe {key!r}: size panel {panel!r} is not one of {', '.join(sorted(known))}"
+            )
 
 
 def _check_invariance(key: str, name: str, values: Sequence[Any]) -> None:
@@ -329,8 +364,10 @@ def _check_invariance(key: str, name: str, values: Sequence[Any]) -> None:
     for listed in values:
         spelled = [canonical_json(v) for v in listed] if isinstance(listed, (list, tuple)) else []
         if len(spelled) < 2 or len(set(spelled)) != len(spelled):
-            raise RegistryError(f"probe {key!r}: each {name!r} value must list at least two distinct "
-                                f"values to compare (the first is the reference), not {listed!r}")
+            raise RegistryError(
+                f"probe {key!r}: each {name!r} value must list at least two distinct "
+                f"values to compare (the first is the reference), not {listed!r}"
+            )
 
 
 def get(key: str) -> Probe:
@@ -365,19 +402,27 @@ def select(patterns: Sequence[str] = (), among: Optional[Iterable[str]] = None) 
         return probes
     chosen: Dict[str, Probe] = {}
     for pattern in patterns:
-        hits = {k: p for k, p in probes.items()
-                if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(p.id, pattern)}
+        hits = {
+            k: p
+            for k, p in probes.items()
+            if fnmatch.fnmatchcase(k, pattern) or fnmatch.fnmatchcase(p.id, pattern)
+        }
         if not hits and among is not None:
-            raise RegistryError(f"no probe of --probes-from matches {pattern!r} (the catalogue runs only with "
-                                "--catalogue); see 'python -m audit list --probes-from ...'")
+            raise RegistryError(
+                f"no probe of --probes-from matches {pattern!r} (the catalogue runs only with "
+                "--catalogue); see 'python -m audit list --probes-from ...'"
+            )
         if not hits:
             raise RegistryError(f"no probe matches {pattern!r}; see 'python -m audit list'")
         chosen.update(hits)
     return {k: chosen[k] for k in probes if k in chosen}
 
 
-def iter_cases(probes: Mapping[str, Probe], seeds: Sequence[int] = DEFAULT_SEEDS,
-               sizes: Sequence[Sizes] = DEFAULT_SIZES) -> Iterator[Case]:
+def iter_cases(
+    probes: Mapping[str, Probe],
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    sizes: Sequence[Sizes] = DEFAULT_SIZES,
+) -> Iterator[Case]:
     for p in probes.values():
         yield from p.cases(seeds, sizes)
 

@@ -59,7 +59,9 @@ def resolve(given: Sequence[str], environ: Mapping[str, str], cwd: str) -> List[
                 raise UsageError(f"probe file {source!r} {what}")
             source = path
         elif not _DOTTED.match(source):
-            raise UsageError(f"probe source {source!r} is neither a .py file nor a dotted module name")
+            raise UsageError(
+                f"probe source {source!r} is neither a .py file nor a dotted module name"
+            )
         if source not in out:
             out.append(source)
     return out
@@ -97,8 +99,10 @@ def load_within(sources: Sequence[str], timeout: float) -> Dict[str, List[str]]:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise UsageError(f"the probe modules did not import within {timeout:g} s (--startup-timeout): "
-                         f"{', '.join(sources) or 'installed entry points'}")
+        raise UsageError(
+            f"the probe modules did not import within {timeout:g} s (--startup-timeout): "
+            f"{', '.join(sources) or 'installed entry points'}"
+        )
     if "error" in box:
         raise box["error"]
     return dict(box["loaded"])
@@ -131,15 +135,18 @@ def _load_one(source: str, label: str) -> List[str]:
         raise UsageError(f"cannot load probes from {label}: {describe(exc, source)}") from None
     added = sorted(set(registry.all_probes()) - before)
     if not added:
-        raise UsageError(f"{label} registers no probe: decorate its functions with "
-                         "@probe from audit.probe_api")
+        raise UsageError(
+            f"{label} registers no probe: decorate its functions with @probe from audit.probe_api"
+        )
     return added
 
 
 def _collision(label: str, exc: DuplicateProbe) -> str:
     owner = "a catalogue probe" if exc.owner.split(".")[:2] == CATALOGUE.split(".") else "a probe"
-    return (f"{label}: probe {exc.key!r} collides with {owner} of the same key ({exc.owner}); "
-            "give it another probe id, or name= to register it under another key")
+    return (
+        f"{label}: probe {exc.key!r} collides with {owner} of the same key ({exc.owner}); "
+        "give it another probe id, or name= to register it under another key"
+    )
 
 
 def module_name(path: str) -> str:
@@ -176,8 +183,10 @@ def _import(name: str) -> None:
         importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            raise UsageError(f"probe module {name!r} is not importable by {sys.executable} "
-                             "(install it there, or give the path of its .py file)") from None
+            raise UsageError(
+                f"probe module {name!r} is not importable by {sys.executable} "
+                "(install it there, or give the path of its .py file)"
+            ) from None
         raise
 
 

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from audit.worker.fingerprint import ITEMSIZE, canonical, decode_sample, fingerprint, sample_indices, state_fingerprint
+from audit.worker.fingerprint import (
+    ITEMSIZE,
+    canonical,
+    decode_sample,
+    fingerprint,
+    sample_indices,
+    state_fingerprint,
+)
 
 torch = pytest.importorskip("torch")
 

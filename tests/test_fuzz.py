@@ -25,7 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.store import scan
-from audit.store.runfile import COLUMNS, META_ENV, META_RUN_ID, META_SCHEMA, RECORD_FIELDS, read_run_file, write_run
+from audit.store.runfile import (
+    COLUMNS,
+    META_ENV,
+    META_RUN_ID,
+    META_SCHEMA,
+    RECORD_FIELDS,
+    read_run_file,
+    write_run,
+)
 from audit.store.scan import read_runs
 from audit.worker.environment import FIELDS as ENV_FIELDS
 from audit.worker.records import Run

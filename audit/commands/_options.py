@@ -24,12 +24,19 @@ SEED_RANGE = (-(2**63), 2**64 - 1)
 SWEEP_RESULTS = os.path.join("results", "sweeps")
 
 
-def add_results_argument(p: argparse.ArgumentParser, default: Optional[str] = DEFAULT_RESULTS,
-                         shown: Optional[str] = None) -> None:
+def add_results_argument(
+    p: argparse.ArgumentParser,
+    default: Optional[str] = DEFAULT_RESULTS,
+    shown: Optional[str] = None,
+) -> None:
     """``--results``; ``default`` None leaves the choice to the command (then ``shown`` says what)."""
-    p.add_argument("--results", default=os.environ.get("AUDIT_RESULTS", default), metavar="DIR",
-                   type=results_argument,
-                   help=f"results directory or URL (default: $AUDIT_RESULTS or {shown or default})")
+    p.add_argument(
+        "--results",
+        default=os.environ.get("AUDIT_RESULTS", default),
+        metavar="DIR",
+        type=results_argument,
+        help=f"results directory or URL (default: $AUDIT_RESULTS or {shown or default})",
+    )
 
 
 def location_argument(text: str) -> str:
@@ -50,9 +57,13 @@ def results_argument(text: str) -> str:
     return text
 
 
-def release_parser(sub: Any, name: str, help_text: str, doc: Optional[str], low: str, high: str) -> Any:
+def release_parser(
+    sub: Any, name: str, help_text: str, doc: Optional[str], low: str, high: str
+) -> Any:
     """A command about two releases of one library (``bisect``, ``advise``): LIBRARY FROM TO."""
-    p = sub.add_parser(name, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("library", choices=["torch", "numpy"])
     p.add_argument("low", metavar="FROM", help=low)
     p.add_argument("high", metavar="TO", help=high)
@@ -79,36 +90,78 @@ def sizes_argument(text: str) -> Tuple[str, ...]:
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     """--probe, --seed and --sizes, shared by run, sweep and list."""
-    parser.add_argument("--probe", action="append", default=[], metavar="GLOB",
-                        help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)")
-    parser.add_argument("--seed", action="append", default=[], type=seeds_argument, metavar="N",
-                        help="seed to use instead of the default panel 0, 17, 20210530, 2**32-1 (repeatable)")
-    parser.add_argument("--sizes", type=sizes_argument, default=("default",), metavar="PANEL[,PANEL]",
-                        help="size panels to run instead of 'default': 'large' holds the real-world sizes "
-                             "(1024x1024 QR, 4096 matmul, 1e7 reductions, image batches); 'default,large' runs both")
+    parser.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)",
+    )
+    parser.add_argument(
+        "--seed",
+        action="append",
+        default=[],
+        type=seeds_argument,
+        metavar="N",
+        help="seed to use instead of the default panel 0, 17, 20210530, 2**32-1 (repeatable)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=sizes_argument,
+        default=("default",),
+        metavar="PANEL[,PANEL]",
+        help="size panels to run instead of 'default': 'large' holds the real-world sizes "
+        "(1024x1024 QR, 4096 matmul, 1e7 reductions, image batches); 'default,large' runs both",
+    )
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by run and sweep."""
-    p.add_argument("--python", default=sys.executable, metavar="PATH",
-                   help="interpreter whose environment is audited (default: this one)")
-    p.add_argument("--no-repeat", action="store_true", help="execute each case once (skips the run-to-run check)")
-    p.add_argument("--case-timeout", type=seconds_argument, default=300.0, metavar="S",
-                   help="seconds a case may run before it is killed and recorded as timeout")
-    p.add_argument("--startup-timeout", type=seconds_argument, default=120.0, metavar="S",
-                   help="seconds a worker may take to start (import its libraries and probes) before it is "
-                        "killed (default 120)")
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        metavar="PATH",
+        help="interpreter whose environment is audited (default: this one)",
+    )
+    p.add_argument(
+        "--no-repeat",
+        action="store_true",
+        help="execute each case once (skips the run-to-run check)",
+    )
+    p.add_argument(
+        "--case-timeout",
+        type=seconds_argument,
+        default=300.0,
+        metavar="S",
+        help="seconds a case may run before it is killed and recorded as timeout",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=seconds_argument,
+        default=120.0,
+        metavar="S",
+        help="seconds a worker may take to start (import its libraries and probes) before it is "
+        "killed (default 120)",
+    )
     add_probes_from_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def add_probes_from_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--probes-from", action="append", default=[], metavar="PATH|MODULE",
-                   help="your own probes: a .py file or a dotted module (repeatable; also $AUDIT_PROBES, "
-                        "space-separated); only they run, unless --catalogue")
-    p.add_argument("--catalogue", action="store_true",
-                   help="with --probes-from or $AUDIT_PROBES: the catalogue (and installed packages' "
-                        "'determinism_audit.probes' entry points) too, as a run without them has")
+    p.add_argument(
+        "--probes-from",
+        action="append",
+        default=[],
+        metavar="PATH|MODULE",
+        help="your own probes: a .py file or a dotted module (repeatable; also $AUDIT_PROBES, "
+        "space-separated); only they run, unless --catalogue",
+    )
+    p.add_argument(
+        "--catalogue",
+        action="store_true",
+        help="with --probes-from or $AUDIT_PROBES: the catalogue (and installed packages' "
+        "'determinism_audit.probes' entry points) too, as a run without them has",
+    )
 
 
 def probe_sources(args: argparse.Namespace) -> Any:
@@ -149,9 +202,17 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     check_seeds(args.seed)
     check_python(args.python)
     sources = probe_sources(args)
-    return RunSpec(probes=args.probe, seeds=args.seed, sizes=list(args.sizes), repeat=not args.no_repeat,
-                   probe_sources=sources, catalogue=args.catalogue or not sources,
-                   python=args.python, case_timeout=args.case_timeout, startup_timeout=args.startup_timeout)
+    return RunSpec(
+        probes=args.probe,
+        seeds=args.seed,
+        sizes=list(args.sizes),
+        repeat=not args.no_repeat,
+        probe_sources=sources,
+        catalogue=args.catalogue or not sources,
+        python=args.python,
+        case_timeout=args.case_timeout,
+        startup_timeout=args.startup_timeout,
+    )
 
 
 class ProgressBar:

@@ -23,10 +23,19 @@ from audit.commands._options import release_parser
 
 
 def add_parser(sub: Any) -> None:
-    p = release_parser(sub, "advise", "which streams change between two releases (from results/history)", __doc__,
-                       "the release you are on, e.g. 2.4.1", "the release you consider, or 'latest'")
-    p.add_argument("--history", metavar="DIR",
-                   help="the history (default: results/history beside the installed audit package)")
+    p = release_parser(
+        sub,
+        "advise",
+        "which streams change between two releases (from results/history)",
+        __doc__,
+        "the release you are on, e.g. 2.4.1",
+        "the release you consider, or 'latest'",
+    )
+    p.add_argument(
+        "--history",
+        metavar="DIR",
+        help="the history (default: results/history beside the installed audit package)",
+    )
     p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
     p.set_defaults(execute=execute)
 

@@ -25,21 +25,60 @@ from audit.commands._options import release_parser
 
 
 def add_parser(sub: Any) -> None:
-    p = release_parser(sub, "bisect", "find the release that changed each stream (builds environments)", __doc__,
-                       "the older release, e.g. 2.0.1", "the newer release, or 'latest' (the newest on the index)")
-    p.add_argument("--probe", action="append", default=[], metavar="GLOB",
-                   help="probes to audit (default: the library's own, e.g. 'torch*')")
-    p.add_argument("--probes-from", action="append", default=[], metavar="MODULE",
-                   help="also audit the probes of this importable module (repeatable)")
-    p.add_argument("--python", metavar="X.Y", help="the Python of the cells (default: one that suits both ends)")
-    p.add_argument("--versions", metavar="V1,V2,...", help="the releases to search, instead of the package index")
-    p.add_argument("--results", default="results/bisect", metavar="DIR",
-                   help="where run files go (default: %(default)s)")
-    p.add_argument("--remove-cells", action="store_true",
-                   help="delete each environment this bisect built after its audit")
-    p.add_argument("--history", default="results/history", metavar="DIR",
-                   help="earlier runs to reuse for the releases they cover (default: %(default)s)")
-    p.add_argument("--fresh", action="store_true", help="reuse no earlier run: audit every release the search needs")
+    p = release_parser(
+        sub,
+        "bisect",
+        "find the release that changed each stream (builds environments)",
+        __doc__,
+        "the older release, e.g. 2.0.1",
+        "the newer release, or 'latest' (the newest on the index)",
+    )
+    p.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="probes to audit (default: the library's own, e.g. 'torch*')",
+    )
+    p.add_argument(
+        "--probes-from",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also audit the probes of this importable module (repeatable)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="X.Y",
+        help="the Python of the cells (default: one that suits both ends)",
+    )
+    p.add_argument(
+        "--versions",
+        metavar="V1,V2,...",
+        help="the releases to search, instead of the package index",
+    )
+    p.add_argument(
+        "--results",
+        default="results/bisect",
+        metavar="DIR",
+        help="where run files go (default: %(default)s)",
+    )
+    p.add_argument(
+        "--remove-cells",
+        action="store_true",
+        help="delete each environment this bisect built after its audit",
+    )
+    p.add_argument(
+        "--history",
+        default="results/history",
+        metavar="DIR",
+        help="earlier runs to reuse for the releases they cover (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="reuse no earlier run: audit every release the search needs",
+    )
     p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
     p.set_defaults(execute=execute)
 
@@ -52,8 +91,19 @@ def execute(args: argparse.Namespace) -> int:
         releases.parse_list(args.versions)
     if args.python:
         matrix.check_version("python", args.python)
-    request = bisect.Request(args.library, args.low, args.high, args.probe, args.probes_from, args.python,
-                             args.versions, args.results, args.remove_cells, args.fresh, args.history)
+    request = bisect.Request(
+        args.library,
+        args.low,
+        args.high,
+        args.probe,
+        args.probes_from,
+        args.python,
+        args.versions,
+        args.results,
+        args.remove_cells,
+        args.fresh,
+        args.history,
+    )
     outcome = bisect.run(request, log=lambda line: print(line, file=sys.stderr, flush=True))
     sys.stdout.write(render.bisect_json(outcome) if args.json else render.bisect_text(outcome))
     return 0

@@ -20,14 +20,30 @@ from typing import Any
 def add_parser(sub: Any) -> None:
     from audit.commands._options import location_argument
 
-    p = sub.add_parser("compact", help="merge many run files into one file per month",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sources", nargs="+", metavar="SRC", type=location_argument,
-                   help="run files or directories (searched recursively)")
-    p.add_argument("dest", metavar="DEST", type=location_argument, help="directory for the month files")
-    p.add_argument("--remove-sources", action="store_true",
-                   help="delete each source file once every run it holds is in DEST")
-    p.add_argument("--memory-limit", metavar="SIZE", help="memory the query engine may use, e.g. 2GB")
+    p = sub.add_parser(
+        "compact",
+        help="merge many run files into one file per month",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SRC",
+        type=location_argument,
+        help="run files or directories (searched recursively)",
+    )
+    p.add_argument(
+        "dest", metavar="DEST", type=location_argument, help="directory for the month files"
+    )
+    p.add_argument(
+        "--remove-sources",
+        action="store_true",
+        help="delete each source file once every run it holds is in DEST",
+    )
+    p.add_argument(
+        "--memory-limit", metavar="SIZE", help="memory the query engine may use, e.g. 2GB"
+    )
     p.set_defaults(execute=execute)
 
 
@@ -43,6 +59,10 @@ def execute(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     removed = f"; removed {len(done.sources_removed)} source file(s)" if args.remove_sources else ""
     replaced = f"; replaced {len(done.superseded)} older month file(s)" if done.superseded else ""
-    print(f"{done.runs} run(s) in {len(done.written)} new month file(s){replaced}{removed}"
-          if done.written else f"nothing new to compact in {args.dest}{removed}", file=sys.stdout)
+    print(
+        f"{done.runs} run(s) in {len(done.written)} new month file(s){replaced}{removed}"
+        if done.written
+        else f"nothing new to compact in {args.dest}{removed}",
+        file=sys.stdout,
+    )
     return 3 if done.skipped else 0

@@ -16,25 +16,62 @@ from typing import Any
 def add_parser(sub: Any) -> None:
     from audit.commands._options import location_argument
 
-    p = sub.add_parser("compare", help="compare stored runs: findings per case, exit 1 on divergence",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", metavar="PATH", type=location_argument,
-                   help="run files or directories (searched recursively)")
-    p.add_argument("--baseline", action="append", default=[], metavar="PATH", type=location_argument,
-                   help="reference runs: report, for each case of PATH, whether its streams are known there")
-    p.add_argument("--expectations", metavar="FILE", help="accepted divergences (see audit/compare/expectations.py)")
-    p.add_argument("--upgrade", metavar="FIELD",
-                   help="list the cases whose streams change with FIELD, e.g. torch_version")
-    p.add_argument("--probe", action="append", default=[], metavar="GLOB",
-                   help="only these probes: probe id or registration key glob, e.g. 'torch.nn.*' (repeatable)")
-    p.add_argument("--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case")
-    p.add_argument("--memory-limit", metavar="SIZE",
-                   help="memory the query engine may use, e.g. 2GB (beyond it, it spills to a temp folder)")
+    p = sub.add_parser(
+        "compare",
+        help="compare stored runs: findings per case, exit 1 on divergence",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        type=location_argument,
+        help="run files or directories (searched recursively)",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="PATH",
+        type=location_argument,
+        help="reference runs: report, for each case of PATH, whether its streams are known there",
+    )
+    p.add_argument(
+        "--expectations",
+        metavar="FILE",
+        help="accepted divergences (see audit/compare/expectations.py)",
+    )
+    p.add_argument(
+        "--upgrade",
+        metavar="FIELD",
+        help="list the cases whose streams change with FIELD, e.g. torch_version",
+    )
+    p.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only these probes: probe id or registration key glob, e.g. 'torch.nn.*' (repeatable)",
+    )
+    p.add_argument(
+        "--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case"
+    )
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory the query engine may use, e.g. 2GB (beyond it, it spills to a temp folder)",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="findings as JSON on stdout")
-    fmt.add_argument("--markdown", action="store_true", help="a markdown summary on stdout (CI job page)")
-    p.add_argument("--details", action="store_true",
-                   help="text and markdown: one block per case after the per-probe summary (JSON and HTML have them)")
+    fmt.add_argument(
+        "--markdown", action="store_true", help="a markdown summary on stdout (CI job page)"
+    )
+    p.add_argument(
+        "--details",
+        action="store_true",
+        help="text and markdown: one block per case after the per-probe summary (JSON and HTML have them)",
+    )
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     p.set_defaults(execute=execute)
 
@@ -50,7 +87,9 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError("--upgrade and --baseline answer different questions; use one at a time")
     accepted = expect.load(args.expectations) if args.expectations else []
     if args.baseline:
-        comparison = compare_baseline(args.baseline, args.paths, args.cross_device, args.memory_limit)
+        comparison = compare_baseline(
+            args.baseline, args.paths, args.cross_device, args.memory_limit
+        )
     else:
         comparison = compare_paths(args.paths, args.cross_device, args.memory_limit)
     if comparison.runs == 0:

@@ -39,24 +39,63 @@ def _count(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("explore", help="search a probe's inputs for the smallest one that differs",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "explore",
+        help="search a probe's inputs for the smallest one that differs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("probe", metavar="PROBE", help="probe key or id (see 'python -m audit list')")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--axis", metavar="NAME=A,B", help="compare the settings of one sweep axis (threads=1,2)")
-    how.add_argument("--invariance", metavar="PARAM", help="compare the probe's invariance parameter with its "
-                                                           "reference, in one worker")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=RANGE",
-                   help="search NAME in LO..HI (or A,B,C), or hold it at a value (repeatable)")
+    how.add_argument(
+        "--axis", metavar="NAME=A,B", help="compare the settings of one sweep axis (threads=1,2)"
+    )
+    how.add_argument(
+        "--invariance",
+        metavar="PARAM",
+        help="compare the probe's invariance parameter with its reference, in one worker",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=RANGE",
+        help="search NAME in LO..HI (or A,B,C), or hold it at a value (repeatable)",
+    )
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--examples", type=_count, default=100, metavar="N", help="examples to try (default 100)")
-    budget.add_argument("--time", type=seconds_argument, metavar="S", help="search for S seconds instead")
-    p.add_argument("--seed", type=int, metavar="S", help="hypothesis seed, to replay a search (default: random)")
+    budget.add_argument(
+        "--examples", type=_count, default=100, metavar="N", help="examples to try (default 100)"
+    )
+    budget.add_argument(
+        "--time", type=seconds_argument, metavar="S", help="search for S seconds instead"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="hypothesis seed, to replay a search (default: random)",
+    )
     p.add_argument("--json", action="store_true", help="the answer as JSON (docs/explore.md)")
-    p.add_argument("--python", default=sys.executable, metavar="PATH", help="interpreter whose environment is audited")
-    p.add_argument("--case-timeout", type=seconds_argument, default=120.0, metavar="S",
-                   help="seconds one example may run in a worker (default 120)")
-    p.add_argument("--startup-timeout", type=seconds_argument, default=120.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        metavar="PATH",
+        help="interpreter whose environment is audited",
+    )
+    p.add_argument(
+        "--case-timeout",
+        type=seconds_argument,
+        default=120.0,
+        metavar="S",
+        help="seconds one example may run in a worker (default 120)",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=seconds_argument,
+        default=120.0,
+        metavar="S",
+        help=argparse.SUPPRESS,
+    )
     add_probes_from_argument(p)
     p.set_defaults(execute=execute)
 

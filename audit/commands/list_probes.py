@@ -5,18 +5,35 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audit.commands._options import add_probes_from_argument, probe_sources, seconds_argument, sizes_argument
+from audit.commands._options import (
+    add_probes_from_argument,
+    probe_sources,
+    seconds_argument,
+    sizes_argument,
+)
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("list", help="show the probe catalogue", description=__doc__)
-    p.add_argument("--probe", action="append", default=[], metavar="GLOB", help="only probes matching GLOB")
+    p.add_argument(
+        "--probe", action="append", default=[], metavar="GLOB", help="only probes matching GLOB"
+    )
     p.add_argument("--cases", action="store_true", help="list every case with its parameters")
-    p.add_argument("--sizes", type=sizes_argument, default=("default",), metavar="PANEL[,PANEL]",
-                   help="size panels to count: default, large, or both ('default,large')")
+    p.add_argument(
+        "--sizes",
+        type=sizes_argument,
+        default=("default",),
+        metavar="PANEL[,PANEL]",
+        help="size panels to count: default, large, or both ('default,large')",
+    )
     add_probes_from_argument(p)
-    p.add_argument("--startup-timeout", type=seconds_argument, default=120.0, metavar="S",
-                   help="seconds the --probes-from modules may take to import (default 120)")
+    p.add_argument(
+        "--startup-timeout",
+        type=seconds_argument,
+        default=120.0,
+        metavar="S",
+        help="seconds the --probes-from modules may take to import (default 120)",
+    )
     p.set_defaults(execute=execute)
 
 
@@ -38,7 +55,11 @@ def execute(args: argparse.Namespace) -> int:
         shown += 1
         total += len(cases)
         req = p.requirement
-        needs = f"{req.library}>={req.min_version}" if req.library and req.min_version else (req.library or "python")
+        needs = (
+            f"{req.library}>={req.min_version}"
+            if req.library and req.min_version
+            else (req.library or "python")
+        )
         print(f"{key:<52} {p.kind:<9} {p.device:<4} {len(cases):>4} cases  {needs}")
         if args.cases:
             for case in cases:

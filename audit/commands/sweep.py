@@ -32,19 +32,37 @@ EXIT_SKIPPED = 3
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="run the catalogue under each combination of settings on this machine",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=_axes_help())
-    p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2",
-                   help="an axis to sweep (repeatable; the sweep runs every combination); "
-                        "'unset' removes a variable")
+    p = sub.add_parser(
+        "sweep",
+        help="run the catalogue under each combination of settings on this machine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_axes_help(),
+    )
+    p.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="an axis to sweep (repeatable; the sweep runs every combination); "
+        "'unset' removes a variable",
+    )
     add_results_argument(p, None, f"{SWEEP_RESULTS}/<time>-<axes>/, a folder per sweep")
-    p.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="run each combination N times, each in a fresh process (finds nondeterminism); "
-                        "the sweep reports how many runs and executions of each case disagreed")
-    p.add_argument("--executions", type=int, metavar="N",
-                   help="execute each case N times in each run (default: the probe's own count, usually 2), "
-                        "to measure how often it disagrees with itself")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each combination N times, each in a fresh process (finds nondeterminism); "
+        "the sweep reports how many runs and executions of each case disagreed",
+    )
+    p.add_argument(
+        "--executions",
+        type=int,
+        metavar="N",
+        help="execute each case N times in each run (default: the probe's own count, usually 2), "
+        "to measure how often it disagrees with itself",
+    )
     add_selection_arguments(p)
     add_run_arguments(p)
     p.set_defaults(execute=execute)
@@ -88,15 +106,23 @@ def execute(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, not {args.repeat}")
     if args.executions is not None and args.executions < 2:
-        raise UsageError(f"--executions must be at least 2 (a first execution and one to compare), "
-                         f"not {args.executions}")
+        raise UsageError(
+            f"--executions must be at least 2 (a first execution and one to compare), "
+            f"not {args.executions}"
+        )
     base = spec_from_args(args)
     base.executions = args.executions
     settings = sweep.combinations(axes)
-    targets = numpy_targets(base.python) if any(sweep.AXES[a.name].needs_numpy_targets for a in axes) else None
+    targets = (
+        numpy_targets(base.python)
+        if any(sweep.AXES[a.name].needs_numpy_targets for a in axes)
+        else None
+    )
     total = len(settings) * args.repeat
     args.results = args.results or sweep_folder(axes)
-    print(f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s) -> {args.results}")
+    print(
+        f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s) -> {args.results}"
+    )
     done: List[Done] = []
     for setting in settings:
         for repeat in range(1, args.repeat + 1):
@@ -113,16 +139,25 @@ def execute(args: argparse.Namespace) -> int:
     return _finish(done, args)
 
 
-def _run_one(base: Any, setting: Dict[str, str], repeat: int, args: argparse.Namespace,
-             targets: Optional[Dict[str, bool]]) -> Done:
+def _run_one(
+    base: Any,
+    setting: Dict[str, str],
+    repeat: int,
+    args: argparse.Namespace,
+    targets: Optional[Dict[str, bool]],
+) -> Done:
     from audit.runner import load, sweep
     from audit.runner.supervisor import Runner
 
     item = Done(sweep.label(setting), setting, repeat)
     start = time.perf_counter()
     try:
-        with load.applied(setting.get("load")) as busy:  # the spinners end with the block, Ctrl-C included
-            outcome = Runner(sweep.spec_for(base, setting), args.results, ProgressBar(not args.quiet)).execute()
+        with load.applied(
+            setting.get("load")
+        ) as busy:  # the spinners end with the block, Ctrl-C included
+            outcome = Runner(
+                sweep.spec_for(base, setting), args.results, ProgressBar(not args.quiet)
+            ).execute()
             load_note = busy.check() if busy is not None else None
     except UsageError:
         raise
@@ -158,14 +193,18 @@ def numpy_targets(python: str) -> Optional[Dict[str, bool]]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NPY_")}
     try:
-        out = subprocess.run([python, "-c", _NUMPY_TARGETS], capture_output=True, text=True, timeout=120, env=env)
+        out = subprocess.run(
+            [python, "-c", _NUMPY_TARGETS], capture_output=True, text=True, timeout=120, env=env
+        )
         return dict(json.loads(out.stdout)) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
 
 
 def _line(index: int, total: int, item: Done) -> str:
-    head = f"[{index}/{total}] {item.label}" + (f" (repeat {item.repeat})" if item.repeat > 1 else "")
+    head = f"[{index}/{total}] {item.label}" + (
+        f" (repeat {item.repeat})" if item.repeat > 1 else ""
+    )
     if item.error:
         return f"{head}: FAILED: {item.error}"
     counts = ", ".join(f"{n} {s}" for s, n in sorted(item.counts.items(), key=lambda kv: -kv[1]))
@@ -182,9 +221,20 @@ def _write_manifest(done: Sequence[Done], results: str) -> Optional[str]:
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     name = f"_sweep-{stamp}-{os.getpid()}.json"
-    data = {"runs": [{"label": d.label, "setting": d.setting, "repeat": d.repeat, "path": d.path,
-                      "seconds": round(d.seconds, 3), "unhonoured": d.unhonoured, "error": d.error}
-                     for d in done]}
+    data = {
+        "runs": [
+            {
+                "label": d.label,
+                "setting": d.setting,
+                "repeat": d.repeat,
+                "path": d.path,
+                "seconds": round(d.seconds, 3),
+                "unhonoured": d.unhonoured,
+                "error": d.error,
+            }
+            for d in done
+        ]
+    }
     payload = json.dumps(data, indent=2).encode()
     from audit.errors import StoreError
     from audit.store.location import filesystem

@@ -17,7 +17,9 @@ from audit.compare.model import Comparison, Difference, Finding, Match, Stream, 
 __all__ = ["Comparison", "Difference", "Finding", "Match", "Stream", "Verdict", "compare_paths"]
 
 
-def compare_paths(paths: Sequence[str], cross_device: bool = False, memory_limit: Optional[str] = None) -> Comparison:
+def compare_paths(
+    paths: Sequence[str], cross_device: bool = False, memory_limit: Optional[str] = None
+) -> Comparison:
     """Compare every run under ``paths`` (files or directories).
 
     ``memory_limit`` (DuckDB's spelling, e.g. ``2GB``) bounds the query engine; beyond it

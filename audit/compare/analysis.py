@@ -54,7 +54,9 @@ class Judged(NamedTuple):
 class Needs(NamedTuple):
     """What the shell must fetch before :func:`analyse`."""
 
-    picks: List[Pick]  # representative rows (one per stream of a case that is not identical) and failed rows
+    picks: List[
+        Pick
+    ]  # representative rows (one per stream of a case that is not identical) and failed rows
     streams: List[StreamWant]  # streams whose exact runs the outcomes cannot tell
 
 
@@ -64,7 +66,11 @@ def judge(grouped: Grouped) -> Iterator[Judged]:
         yield Judged(case, facts, verdict(facts, bool(case.notes)))
 
 
-def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None, also: AbstractSet[str] = frozenset()) -> Needs:
+def needs(
+    grouped: Grouped,
+    judged_cases: Optional[List[Judged]] = None,
+    also: AbstractSet[str] = frozenset(),
+) -> Needs:
     """The rows to fetch: only for cases that are not identical (see audit.compare.rows), and
     the streams of the cases named in ``also`` (baseline mode: cases with a new stream)."""
     picks: List[Pick] = []
@@ -80,14 +86,23 @@ def needs(grouped: Grouped, judged_cases: Optional[List[Judged]] = None, also: A
         picks.extend(_disagreed(ok))
         for key, outcomes in _by_stream_key(ok).items():
             if _known_runs(outcomes) is None:
-                streams.append(StreamWant(key, min(sum(o.rows for o in outcomes), MAX_RUNS),
-                                          tuple(sorted({o.env for o in outcomes})),
-                                          min(o.first_run for o in outcomes), max(o.last_run for o in outcomes)))
+                streams.append(
+                    StreamWant(
+                        key,
+                        min(sum(o.rows for o in outcomes), MAX_RUNS),
+                        tuple(sorted({o.env for o in outcomes})),
+                        min(o.first_run for o in outcomes),
+                        max(o.last_run for o in outcomes),
+                    )
+                )
     return Needs(picks, streams)
 
 
-def fetched(source: Any, cross_device: bool, also: Callable[[Grouped], AbstractSet[str]] = lambda g: frozenset()
-            ) -> Tuple[Grouped, Rows, List[Judged]]:
+def fetched(
+    source: Any,
+    cross_device: bool,
+    also: Callable[[Grouped], AbstractSet[str]] = lambda g: frozenset(),
+) -> Tuple[Grouped, Rows, List[Judged]]:
     """Fetch first, then decide: the outcomes, then the few rows the judged cases show.
 
     ``source`` is an open :class:`audit.compare.fetch.Source`; ``also`` names cases whose
@@ -108,8 +123,12 @@ def compare_rows(rows: Rows, cross_device: bool = False) -> Comparison:
     return analyse(group(rows, cross_device), rows, cross_device)
 
 
-def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
-            judged_cases: Optional[List[Judged]] = None) -> Comparison:
+def analyse(
+    grouped: Grouped,
+    rows: Rows,
+    cross_device: bool = False,
+    judged_cases: Optional[List[Judged]] = None,
+) -> Comparison:
     """Every case of ``grouped`` as a finding (or as unsupported everywhere).
 
     ``judged_cases`` is ``list(judge(grouped))`` when the caller has it already.
@@ -120,24 +139,52 @@ def analyse(grouped: Grouped, rows: Rows, cross_device: bool = False,
     for judged in judged_cases if judged_cases is not None else judge(grouped):
         case = judged.case
         if judged.verdict is None:
-            described = {k: v for k, v in case.description.items() if k not in ("kind", "invariance")}
+            described = {
+                k: v for k, v in case.description.items() if k not in ("kind", "invariance")
+            }
             unsupported.append({**described, "runs": judged.facts.unsupported})
             continue
-        findings.append(Finding(**case.description, verdict=judged.verdict, runs=judged.facts.rows,
-                                unsupported_runs=judged.facts.unsupported,
-                                **_parts(case, judged.verdict, judged.facts, envs, run_ids, rows)))
+        findings.append(
+            Finding(
+                **case.description,
+                verdict=judged.verdict,
+                runs=judged.facts.rows,
+                unsupported_runs=judged.facts.unsupported,
+                **_parts(case, judged.verdict, judged.facts, envs, run_ids, rows),
+            )
+        )
     findings.sort(key=_order)
-    unsupported.sort(key=lambda u: (u["probe"], u["device"], u["probe_key"], natural_key(json.dumps(u["case"])),
-                                    u["case_key"]))
-    return Comparison(findings, unsupported, rows.row_count, len(rows.runs) - rows.unread, list(rows.skipped),
-                      cross_device,
-                      envs=grouped.envs, notes=list(rows.notes))
+    unsupported.sort(
+        key=lambda u: (
+            u["probe"],
+            u["device"],
+            u["probe_key"],
+            natural_key(json.dumps(u["case"])),
+            u["case_key"],
+        )
+    )
+    return Comparison(
+        findings,
+        unsupported,
+        rows.row_count,
+        len(rows.runs) - rows.unread,
+        list(rows.skipped),
+        cross_device,
+        envs=grouped.envs,
+        notes=list(rows.notes),
+    )
 
 
 def _order(f: Finding) -> Tuple[Any, ...]:
     """Verdict order, then probe and parameters in natural order (the case key breaks ties: 0.5 vs 0.05)."""
-    return (list(Verdict).index(f.verdict), f.probe, f.device, f.probe_key, natural_key(json.dumps(f.case)),
-            f.case_key)
+    return (
+        list(Verdict).index(f.verdict),
+        f.probe,
+        f.device,
+        f.probe_key,
+        natural_key(json.dumps(f.case)),
+        f.case_key,
+    )
 
 
 # --------------------------------------------------------------------------- rows to show
@@ -227,18 +274,23 @@ class _Envs:
         """The fields whose values differ among the environments ``ids``."""
         if ids not in self._varying:
             chosen = [self.envs[e] for e in sorted(ids)]
-            self._varying[ids] = [f for f in chosen[0] if len({e.get(f) for e in chosen}) > 1] if chosen else []
+            self._varying[ids] = (
+                [f for f in chosen[0] if len({e.get(f) for e in chosen}) > 1] if chosen else []
+            )
         return self._varying[ids]
 
     def shown(self, ids: FrozenSet[int], field: str) -> List[str]:
         """The values of ``field`` among the environments ``ids``, as shown, in natural order."""
         if (ids, field) not in self._shown:
-            self._shown[(ids, field)] = sorted({shown(self.envs[e].get(field)) for e in ids}, key=natural_key)
+            self._shown[(ids, field)] = sorted(
+                {shown(self.envs[e].get(field)) for e in ids}, key=natural_key
+            )
         return self._shown[(ids, field)]
 
 
-def _parts(case: ComparedCase, verdict: Verdict, facts: Tally, envs: _Envs, run_ids: List[str],
-           rows: Rows) -> Dict[str, Any]:
+def _parts(
+    case: ComparedCase, verdict: Verdict, facts: Tally, envs: _Envs, run_ids: List[str], rows: Rows
+) -> Dict[str, Any]:
     """Streams, attribution, difference, messages and notes of one case: the finding's fields
     beyond its description and verdict, so that it is built once."""
     outcomes = case.outcomes
@@ -266,39 +318,63 @@ def _parts(case: ComparedCase, verdict: Verdict, facts: Tally, envs: _Envs, run_
         out["explanation"] = f"{failed} of {facts.rows} runs failed"
         out["failed_env_ids"] = sorted({o.env for o in outcomes if o.status in FAILED})
     elif verdict == Verdict.INCOMPARABLE:
-        out["explanation"] = "the probe changed; no earlier run of this probe version to compare with"
+        out["explanation"] = (
+            "the probe changed; no earlier run of this probe version to compare with"
+        )
     if facts.unsupported:
         notes.append(_unsupported_note(outcomes, envs))
     out["notes"] = notes
     return out
 
 
-def _streams(case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: List[str],
-             rows: Rows) -> List[Stream]:
+def _streams(
+    case_verdict: Verdict, ok: List[Outcome], envs: _Envs, run_ids: List[str], rows: Rows
+) -> List[Stream]:
     fields = envs.varying(frozenset(o.env for o in ok))
     streams = []
     for (fp, invariant, values), same in _by_identity(ok).items():
         exact = _stream_runs(same, rows) if case_verdict != Verdict.IDENTICAL else None
-        runs = exact if exact is not None else [o.first_run for o in same]  # identical: one per environment
+        runs = (
+            exact if exact is not None else [o.first_run for o in same]
+        )  # identical: one per environment
         ids = frozenset(o.env for o in same)
         environment = {f: envs.shown(ids, f) for f in fields}
-        detail = rows.details.get(representative(same)) if case_verdict == Verdict.DIVERGENT else None
-        streams.append(Stream(fp or "", sum(o.rows for o in same), sorted({run_ids[r] for r in runs})[:MAX_RUNS],
-                              environment, detail.dtype if detail else None, detail.shape if detail else None,
-                              env_ids=sorted({o.env for o in same}), invariant=invariant,
-                              variant_values=values_list(values)))
+        detail = (
+            rows.details.get(representative(same)) if case_verdict == Verdict.DIVERGENT else None
+        )
+        streams.append(
+            Stream(
+                fp or "",
+                sum(o.rows for o in same),
+                sorted({run_ids[r] for r in runs})[:MAX_RUNS],
+                environment,
+                detail.dtype if detail else None,
+                detail.shape if detail else None,
+                env_ids=sorted({o.env for o in same}),
+                invariant=invariant,
+                variant_values=values_list(values),
+            )
+        )
     streams.sort(key=lambda s: (-s.run_count, s.identity))
     return streams
 
 
-def _difference(ok: List[Outcome], details: Dict[Pick, Detail]
-                ) -> Tuple[Measured, Optional[Dict[str, Any]], Optional[str]]:
+def _difference(
+    ok: List[Outcome], details: Dict[Pick, Detail]
+) -> Tuple[Measured, Optional[Dict[str, Any]], Optional[str]]:
     """Every stream measured against the most common one, from one stored row of each: the most
     severe difference, the first divergent op of a trace, and a note when nothing located it."""
     common = _common_streams(ok)
     reference = details.get(representative(common[0]))
-    others = [d for d in (details.get(representative(g)) for g in common[1:]
-                          if g[0].fingerprint != common[0][0].fingerprint) if d]
+    others = [
+        d
+        for d in (
+            details.get(representative(g))
+            for g in common[1:]
+            if g[0].fingerprint != common[0][0].fingerprint
+        )
+        if d
+    ]
     if reference is None or not others:
         return Measured(), None, None
     results = [difference.between(reference, other) for other in others]
@@ -309,8 +385,10 @@ def _difference(ok: List[Outcome], details: Dict[Pick, Detail]
         return Measured(), first, None
     note = None
     if located.kind is None and located.blocks is None:
-        note = ("the sampled elements agree bit for bit and the runs recorded no block digests: "
-                "the streams differ outside the sample")
+        note = (
+            "the sampled elements agree bit for bit and the runs recorded no block digests: "
+            "the streams differ outside the sample"
+        )
     return located, first, note
 
 
@@ -322,18 +400,31 @@ def _by_invariance(ok: Sequence[Outcome]) -> List[List[Outcome]]:
     return [groups[k] for k in sorted(groups, key=str)]
 
 
-def _variance(described: Dict[str, Any], verdict: Verdict, axes: List[str], ok: List[Outcome],
-              details: Dict[Pick, Detail], envs: _Envs, notes: List[str]) -> Dict[str, Any]:
+def _variance(
+    described: Dict[str, Any],
+    verdict: Verdict,
+    axes: List[str],
+    ok: List[Outcome],
+    details: Dict[Pick, Detail],
+    envs: _Envs,
+    notes: List[str],
+) -> Dict[str, Any]:
     """An invariance case: which parameter, which values broke it, and where (if not everywhere);
     a variant case's words are its explanation, another's go to ``notes``."""
     broken = [o for o in ok if o.invariant is False]
     if not broken:
         return {}
-    detail = next((d for d in (details.get(representative(g)) for g in _common_streams(ok)) if d), None)
+    detail = next(
+        (d for d in (details.get(representative(g)) for g in _common_streams(ok)) if d), None
+    )
     param = (detail.invariance if detail else None) or described.get("invariance")
     values = sorted({v for o in broken for v in values_list(o.variant_values)}, key=natural_key)
     first = described["case"].get(param) if param else None
-    against = f" ({param}={json.dumps(first[0])} is the reference)" if isinstance(first, list) and first else ""
+    against = (
+        f" ({param}={json.dumps(first[0])} is the reference)"
+        if isinstance(first, list) and first
+        else ""
+    )
     words = f"the result changes with {param}: {', '.join(values)} differ{against}"
     out: Dict[str, Any] = {"varies_with": param, "values": values}
     if verdict == Verdict.VARIANT:
@@ -342,9 +433,13 @@ def _variance(described: Dict[str, Any], verdict: Verdict, axes: List[str], ok: 
     if axis is not None:
         words = f"the result's dependence on {param} differs by {axis}: " + "; ".join(
             f"{axis}={', '.join(envs.shown(frozenset(o.env for o in group), axis))}: "
-            + (f"{', '.join(values_list(group[0].variant_values))} differ" if group[0].invariant is False
-               else "invariant")
-            for group in _by_invariance(ok))
+            + (
+                f"{', '.join(values_list(group[0].variant_values))} differ"
+                if group[0].invariant is False
+                else "invariant"
+            )
+            for group in _by_invariance(ok)
+        )
     notes.append(words)
     return out
 
@@ -359,16 +454,23 @@ def _nondeterminism(ok: List[Outcome]) -> str:
     if repeat:
         parts.append(f"a second execution in the same process disagreed in {repeat} runs")
     if split:
-        parts.append(f"runs in the same environment produced {max(len(by_env[e]) for e in split)} different "
-                     f"fingerprints ({len(split)} environment{'s' if len(split) > 1 else ''})")
+        parts.append(
+            f"runs in the same environment produced {max(len(by_env[e]) for e in split)} different "
+            f"fingerprints ({len(split)} environment{'s' if len(split) > 1 else ''})"
+        )
     return "; ".join(parts)
 
 
 def _unsupported_note(outcomes: List[Outcome], envs: _Envs) -> str:
     """Where the case is unsupported, in terms of the field that separates those runs."""
     n = sum(o.rows for o in outcomes if o.status == Status.UNSUPPORTED)
-    pairs = sorted({(o.env, o.status == Status.UNSUPPORTED) for o in outcomes
-                    if o.status in (Status.OK, Status.UNSUPPORTED)})
+    pairs = sorted(
+        {
+            (o.env, o.status == Status.UNSUPPORTED)
+            for o in outcomes
+            if o.status in (Status.OK, Status.UNSUPPORTED)
+        }
+    )
     found = attribute([envs[e] for e, _ in pairs], [u for _, u in pairs])
     where = ""
     if found.axes and "+" not in found.axes[0]:

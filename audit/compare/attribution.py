@@ -25,15 +25,41 @@ DERIVED = ("machine_id",)
 #: (a different arch changes every kernel; docs/arm.md), dispatch level and settings, library
 #: versions, threads and modes, hardware, then the rest in FIELDS order, derived ids last.
 PRIORITY: Tuple[str, ...] = (
-    "device", "arch", "QEMU_CPU", "cpu_capability", "ATEN_CPU_CAPABILITY", "torch_version", "numpy_version",
+    "device",
+    "arch",
+    "QEMU_CPU",
+    "cpu_capability",
+    "ATEN_CPU_CAPABILITY",
+    "torch_version",
+    "numpy_version",
     "pandas_version",
-    "python_version", "num_threads", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-    "deterministic_algorithms", "MKL_CBWR", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
-    "NPY_ENABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED", "openblas_core", "mkl_code_path",
-    "numpy_simd", "blas", "openblas_config",
-    "gpu_name", "gpu_compute_capability", "cuda_version", "cudnn_version", "driver_version", "cpu_model",
+    "python_version",
+    "num_threads",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "deterministic_algorithms",
+    "MKL_CBWR",
+    "OPENBLAS_CORETYPE",
+    "NPY_DISABLE_CPU_FEATURES",
+    "NPY_ENABLE_CPU_FEATURES",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "PYTHONHASHSEED",
+    "openblas_core",
+    "mkl_code_path",
+    "numpy_simd",
+    "blas",
+    "openblas_config",
+    "gpu_name",
+    "gpu_compute_capability",
+    "cuda_version",
+    "cudnn_version",
+    "driver_version",
+    "cpu_model",
 )
-_RANK = {name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if f not in PRIORITY)])}
+_RANK = {
+    name: i for i, name in enumerate([*PRIORITY, *(f for f in ENV_FIELDS if f not in PRIORITY)])
+}
 
 
 def names(envs: Sequence[Dict[str, Any]]) -> List[str]:
@@ -65,7 +91,9 @@ def natural_key(value: Any) -> Tuple[Any, ...]:
     """Sort '2.4.1' before '2.13.0' and 'unset' first."""
     if value is None or value == UNSET:
         return ((0, ""),)
-    return tuple((1, int(p), "") if p.isdigit() else (2, 0, p) for p in re.split(r"(\d+)", str(value)) if p)
+    return tuple(
+        (1, int(p), "") if p.isdigit() else (2, 0, p) for p in re.split(r"(\d+)", str(value)) if p
+    )
 
 
 def shown(value: Any) -> str:
@@ -88,21 +116,33 @@ def attribute(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable]) -> At
     single = [f for f in varying if explains([(e.get(f), s) for e, s in zip(envs, streams)])]
     if single:
         meaningful = [f for f in single if f not in DERIVED]
-        single = sorted(meaningful or single, key=lambda f: (len({e.get(f) for e in envs}), rank(f)))
+        single = sorted(
+            meaningful or single, key=lambda f: (len({e.get(f) for e in envs}), rank(f))
+        )
         return Attribution(single, f"split by {single[0]}: {_groups(envs, streams, (single[0],))}")
-    pairs = [(a, b) for a, b in itertools.combinations(varying, 2)
-             if a not in DERIVED and b not in DERIVED
-             and explains([((e.get(a), e.get(b)), s) for e, s in zip(envs, streams)])]
+    pairs = [
+        (a, b)
+        for a, b in itertools.combinations(varying, 2)
+        if a not in DERIVED
+        and b not in DERIVED
+        and explains([((e.get(a), e.get(b)), s) for e, s in zip(envs, streams)])
+    ]
     if pairs:
-        pairs.sort(key=lambda p: (len({(e.get(p[0]), e.get(p[1])) for e in envs}), rank(p[0]) + rank(p[1])))
+        pairs.sort(
+            key=lambda p: (len({(e.get(p[0]), e.get(p[1])) for e in envs}), rank(p[0]) + rank(p[1]))
+        )
         best = pairs[0]
         words = f"split by {best[0]} + {best[1]}: {_groups(envs, streams, best)}"
         return Attribution([f"{a}+{b}" for a, b in pairs], words)
-    detail = f" (fields that vary: {', '.join(varying)})" if varying else " (the environments are equal)"
+    detail = (
+        f" (fields that vary: {', '.join(varying)})" if varying else " (the environments are equal)"
+    )
     return Attribution([], "no environment field or pair of fields explains the split" + detail)
 
 
-def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields: Tuple[str, ...]) -> str:
+def _groups(
+    envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields: Tuple[str, ...]
+) -> str:
     """'2.4.1 | 2.13.0, 2.14.1': the values of each stream, streams separated by ' | '."""
     by_stream: Dict[Hashable, set] = {}
     for e, s in zip(envs, streams):
@@ -120,9 +160,20 @@ def _groups(envs: Sequence[Dict[str, Any]], streams: Sequence[Hashable], fields:
 #: its class (architecture, emulator, dispatch level, the settings that force them), then
 #: the rest in :data:`PRIORITY` order.
 BLAME: Tuple[str, ...] = (
-    "arch", "openblas_core", "mkl_code_path", "blas", "cpu_model", "emulator", "cpu_capability",
-    "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "MKL_CBWR", "numpy_simd", "NPY_DISABLE_CPU_FEATURES",
-    "NPY_ENABLE_CPU_FEATURES", "settings",
+    "arch",
+    "openblas_core",
+    "mkl_code_path",
+    "blas",
+    "cpu_model",
+    "emulator",
+    "cpu_capability",
+    "ATEN_CPU_CAPABILITY",
+    "OPENBLAS_CORETYPE",
+    "MKL_CBWR",
+    "numpy_simd",
+    "NPY_DISABLE_CPU_FEATURES",
+    "NPY_ENABLE_CPU_FEATURES",
+    "settings",
 )
 
 
@@ -133,11 +184,14 @@ def blame_rank(name: str) -> Tuple[int, float]:
 
 def env_distance(a: Dict[str, Any], b: Dict[str, Any]) -> int:
     """How many recorded fields (derived ids aside) two environments disagree on."""
-    return sum(1 for name in {*a, *b} if name not in DERIVED and shown(a.get(name)) != shown(b.get(name)))
+    return sum(
+        1 for name in {*a, *b} if name not in DERIVED and shown(a.get(name)) != shown(b.get(name))
+    )
 
 
-def nearest_environments(mine: Sequence[Dict[str, Any]], theirs: Sequence[int],
-                         envs: Sequence[Dict[str, Any]]) -> List[int]:
+def nearest_environments(
+    mine: Sequence[Dict[str, Any]], theirs: Sequence[int], envs: Sequence[Dict[str, Any]]
+) -> List[int]:
     """The environments among ``theirs`` (ids into ``envs``) closest to any of ``mine``: the
     fewest fields that differ; every one at that distance."""
     if not theirs or not mine:
@@ -147,7 +201,9 @@ def nearest_environments(mine: Sequence[Dict[str, Any]], theirs: Sequence[int],
     return sorted(e for e in theirs if distance[e] == best)
 
 
-def differing_fields(mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
+def differing_fields(
+    mine: Sequence[Dict[str, Any]], theirs: Sequence[Dict[str, Any]]
+) -> Dict[str, List[str]]:
     """The fields whose values in ``mine`` none of ``theirs`` share, best first: field ->
     [these values, those values] (each joined by ", "); derived ids left out.
 

@@ -54,35 +54,54 @@ class KnownStream:
         return analysis.representative(self.outcomes)
 
 
-RefStreams = Dict[Tuple[str, str], Dict[str, KnownStream]]  # (case_key, version) -> stream identity -> KnownStream
+RefStreams = Dict[
+    Tuple[str, str], Dict[str, KnownStream]
+]  # (case_key, version) -> stream identity -> KnownStream
 
 
-def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device: bool = False,
-                     memory_limit: Optional[str] = None) -> Comparison:
+def compare_baseline(
+    reference: Sequence[str],
+    new: Sequence[str],
+    cross_device: bool = False,
+    memory_limit: Optional[str] = None,
+) -> Comparison:
     """Compare the runs under ``new`` against those under ``reference``.
 
     A reference that is missing, holds no readable run or shares no case with ``new`` is
     a usage error: a gate that compares against nothing must not pass.
     """
     for path in reference:
-        if not location.is_url(location.check(path, "--baseline path")) and not os.path.exists(path):
+        if not location.is_url(location.check(path, "--baseline path")) and not os.path.exists(
+            path
+        ):
             raise UsageError(f"--baseline {path!r} does not exist")
-    with fetch.Source(reference, memory_limit) as ref_source, fetch.Source(new, memory_limit) as source:
+    with (
+        fetch.Source(reference, memory_limit) as ref_source,
+        fetch.Source(new, memory_limit) as source,
+    ):
         ref_rows = ref_source.rows()
         if not ref_rows.runs:
-            why = "; ".join(f"{s.path}: {s.reason}" for s in ref_rows.skipped[:3]) or "no run files there"
+            why = (
+                "; ".join(f"{s.path}: {s.reason}" for s in ref_rows.skipped[:3])
+                or "no run files there"
+            )
             raise UsageError(f"--baseline {', '.join(reference)} holds no readable run ({why})")
         ref = group(ref_rows, cross_device)
         streams, versions = reference_streams(ref)
-        grouped, rows, judged = analysis.fetched(source, cross_device, lambda g: _with_new_streams(g, streams))
+        grouped, rows, judged = analysis.fetched(
+            source, cross_device, lambda g: _with_new_streams(g, streams)
+        )
         rows.details.update(source.details(_lost_rows(grouped, streams)))
         fresh = _with_new_streams(grouped, streams)
-        ref_details = ref_source.details(k.pick for key, known in streams.items() if key[0] in fresh
-                                         for k in known.values())
+        ref_details = ref_source.details(
+            k.pick for key, known in streams.items() if key[0] in fresh for k in known.values()
+        )
     comparison = analysis.analyse(grouped, rows, cross_device, judged)
     if comparison.findings and not any(f.case_key in versions for f in comparison.findings):
-        raise UsageError(f"--baseline {', '.join(reference)} shares no case with {', '.join(new)}; "
-                         "is it the reference for these runs?")
+        raise UsageError(
+            f"--baseline {', '.join(reference)} shares no case with {', '.join(new)}; "
+            "is it the reference for these runs?"
+        )
     cases = {c.description["case_key"]: c for c in grouped.cases}
     judge = _Judge(streams, versions, ref.envs, grouped.envs, ref_details, rows.details)
     for finding in comparison.findings:
@@ -91,7 +110,9 @@ def compare_baseline(reference: Sequence[str], new: Sequence[str], cross_device:
     comparison.reference_envs = ref.envs
     comparison.skipped = list(ref_rows.skipped) + list(comparison.skipped)
     comparison.notes = list(ref_rows.notes) + list(comparison.notes)
-    comparison.baseline = f"{ref_rows.row_count} rows in {len(ref_rows.runs)} reference runs ({', '.join(reference)})"
+    comparison.baseline = (
+        f"{ref_rows.row_count} rows in {len(ref_rows.runs)} reference runs ({', '.join(reference)})"
+    )
     return comparison
 
 
@@ -115,14 +136,19 @@ def _lost_rows(grouped: Grouped, streams: RefStreams) -> List[Pick]:
     picks = []
     for case in grouped.cases:
         key = (case.description["case_key"], case.description["probe_version"])
-        if key in streams and streams[key] and not any(o.status == Status.OK for o in case.outcomes):
+        if (
+            key in streams
+            and streams[key]
+            and not any(o.status == Status.OK for o in case.outcomes)
+        ):
             o = min(case.outcomes, key=lambda o: o.first_run)
             picks.append(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
     return picks
 
 
-def _no_longer_runs(c: Comparison, cases: Dict[str, ComparedCase], streams: RefStreams,
-                    details: Dict[Pick, Detail]) -> None:
+def _no_longer_runs(
+    c: Comparison, cases: Dict[str, ComparedCase], streams: RefStreams, details: Dict[Pick, Detail]
+) -> None:
     """A case the reference ran ok and the new runs did not (unsupported, error, crash,
     timeout) is a finding of its own: ``no-longer-runs``, which fails the gate."""
     for f in c.findings:
@@ -137,11 +163,23 @@ def _no_longer_runs(c: Comparison, cases: Dict[str, ComparedCase], streams: RefS
             kept.append(u)
             continue
         described = {k: v for k, v in case.description.items()}
-        f = Finding(**described, verdict=Verdict.INCOMPARABLE, unsupported_runs=u["runs"],
-                    match=Match.NO_LONGER_RUNS, explanation=_lost_words(case, details))
-        f.reference_streams = [Stream(k.outcomes[0].fingerprint or "", sum(x.rows for x in k.outcomes), [], {},
-                                      env_ids=sorted(k.envs))
-                               for k in streams[(f.case_key, f.probe_version)].values()]
+        f = Finding(
+            **described,
+            verdict=Verdict.INCOMPARABLE,
+            unsupported_runs=u["runs"],
+            match=Match.NO_LONGER_RUNS,
+            explanation=_lost_words(case, details),
+        )
+        f.reference_streams = [
+            Stream(
+                k.outcomes[0].fingerprint or "",
+                sum(x.rows for x in k.outcomes),
+                [],
+                {},
+                env_ids=sorted(k.envs),
+            )
+            for k in streams[(f.case_key, f.probe_version)].values()
+        ]
         c.findings.append(f)
     c.unsupported = kept
 
@@ -155,11 +193,16 @@ def _lost_words(case: ComparedCase, details: Dict[Pick, Detail]) -> str:
     """'no longer runs here: error: AttributeError: ...' (the first run's status and message)."""
     o = min(case.outcomes, key=lambda o: o.first_run)
     detail = details.get(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
-    message = (detail.message or "").strip().splitlines()[0][:160] if detail and detail.message else ""
+    message = (
+        (detail.message or "").strip().splitlines()[0][:160] if detail and detail.message else ""
+    )
     n = sum(x.rows for x in case.outcomes)
     runs = f" ({n} runs)" if n > 1 else ""
-    return f"no longer runs here{runs}: {o.status.value}" + (f": {message}" if message else "") + \
-        "; the reference ran it ok"
+    return (
+        f"no longer runs here{runs}: {o.status.value}"
+        + (f": {message}" if message else "")
+        + "; the reference ran it ok"
+    )
 
 
 def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:
@@ -167,7 +210,9 @@ def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:
     out = set()
     for case in grouped.cases:
         known = streams.get((case.description["case_key"], case.description["probe_version"]))
-        if known and any(stream_identity(o) not in known for o in case.outcomes if o.status == Status.OK):
+        if known and any(
+            stream_identity(o) not in known for o in case.outcomes if o.status == Status.OK
+        ):
             out.add(case.description["case_key"])
     return out
 
@@ -175,8 +220,15 @@ def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:
 class _Judge:
     """Matches findings against the reference, with everything the how and the why need."""
 
-    def __init__(self, streams: RefStreams, versions: Dict[str, Set[str]], ref_envs: List[Dict[str, Any]],
-                 envs: List[Dict[str, Any]], ref_details: Dict[Pick, Detail], details: Dict[Pick, Detail]) -> None:
+    def __init__(
+        self,
+        streams: RefStreams,
+        versions: Dict[str, Set[str]],
+        ref_envs: List[Dict[str, Any]],
+        envs: List[Dict[str, Any]],
+        ref_details: Dict[Pick, Detail],
+        details: Dict[Pick, Detail],
+    ) -> None:
         self.streams, self.versions = streams, versions
         self.ref_envs, self.envs = ref_envs, envs
         self.ref_details, self.details = ref_details, details
@@ -202,36 +254,59 @@ class _Judge:
         if f.case_key not in self.versions:
             return Match.NEW_CASE
         if not known and f.probe_version in self.versions[f.case_key]:
-            f.notes.append("the reference has this case only as unsupported or failed runs: no stream to match")
+            f.notes.append(
+                "the reference has this case only as unsupported or failed runs: no stream to match"
+            )
             return Match.NEW_CASE  # same probe, but no reference run could run it
         if not known:
-            f.notes.append(f"the reference has this case only as probe version "
-                           f"{', '.join(sorted(self.versions[f.case_key]))}")
+            f.notes.append(
+                f"the reference has this case only as probe version "
+                f"{', '.join(sorted(self.versions[f.case_key]))}"
+            )
             return Match.INCOMPARABLE
         return Match.KNOWN if all(s.known for s in f.streams) else Match.NEW_STREAM
 
     def _reference_stream(self, k: KnownStream) -> Stream:
         o = k.outcomes[0]
-        return Stream(o.fingerprint or "", sum(x.rows for x in k.outcomes), [], {}, env_ids=sorted(k.envs),
-                      invariant=o.invariant, variant_values=values_list(o.variant_values))
+        return Stream(
+            o.fingerprint or "",
+            sum(x.rows for x in k.outcomes),
+            [],
+            {},
+            env_ids=sorted(k.envs),
+            invariant=o.invariant,
+            variant_values=values_list(o.variant_values),
+        )
 
     def _how_and_why(self, f: Finding, case: ComparedCase, known: Dict[str, KnownStream]) -> None:
         """Each new stream against its nearest known stream; the finding takes the worst."""
         by_env = {k: k.envs for k in known.values()}
-        candidates = [(k, d) for k in known.values() if (d := self.ref_details.get(k.pick)) is not None]
+        candidates = [
+            (k, d) for k in known.values() if (d := self.ref_details.get(k.pick)) is not None
+        ]
         worst: Optional[Tuple[Measured, Stream, Any]] = None
         for stream in (s for s in f.streams if not s.known):
             detail = self._detail_of(case, stream)
-            at = difference.nearest(detail, [d for _, d in candidates]) if detail is not None else None
+            at = (
+                difference.nearest(detail, [d for _, d in candidates])
+                if detail is not None
+                else None
+            )
             if detail is None or at is None:
                 continue
             k, ref_detail = candidates[at]
             located, divergence = difference.between(ref_detail, detail)
-            stream.nearest = Nearest(k.outcomes[0].fingerprint or "", describe(by_env, k, self.ref_envs),
-                                     located, env_ids=sorted(k.envs))
+            stream.nearest = Nearest(
+                k.outcomes[0].fingerprint or "",
+                describe(by_env, k, self.ref_envs),
+                located,
+                env_ids=sorted(k.envs),
+            )
             ref = k.outcomes[0]
             if stream.invariant is not None and stream.fingerprint == (ref.fingerprint or ""):
-                stream.nearest.invariance = "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
+                stream.nearest.invariance = (
+                    "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
+                )
             if worst is None or located.severity < worst[0].severity:
                 worst = (located, stream, divergence)
         if worst is None:
@@ -249,26 +324,42 @@ class _Judge:
         theirs = [self.ref_envs[e] for e in closest]
         f.axes_values = differing_fields(mine, theirs)
         f.axes = list(f.axes_values)
-        f.explanation = _why(stream.nearest, f.axes_values, sum(not s.known for s in f.streams), theirs)
+        f.explanation = _why(
+            stream.nearest, f.axes_values, sum(not s.known for s in f.streams), theirs
+        )
 
     def _detail_of(self, case: ComparedCase, stream: Stream) -> Optional[Detail]:
-        outcomes = [o for o in case.outcomes if o.status == Status.OK and stream_identity(o) == stream.identity]
+        outcomes = [
+            o
+            for o in case.outcomes
+            if o.status == Status.OK and stream_identity(o) == stream.identity
+        ]
         return self.details.get(analysis.representative(outcomes)) if outcomes else None
 
     def _known_words(self, known: Dict[str, KnownStream]) -> str:
         by_env = {k: k.envs for k in known.values()}
-        return "new stream; the reference knows " + " | ".join(describe(by_env, k, self.ref_envs)
-                                                                for k in known.values())
+        return "new stream; the reference knows " + " | ".join(
+            describe(by_env, k, self.ref_envs) for k in known.values()
+        )
 
 
 #: How the plain-words "why" names a field.
-_FIELD_WORDS = {"cpu_model": "the CPU", "openblas_core": "the OpenBLAS kernel", "mkl_code_path": "the MKL code path",
-                "cpu_capability": "the ATen dispatch level", "arch": "the architecture", "blas": "the BLAS",
-                "num_threads": "the thread count", "torch_version": "torch", "numpy_version": "numpy"}
+_FIELD_WORDS = {
+    "cpu_model": "the CPU",
+    "openblas_core": "the OpenBLAS kernel",
+    "mkl_code_path": "the MKL code path",
+    "cpu_capability": "the ATen dispatch level",
+    "arch": "the architecture",
+    "blas": "the BLAS",
+    "num_threads": "the thread count",
+    "torch_version": "torch",
+    "numpy_version": "numpy",
+}
 
 
 def _run_words(envs: List[Dict[str, Any]]) -> str:
     """'the reference run on Intel(R) Xeon(R) Processor, AVX512, 2 threads' (runs, when several)."""
+
     def one(name: str) -> str:
         return ", ".join(sorted({shown(e.get(name)) for e in envs}, key=natural_key))
 
@@ -276,18 +367,27 @@ def _run_words(envs: List[Dict[str, Any]]) -> str:
     return f"the reference run{'s' if len(envs) > 1 else ''} on " + ", ".join(parts)
 
 
-def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
-         theirs: Optional[List[Dict[str, Any]]] = None) -> str:
+def _why(
+    nearest: Nearest,
+    axes_values: Dict[str, List[str]],
+    new: int,
+    theirs: Optional[List[Dict[str, Any]]] = None,
+) -> str:
     """'new stream: numerical-drift 1 ULP from the reference's cpu_capability=AVX512 stream;
     the only difference from the reference run on Intel(R) Xeon(R), AVX512, 2 threads is the
     CPU: AMD EPYC vs Intel(R) Xeon(R)' (the fields where this run differs from the reference
     runs whose settings are closest to its own, kernels and CPU first)."""
-    ref = nearest.reference if nearest.reference.startswith("the reference") else \
-        f"the reference's {nearest.reference} stream"
+    ref = (
+        nearest.reference
+        if nearest.reference.startswith("the reference")
+        else f"the reference's {nearest.reference} stream"
+    )
     streams = "new stream" if new == 1 else f"{new} new streams"
     if nearest.invariance is not None:
-        words = (f"{streams}: the same output as {ref}, "
-                 f"but the invariance breaks at other values (there: {nearest.invariance})")
+        words = (
+            f"{streams}: the same output as {ref}, "
+            f"but the invariance breaks at other values (there: {nearest.invariance})"
+        )
     else:
         how = _how(nearest)
         if nearest.measured.blocks_differing is not None and nearest.measured.blocks:
@@ -299,8 +399,9 @@ def _why(nearest: Nearest, axes_values: Dict[str, List[str]], new: int,
         name, (a, b) = fields[0]
         words += f"; the only difference from {runs} is {_FIELD_WORDS.get(name, name)}: {a} vs {b}"
     elif fields:
-        words += f"; differs from {runs} (the closest settings) in " + \
-            "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in fields)
+        words += f"; differs from {runs} (the closest settings) in " + "; ".join(
+            f"{k}: {a} vs {b}" for k, (a, b) in fields
+        )
         if len(axes_values) > 3:
             words += f" (+{len(axes_values) - 3} more fields)"
     else:
@@ -314,11 +415,17 @@ def _how(nearest: Nearest) -> str:
         return "the sampled elements differ only in the sign of zero (0.0 vs -0.0)"
     if nearest.measured.kind is None and nearest.measured.max_ulp:
         return f"within {nearest.measured.max_ulp:g} ULP where sampled"
-    how = "differs outside the sampled elements" if nearest.measured.kind is None else nearest.measured.kind.value
+    how = (
+        "differs outside the sampled elements"
+        if nearest.measured.kind is None
+        else nearest.measured.kind.value
+    )
     return how + (f" {nearest.measured.max_ulp:g} ULP" if nearest.measured.max_ulp else "")
 
 
-def describe(known: Dict[KnownStream, Set[int]], stream: KnownStream, envs: List[Dict[str, Any]]) -> str:
+def describe(
+    known: Dict[KnownStream, Set[int]], stream: KnownStream, envs: List[Dict[str, Any]]
+) -> str:
     """Which reference environments produced ``stream``, in terms of the field that splits them."""
     if len(known) == 1:
         n = len(known[stream])
@@ -326,10 +433,14 @@ def describe(known: Dict[KnownStream, Set[int]], stream: KnownStream, envs: List
     pairs = sorted((env, k.identity) for k, ids in known.items() for env in ids)
     found = attribute([envs[e] for e, _ in pairs], [i for _, i in pairs])
     if not found.axes:
-        return _environments_of(known[stream], sorted({e for e, _ in pairs}), envs) or \
-            f"{stream.identity[:12]} ({len(known[stream])} reference environments)"
+        return (
+            _environments_of(known[stream], sorted({e for e, _ in pairs}), envs)
+            or f"{stream.identity[:12]} ({len(known[stream])} reference environments)"
+        )
     fields = found.axes[0].split("+")
-    values = sorted({"/".join(shown(envs[e].get(x)) for x in fields) for e in known[stream]}, key=natural_key)
+    values = sorted(
+        {"/".join(shown(envs[e].get(x)) for x in fields) for e in known[stream]}, key=natural_key
+    )
     return f"{'+'.join(fields)}={', '.join(values)}"
 
 

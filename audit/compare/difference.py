@@ -74,7 +74,9 @@ def classify_pair(a: Detail, b: Detail) -> Measured:
         # the bits differ at zero distance (NaN payloads): no drift to measure
     if where[3] is not None:  # the blocks say where; the agreeing sample says few elements differ
         return Measured(Difference.SPARSE if where[2] else None, None, None, *where)
-    if not a.block_elements and not a.sample:  # strings, JSON, big integers: no element grid, no sample
+    if (
+        not a.block_elements and not a.sample
+    ):  # strings, JSON, big integers: no element grid, no sample
         return Measured(Difference.STREAM_CHANGE)
     return Measured(None)
 
@@ -97,7 +99,10 @@ def _covered(a: Detail, b: Detail, blocks_known: bool) -> bool:
     if n is None:
         return False
     index = sample_indices(n)
-    xs, ys = decode_sample(a.sample or "", a.dtype or ""), decode_sample(b.sample or "", b.dtype or "")
+    xs, ys = (
+        decode_sample(a.sample or "", a.dtype or ""),
+        decode_sample(b.sample or "", b.dtype or ""),
+    )
     if len(xs) != len(index) or len(ys) != len(index):
         return False
     if len(index) == n:  # the sample is the whole output
@@ -123,7 +128,10 @@ def _values(sample: str, dtype: str) -> List[complex]:
     """The sampled elements as numbers (complex ones with both parts)."""
     raw: List[Any] = decode_sample(sample, dtype)
     if dtype == "complex64":
-        return [complex(_as_float(v & 0xFFFFFFFF, "float32"), _as_float(v >> 32, "float32")) for v in raw]
+        return [
+            complex(_as_float(v & 0xFFFFFFFF, "float32"), _as_float(v >> 32, "float32"))
+            for v in raw
+        ]
     if dtype == "complex128":
         return [complex(_as_float(r, "float64"), _as_float(i, "float64")) for r, i in raw]
     return [complex(_as_float(v, dtype), 0.0) for v in raw]
@@ -135,8 +143,11 @@ def tolerances(desired: str, actual: str, dtype: str) -> Tuple[Optional[float], 
     counterpart is not; both None when the samples hold no finite number to measure)."""
     if dtype not in _FORMATS and dtype not in ("bfloat16", "complex64", "complex128"):
         return None, None
-    pairs = [(x, y) for x, y in zip(_values(desired, dtype), _values(actual, dtype))
-             if all(math.isfinite(v) for v in (x.real, x.imag, y.real, y.imag))]
+    pairs = [
+        (x, y)
+        for x, y in zip(_values(desired, dtype), _values(actual, dtype))
+        if all(math.isfinite(v) for v in (x.real, x.imag, y.real, y.imag))
+    ]
     if not pairs:
         return None, None
     atol = max(abs(y - x) for x, y in pairs)
@@ -188,13 +199,22 @@ def combine(results: Sequence[Measured]) -> Optional[Measured]:
     largest ULP distance and share seen over all of them."""
     if not results:
         return None
-    worst = min(results, key=lambda r: (r.severity, r.first_block if r.first_block is not None else float("inf")))
-    distances = ulp.worst([(r.max_ulp, r.fraction) if r.max_ulp is not None and r.fraction is not None else None
-                           for r in results])
+    worst = min(
+        results,
+        key=lambda r: (r.severity, r.first_block if r.first_block is not None else float("inf")),
+    )
+    distances = ulp.worst(
+        [
+            (r.max_ulp, r.fraction) if r.max_ulp is not None and r.fraction is not None else None
+            for r in results
+        ]
+    )
     rtols = [r.rtol for r in results if r.rtol is not None]
     atols = [r.atol for r in results if r.atol is not None]
-    worst = worst._replace(rtol=max(rtols) if rtols and worst.rtol is not None else worst.rtol,
-                           atol=max(atols) if atols and worst.atol is not None else worst.atol)
+    worst = worst._replace(
+        rtol=max(rtols) if rtols and worst.rtol is not None else worst.rtol,
+        atol=max(atols) if atols and worst.atol is not None else worst.atol,
+    )
     if distances is None:
         return worst
     return worst._replace(max_ulp=distances[0], fraction=distances[1])
@@ -206,8 +226,14 @@ def nearest(new: Detail, known: Sequence[Detail]) -> Optional[int]:
     if not known:
         return None
     scored = [between(k, new)[0] for k in known]
-    return min(range(len(known)), key=lambda i: (-scored[i].severity, _or_inf(scored[i].max_ulp),
-                                                 _or_inf(scored[i].blocks_differing)))
+    return min(
+        range(len(known)),
+        key=lambda i: (
+            -scored[i].severity,
+            _or_inf(scored[i].max_ulp),
+            _or_inf(scored[i].blocks_differing),
+        ),
+    )
 
 
 def _or_inf(value: Optional[float]) -> float:

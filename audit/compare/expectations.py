@@ -60,7 +60,13 @@ VARIANT = "variant"
 UNLOCATED = "unlocated"
 #: Every kind a line may name, most severe first: the non-difference kinds, then compare's
 #: difference kinds (audit.compare.model.Difference), then a difference compare could not locate.
-KINDS: Tuple[str, ...] = (ERROR, NONDETERMINISTIC, VARIANT, *(d.value for d in Difference), UNLOCATED)
+KINDS: Tuple[str, ...] = (
+    ERROR,
+    NONDETERMINISTIC,
+    VARIANT,
+    *(d.value for d in Difference),
+    UNLOCATED,
+)
 #: Matches (baseline mode) that are not failures to run; any other match counts as an error.
 _RUNS = {Match.NEW_STREAM, Match.NONDETERMINISTIC, Match.INCOMPARABLE, Match.NEW_CASE, Match.KNOWN}
 _GLOB = re.compile(r"[*?\[]")
@@ -78,10 +84,18 @@ class Expectation:
     kind: Optional[str] = None  # one of KINDS; None: any kind but error, no bound
     max_ulp: Optional[float] = None  # with kind numerical-drift: the largest ULP distance accepted
     matched: int = dataclasses.field(default=0, compare=False)
-    in_reference: int = dataclasses.field(default=0, compare=False)  # baseline: reference splits it accepts
-    kinds: Counter = dataclasses.field(default_factory=Counter, compare=False)  # kind -> findings accepted
-    largest_ulp: Optional[float] = dataclasses.field(default=None, compare=False)  # of the drifts accepted
-    errors_left: int = dataclasses.field(default=0, compare=False)  # kindless: errors matched, not accepted
+    in_reference: int = dataclasses.field(
+        default=0, compare=False
+    )  # baseline: reference splits it accepts
+    kinds: Counter = dataclasses.field(
+        default_factory=Counter, compare=False
+    )  # kind -> findings accepted
+    largest_ulp: Optional[float] = dataclasses.field(
+        default=None, compare=False
+    )  # of the drifts accepted
+    errors_left: int = dataclasses.field(
+        default=0, compare=False
+    )  # kindless: errors matched, not accepted
 
 
 def parse(text: str, source: str = "expectations") -> List[Expectation]:
@@ -133,16 +147,22 @@ def _expectation(tokens: List[str], where: str) -> Expectation:
             try:
                 exp.until = dt.date.fromisoformat(value)
             except ValueError:
-                raise UsageError(f"{where}: until must be a date YYYY-MM-DD, not {value!r}") from None
+                raise UsageError(
+                    f"{where}: until must be a date YYYY-MM-DD, not {value!r}"
+                ) from None
         elif key == "kind" and value in KINDS:
             if exp.kind is not None:
-                raise UsageError(f"{where}: one kind per expectation ({exp.kind} and {value}); write two lines")
+                raise UsageError(
+                    f"{where}: one kind per expectation ({exp.kind} and {value}); write two lines"
+                )
             exp.kind = value
         elif key == "max_ulp":
             ulp = value
         elif key in ENV_FIELDS:
             if exp.field is not None:
-                raise UsageError(f"{where}: one field=value per expectation ({exp.field} and {key})")
+                raise UsageError(
+                    f"{where}: one field=value per expectation ({exp.field} and {key})"
+                )
             exp.field, exp.value = key, value
         else:
             exp.params[key] = value
@@ -155,8 +175,10 @@ def _expectation(tokens: List[str], where: str) -> Expectation:
 
 def _bound(text: str, kind: Optional[str], where: str) -> float:
     if kind != Difference.NUMERICAL_DRIFT.value:
-        raise UsageError(f"{where}: max_ulp bounds kind=numerical-drift; this line has "
-                         f"{'kind=' + kind if kind else 'no kind'}")
+        raise UsageError(
+            f"{where}: max_ulp bounds kind=numerical-drift; this line has "
+            f"{'kind=' + kind if kind else 'no kind'}"
+        )
     try:
         bound = float(text)
     except ValueError:
@@ -207,7 +229,11 @@ def kind_of(f: Finding) -> Optional[str]:
         if f.measured.kind is not None:
             return f.measured.kind.value
         fingerprints = {s.fingerprint for s in f.streams}
-        return VARIANT if len(fingerprints) == 1 and any(s.invariant is not None for s in f.streams) else UNLOCATED
+        return (
+            VARIANT
+            if len(fingerprints) == 1 and any(s.invariant is not None for s in f.streams)
+            else UNLOCATED
+        )
     return None
 
 
@@ -260,7 +286,9 @@ def _all_have(exp: Expectation, env_ids: Iterable[int], envs: List[Dict[str, Any
     return bool(values) and all(shown(v) == exp.value for v in values)
 
 
-def _accepts_finding(exp: Expectation, f: Finding, envs: List[Dict[str, Any]], kind: Optional[str]) -> bool:
+def _accepts_finding(
+    exp: Expectation, f: Finding, envs: List[Dict[str, Any]], kind: Optional[str]
+) -> bool:
     if kind is None:
         return False
     if kind == ERROR:
@@ -271,15 +299,20 @@ def _accepts_finding(exp: Expectation, f: Finding, envs: List[Dict[str, Any]], k
         return False
     if f.match == Match.NEW_STREAM:
         new = [s for s in f.streams if s.known is False]
-        return bool(new) and all((exp.field is None or _accepts(exp, s, envs)) and
-                                 (exp.kind is None or _within(exp, *stream_kind(s))) for s in new)
+        return bool(new) and all(
+            (exp.field is None or _accepts(exp, s, envs))
+            and (exp.kind is None or _within(exp, *stream_kind(s)))
+            for s in new
+        )
     if exp.kind is not None and not _within(exp, kind, f.measured.max_ulp):
         return False
     if exp.field is None:
         return True
     if f.verdict == Verdict.DIVERGENT:
         return sum(not _accepts(exp, s, envs) for s in f.streams) <= 1
-    if kind in (NONDETERMINISTIC, VARIANT) and exp.kind is not None:  # only where the field has the value
+    if (
+        kind in (NONDETERMINISTIC, VARIANT) and exp.kind is not None
+    ):  # only where the field has the value
         return _all_have(exp, (e for s in f.streams for e in s.env_ids), envs)
     return False
 
@@ -315,7 +348,7 @@ class Index:
             pattern = compiled.get(exp.probe)
             if pattern is None:
                 pattern = compiled[exp.probe] = re.compile(fnmatch.translate(exp.probe))
-            self.globs.setdefault(exp.probe[:found.start()], []).append((i, pattern.match))
+            self.globs.setdefault(exp.probe[: found.start()], []).append((i, pattern.match))
         self.lengths = sorted({len(prefix) for prefix in self.globs})
         self._seen: Dict[Tuple[str, str], List[Expectation]] = {}
 
@@ -334,7 +367,9 @@ class Index:
         return found
 
 
-def apply(comparison: Comparison, expectations: List[Expectation], today: Optional[dt.date] = None) -> None:
+def apply(
+    comparison: Comparison, expectations: List[Expectation], today: Optional[dt.date] = None
+) -> None:
     """Mark accepted findings (``Finding.expected``) and note expired, unused, unbounded or
     several-kind expectations."""
     today = today or dt.date.today()
@@ -371,23 +406,33 @@ def notes(exp: Expectation, today: dt.date) -> List[str]:
     what = f"({exp.probe}: {exp.reason})"
     out = []
     if len(exp.kinds) > 1:
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(exp.kinds.items(), key=lambda kn: KINDS.index(kn[0])))
-        out.append(f"warning: {exp.source} accepts findings of {len(exp.kinds)} kinds ({kinds}); "
-                   f"state the one it is for with kind= {what}")
+        kinds = ", ".join(
+            f"{k} {n}" for k, n in sorted(exp.kinds.items(), key=lambda kn: KINDS.index(kn[0]))
+        )
+        out.append(
+            f"warning: {exp.source} accepts findings of {len(exp.kinds)} kinds ({kinds}); "
+            f"state the one it is for with kind= {what}"
+        )
     if exp.errors_left:
         n = exp.errors_left
-        out.append(f"warning: {exp.source} matches {n} error{'s' if n > 1 else ''} it does not accept: "
-                   f"errors need a line with kind=error {what}")
+        out.append(
+            f"warning: {exp.source} matches {n} error{'s' if n > 1 else ''} it does not accept: "
+            f"errors need a line with kind=error {what}"
+        )
     if exp.until is not None and exp.until < today:
         out.append(f"{exp.source}: expired on {exp.until} {what}")
     elif exp.matched and exp.kind is None:
-        out.append(f"{exp.source}: no kind stated, so no bound: it accepted {_accepted(exp)}; "
-                   f"{_suggest(exp)} {what}")
+        out.append(
+            f"{exp.source}: no kind stated, so no bound: it accepted {_accepted(exp)}; "
+            f"{_suggest(exp)} {what}"
+        )
     elif not exp.matched and exp.in_reference:
         unmeasured = ", of a kind not measured there" if exp.kind is not None else ""
-        out.append(f"{exp.source}: nothing new to accept; it accepts a split the reference already holds "
-                   f"({exp.in_reference} case{'s' if exp.in_reference > 1 else ''}{unmeasured}; "
-                   f"{exp.probe}: {exp.reason})")
+        out.append(
+            f"{exp.source}: nothing new to accept; it accepts a split the reference already holds "
+            f"({exp.in_reference} case{'s' if exp.in_reference > 1 else ''}{unmeasured}; "
+            f"{exp.probe}: {exp.reason})"
+        )
     elif not exp.matched:
         hint = ""
         if "kind" in exp.params:
@@ -400,8 +445,11 @@ def _accepted(exp: Expectation) -> str:
     n = exp.matched
     parts = []
     for kind, count in sorted(exp.kinds.items(), key=lambda kn: KINDS.index(kn[0])):
-        size = f", up to {exp.largest_ulp:g} ULP" if kind == Difference.NUMERICAL_DRIFT.value and \
-            exp.largest_ulp is not None else ""
+        size = (
+            f", up to {exp.largest_ulp:g} ULP"
+            if kind == Difference.NUMERICAL_DRIFT.value and exp.largest_ulp is not None
+            else ""
+        )
         parts.append(f"{count} {kind}{size}")
     return f"{n} finding{'s' if n > 1 else ''} ({'; '.join(parts)})"
 
@@ -410,6 +458,9 @@ def _suggest(exp: Expectation) -> str:
     if len(exp.kinds) > 1:
         return "write one line per kind, each with kind="
     (kind,) = exp.kinds
-    bound = f" max_ulp={exp.largest_ulp:g}" if kind == Difference.NUMERICAL_DRIFT.value and \
-        exp.largest_ulp is not None else ""
+    bound = (
+        f" max_ulp={exp.largest_ulp:g}"
+        if kind == Difference.NUMERICAL_DRIFT.value and exp.largest_ulp is not None
+        else ""
+    )
     return f"bound it with kind={kind}{bound}"

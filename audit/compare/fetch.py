@@ -28,9 +28,25 @@ from audit.store.engine import Columns
 from audit.worker.environment import expanded
 from audit.worker.records import Status
 
-OUTCOME_COLUMNS = ("case_key", "probe_version", "status", "fingerprint", "repeat_identical", "invariant",
-                   "variant_values")
-CASE_COLUMNS = ("case_key", "probe_version", "probe", "probe_key", "device", "params", "kind", "invariance")
+OUTCOME_COLUMNS = (
+    "case_key",
+    "probe_version",
+    "status",
+    "fingerprint",
+    "repeat_identical",
+    "invariant",
+    "variant_values",
+)
+CASE_COLUMNS = (
+    "case_key",
+    "probe_version",
+    "probe",
+    "probe_key",
+    "device",
+    "params",
+    "kind",
+    "invariance",
+)
 
 _OUTCOMES = """
 SELECT case_key, probe_version, env, status, fingerprint, coalesce(NOT repeat_identical, false) AS repeat_false,
@@ -66,11 +82,19 @@ class Source:
     def rows(self) -> Rows:
         """Outcomes of every run, and a description of every case (its first row)."""
         got = self.engine.query(lambda rel: _OUTCOMES.format(relation=rel), OUTCOME_COLUMNS)
-        outcomes = [Outcome(key, version, env, _status(status), fp, bool(rep), inv, values, n, first, last)
-                    for key, version, env, status, fp, rep, inv, values, n, first, last in got]
+        outcomes = [
+            Outcome(key, version, env, _status(status), fp, bool(rep), inv, values, n, first, last)
+            for key, version, env, status, fp, rep, inv, values, n, first, last in got
+        ]
         runs = [RunInfo(r.run_id, r.started) for r in self.catalog.runs]
-        rows = Rows(runs, [expanded(e) for e in self.catalog.envs], outcomes, self._cases(outcomes),
-                    skipped=self.catalog.skipped, notes=list(self.catalog.notes))
+        rows = Rows(
+            runs,
+            [expanded(e) for e in self.catalog.envs],
+            outcomes,
+            self._cases(outcomes),
+            skipped=self.catalog.skipped,
+            notes=list(self.catalog.notes),
+        )
         return rows
 
     def _cases(self, outcomes: List[Outcome]) -> Dict[Tuple[str, str], CaseRow]:
@@ -79,13 +103,20 @@ class Source:
             if o.case_key is not None:
                 key = (o.case_key, o.probe_version)
                 first[key] = min(first.get(key, o.first_run), o.first_run)
-        wanted: Columns = {"run": ("INTEGER", list(first.values())), "case_key": ("VARCHAR", [k for k, _ in first]),
-                  "probe_version": ("VARCHAR", [v for _, v in first])}
-        sql = ("SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), min(params), "
-               "min(kind), min(invariance) "
-               "FROM ({}) AS r JOIN audit_wanted AS w ON r.run = w.run AND r.case_key = w.case_key "
-               "AND r.probe_version IS NOT DISTINCT FROM w.probe_version GROUP BY ALL")
-        got = self.engine.query(sql.format, CASE_COLUMNS, runs=set(first.values()), tables={"audit_wanted": wanted})
+        wanted: Columns = {
+            "run": ("INTEGER", list(first.values())),
+            "case_key": ("VARCHAR", [k for k, _ in first]),
+            "probe_version": ("VARCHAR", [v for _, v in first]),
+        }
+        sql = (
+            "SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), min(params), "
+            "min(kind), min(invariance) "
+            "FROM ({}) AS r JOIN audit_wanted AS w ON r.run = w.run AND r.case_key = w.case_key "
+            "AND r.probe_version IS NOT DISTINCT FROM w.probe_version GROUP BY ALL"
+        )
+        got = self.engine.query(
+            sql.format, CASE_COLUMNS, runs=set(first.values()), tables={"audit_wanted": wanted}
+        )
         return {(key, version): CaseRow(*rest) for key, version, *rest in got}
 
     def unread(self) -> int:
@@ -99,13 +130,19 @@ class Source:
         picks = list(dict.fromkeys(picks))
         if not picks:
             return {}
-        wanted: Columns = {"run": ("INTEGER", [p.run for p in picks]),
-                           "case_key": ("VARCHAR", [p.case_key for p in picks])}
+        wanted: Columns = {
+            "run": ("INTEGER", [p.run for p in picks]),
+            "case_key": ("VARCHAR", [p.case_key for p in picks]),
+        }
         columns = ("case_key", "probe_version", "status", "fingerprint", *DETAIL_COLUMNS)
         names = ", ".join(f'r."{c}"' for c in columns)
-        sql = (f"SELECT DISTINCT r.run, {names} FROM ({{}}) AS r JOIN audit_picks AS w "
-               "ON r.run = w.run AND r.case_key = w.case_key")
-        got = self.engine.query(sql.format, columns, runs={p.run for p in picks}, tables={"audit_picks": wanted})
+        sql = (
+            f"SELECT DISTINCT r.run, {names} FROM ({{}}) AS r JOIN audit_picks AS w "
+            "ON r.run = w.run AND r.case_key = w.case_key"
+        )
+        got = self.engine.query(
+            sql.format, columns, runs={p.run for p in picks}, tables={"audit_picks": wanted}
+        )
         by_row: Dict[Pick, Detail] = {}
         for run, key, version, status, fp, *detail in got:
             by_row.setdefault(Pick(run, key, version, _status(status), fp), Detail(*detail))
@@ -123,17 +160,27 @@ class Source:
             if runs:
                 for run, key, version, fp in self._ok_rows(runs, [w.key for w in active]):
                     found[StreamKey(key, version, fp)].add(run)
-        return {key: sorted(runs)[:pending[key].want] for key, runs in found.items()}
+        return {key: sorted(runs)[: pending[key].want] for key, runs in found.items()}
 
     def _ok_rows(self, runs: List[int], keys: List[StreamKey]) -> List[Tuple[Any, ...]]:
-        table: Columns = {"case_key": ("VARCHAR", [k.case_key for k in keys]),
-                 "probe_version": ("VARCHAR", [k.probe_version for k in keys]),
-                 "fingerprint": ("VARCHAR", [k.fingerprint for k in keys])}
-        sql = ("SELECT DISTINCT r.run, r.case_key, r.probe_version, r.fingerprint FROM ({}) AS r "
-               "JOIN audit_streams AS s ON r.case_key = s.case_key AND r.probe_version = s.probe_version "
-               "AND r.fingerprint IS NOT DISTINCT FROM s.fingerprint WHERE r.status = 'ok'")
-        return list(self.engine.query(sql.format, ("case_key", "probe_version", "fingerprint", "status"), runs=runs,
-                                      tables={"audit_streams": table}))
+        table: Columns = {
+            "case_key": ("VARCHAR", [k.case_key for k in keys]),
+            "probe_version": ("VARCHAR", [k.probe_version for k in keys]),
+            "fingerprint": ("VARCHAR", [k.fingerprint for k in keys]),
+        }
+        sql = (
+            "SELECT DISTINCT r.run, r.case_key, r.probe_version, r.fingerprint FROM ({}) AS r "
+            "JOIN audit_streams AS s ON r.case_key = s.case_key AND r.probe_version = s.probe_version "
+            "AND r.fingerprint IS NOT DISTINCT FROM s.fingerprint WHERE r.status = 'ok'"
+        )
+        return list(
+            self.engine.query(
+                sql.format,
+                ("case_key", "probe_version", "fingerprint", "status"),
+                runs=runs,
+                tables={"audit_streams": table},
+            )
+        )
 
 
 def _status(text: Optional[str]) -> Status:
@@ -159,5 +206,5 @@ def _batches(runs: List[int]) -> Iterator[List[int]]:
     start, step = 0, 0
     while start < len(runs):
         size = _BATCHES[min(step, len(_BATCHES) - 1)]
-        yield runs[start:start + size]
+        yield runs[start : start + size]
         start, step = start + size, step + 1

@@ -46,8 +46,12 @@ def group(rows: Rows, cross_device: bool = False) -> Grouped:
         version, notes = newest_version(outcomes)
         compared[key] = (version, [o for o in outcomes if o.probe_version == version], notes)
     if not cross_device:
-        cases = [ComparedCase(_description(key, version, rows.cases.get((key, version))), outcomes, notes)
-                 for key, (version, outcomes, notes) in compared.items()]
+        cases = [
+            ComparedCase(
+                _description(key, version, rows.cases.get((key, version))), outcomes, notes
+            )
+            for key, (version, outcomes, notes) in compared.items()
+        ]
         return Grouped(cases, [dict(e) for e in rows.envs])
     return _cross_device(compared, rows)
 
@@ -76,9 +80,16 @@ def _description(key: str, version: str, row: Optional[CaseRow]) -> Dict[str, An
         case = {"params": row.params}
     if not isinstance(case, dict):
         case = {"params": row.params}
-    return {"probe": shown(row.probe), "probe_key": shown(row.probe_key), "case_key": shown(key), "case": case,
-            "device": shown(row.device), "probe_version": shown(version), "kind": row.kind,
-            "invariance": row.invariance}
+    return {
+        "probe": shown(row.probe),
+        "probe_key": shown(row.probe_key),
+        "case_key": shown(key),
+        "case": case,
+        "device": shown(row.device),
+        "probe_version": shown(version),
+        "kind": row.kind,
+        "invariance": row.invariance,
+    }
 
 
 def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], rows: Rows) -> Grouped:
@@ -91,10 +102,16 @@ def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], row
     envs: List[Dict[str, Any]] = []
     cases = []
     for keys in members.values():
-        keys.sort(key=lambda k: _first_seen(k, compared, rows))  # described as its first-seen key (the CPU one)
-        rows_of = [rows.cases.get((k, compared[k][0])) or CaseRow(None, None, None, None) for k in keys]
+        keys.sort(
+            key=lambda k: _first_seen(k, compared, rows)
+        )  # described as its first-seen key (the CPU one)
+        rows_of = [
+            rows.cases.get((k, compared[k][0])) or CaseRow(None, None, None, None) for k in keys
+        ]
         description = _description(keys[0], compared[keys[0]][0], rows_of[0])
-        description["device"] = "+".join(sorted({r.device for r in rows_of if r.device is not None}))
+        description["device"] = "+".join(
+            sorted({r.device for r in rows_of if r.device is not None})
+        )
         description["probe_version"] = "+".join(sorted({compared[k][0] for k in keys}))
         outcomes, notes = [], []
         for key, row in zip(keys, rows_of):
@@ -109,6 +126,8 @@ def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], row
     return Grouped(cases, envs)
 
 
-def _first_seen(key: str, compared: Dict[str, Tuple[str, List[Outcome], List[str]]], rows: Rows) -> Tuple[Any, ...]:
+def _first_seen(
+    key: str, compared: Dict[str, Tuple[str, List[Outcome], List[str]]], rows: Rows
+) -> Tuple[Any, ...]:
     row = rows.cases.get((key, compared[key][0])) or CaseRow(None, None, None, None)
     return min((o.first_run for o in compared[key][1]), default=0), row.device or "", key

@@ -14,16 +14,57 @@ from typing import Mapping, Optional, Sequence
 from audit.compare.model import Difference, Finding, Match, Measured, Verdict
 
 #: Probe families, in the order reports list them (the heatmap's row groups).
-FAMILIES = ("python random", "numpy legacy", "numpy Generator", "numpy ops", "pandas", "torch RNG", "torch nn",
-            "torch ops", "invariance", "traces", "cuda", "other")
+FAMILIES = (
+    "python random",
+    "numpy legacy",
+    "numpy Generator",
+    "numpy ops",
+    "pandas",
+    "torch RNG",
+    "torch nn",
+    "torch ops",
+    "invariance",
+    "traces",
+    "cuda",
+    "other",
+)
 
-_NUMPY_GENERATOR = ("numpy.random.Generator", "numpy.random.BitGenerator", "numpy.random.default_rng",
-                    "numpy.random.SeedSequence", "numpy.random.PCG64", "numpy.random.MT19937",
-                    "numpy.random.Philox", "numpy.random.SFC64")
-_TORCH_RNG = ("torch.rand", "torch.randn", "torch.randint", "torch.randperm", "torch.bernoulli", "torch.multinomial",
-              "torch.poisson", "torch.normal", "torch.distributions.", "torch.utils.data.",
-              "torch.Generator", "torch.manual_seed", "torch.random.", "torch.set_rng_state")
-_TENSOR_RNG = ("normal_", "uniform_", "exponential_", "geometric_", "cauchy_", "log_normal_", "bernoulli_", "random_")
+_NUMPY_GENERATOR = (
+    "numpy.random.Generator",
+    "numpy.random.BitGenerator",
+    "numpy.random.default_rng",
+    "numpy.random.SeedSequence",
+    "numpy.random.PCG64",
+    "numpy.random.MT19937",
+    "numpy.random.Philox",
+    "numpy.random.SFC64",
+)
+_TORCH_RNG = (
+    "torch.rand",
+    "torch.randn",
+    "torch.randint",
+    "torch.randperm",
+    "torch.bernoulli",
+    "torch.multinomial",
+    "torch.poisson",
+    "torch.normal",
+    "torch.distributions.",
+    "torch.utils.data.",
+    "torch.Generator",
+    "torch.manual_seed",
+    "torch.random.",
+    "torch.set_rng_state",
+)
+_TENSOR_RNG = (
+    "normal_",
+    "uniform_",
+    "exponential_",
+    "geometric_",
+    "cauchy_",
+    "log_normal_",
+    "bernoulli_",
+    "random_",
+)
 
 #: A kind for a difference the sampled elements did not see, when the core still calls it
 #: drift: "numerical drift" is only ever claimed with ULP evidence.
@@ -55,8 +96,13 @@ def family_rank(name: str) -> float:
     return FAMILIES.index("invariance") - 0.5
 
 
-def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance: Optional[bool] = None,
-           declared: Optional[Mapping[str, str]] = None) -> str:
+def family(
+    probe_key: str,
+    device: str = "cpu",
+    trace: bool = False,
+    invariance: Optional[bool] = None,
+    declared: Optional[Mapping[str, str]] = None,
+) -> str:
     """The family a probe belongs to (user probes fall in "other").
 
     ``trace`` and ``invariance`` come from the run files where the core gives them (the
@@ -88,7 +134,9 @@ def family(probe_key: str, device: str = "cpu", trace: bool = False, invariance:
         return "pandas"
     if name.startswith("torch.nn."):
         return "torch nn"
-    if name.startswith(_TORCH_RNG) or (name.startswith("torch.Tensor.") and name.endswith(_TENSOR_RNG)):
+    if name.startswith(_TORCH_RNG) or (
+        name.startswith("torch.Tensor.") and name.endswith(_TENSOR_RNG)
+    ):
         return "torch RNG"
     if name.startswith("torch."):
         return "torch ops"
@@ -145,9 +193,10 @@ def shown_kind(m: Measured) -> Optional[str]:
 def _fingerprints_differ(f: Finding) -> bool:
     """Whether the finding is about different outputs (not only about an invariance result)."""
     if f.match == Match.NEW_STREAM:
-        return any(s.nearest is not None and s.nearest.fingerprint != s.fingerprint for s in f.streams)
+        return any(
+            s.nearest is not None and s.nearest.fingerprint != s.fingerprint for s in f.streams
+        )
     return f.verdict == Verdict.DIVERGENT and len({s.fingerprint for s in f.streams}) > 1
-
 
 
 def largest_tolerance(values: Sequence[Optional[float]]) -> Optional[float]:

@@ -51,7 +51,9 @@ class Difference(str, enum.Enum):
     """
 
     STRUCTURAL = "structural"  # dtype or shape differ
-    STREAM_CHANGE = "stream-change"  # unrelated values (or integers/booleans/unsampled outputs differ)
+    STREAM_CHANGE = (
+        "stream-change"  # unrelated values (or integers/booleans/unsampled outputs differ)
+    )
     SPARSE = "sparse"  # a few blocks differ and the sampled elements agree
     NUMERICAL_DRIFT = "numerical-drift"  # same stream, last bits differ (see audit.compare.ulp)
 
@@ -75,11 +77,17 @@ class Measured(NamedTuple):
     kind: Optional[Difference] = None
     max_ulp: Optional[float] = None
     fraction: Optional[float] = None  # share of sampled elements whose bits differ
-    first_difference: Optional[int] = None  # first element of the first differing block (None: unknown)
-    first_block: Optional[int] = None  # index of the first differing block: with blocks, tells a desync
+    first_difference: Optional[int] = (
+        None  # first element of the first differing block (None: unknown)
+    )
+    first_block: Optional[int] = (
+        None  # index of the first differing block: with blocks, tells a desync
+    )
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
-    covered: Optional[bool] = None  # drift: the differing sampled elements reach every differing block
+    covered: Optional[bool] = (
+        None  # drift: the differing sampled elements reach every differing block
+    )
     zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
     rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
     atol: Optional[float] = None  # drift: the absolute tolerance that does
@@ -104,7 +112,9 @@ class Nearest:
     """
 
     fingerprint: str
-    reference: str = ""  # which reference environments produced it, in words ("cpu_capability=AVX512")
+    reference: str = (
+        ""  # which reference environments produced it, in words ("cpu_capability=AVX512")
+    )
     measured: Measured = Measured()
     # invariance cases whose output is bit for bit the nearest stream's but whose invariance
     # result is not: what broke the invariance there ("held", or the values, "1, 2")
@@ -119,16 +129,26 @@ class Stream:
 
     fingerprint: str
     run_count: int
-    runs: List[str]  # run ids (up to 100): all of them unless the case is identical, then one per environment
+    runs: List[
+        str
+    ]  # run ids (up to 100): all of them unless the case is identical, then one per environment
     environment: Dict[str, List[str]]  # the fields that vary within the case -> values seen here
     dtype: Optional[str] = None
     shape: Optional[str] = None
     known: Optional[bool] = None  # baseline mode: does the reference know this stream?
     reference: Optional[str] = None  # baseline mode: which reference environments produced it
-    env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.envs (not reported)
-    nearest: Optional[Nearest] = None  # baseline mode, a new stream: the closest stream the reference knows
-    invariant: Optional[bool] = None  # invariance cases: whether the invariance held in this stream's runs
-    variant_values: List[str] = field(default_factory=list)  # invariance cases: the values that broke it
+    env_ids: List[int] = field(
+        default_factory=list, repr=False
+    )  # into Comparison.envs (not reported)
+    nearest: Optional[Nearest] = (
+        None  # baseline mode, a new stream: the closest stream the reference knows
+    )
+    invariant: Optional[bool] = (
+        None  # invariance cases: whether the invariance held in this stream's runs
+    )
+    variant_values: List[str] = field(
+        default_factory=list
+    )  # invariance cases: the values that broke it
 
     @property
     def identity(self) -> str:
@@ -163,15 +183,27 @@ class Finding:
     messages: List[str] = field(default_factory=list)  # error messages, first few
     match: Optional[Match] = None  # baseline mode only
     expected: Optional[str] = None  # reason from an expectation that accepts this finding
-    measured: Measured = Measured()  # how its streams differ (divergent) or a new stream from the reference
-    first_divergence: Optional[Dict[str, Any]] = None  # trace probes: the first op whose output differs
+    measured: Measured = (
+        Measured()
+    )  # how its streams differ (divergent) or a new stream from the reference
+    first_divergence: Optional[Dict[str, Any]] = (
+        None  # trace probes: the first op whose output differs
+    )
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
     kind: Optional[str] = None  # the probe's kind (generator, op, trace), from the run files
-    invariance: Optional[str] = None  # invariance cases: the parameter that must not change the result
-    axes_values: Dict[str, List[str]] = field(default_factory=dict)  # baseline: field -> [this run's, reference's]
-    reference_streams: List[Stream] = field(default_factory=list)  # baseline: streams the reference knows
-    failed_env_ids: List[int] = field(default_factory=list, repr=False)  # envs with a failed run of the case
+    invariance: Optional[str] = (
+        None  # invariance cases: the parameter that must not change the result
+    )
+    axes_values: Dict[str, List[str]] = field(
+        default_factory=dict
+    )  # baseline: field -> [this run's, reference's]
+    reference_streams: List[Stream] = field(
+        default_factory=list
+    )  # baseline: streams the reference knows
+    failed_env_ids: List[int] = field(
+        default_factory=list, repr=False
+    )  # envs with a failed run of the case
 
     @property
     def params(self) -> str:
@@ -184,8 +216,18 @@ class Finding:
         if self.expected:
             return False
         if self.match is not None:
-            return self.match in (Match.NEW_STREAM, Match.NO_LONGER_RUNS, Match.ERROR, Match.NONDETERMINISTIC)
-        return self.verdict in (Verdict.ERROR, Verdict.NONDETERMINISTIC, Verdict.DIVERGENT, Verdict.VARIANT)
+            return self.match in (
+                Match.NEW_STREAM,
+                Match.NO_LONGER_RUNS,
+                Match.ERROR,
+                Match.NONDETERMINISTIC,
+            )
+        return self.verdict in (
+            Verdict.ERROR,
+            Verdict.NONDETERMINISTIC,
+            Verdict.DIVERGENT,
+            Verdict.VARIANT,
+        )
 
 
 @dataclass
@@ -202,14 +244,22 @@ class Comparison:
     expectation_notes: List[str] = field(default_factory=list)  # expired or unmatched expectations
     upgrade: Optional[UpgradeView] = None  # in --upgrade mode
     envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
-    notes: List[str] = field(default_factory=list)  # about the input: e.g. duplicate copies of a run ignored
-    reference_envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # baseline: env id -> fields
+    notes: List[str] = field(
+        default_factory=list
+    )  # about the input: e.g. duplicate copies of a run ignored
+    reference_envs: List[Dict[str, Any]] = field(
+        default_factory=list, repr=False
+    )  # baseline: env id -> fields
 
     def narrow(self, patterns: List[str]) -> int:
         """Keep the cases of the probes whose id or registration key matches one of the globs
         (as ``run --probe`` selects them); returns how many cases are kept."""
+
         def kept(probe: Any, key: Any) -> bool:
-            return any(fnmatch.fnmatchcase(str(probe), p) or fnmatch.fnmatchcase(str(key), p) for p in patterns)
+            return any(
+                fnmatch.fnmatchcase(str(probe), p) or fnmatch.fnmatchcase(str(key), p)
+                for p in patterns
+            )
 
         self.findings = [f for f in self.findings if kept(f.probe, f.probe_key)]
         self.unsupported = [u for u in self.unsupported if kept(u.get("probe"), u.get("probe_key"))]
@@ -232,7 +282,10 @@ class Comparison:
         """Cases whose streams were compared: in baseline mode those that ran ok here and whose
         probe version the reference ran ok; otherwise every case but the incomparable ones."""
         if self.baseline is not None:
-            return sum(f.match in (Match.KNOWN, Match.NEW_STREAM, Match.NONDETERMINISTIC) for f in self.findings)
+            return sum(
+                f.match in (Match.KNOWN, Match.NEW_STREAM, Match.NONDETERMINISTIC)
+                for f in self.findings
+            )
         return sum(f.verdict != Verdict.INCOMPARABLE for f in self.findings)
 
     def exit_code(self) -> int:
@@ -265,7 +318,9 @@ class ProbeChanges:
     max_ulp: Optional[float] = None  # over the drifting cases
     params: Optional[ParamSplit] = None  # case parameters that separate the changed cases
     family: str = "other"
-    rtol: Optional[float] = None  # over the drifting cases: the relative tolerance that accepts them
+    rtol: Optional[float] = (
+        None  # over the drifting cases: the relative tolerance that accepts them
+    )
     atol: Optional[float] = None
 
 

@@ -67,16 +67,23 @@ class ParamSplit:
 
 def _key(value: Any) -> str:
     """A hashable spelling that keeps 1, 1.0 and true apart (Python's == does not)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True, default=str) \
-        + ("#float" if isinstance(value, float) else "")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True, default=str) + (
+        "#float" if isinstance(value, float) else ""
+    )
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-_TYPE_NAMES = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
-               (list, "a list"), (dict, "an object"))
+_TYPE_NAMES = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "an object"),
+)
 
 
 def _type(value: Any) -> str:
@@ -101,7 +108,9 @@ def _order(values: Iterable[Any]) -> List[Any]:
     return sorted(unique.values(), key=lambda v: (0, v, "") if _number(v) else (1, 0, _key(v)))
 
 
-def explain_params(cases: Sequence[Mapping[str, Any]], changed: Sequence[bool]) -> Optional[ParamSplit]:
+def explain_params(
+    cases: Sequence[Mapping[str, Any]], changed: Sequence[bool]
+) -> Optional[ParamSplit]:
     """The simplest exact explanation of ``changed`` by the cases' parameters, or None.
 
     One parameter is tried first (its changed values must never occur in an unchanged
@@ -116,9 +125,16 @@ def explain_params(cases: Sequence[Mapping[str, Any]], changed: Sequence[bool]) 
     if single:
         best = min(single, key=lambda n: (len(sides[n][0]), n == "seed", names.index(n)))
         return _split([best], sides)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if _pair_separates(cases, changed, a, b, sides)]
+    pairs = [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if _pair_separates(cases, changed, a, b, sides)
+    ]
     if pairs:
-        best_pair = min(pairs, key=lambda p: (len(sides[p[0]][0]) + len(sides[p[1]][0]), "seed" in p))
+        best_pair = min(
+            pairs, key=lambda p: (len(sides[p[0]][0]) + len(sides[p[1]][0]), "seed" in p)
+        )
         return _split(list(best_pair), sides)
     return None
 
@@ -133,11 +149,18 @@ def _sides(cases: Sequence[Mapping[str, Any]], changed: Sequence[bool], name: st
     return out
 
 
-def _pair_separates(cases: Sequence[Mapping[str, Any]], changed: Sequence[bool], a: str, b: str,
-                    sides: Dict[str, Sides]) -> bool:
+def _pair_separates(
+    cases: Sequence[Mapping[str, Any]],
+    changed: Sequence[bool],
+    a: str,
+    b: str,
+    sides: Dict[str, Sides],
+) -> bool:
     """Whether no unchanged case has both an ``a`` and a ``b`` value of the changed cases."""
-    return not any(not hit and _key(c[a]) in sides[a][0] and _key(c[b]) in sides[b][0]
-                   for c, hit in zip(cases, changed))
+    return not any(
+        not hit and _key(c[a]) in sides[a][0] and _key(c[b]) in sides[b][0]
+        for c, hit in zip(cases, changed)
+    )
 
 
 def _split(names: List[str], sides: Dict[str, Sides]) -> ParamSplit:
@@ -171,9 +194,9 @@ def _condition(name: str, hit: Dict[str, Any], rest: Dict[str, Any]) -> Conditio
     return Condition(name, "in", tuple(shown))
 
 
-
-def distinguishing_values(changed: Sequence[Mapping[str, Any]],
-                          every: Sequence[Mapping[str, Any]]) -> Dict[str, List[str]]:
+def distinguishing_values(
+    changed: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str, Any]]
+) -> Dict[str, List[str]]:
     """Parameter -> values among the changed cases, for parameters that tell them apart.
 
     A parameter whose changed values are all the values the probe has says nothing (every

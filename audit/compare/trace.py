@@ -53,7 +53,9 @@ class TraceDivergence:
         return {**dataclasses.asdict(self), "difference": self.difference.value}
 
 
-def first_divergence(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> Optional[TraceDivergence]:
+def first_divergence(
+    a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]
+) -> Optional[TraceDivergence]:
     """The first op whose output differs between traces ``a`` and ``b``; None if none does."""
     ops_a, ops_b = _ops(a), _ops(b)
     common = min(len(ops_a), len(ops_b))
@@ -71,8 +73,16 @@ def first_divergence(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, An
     else:
         kind, max_ulp = _classify(x, y)
         same_inputs = _inputs(x, ops_a) == _inputs(y, ops_b)
-    return TraceDivergence(int(here.get("index", first)), str(here.get("op")), here.get("module"), same_inputs,
-                           kind, max_ulp, len(differing) - 1, max(len(ops_a), len(ops_b)))
+    return TraceDivergence(
+        int(here.get("index", first)),
+        str(here.get("op")),
+        here.get("module"),
+        same_inputs,
+        kind,
+        max_ulp,
+        len(differing) - 1,
+        max(len(ops_a), len(ops_b)),
+    )
 
 
 def one_line(d: TraceDivergence) -> str:
@@ -82,7 +92,11 @@ def one_line(d: TraceDivergence) -> str:
     inputs = "inputs identical" if d.inputs_identical else "inputs differ"
     if not d.inputs_identical and d.difference is not Difference.STRUCTURAL:
         inputs += ": inherited"  # its values follow from its inputs' (another op is another matter)
-    later = f"; {d.ops_differing} of {d.ops - d.index - 1} later ops differ" if d.ops > d.index + 1 else ""
+    later = (
+        f"; {d.ops_differing} of {d.ops - d.index - 1} later ops differ"
+        if d.ops > d.index + 1
+        else ""
+    )
     return f"first divergence: op {d.index} {d.op}{where} ({inputs}), {_kind_text(d)}{later}"
 
 
@@ -157,11 +171,15 @@ def _classify(x: Mapping[str, Any], y: Mapping[str, Any]) -> Tuple[Difference, O
     return kind, (max(ulps) if ulps else None)
 
 
-def _classify_output(ox: Mapping[str, Any], oy: Mapping[str, Any]) -> Tuple[Difference, Optional[float]]:
+def _classify_output(
+    ox: Mapping[str, Any], oy: Mapping[str, Any]
+) -> Tuple[Difference, Optional[float]]:
     if ox.get("dtype") != oy.get("dtype") or ox.get("shape") != oy.get("shape"):
         return Difference.STRUCTURAL, None
     dtype = str(ox.get("dtype"))
-    measured = distance.compare_samples(str(ox.get("sample") or ""), str(oy.get("sample") or ""), dtype)
+    measured = distance.compare_samples(
+        str(ox.get("sample") or ""), str(oy.get("sample") or ""), dtype
+    )
     if measured is None:  # integers, booleans, no sample (uninitialised on one side)
         return Difference.STREAM_CHANGE, None
     max_ulp, fraction = measured

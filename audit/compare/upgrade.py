@@ -42,12 +42,16 @@ def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, S
 def upgrade_view(comparison: Comparison, name: str) -> UpgradeView:
     """Fill ``comparison.upgrade`` with the changes along field ``name``."""
     if name not in ENV_FIELDS:
-        raise UsageError(f"--upgrade {name!r} is not an environment field; try torch_version or numpy_version")
+        raise UsageError(
+            f"--upgrade {name!r} is not an environment field; try torch_version or numpy_version"
+        )
     envs = comparison.envs
     values = sorted({shown(e.get(name)) for e in envs}, key=natural_key)
     if len(values) < 2:
-        raise UsageError(f"the runs do not differ in {name} (all {values[0] if values else 'empty'}); "
-                         "give runs made with at least two values")
+        raise UsageError(
+            f"the runs do not differ in {name} (all {values[0] if values else 'empty'}); "
+            "give runs made with at least two values"
+        )
     view = UpgradeView(name, values)
     compared: Dict[Tuple[str, str, str], List[Tuple[Finding, bool]]] = defaultdict(list)
     for f in comparison.findings:
@@ -64,24 +68,38 @@ def upgrade_view(comparison: Comparison, name: str) -> UpgradeView:
             compared[(f.probe_key, before, after)].append((f, changed))
             if changed:
                 view.changes.append(UpgradeChange(f, before, after))
-    view.by_probe = sorted((_probe_changes(*key, cases) for key, cases in compared.items()),
-                           key=lambda p: (-p.changed, p.probe, natural_key(p.before)))
+    view.by_probe = sorted(
+        (_probe_changes(*key, cases) for key, cases in compared.items()),
+        key=lambda p: (-p.changed, p.probe, natural_key(p.before)),
+    )
     view.confound_values = {step: _confound(envs, name, *step) for step in view.steps}
     view.confounders = {step: list(fields) for step, fields in view.confound_values.items()}
     comparison.upgrade = view
     return view
 
 
-def _probe_changes(probe: str, before: str, after: str, cases: List[Tuple[Finding, bool]]) -> ProbeChanges:
+def _probe_changes(
+    probe: str, before: str, after: str, cases: List[Tuple[Finding, bool]]
+) -> ProbeChanges:
     changed = [f for f, hit in cases if hit]
     kinds = Counter(kind_of(f) or "changed" for f in changed)
-    drifts = [f for f in changed if f.measured.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    drifts = [
+        f for f in changed if f.measured.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value
+    ]
     ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp]
-    return ProbeChanges(probe, before, after, len(changed), len(cases), dict(kinds), max(ulps) if ulps else None,
-                        explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
-                        family(probe, cases[0][0].device), largest_tolerance([f.measured.rtol for f in drifts]),
-                        largest_tolerance([f.measured.atol for f in drifts]))
-
+    return ProbeChanges(
+        probe,
+        before,
+        after,
+        len(changed),
+        len(cases),
+        dict(kinds),
+        max(ulps) if ulps else None,
+        explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
+        family(probe, cases[0][0].device),
+        largest_tolerance([f.measured.rtol for f in drifts]),
+        largest_tolerance([f.measured.atol for f in drifts]),
+    )
 
 
 def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) -> Confound:

@@ -39,9 +39,13 @@ def _cell(text: str) -> str:
 
 def _row(answer: Mapping[str, Any]) -> str:
     counts = answer["counts"]
-    ran = f"{counts['identical'] + counts['differs']}" + (f" (+{counts['error']} failed)" if counts["error"] else "")
-    return (f"| `{answer['probe']}` | {answer['compared']} | {answer['verdict']} | {_smallest(answer)} | "
-            f"{_cell(answer['statement'])} | {ran} | `--seed {answer['seed']}` |")
+    ran = f"{counts['identical'] + counts['differs']}" + (
+        f" (+{counts['error']} failed)" if counts["error"] else ""
+    )
+    return (
+        f"| `{answer['probe']}` | {answer['compared']} | {answer['verdict']} | {_smallest(answer)} | "
+        f"{_cell(answer['statement'])} | {ran} | `--seed {answer['seed']}` |"
+    )
 
 
 def _near(answer: Mapping[str, Any]) -> List[str]:
@@ -57,8 +61,10 @@ def render(collected: Mapping[str, Any]) -> str:
     """The document: machine, one table row per answer, the examples near each boundary."""
     answers: Sequence[Dict[str, Any]] = collected["answers"]
     lines = [HEADER.rstrip("\n"), "", str(collected["machine"]), ""]
-    lines += ["| probe | compared | verdict | smallest differing example | structure | examples | replay |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "| probe | compared | verdict | smallest differing example | structure | examples | replay |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     lines += [_row(a) for a in answers]
     lines += ["", "## Near each boundary", ""]
     for answer in answers:

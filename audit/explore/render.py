@@ -57,12 +57,21 @@ def as_json(answer: Answer) -> str:
         "smallest": _example(s.smallest),
         "along": s.along,
         "measure": s.measure,
-        "region": {"identical_up_to": s.identical_up_to, "tried_below": s.tried_below,
-                   "differs_from": s.differs_from, "tried_from": s.tried_from, "differing_from": s.differing_from,
-                   "rate_from": s.rate_from, "largest_tried": s.largest_tried,
-                   "differs_up_to": s.differs_up_to, "identical_from": s.identical_from},
-        "near": {"agreeing": [t.as_json() for t in s.near_agreeing],
-                 "differing": [t.as_json() for t in s.near_differing]},
+        "region": {
+            "identical_up_to": s.identical_up_to,
+            "tried_below": s.tried_below,
+            "differs_from": s.differs_from,
+            "tried_from": s.tried_from,
+            "differing_from": s.differing_from,
+            "rate_from": s.rate_from,
+            "largest_tried": s.largest_tried,
+            "differs_up_to": s.differs_up_to,
+            "identical_from": s.identical_from,
+        },
+        "near": {
+            "agreeing": [t.as_json() for t in s.near_agreeing],
+            "differing": [t.as_json() for t in s.near_differing],
+        },
         "counts": s.counts,
         "first_error": s.first_error,
         "search": {k: to_json(d) for k, d in answer.search.items()},
@@ -91,7 +100,9 @@ def _how(trial: Trial) -> str:
 
 def as_text(answer: Answer) -> str:
     s = answer.structure
-    head = {"no-difference": "no difference found", "inconclusive": "cannot tell"}.get(s.verdict, "differs")
+    head = {"no-difference": "no difference found", "inconclusive": "cannot tell"}.get(
+        s.verdict, "differs"
+    )
     lines = [f"{answer.probe}, {answer.compared}: {head}."]
     if s.smallest is not None:
         lines.append(f"smallest differing example: {_params(s.smallest)}{_how(s.smallest)}")
@@ -104,10 +115,13 @@ def as_text(answer: Answer) -> str:
         lines += [f"  differs: {_params(t)}{_how(t)}" for t in s.near_differing]
     c = s.counts
     fixed = ", ".join(f"{k}={json.dumps(v)}" for k, v in answer.fixed.items())
-    lines.append(f"searched {', '.join(answer.search)}" + (f" (held: {fixed})" if fixed else "")
-                 + f": {sum(c.values())} examples ({c['identical']} identical, {c['differs']} differ, "
-                 f"{c['error']} errors, {c['unsupported']} unsupported) in {answer.seconds:.1f} s"
-                 + (", stopped by --time" if answer.stopped == "time" else ""))
+    lines.append(
+        f"searched {', '.join(answer.search)}"
+        + (f" (held: {fixed})" if fixed else "")
+        + f": {sum(c.values())} examples ({c['identical']} identical, {c['differs']} differ, "
+        f"{c['error']} errors, {c['unsupported']} unsupported) in {answer.seconds:.1f} s"
+        + (", stopped by --time" if answer.stopped == "time" else "")
+    )
     if s.first_error:
         lines.append(f"first failure: {s.first_error}")
     lines.append(f"replay: {answer.replay}")

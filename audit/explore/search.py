@@ -40,11 +40,19 @@ class Trial:
     kind: Optional[str] = None  # difference kind (audit.compare.model.Difference)
     max_ulp: Optional[float] = None
     message: Optional[str] = None
-    phase: str = "search"  # search (hypothesis, shrinking included), survey (after it), bisect or below
+    phase: str = (
+        "search"  # search (hypothesis, shrinking included), survey (after it), bisect or below
+    )
 
     def as_json(self) -> Dict[str, Any]:
-        return {"params": self.drawn, "outcome": self.outcome.value, "kind": self.kind,
-                "max_ulp": self.max_ulp, "message": self.message, "phase": self.phase}
+        return {
+            "params": self.drawn,
+            "outcome": self.outcome.value,
+            "kind": self.kind,
+            "max_ulp": self.max_ulp,
+            "message": self.message,
+            "phase": self.phase,
+        }
 
 
 Request = Callable[[Dict[str, Any]], List[Dict[str, Any]]]
@@ -57,16 +65,32 @@ def default_params(grid: Mapping[str, Any]) -> Dict[str, Any]:
 
 def detail(record: Mapping[str, Any]) -> Detail:
     blocks = record.get("blocks")
-    return Detail(record.get("dtype"), record.get("shape"), record.get("sample"),
-                  bytes.fromhex(blocks) if blocks else None, record.get("block_elements"),
-                  record.get("message"), None, None, None, None)
+    return Detail(
+        record.get("dtype"),
+        record.get("shape"),
+        record.get("sample"),
+        bytes.fromhex(blocks) if blocks else None,
+        record.get("block_elements"),
+        record.get("message"),
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def compare_records(records: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     """Outcome of one example from the records of its executions (the first is the reference)."""
-    failed = [r for r in records if r.get("type") != "record" or r.get("status") not in ("ok", "unsupported")]
+    failed = [
+        r
+        for r in records
+        if r.get("type") != "record" or r.get("status") not in ("ok", "unsupported")
+    ]
     if failed:
-        return {"outcome": Outcome.ERROR, "message": str(failed[0].get("message") or failed[0].get("status"))}
+        return {
+            "outcome": Outcome.ERROR,
+            "message": str(failed[0].get("message") or failed[0].get("status")),
+        }
     unsupported = [r for r in records if r.get("status") == "unsupported"]
     if unsupported:
         return {"outcome": Outcome.UNSUPPORTED, "message": unsupported[0].get("message")}
@@ -75,8 +99,11 @@ def compare_records(records: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     if other is None:
         return {"outcome": Outcome.IDENTICAL}
     located = classify_pair(detail(first), detail(other))
-    return {"outcome": Outcome.DIFFERS, "kind": located.kind.value if located.kind else None,
-            "max_ulp": located.max_ulp}
+    return {
+        "outcome": Outcome.DIFFERS,
+        "kind": located.kind.value if located.kind else None,
+        "max_ulp": located.max_ulp,
+    }
 
 
 @dataclass
@@ -91,7 +118,9 @@ class Explorer:
     search: Dict[str, Domain]
     run: Request  # params -> one record per worker
     invariance: str = ""  # the parameter compared in one worker (invariance mode); empty: axis mode
-    probe_invariance: Optional[str] = None  # the probe's invariance parameter, run at its reference in axis mode
+    probe_invariance: Optional[str] = (
+        None  # the probe's invariance parameter, run at its reference in axis mode
+    )
     trials: Dict[str, Trial] = field(default_factory=dict)  # canonical drawn JSON -> trial
 
     def params(self, drawn: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -105,8 +134,11 @@ class Explorer:
         domain = self.search.get(name)
         reference = self.base[name][0] if isinstance(self.base[name], list) else self.base[name]
         if isinstance(domain, Compared):
-            reference = params[domain.same_as] if domain.same_as else (
-                domain.reference if domain.reference is not None else reference)
+            reference = (
+                params[domain.same_as]
+                if domain.same_as
+                else (domain.reference if domain.reference is not None else reference)
+            )
         return [{**params, name: reference}, params]
 
     def evaluate(self, drawn: Mapping[str, Any], phase: str = "search") -> Trial:
@@ -171,8 +203,13 @@ def search(explorer: Explorer, examples: int, seconds: Optional[float], seed: in
     return Searched(list(explorer.trials.values()), shrunk, seed, stopped, time.monotonic() - start)
 
 
-def _given(explorer: Explorer, examples: int, deadline: Optional[float], seed: int,
-           stop_at_difference: bool) -> Callable[[], None]:
+def _given(
+    explorer: Explorer,
+    examples: int,
+    deadline: Optional[float],
+    seed: int,
+    stop_at_difference: bool,
+) -> Callable[[], None]:
     """The hypothesis test: evaluate each drawn example; raise on a difference when asked."""
     from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
     from hypothesis import seed as seed_with
@@ -184,9 +221,17 @@ def _given(explorer: Explorer, examples: int, deadline: Optional[float], seed: i
     phases = (Phase.generate, Phase.shrink) if stop_at_difference else (Phase.generate,)
 
     @seed_with(seed)
-    @settings(max_examples=examples, database=None, deadline=None, derandomize=False,
-              report_multiple_bugs=False, suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-              phases=phases, print_blob=False)
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        phases=phases,
+        print_blob=False,
+    )
     @given(drawn)
     def check(values: Dict[str, Any]) -> None:
         if deadline is not None and time.monotonic() > deadline:
@@ -219,9 +264,14 @@ def bisect(explorer: Explorer, smallest: Trial, name: str, steps: int = BISECT_S
     if not isinstance(inner, Integers):
         return
     high = smallest.drawn[name]
-    agreeing = [t.drawn[name] for t in explorer.trials.values()
-                if t.outcome is Outcome.IDENTICAL and isinstance(t.drawn.get(name), int) and t.drawn[name] < high
-                and all(t.drawn.get(k) == v for k, v in smallest.drawn.items() if k != name)]
+    agreeing = [
+        t.drawn[name]
+        for t in explorer.trials.values()
+        if t.outcome is Outcome.IDENTICAL
+        and isinstance(t.drawn.get(name), int)
+        and t.drawn[name] < high
+        and all(t.drawn.get(k) == v for k, v in smallest.drawn.items() if k != name)
+    ]
     low = max(agreeing, default=inner.lo - 1)
     for _ in range(steps):
         if high - low <= 1:
@@ -260,15 +310,24 @@ def tighten(explorer: Explorer, smallest: Trial, name: str, seed: int) -> Trial:
     rng = random.Random(seed)
     for _ in range(TIGHTEN_ROUNDS):
         bisect(explorer, smallest, name)
-        smallest = min((t for t in explorer.trials.values() if t.outcome is Outcome.DIFFERS
-                        and all(t.drawn.get(k) == v for k, v in smallest.drawn.items() if k != name)),
-                       key=lambda t: t.drawn[name], default=smallest)
+        smallest = min(
+            (
+                t
+                for t in explorer.trials.values()
+                if t.outcome is Outcome.DIFFERS
+                and all(t.drawn.get(k) == v for k, v in smallest.drawn.items() if k != name)
+            ),
+            key=lambda t: t.drawn[name],
+            default=smallest,
+        )
         top = smallest.drawn[name]
         if top - inner.lo < 2:
             break
         half = max(inner.lo, (inner.lo + top) // 2)
-        values = sorted({rng.randrange(inner.lo, top) for _ in range(TIGHTEN_DRAWS)}
-                        | {rng.randrange(half, top) for _ in range(TIGHTEN_DRAWS)})
+        values = sorted(
+            {rng.randrange(inner.lo, top) for _ in range(TIGHTEN_DRAWS)}
+            | {rng.randrange(half, top) for _ in range(TIGHTEN_DRAWS)}
+        )
         found = [explorer.evaluate({**smallest.drawn, name: v}, phase="below") for v in values]
         lower = [t for t in found if t.outcome is Outcome.DIFFERS]
         if not lower:

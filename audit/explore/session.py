@@ -40,7 +40,6 @@ def replay_command(args: argparse.Namespace, seed: int) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-
 def settings_of(args: argparse.Namespace) -> List[Dict[str, str]]:
     """One setting per worker: each value of ``--axis``, or one plain worker."""
     from audit.runner import sweep
@@ -49,33 +48,50 @@ def settings_of(args: argparse.Namespace) -> List[Dict[str, str]]:
         return [{}]
     axis = sweep.parse_axis(args.axis)
     if sweep.AXES[axis.name].apply is sweep.Apply.LOAD:
-        raise UsageError("explore compares settings side by side; the load axis belongs to 'sweep --axis load=...'")
+        raise UsageError(
+            "explore compares settings side by side; the load axis belongs to 'sweep --axis load=...'"
+        )
     if len(axis.values) < 2:
-        raise UsageError(f"--axis {args.axis}: give at least two values to compare, e.g. {axis.name}=1,2")
+        raise UsageError(
+            f"--axis {args.axis}: give at least two values to compare, e.g. {axis.name}=1,2"
+        )
     return [{axis.name: v} for v in axis.values]
 
 
-def plan_search(info: Mapping[str, Any], args: argparse.Namespace,
-                given: List[Tuple[str, Any]]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def plan_search(
+    info: Mapping[str, Any], args: argparse.Namespace, given: List[Tuple[str, Any]]
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """The domains to search and the values held fixed, checked against the probe."""
     declared = {k: domains.from_json(v) for k, v in info["search"].items()}
     invariance = args.invariance or ""
     if invariance and invariance != info["invariance"]:
-        has = f"its invariance parameter is {info['invariance']!r}" if info["invariance"] else "it has none"
-        raise UsageError(f"--invariance {invariance}: probe {info['key']} cannot compare {invariance!r} ({has})")
+        has = (
+            f"its invariance parameter is {info['invariance']!r}"
+            if info["invariance"]
+            else "it has none"
+        )
+        raise UsageError(
+            f"--invariance {invariance}: probe {info['key']} cannot compare {invariance!r} ({has})"
+        )
     search_domains, fixed = merged(declared, given, info["grid"], invariance)
     if not invariance and info["invariance"]:
         search_domains.pop(info["invariance"], None)  # axis mode: held at its reference
     if invariance and invariance not in search_domains:
-        raise UsageError(f"--invariance {invariance}: probe {info['key']} declares no search domain for it; "
-                         f"give --param {invariance}=LO..HI")
+        raise UsageError(
+            f"--invariance {invariance}: probe {info['key']} declares no search domain for it; "
+            f"give --param {invariance}=LO..HI"
+        )
     if not search_domains:
-        raise UsageError(f"probe {info['key']} declares no search domains; give --param NAME=LO..HI "
-                         f"(its parameters: {', '.join(info['grid'])})")
+        raise UsageError(
+            f"probe {info['key']} declares no search domains; give --param NAME=LO..HI "
+            f"(its parameters: {', '.join(info['grid'])})"
+        )
     return search_domains, fixed
 
 
-def _start(workers: Sequence[ServeWorker], settings: Sequence[Dict[str, str]]) -> List[Dict[str, Any]]:
+def _start(
+    workers: Sequence[ServeWorker], settings: Sequence[Dict[str, str]]
+) -> List[Dict[str, Any]]:
     from audit.runner import sweep
 
     for worker in workers:  # launched together, so their imports overlap
@@ -85,17 +101,31 @@ def _start(workers: Sequence[ServeWorker], settings: Sequence[Dict[str, str]]) -
     for worker, setting, env in zip(workers, settings, started):
         notes = sweep.unhonoured(setting, env)
         if notes:
-            raise CannotTell(f"{worker.label} was not honoured ({'; '.join(notes)}): nothing to compare")
-        envs.append({"label": worker.label, **{k: env.get(k) for k in ("cpu_capability", "num_threads",
-                                                                       "torch_version", "numpy_version")}})
+            raise CannotTell(
+                f"{worker.label} was not honoured ({'; '.join(notes)}): nothing to compare"
+            )
+        envs.append(
+            {
+                "label": worker.label,
+                **{
+                    k: env.get(k)
+                    for k in ("cpu_capability", "num_threads", "torch_version", "numpy_version")
+                },
+            }
+        )
     return envs
 
 
 def explore(args: argparse.Namespace, sources: Sequence[str], seed: int) -> Answer:
     from audit.runner import sweep
 
-    base = RunSpec(probe_sources=list(sources), python=args.python, repeat=False,
-                   case_timeout=args.case_timeout, startup_timeout=args.startup_timeout)
+    base = RunSpec(
+        probe_sources=list(sources),
+        python=args.python,
+        repeat=False,
+        case_timeout=args.case_timeout,
+        startup_timeout=args.startup_timeout,
+    )
     settings = settings_of(args)
     given = [parse_param(p) for p in args.param]  # spelling errors before any worker starts
     start = time.monotonic()
@@ -112,22 +142,50 @@ def explore(args: argparse.Namespace, sources: Sequence[str], seed: int) -> Answ
             return [w.request(request) for w in workers]
 
         ready = time.monotonic()
-        explorer = Explorer({**default_params(info["grid"]), **fixed}, search_domains, run,
-                            args.invariance or "", info["invariance"])
+        explorer = Explorer(
+            {**default_params(info["grid"]), **fixed},
+            search_domains,
+            run,
+            args.invariance or "",
+            info["invariance"],
+        )
         searched = search(explorer, 10**6 if args.time else args.examples, args.time, seed)
         name = along(search_domains)
         found = structure(searched.trials, name, search_domains.get(name or ""), searched.shrunk)
         if found.smallest is not None and name is not None:
             tightest = tighten(explorer, found.smallest, name, seed)
-            found = structure(list(explorer.trials.values()), name, search_domains.get(name), tightest)
+            found = structure(
+                list(explorer.trials.values()), name, search_domains.get(name), tightest
+            )
         searching = time.monotonic() - ready
     finally:
         for worker in workers:
             worker.close()
-    compared = (" vs ".join(w.label for w in workers) if args.axis
-                else f"{args.invariance} against its reference")
-    axis = {"name": next(iter(settings[0])), "values": [next(iter(s.values())) for s in settings]} if args.axis \
+    compared = (
+        " vs ".join(w.label for w in workers)
+        if args.axis
+        else f"{args.invariance} against its reference"
+    )
+    axis = (
+        {"name": next(iter(settings[0])), "values": [next(iter(s.values())) for s in settings]}
+        if args.axis
         else None
-    return Answer(info["key"], info["version"], compared, "axis" if args.axis else "invariance", axis,
-                  args.invariance, search_domains, fixed, found, seed, None if args.time else args.examples,
-                  searched.stopped, time.monotonic() - start, replay_command(args, seed), envs, searching)
+    )
+    return Answer(
+        info["key"],
+        info["version"],
+        compared,
+        "axis" if args.axis else "invariance",
+        axis,
+        args.invariance,
+        search_domains,
+        fixed,
+        found,
+        seed,
+        None if args.time else args.examples,
+        searched.stopped,
+        time.monotonic() - start,
+        replay_command(args, seed),
+        envs,
+        searching,
+    )

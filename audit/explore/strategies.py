@@ -47,7 +47,9 @@ def parse_param(text: str) -> Tuple[str, Any]:
     name, sep, spec = text.partition("=")
     name = name.strip()
     if not sep or not name or not spec.strip():
-        raise UsageError(f"--param {text!r}: expected NAME=LO..HI, NAME=A,B or NAME=VALUE (e.g. size=1..100000)")
+        raise UsageError(
+            f"--param {text!r}: expected NAME=LO..HI, NAME=A,B or NAME=VALUE (e.g. size=1..100000)"
+        )
     try:
         whole = json.loads(spec)
     except ValueError:
@@ -63,7 +65,9 @@ def parse_param(text: str) -> Tuple[str, Any]:
     except RegistryError as exc:
         raise UsageError(f"--param {text!r}: {exc}") from None
     if any(ranges):
-        raise UsageError(f"--param {text!r}: mix of ranges and values; give LO..HI for every element or none")
+        raise UsageError(
+            f"--param {text!r}: mix of ranges and values; give LO..HI for every element or none"
+        )
     values = [_value(p) for p in parts]
     return name, Fixed(values[0]) if len(values) == 1 else domains.sampled_from(values)
 
@@ -81,8 +85,12 @@ class Fixed:
         return f"Fixed({self.value!r})"
 
 
-def merged(declared: Mapping[str, Domain], given: List[Tuple[str, Any]], grid: Mapping[str, Any],
-           invariance: str = "") -> Tuple[Dict[str, Domain], Dict[str, Any]]:
+def merged(
+    declared: Mapping[str, Domain],
+    given: List[Tuple[str, Any]],
+    grid: Mapping[str, Any],
+    invariance: str = "",
+) -> Tuple[Dict[str, Domain], Dict[str, Any]]:
     """The domains to search and the fixed values, from the probe's declaration and ``--param``.
 
     A ``--param`` range for the invariance parameter keeps the declared reference (it
@@ -92,7 +100,9 @@ def merged(declared: Mapping[str, Domain], given: List[Tuple[str, Any]], grid: M
     fixed: Dict[str, Any] = {}
     for name, spec in given:
         if name not in grid:
-            raise UsageError(f"--param {name}: the probe has no parameter {name!r} (it has {', '.join(grid)})")
+            raise UsageError(
+                f"--param {name}: the probe has no parameter {name!r} (it has {', '.join(grid)})"
+            )
         if isinstance(spec, Fixed):
             search.pop(name, None)
             fixed[name] = spec.value

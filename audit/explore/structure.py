@@ -55,13 +55,17 @@ class Structure:
     along: Optional[str]
     measure: str  # how positions are ordered: "size", "mkn by the product of its elements"
     smallest: Optional[Trial] = None
-    identical_up_to: Optional[Any] = None  # the largest agreeing value below the smallest difference
+    identical_up_to: Optional[Any] = (
+        None  # the largest agreeing value below the smallest difference
+    )
     tried_below: int = 0
     differs_from: Optional[Any] = None
     tried_from: int = 0
     differing_from: int = 0
     largest_tried: Optional[Any] = None
-    differs_up_to: Optional[Any] = None  # a boundary above which everything tried agrees (else None)
+    differs_up_to: Optional[Any] = (
+        None  # a boundary above which everything tried agrees (else None)
+    )
     identical_from: Optional[Any] = None
     near_agreeing: List[Trial] = field(default_factory=list)
     near_differing: List[Trial] = field(default_factory=list)
@@ -100,19 +104,31 @@ def _shown(trial: Trial, along: Optional[str]) -> Any:
     return trial.drawn.get(along) if along else trial.drawn
 
 
-def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Domain],
-              shrunk: Optional[Trial] = None) -> Structure:
+def structure(
+    trials: Sequence[Trial],
+    along: Optional[str],
+    domain: Optional[Domain],
+    shrunk: Optional[Trial] = None,
+) -> Structure:
     """The answer, from every trial of the search (see the module doc for the rules)."""
     counts = {o.value: sum(1 for t in trials if t.outcome is o) for o in Outcome}
     valid = [t for t in trials if t.outcome in (Outcome.IDENTICAL, Outcome.DIFFERS)]
     name = along or "example"
     where = {id(t): position(_shown(t, along), domain) for t in valid}
     failed = [t for t in trials if t.outcome is Outcome.ERROR]
-    base = Structure("inconclusive", "", along, measure_name(along, domain), counts=counts,
-                     first_error=f"{failed[0].drawn}: {failed[0].message}" if failed else None)
+    base = Structure(
+        "inconclusive",
+        "",
+        along,
+        measure_name(along, domain),
+        counts=counts,
+        first_error=f"{failed[0].drawn}: {failed[0].message}" if failed else None,
+    )
     if not valid:
-        base.statement = (f"inconclusive: none of the {len(trials)} examples ran on every side "
-                          f"({counts['error']} errors, {counts['unsupported']} unsupported)")
+        base.statement = (
+            f"inconclusive: none of the {len(trials)} examples ran on every side "
+            f"({counts['error']} errors, {counts['unsupported']} unsupported)"
+        )
         return base
     ordered = sorted(valid, key=lambda t: where[id(t)])
     base.largest_tried = _shown(ordered[-1], along)
@@ -143,7 +159,9 @@ def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Do
     base.identical_up_to = _shown(below[-1], along) if below else None
     base.tried_from = len(above)
     base.differing_from = sum(1 for t in above if t.outcome is Outcome.DIFFERS)
-    base.near_agreeing = (below[-NEAR:][::-1] + [t for t in above if t.outcome is Outcome.IDENTICAL][:NEAR])
+    base.near_agreeing = (
+        below[-NEAR:][::-1] + [t for t in above if t.outcome is Outcome.IDENTICAL][:NEAR]
+    )
     base.near_differing = [t for t in above if t.outcome is Outcome.DIFFERS][:NEAR]
     rate = base.rate_from or 0.0
     if not agreeing:
@@ -151,20 +169,28 @@ def structure(trials: Sequence[Trial], along: Optional[str], domain: Optional[Do
         base.statement = f"differs at every one of the {len(differing)} examples tried ({span})"
         return base
     chance = (1.0 - rate) ** len(below)
-    at = f"at every {name}" if base.differing_from == base.tried_from else f"at {rate:.0%} of {plural(name, domain)}"
+    at = (
+        f"at every {name}"
+        if base.differing_from == base.tried_from
+        else f"at {rate:.0%} of {plural(name, domain)}"
+    )
     if not (below and chance < CHANCE) and _upper(base, ordered, where):
         return base
     if below and chance < CHANCE:
         base.verdict = "boundary"
-        base.statement = (f"identical for every {name} tried up to {base.identical_up_to} ({len(below)} tried); "
-                          f"differs from {base.differs_from} on, {at} tried from there "
-                          f"({base.differing_from} of {base.tried_from})")
+        base.statement = (
+            f"identical for every {name} tried up to {base.identical_up_to} ({len(below)} tried); "
+            f"differs from {base.differs_from} on, {at} tried from there "
+            f"({base.differing_from} of {base.tried_from})"
+        )
         return base
     base.verdict = "scattered"
     share = f"{len(differing)} of {len(valid)} examples differ ({len(differing) / len(valid):.0%})"
     if below:
-        why = (f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it are what "
-               f"chance gives at that rate ({chance:.0%} likely)")
+        why = (
+            f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it are what "
+            f"chance gives at that rate ({chance:.0%} likely)"
+        )
     else:
         why = f"among agreeing ones, from the smallest {name} tried ({base.differs_from}) on"
     listed = ""
@@ -194,7 +220,9 @@ def _upper(base: Structure, ordered: List[Trial], where: Dict[int, float]) -> bo
     base.identical_from = _shown(first_agree, base.along)
     base.near_agreeing = above[:NEAR]
     base.near_differing = differing[-NEAR:][::-1]
-    base.statement = (f"differs for {plural(name)} up to {base.differs_up_to}, {at} tried up to there "
-                      f"({len(differing)} of {len(upto)}); identical for every {name} tried from "
-                      f"{base.identical_from} on ({len(above)} tried)")
+    base.statement = (
+        f"differs for {plural(name)} up to {base.differs_up_to}, {at} tried up to there "
+        f"({len(differing)} of {len(upto)}); identical for every {name} tried from "
+        f"{base.identical_from} on ({len(above)} tried)"
+    )
     return True

@@ -48,8 +48,14 @@ class ServeWorker:
         PR_SET_PDEATHSIG)."""
         self.messages = queue.Queue()
         self.proc = subprocess.Popen(
-            [*worker_command(self.spec, None), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.stderr, env=worker_environment(self.spec), cwd=SOURCE_ROOT, **group_options())
+            [*worker_command(self.spec, None), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=worker_environment(self.spec),
+            cwd=SOURCE_ROOT,
+            **group_options(),
+        )
         self.starts += 1
         threading.Thread(target=self._read, args=(self.proc, self.messages), daemon=True).start()
 
@@ -60,7 +66,9 @@ class ServeWorker:
             self.close()
             if header is not None and header.get("type") == "error":
                 raise UsageError(str(header.get("message")))
-            raise AuditError(f"the worker for {self.label} did not start: {self.tail() or 'no output'}")
+            raise AuditError(
+                f"the worker for {self.label} did not start: {self.tail() or 'no output'}"
+            )
         self.env = header["env"]
         return self.env
 

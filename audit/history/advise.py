@@ -26,7 +26,9 @@ class Advice:
     used: Tuple[str, str]
     releases: List[str]  # history releases from used[0] to used[1]
     changes: List[Change]  # every change, by release (stream changes and status changes)
-    net: Set[Tuple[str, str, str]] = field(default_factory=set)  # (probe_key, params, device) differing end to end
+    net: Set[Tuple[str, str, str]] = field(
+        default_factory=set
+    )  # (probe_key, params, device) differing end to end
     summary: List[ProbeChange] = field(default_factory=list)
     compared: int = 0  # cases ok in both end runs
     unchanged_probes: List[str] = field(default_factory=list)
@@ -57,21 +59,31 @@ def advise(library: str, low: str, high: str, root: str = archive.HISTORY) -> Ad
     manifest.check(root, library)
     history = archive.entries(library, root)
     covered = archive.versions(history)
-    mapped = [archive.map_version(library, covered[-1] if v == rel.LATEST and covered else v, covered)
-              for v in (low, high)]
+    mapped = [
+        archive.map_version(library, covered[-1] if v == rel.LATEST and covered else v, covered)
+        for v in (low, high)
+    ]
     if all(m.outside for m in mapped) or mapped[0].used == mapped[1].used:
         raise UsageError(_uncovered(library, low, high, covered))
-    advice = Advice(library, (low, high), (mapped[0].used, mapped[1].used),
-                    [v for v in covered if rel.key(mapped[0].used) <= rel.key(v) <= rel.key(mapped[1].used)],
-                    [], notes=[m.note for m in mapped if m.note], partial=any(m.outside for m in mapped))
+    advice = Advice(
+        library,
+        (low, high),
+        (mapped[0].used, mapped[1].used),
+        [v for v in covered if rel.key(mapped[0].used) <= rel.key(v) <= rel.key(mapped[1].used)],
+        [],
+        notes=[m.note for m in mapped if m.note],
+        partial=any(m.outside for m in mapped),
+    )
     _compare(advice, history)
     return advice
 
 
 def _uncovered(library: str, low: str, high: str, covered: Sequence[str]) -> str:
     span = f"{covered[0]} to {covered[-1]}" if covered else "nothing"
-    return (f"the history of {library} ({span}) does not cover {low} -> {high}; for an exact answer run "
-            f"'python -m audit bisect {library} {low} {high}' or 'nox -s upgrade -- {library} {low} {high}'")
+    return (
+        f"the history of {library} ({span}) does not cover {low} -> {high}; for an exact answer run "
+        f"'python -m audit bisect {library} {low} {high}' or 'nox -s upgrade -- {library} {low} {high}'"
+    )
 
 
 def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
@@ -90,9 +102,13 @@ def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
         a, b = load(before), load(after)
         also = changes.confounders(a, b, advice.library)
         if also:
-            advice.notes.append(f"between {a.version} and {b.version} also changed: {'; '.join(also)} "
-                                "(a change at that step may be theirs)")
-        found = search.scan([a.version, b.version], {a.version: changes.tokens(a), b.version: changes.tokens(b)})
+            advice.notes.append(
+                f"between {a.version} and {b.version} also changed: {'; '.join(also)} "
+                "(a change at that step may be theirs)"
+            )
+        found = search.scan(
+            [a.version, b.version], {a.version: changes.tokens(a), b.version: changes.tokens(b)}
+        )
         advice.changes += changes.changes_between(found, {a.version: a.rows, b.version: b.rows})
         transitions += found
         rows.setdefault(a.version, a.rows)
@@ -102,8 +118,10 @@ def _compare(advice: Advice, history: Sequence[archive.Entry]) -> None:
     advice.changes.sort(key=lambda c: rank[c.first_changed])
     first, last = (load(e) for e in archive.endpoint_runs(history, low, high))
     if first.python != last.python:
-        advice.notes.append(f"the ends share no Python ({low} on {first.python}, {high} on {last.python}): "
-                            "the end-to-end count may include the Python's own changes")
+        advice.notes.append(
+            f"the ends share no Python ({low} on {first.python}, {high} on {last.python}): "
+            "the end-to-end count may include the Python's own changes"
+        )
     _net(advice, first, last)
 
 
@@ -113,8 +131,11 @@ def _net(advice: Advice, first: Snapshot, last: Snapshot) -> None:
     both_ok = [c for c in set(a) & set(b) if not a[c].startswith("<") and not b[c].startswith("<")]
     differing = search.changed(a, b, set(both_ok))
     advice.compared = len(both_ok)
-    advice.net = {(r.probe_key, changes.params_key_json(r.params), r.device)
-                  for c in differing for r in [last.rows[_case(c)]]}
+    advice.net = {
+        (r.probe_key, changes.params_key_json(r.params), r.device)
+        for c in differing
+        for r in [last.rows[_case(c)]]
+    }
     moved = {c.probe for c in advice.stream_changes}
     steady = [c for c in both_ok if last.rows[_case(c)].probe not in moved]
     advice.unchanged_probes = sorted({last.rows[_case(c)].probe for c in steady})

@@ -67,7 +67,10 @@ def _pair(before: Sequence[Entry], after: Sequence[Entry]) -> Tuple[Entry, Entry
     common = sorted({e.python for e in before} & {e.python for e in after}, key=_py)
     if common:
         python = common[-1]
-        return (next(e for e in before if e.python == python), next(e for e in after if e.python == python))
+        return (
+            next(e for e in before if e.python == python),
+            next(e for e in after if e.python == python),
+        )
     return before[-1], after[0]  # no shared Python: the nearest ones (the caller notes it)
 
 
@@ -95,21 +98,34 @@ def map_version(library: str, asked: str, covered: Sequence[str]) -> Mapped:
     nearest release answers for it honestly).
     """
     if not covered:
-        raise UsageError(f"results/history/{library} holds no runs; build it with scripts/build_history.py")
+        raise UsageError(
+            f"results/history/{library} holds no runs; build it with scripts/build_history.py"
+        )
     if asked in covered:
         return Mapped(asked, asked)
     same_minor = [v for v in covered if rel.minor(v) == rel.minor(asked)]
     if same_minor:
         used = same_minor[-1]
-        return Mapped(asked, used, f"{library} {asked} is read as {used}, the {rel.minor(asked)[0]}."
-                      f"{rel.minor(asked)[1]} release the history audited (it holds the latest patch of each minor)")
+        return Mapped(
+            asked,
+            used,
+            f"{library} {asked} is read as {used}, the {rel.minor(asked)[0]}."
+            f"{rel.minor(asked)[1]} release the history audited (it holds the latest patch of each minor)",
+        )
     first, last = covered[0], covered[-1]
     if rel.key(asked) < rel.key(first) or rel.key(asked) > rel.key(last):
         used = first if rel.key(asked) < rel.key(first) else last
-        return Mapped(asked, used, f"{library} {asked} is outside the history ({first} to {last}); "
-                      f"the answer starts or ends at {used} instead", outside=True)
+        return Mapped(
+            asked,
+            used,
+            f"{library} {asked} is outside the history ({first} to {last}); "
+            f"the answer starts or ends at {used} instead",
+            outside=True,
+        )
     below = [v for v in covered if rel.key(v) < rel.key(asked)][-1]
     above = [v for v in covered if rel.key(v) > rel.key(asked)][0]
-    raise UsageError(f"the history has no {library} {rel.minor(asked)[0]}.{rel.minor(asked)[1]} release "
-                     f"(nearest: {below} and {above}); for an exact answer run "
-                     f"'python -m audit bisect {library} FROM TO' or 'nox -s upgrade -- {library} FROM TO'")
+    raise UsageError(
+        f"the history has no {library} {rel.minor(asked)[0]}.{rel.minor(asked)[1]} release "
+        f"(nearest: {below} and {above}); for an exact answer run "
+        f"'python -m audit bisect {library} FROM TO' or 'nox -s upgrade -- {library} FROM TO'"
+    )

@@ -60,15 +60,25 @@ class Outcome:
     skipped: Dict[str, str] = field(default_factory=dict)  # release -> why it was not audited
     seconds: float = 0.0
     runs: Dict[str, str] = field(default_factory=dict)  # release -> run file
-    reused: Dict[str, str] = field(default_factory=dict)  # release -> an earlier run used instead of a cell
+    reused: Dict[str, str] = field(
+        default_factory=dict
+    )  # release -> an earlier run used instead of a cell
     summary: List[ProbeChange] = field(default_factory=list)
 
     def to_json(self) -> Dict[str, object]:
-        return {"library": self.library, "from": self.low, "to": self.high,
-                "versions_built": self.built, "changes": [c.to_json() for c in self.changes],
-                "runs_reused": self.reused,
-                "releases": self.releases.versions, "releases_source": self.releases.source,
-                "skipped": self.skipped, "python": self.series.python, "runs": self.runs}
+        return {
+            "library": self.library,
+            "from": self.low,
+            "to": self.high,
+            "versions_built": self.built,
+            "changes": [c.to_json() for c in self.changes],
+            "runs_reused": self.reused,
+            "releases": self.releases.versions,
+            "releases_source": self.releases.source,
+            "skipped": self.skipped,
+            "python": self.series.python,
+            "runs": self.runs,
+        }
 
 
 def run(request: Request, log: Log = lambda _: None) -> Outcome:
@@ -78,38 +88,61 @@ def run(request: Request, log: Log = lambda _: None) -> Outcome:
     low, high = (rel.check_release(library, v) for v in (request.low, request.high))
     series = plan.for_bisect(library, low, high, request.python)
     listed = rel.releases(library, low, high, series.python, request.versions)
-    log(f"{len(listed.versions)} {library} releases from {listed.versions[0]} to {listed.versions[-1]} "
-        f"(from {listed.source}; Python {series.python})")
+    log(
+        f"{len(listed.versions)} {library} releases from {listed.versions[0]} to {listed.versions[-1]} "
+        f"(from {listed.source}; Python {series.python})"
+    )
     auditor = _Auditor(request, series, listed.versions, log)
     found = search.bisect(listed.versions, auditor, anchors=sorted(auditor.reusable))
-    described = changes.changes_between(found.transitions, {v: s.rows for v, s in auditor.snapshots.items()},
-                                        listed.versions)
+    described = changes.changes_between(
+        found.transitions, {v: s.rows for v, s in auditor.snapshots.items()}, listed.versions
+    )
     last = auditor.snapshots[listed.versions[-1]]
     built = [v for v in found.audited if v not in auditor.reused]
-    return Outcome(library, listed.versions[0], listed.versions[-1], listed, series, built, described,
-                   {**listed.skipped, **auditor.failed}, time.perf_counter() - start,
-                   {v: s.path for v, s in auditor.snapshots.items()}, auditor.reused,
-                   changes.summarise(described, changes.catalogue_of(last), listed.versions))
+    return Outcome(
+        library,
+        listed.versions[0],
+        listed.versions[-1],
+        listed,
+        series,
+        built,
+        described,
+        {**listed.skipped, **auditor.failed},
+        time.perf_counter() - start,
+        {v: s.path for v, s in auditor.snapshots.items()},
+        auditor.reused,
+        changes.summarise(described, changes.catalogue_of(last), listed.versions),
+    )
 
 
 class _Auditor:
     """release -> outcome tokens, by building the cell and running the catalogue in it."""
 
-    def __init__(self, request: Request, series: plan.Series, versions: Sequence[str], log: Log) -> None:
+    def __init__(
+        self, request: Request, series: plan.Series, versions: Sequence[str], log: Log
+    ) -> None:
         self.request, self.series, self.log = request, series, log
         self.ends = {versions[0], versions[-1]}
         self.snapshots: Dict[str, Snapshot] = {}
         self.failed: Dict[str, str] = {}
-        self.folder = os.path.join(request.results, f"{request.library}-{versions[0]}-to-{versions[-1]}")
-        self.keys = set() if request.fresh or request.probes_from else selection_keys(self._probes())
+        self.folder = os.path.join(
+            request.results, f"{request.library}-{versions[0]}-to-{versions[-1]}"
+        )
+        self.keys = (
+            set() if request.fresh or request.probes_from else selection_keys(self._probes())
+        )
         folders = [os.path.join(request.history, request.library), request.results]
-        self.reusable = reusable_runs(request.library, series, self.keys, folders) if self.keys else {}
+        self.reusable = (
+            reusable_runs(request.library, series, self.keys, folders) if self.keys else {}
+        )
         self.reused: Dict[str, str] = {}
 
     def __call__(self, version: str) -> Optional[search.Outcomes]:
         if version in self.reusable:
-            snap = changes.restrict(changes.snapshot(self.reusable[version], self.request.library),
-                                    {key for key, _ in self.keys})
+            snap = changes.restrict(
+                changes.snapshot(self.reusable[version], self.request.library),
+                {key for key, _ in self.keys},
+            )
             self.snapshots[version], self.reused[version] = snap, snap.path
             self.log(f"  {self.request.library} {version}: reusing {snap.path}")
             return changes.tokens(snap)
@@ -128,8 +161,10 @@ class _Auditor:
         finally:
             if self.request.remove_cells and not existed:
                 cells.remove(cell)
-        self.log(f"  {self.request.library} {version}: cell {'reused' if existed else 'built'} in "
-                 f"{built - start:.0f} s, audited in {time.perf_counter() - built:.0f} s")
+        self.log(
+            f"  {self.request.library} {version}: cell {'reused' if existed else 'built'} in "
+            f"{built - start:.0f} s, audited in {time.perf_counter() - built:.0f} s"
+        )
         snap = changes.snapshot(path, self.request.library)
         self.snapshots[version] = snap
         return changes.tokens(snap)
@@ -149,7 +184,9 @@ class _Auditor:
 
     def _selection(self) -> List[str]:
         args = [a for p in self._probes() for a in ("--probe", p)]
-        wide = ["--catalogue"] if self.request.probes and self.request.probes_from else []  # globs over both
+        wide = (
+            ["--catalogue"] if self.request.probes and self.request.probes_from else []
+        )  # globs over both
         return args + wide + [a for m in self.request.probes_from for a in ("--probes-from", m)]
 
 
@@ -161,8 +198,9 @@ def selection_keys(probes: Sequence[str]) -> Set[Tuple[str, str]]:
     return {(key, p.version) for key, p in registry.select(list(probes)).items()}
 
 
-def reusable_runs(library: str, series: plan.Series, keys: Set[Tuple[str, str]],
-                  folders: Sequence[str]) -> Dict[str, str]:
+def reusable_runs(
+    library: str, series: plan.Series, keys: Set[Tuple[str, str]], folders: Sequence[str]
+) -> Dict[str, str]:
     """release -> an existing run made as this bisect would make it (first found wins)."""
     from audit.errors import StoreError
     from audit.store.runfile import read_run_file
@@ -173,16 +211,30 @@ def reusable_runs(library: str, series: plan.Series, keys: Set[Tuple[str, str]],
     for folder in folders:
         for path in sorted(glob.glob(os.path.join(folder, "**", "*.parquet"), recursive=True)):
             try:
-                rows = read_run_file(path, ["probe_key", "probe_version", "python_version", f"{library}_version",
-                                            f"{other}_version"]).to_pylist()
+                rows = read_run_file(
+                    path,
+                    [
+                        "probe_key",
+                        "probe_version",
+                        "python_version",
+                        f"{library}_version",
+                        f"{other}_version",
+                    ],
+                ).to_pylist()
             except StoreError:
                 continue
             if not rows:
                 continue
             env = rows[0]
             version = str(env[f"{library}_version"] or "").split("+")[0]
-            same = (".".join(str(env["python_version"]).split(".")[:2]) == series.python
-                    and (str(env[f"{other}_version"] or "").split("+")[0] or None) == pin)
-            if same and rel.parse(version) and keys <= {(r["probe_key"], r["probe_version"]) for r in rows}:
+            same = (
+                ".".join(str(env["python_version"]).split(".")[:2]) == series.python
+                and (str(env[f"{other}_version"] or "").split("+")[0] or None) == pin
+            )
+            if (
+                same
+                and rel.parse(version)
+                and keys <= {(r["probe_key"], r["probe_version"]) for r in rows}
+            ):
                 out.setdefault(version, path)
     return out

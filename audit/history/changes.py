@@ -23,11 +23,29 @@ from audit.history.search import Token, Transition
 from audit.registry import canonical_json
 
 #: The columns a snapshot reads from a run file.
-COLUMNS = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
-           "repeat_identical", *DETAIL_COLUMNS)
+COLUMNS = (
+    "case_key",
+    "probe",
+    "probe_key",
+    "probe_version",
+    "device",
+    "params",
+    "status",
+    "fingerprint",
+    "repeat_identical",
+    *DETAIL_COLUMNS,
+)
 #: The environment fields a snapshot keeps (read as columns: the same on every row of a run).
-ENV_COLUMNS = ("python_version", "numpy_version", "torch_version", "cpu_capability", "blas", "num_threads",
-               "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")
+ENV_COLUMNS = (
+    "python_version",
+    "numpy_version",
+    "torch_version",
+    "cpu_capability",
+    "blas",
+    "num_threads",
+    "ATEN_CPU_CAPABILITY",
+    "OMP_NUM_THREADS",
+)
 
 CaseId = Tuple[str, str]  # (probe_version, case_key): edited probes are never compared
 
@@ -67,8 +85,15 @@ def snapshot(path: str, library: str) -> Snapshot:
     for r in table:
         detail = Detail(**{name: r[name] for name in DETAIL_COLUMNS})
         rows[(r["probe_version"], r["case_key"])] = Row(
-            r["probe"], r["probe_key"], r["params"] or "{}", r["device"], r["status"], r["fingerprint"],
-            r["repeat_identical"] is not False, detail)
+            r["probe"],
+            r["probe_key"],
+            r["params"] or "{}",
+            r["device"],
+            r["status"],
+            r["fingerprint"],
+            r["repeat_identical"] is not False,
+            detail,
+        )
     version = str(env.get(f"{library}_version") or "").split("+")[0]
     python = ".".join(str(env.get("python_version") or "").split(".")[:2])
     return Snapshot(version, python, path, env, rows)
@@ -131,9 +156,14 @@ class Change:
         return self.difference is not None
 
     def to_json(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"probe": self.probe, "case": self.case, "device": self.device,
-                               "first_changed": self.first_changed, "previous": self.previous,
-                               "difference": self.difference.value if self.difference else None}
+        out: Dict[str, Any] = {
+            "probe": self.probe,
+            "case": self.case,
+            "device": self.device,
+            "first_changed": self.first_changed,
+            "previous": self.previous,
+            "difference": self.difference.value if self.difference else None,
+        }
         if self.status:
             out["status"] = self.status
         if self.max_ulp is not None:
@@ -144,17 +174,28 @@ class Change:
 def describe(transition: Transition, before: Row, after: Row) -> Change:
     """The change a transition is, classified the way compare classifies two streams."""
     case = json.loads(before.params)
-    common = dict(probe=after.probe, probe_key=after.probe_key, case=case, device=after.device,
-                  first_changed=transition.first_changed, previous=transition.previous)
+    common = dict(
+        probe=after.probe,
+        probe_key=after.probe_key,
+        case=case,
+        device=after.device,
+        first_changed=transition.first_changed,
+        previous=transition.previous,
+    )
     if not (before.status == after.status == "ok" and before.repeatable and after.repeatable):
         return Change(**common, difference=None, status=f"{_state(before)} -> {_state(after)}")
     located, _ = between(before.detail, after.detail)
     # a kind the runs cannot tell (no block digests) is still different numbers: a new stream;
     # drift the sample saw while blocks it does not reach differ too (or a sign flip of zeros)
     # is never called drift: sparse, how far the rest moved not measured
-    unmeasured = Difference.SPARSE if located.max_ulp or located.zero_sign else Difference.STREAM_CHANGE
-    return Change(**common, difference=located.kind or unmeasured,
-                  max_ulp=located.max_ulp if located.kind else None)
+    unmeasured = (
+        Difference.SPARSE if located.max_ulp or located.zero_sign else Difference.STREAM_CHANGE
+    )
+    return Change(
+        **common,
+        difference=located.kind or unmeasured,
+        max_ulp=located.max_ulp if located.kind else None,
+    )
 
 
 def _state(row: Row) -> str:
@@ -188,13 +229,18 @@ def _ran(token_: Optional[Token]) -> bool:
     return token_ is not None and not token_.startswith("<")
 
 
-def changes_between(transitions: Sequence[Transition], rows: Mapping[str, Mapping[CaseId, Row]],
-                    order: Sequence[str] = ()) -> List[Change]:
+def changes_between(
+    transitions: Sequence[Transition],
+    rows: Mapping[str, Mapping[CaseId, Row]],
+    order: Sequence[str] = (),
+) -> List[Change]:
     """Each transition as a change (and the changes across failing gaps, when ``order`` gives
     the releases in order); ``rows`` maps a release to its snapshot's rows."""
     out = []
     extra = bridged(transitions, order) if order else []
-    for t in sorted([*transitions, *extra], key=lambda t: list(order).index(t.first_changed) if order else 0):
+    for t in sorted(
+        [*transitions, *extra], key=lambda t: list(order).index(t.first_changed) if order else 0
+    ):
         case = t.case
         assert isinstance(case, tuple)
         out.append(describe(t, rows[t.previous][case], rows[t.first_changed][case]))
@@ -215,12 +261,17 @@ class ProbeChange:
     kind: str  # a Difference value, or "status"
     changed: int
     cases: int  # cases of the probe (on that device) in the release
-    params: Dict[str, List[str]]  # parameter -> values of the changed cases, where they explain the change
+    params: Dict[
+        str, List[str]
+    ]  # parameter -> values of the changed cases, where they explain the change
     max_ulp: Optional[float]
 
 
-def summarise(changes: Sequence[Change], catalogue: Mapping[Tuple[str, str], Sequence[Dict[str, Any]]],
-              order: Sequence[str]) -> List[ProbeChange]:
+def summarise(
+    changes: Sequence[Change],
+    catalogue: Mapping[Tuple[str, str], Sequence[Dict[str, Any]]],
+    order: Sequence[str],
+) -> List[ProbeChange]:
     """Changes grouped by probe, device, release and kind, in release order.
 
     ``catalogue`` maps (probe, device) to the parameters of all its cases, so a summary
@@ -234,11 +285,29 @@ def summarise(changes: Sequence[Change], catalogue: Mapping[Tuple[str, str], Seq
     for (probe, device, first, previous, kind), members in groups.items():
         every = catalogue.get((probe, device), [])
         ulps = [c.max_ulp for c in members if c.max_ulp is not None]
-        out.append(ProbeChange(probe, device, first, previous, kind, len(members), len(every),
-                               distinguishing_values([c.case for c in members], every), max(ulps) if ulps else None))
+        out.append(
+            ProbeChange(
+                probe,
+                device,
+                first,
+                previous,
+                kind,
+                len(members),
+                len(every),
+                distinguishing_values([c.case for c in members], every),
+                max(ulps) if ulps else None,
+            )
+        )
     rank = {v: i for i, v in enumerate(order)}
     severity = [d.value for d in Difference] + ["status"]
-    out.sort(key=lambda p: (rank.get(p.first_changed, len(rank)), severity.index(p.kind), p.probe, p.device))
+    out.sort(
+        key=lambda p: (
+            rank.get(p.first_changed, len(rank)),
+            severity.index(p.kind),
+            p.probe,
+            p.device,
+        )
+    )
     return out
 
 

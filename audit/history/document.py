@@ -24,7 +24,9 @@ releases of your own, `python -m audit advise LIBRARY FROM TO` answers from thes
 """
 
 
-def render_document(root: str = archive.HISTORY, libraries: Sequence[str] = ("torch", "numpy")) -> str:
+def render_document(
+    root: str = archive.HISTORY, libraries: Sequence[str] = ("torch", "numpy")
+) -> str:
     out = [HEADER]
     for library in libraries:
         out += [""] + section(library, root)
@@ -35,7 +37,11 @@ def section(library: str, root: str) -> List[str]:
     history = archive.entries(library, root)
     covered = archive.versions(history)
     if len(covered) < 2:
-        return [f"## {library}", "", f"The history holds {len(covered)} {library} release(s): nothing to compare."]
+        return [
+            f"## {library}",
+            "",
+            f"The history holds {len(covered)} {library} release(s): nothing to compare.",
+        ]
     a = advise(library, covered[0], covered[-1], root)
     out = [f"## {library} {covered[0]} to {covered[-1]}", "", _setup(library, history), ""]
     if a.notes:
@@ -50,13 +56,17 @@ def section(library: str, root: str) -> List[str]:
     status = [p for p in a.summary if p.kind == "status"]
     if status:
         out += ["", "Cases that started or stopped running (not stream changes):", ""]
-        out += [f"- {p.first_changed}: `{p.probe}` ({p.changed} of {p.cases} cases; "
-                f"{_status_of(a, p.probe, p.first_changed)})" for p in status]
+        out += [
+            f"- {p.first_changed}: `{p.probe}` ({p.changed} of {p.cases} cases; "
+            f"{_status_of(a, p.probe, p.first_changed)})"
+            for p in status
+        ]
     out += _overlaps(library, history)
     meaning = render.meanings([p.kind for p in streams])
     if meaning:
-        out += ["", "What the kinds mean:", ""] + [f"- `{line.split()[0]}`: {line.split(None, 1)[1]}"
-                                                   for line in meaning[1:]]
+        out += ["", "What the kinds mean:", ""] + [
+            f"- `{line.split()[0]}`: {line.split(None, 1)[1]}" for line in meaning[1:]
+        ]
     return out
 
 
@@ -74,8 +84,13 @@ def _never(a: Advice) -> str:
 
 
 def _status_of(a: Advice, probe: str, release: str) -> str:
-    states = sorted({c.status or "" for c in a.changes
-                     if c.probe == probe and not c.stream and c.first_changed == release})
+    states = sorted(
+        {
+            c.status or ""
+            for c in a.changes
+            if c.probe == probe and not c.stream and c.first_changed == release
+        }
+    )
     return "; ".join(states)
 
 
@@ -88,11 +103,18 @@ def _overlaps(library: str, history: Sequence[archive.Entry]) -> List[str]:
             continue
         first, second = (changes.snapshot(e.path, library) for e in (runs[0], runs[-1]))
         a, b = changes.tokens(first), changes.tokens(second)
-        common = [c for c in set(a) & set(b) if not a[c].startswith("<") and not b[c].startswith("<")]
+        common = [
+            c for c in set(a) & set(b) if not a[c].startswith("<") and not b[c].startswith("<")
+        ]
         differ = sorted({second.rows[c].probe for c in common if a[c] != b[c]})  # type: ignore[index]
-        verdict = "identical" if not differ else f"different in {', '.join(f'`{p}`' for p in differ)}"
-        out += ["", f"{library} {version} on Python {first.python} and {second.python} (where the two series "
-                    f"meet): {verdict} on {len(common)} cases."]
+        verdict = (
+            "identical" if not differ else f"different in {', '.join(f'`{p}`' for p in differ)}"
+        )
+        out += [
+            "",
+            f"{library} {version} on Python {first.python} and {second.python} (where the two series "
+            f"meet): {verdict} on {len(common)} cases.",
+        ]
     return out
 
 

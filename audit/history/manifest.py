@@ -44,14 +44,23 @@ def _relative(root: str, path: str) -> str:
 def build(root: str, libraries: Optional[List[str]] = None) -> Dict[str, Any]:
     """The manifest of the run files under ``root`` (every library folder, or those named)."""
     if libraries is None:
-        libraries = sorted(d for d in os.listdir(root) if glob.glob(os.path.join(root, d, "*.parquet")))
+        libraries = sorted(
+            d for d in os.listdir(root) if glob.glob(os.path.join(root, d, "*.parquet"))
+        )
     out: Dict[str, Any] = {}
     for library in libraries:
         history = archive.entries(library, root)
-        out[library] = {"releases": archive.versions(history),
-                        "files": {_relative(root, e.path): {"release": e.version, "python": e.python,
-                                                            "sha256": sha256(e.path)}
-                                  for e in sorted(history, key=lambda e: e.path)}}
+        out[library] = {
+            "releases": archive.versions(history),
+            "files": {
+                _relative(root, e.path): {
+                    "release": e.version,
+                    "python": e.python,
+                    "sha256": sha256(e.path),
+                }
+                for e in sorted(history, key=lambda e: e.path)
+            },
+        }
     return {"format": FORMAT, "libraries": out}
 
 
@@ -71,11 +80,17 @@ def load(root: str) -> Dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except FileNotFoundError:
-        raise UsageError(f"{path} does not exist: the history at {root} carries no manifest, so it cannot be "
-                         "checked; write one with 'python scripts/build_history.py --manifest-only'") from None
+        raise UsageError(
+            f"{path} does not exist: the history at {root} carries no manifest, so it cannot be "
+            "checked; write one with 'python scripts/build_history.py --manifest-only'"
+        ) from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path} is not a readable manifest: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("libraries"), dict):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != FORMAT
+        or not isinstance(doc.get("libraries"), dict)
+    ):
         raise UsageError(f"{path} is not a history manifest of format {FORMAT}")
     return doc
 
@@ -94,22 +109,34 @@ def check(root: str, library: str) -> None:
         shown = os.path.join(root, *name.split("/"))
         what = f"{library} {entry.get('release', '?')} on Python {entry.get('python', '?')}"
         if name not in present:
-            raise UsageError(f"{shown} ({what}) is missing: it is in the manifest {where}; restore it "
-                             "(git checkout) or rebuild the history")
+            raise UsageError(
+                f"{shown} ({what}) is missing: it is in the manifest {where}; restore it "
+                "(git checkout) or rebuild the history"
+            )
         got = sha256(shown)
         if got != entry.get("sha256"):
-            raise UsageError(f"{shown} ({what}) does not match the manifest {where}: its sha256 is {got[:16]}..., "
-                             f"the manifest says {str(entry.get('sha256'))[:16]}...; restore it or rebuild the history")
+            raise UsageError(
+                f"{shown} ({what}) does not match the manifest {where}: its sha256 is {got[:16]}..., "
+                f"the manifest says {str(entry.get('sha256'))[:16]}...; restore it or rebuild the history"
+            )
     extra = sorted(present - set(files))
     if extra:
         more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
-        raise UsageError(f"{os.path.join(root, *extra[0].split('/'))}{more} is not in the manifest {where}; "
-                         "remove it, or rebuild the history (scripts/build_history.py writes the manifest)")
+        raise UsageError(
+            f"{os.path.join(root, *extra[0].split('/'))}{more} is not in the manifest {where}; "
+            "remove it, or rebuild the history (scripts/build_history.py writes the manifest)"
+        )
     releases = {str(e.get("release")) for e in files.values() if isinstance(e, dict)}
     listed = wanted.get("releases")
-    if not isinstance(listed, list) or set(map(str, listed)) != releases or len(listed) != len(releases):
-        raise UsageError(f"{where}: the {library} release list does not match its files "
-                         f"({', '.join(sorted(releases))}); rebuild the manifest")
+    if (
+        not isinstance(listed, list)
+        or set(map(str, listed)) != releases
+        or len(listed) != len(releases)
+    ):
+        raise UsageError(
+            f"{where}: the {library} release list does not match its files "
+            f"({', '.join(sorted(releases))}); rebuild the manifest"
+        )
 
 
 def default_root() -> str:
@@ -128,6 +155,8 @@ def locate(given: Optional[str]) -> str:
         return given
     root = default_root()
     if not os.path.isdir(root):
-        raise UsageError(f"no history beside this installation ({root} does not exist); "
-                         "name one with --history DIR")
+        raise UsageError(
+            f"no history beside this installation ({root} does not exist); "
+            "name one with --history DIR"
+        )
     return root

@@ -72,19 +72,28 @@ def for_bisect(library: str, low: str, high: str, python: Optional[str]) -> Seri
         pin = base.numpy
         if library == "torch" and pin and rel.compatibility("numpy", pin, python):
             pin = NUMPY_FOR_NEW_PYTHONS.get(python, pin)
-        return Series(library, python, base.first, None, numpy=pin, torch=base.torch, probes=base.probes)
+        return Series(
+            library, python, base.first, None, numpy=pin, torch=base.torch, probes=base.probes
+        )
     ends = [v for v in (low, high) if v != rel.LATEST]
     oldest = min(s.first for s in candidates)
     for v in ends:
         if rel.minor(v) < oldest:
-            raise UsageError(f"{library} {v} is older than the audit supports ({library} {oldest[0]}.{oldest[1]} "
-                             "and newer)")
+            raise UsageError(
+                f"{library} {v} is older than the audit supports ({library} {oldest[0]}.{oldest[1]} "
+                "and newer)"
+            )
     for s in candidates:
-        if all(rel.compatibility(library, v, s.python) is None for v in ends) and \
-                all(s.first <= rel.minor(v) for v in ends):
-            return Series(library, s.python, s.first, None, numpy=s.numpy, torch=s.torch, probes=s.probes)
-    raise UsageError(f"no Python suits both {library} {low} and {high} "
-                     f"({', '.join(s.python for s in candidates)} tried); give --python X.Y")
+        if all(rel.compatibility(library, v, s.python) is None for v in ends) and all(
+            s.first <= rel.minor(v) for v in ends
+        ):
+            return Series(
+                library, s.python, s.first, None, numpy=s.numpy, torch=s.torch, probes=s.probes
+            )
+    raise UsageError(
+        f"no Python suits both {library} {low} and {high} "
+        f"({', '.join(s.python for s in candidates)} tried); give --python X.Y"
+    )
 
 
 def latest_patches(versions: Sequence[str]) -> List[str]:

@@ -55,7 +55,9 @@ def minor(text: str) -> Tuple[int, int]:
 
 def check_library(library: str) -> str:
     if library not in LIBRARIES:
-        raise UsageError(f"unknown library {library!r}: bisect and advise know {' and '.join(LIBRARIES)}")
+        raise UsageError(
+            f"unknown library {library!r}: bisect and advise know {' and '.join(LIBRARIES)}"
+        )
     return library
 
 
@@ -65,8 +67,10 @@ def check_release(library: str, text: str) -> str:
         return text
     if parse(text) is None:
         example = "2.4.1" if library == "torch" else "1.26.4"
-        raise UsageError(f"{library} version {text!r} is not a final release such as {example} "
-                         "(pre-releases and local builds are not audited)")
+        raise UsageError(
+            f"{library} version {text!r} is not a final release such as {example} "
+            "(pre-releases and local builds are not audited)"
+        )
     return text
 
 
@@ -96,8 +100,16 @@ def compatibility(library: str, version: str, python: Optional[str]) -> Optional
     return None
 
 
-def select(library: str, candidates: Iterable[str], low: str, high: str, source: str, python: Optional[str] = None,
-           yanked: Iterable[str] = (), installable: Optional[Iterable[str]] = None) -> Releases:
+def select(
+    library: str,
+    candidates: Iterable[str],
+    low: str,
+    high: str,
+    source: str,
+    python: Optional[str] = None,
+    yanked: Iterable[str] = (),
+    installable: Optional[Iterable[str]] = None,
+) -> Releases:
     """The final releases from ``low`` to ``high`` (inclusive) that can be audited.
 
     ``installable`` (versions with wheels for ``python``, as the index says) and the
@@ -129,8 +141,9 @@ def select(library: str, candidates: Iterable[str], low: str, high: str, source:
     return Releases(library, versions, source, skipped)
 
 
-def _reason(library: str, version: str, python: Optional[str], yanked: Set[str],
-            wheels: Optional[Set[str]]) -> Optional[str]:
+def _reason(
+    library: str, version: str, python: Optional[str], yanked: Set[str], wheels: Optional[Set[str]]
+) -> Optional[str]:
     if version in yanked:
         return "yanked on the index"
     table = compatibility(library, version, python)
@@ -145,13 +158,23 @@ def _reason(library: str, version: str, python: Optional[str], yanked: Set[str],
 
 
 def _pip_index(library: str, python: Optional[str]) -> List[str]:
-    args = [sys.executable, "-m", "pip", "index", "versions", library, "--disable-pip-version-check"]
+    args = [
+        sys.executable,
+        "-m",
+        "pip",
+        "index",
+        "versions",
+        library,
+        "--disable-pip-version-check",
+    ]
     if python:
         args += ["--python-version", python, "--only-binary=:all:"]
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise IndexUnavailable(f"pip index versions {library} failed ({exc}); give --versions V1,V2,...") from None
+        raise IndexUnavailable(
+            f"pip index versions {library} failed ({exc}); give --versions V1,V2,..."
+        ) from None
     return parse_pip_index(done.stdout) if done.returncode == 0 else []
 
 
@@ -167,8 +190,10 @@ def index_versions(library: str, python: Optional[str]) -> Tuple[List[str], Opti
     """Every version on the index, and those with wheels for ``python`` (None: unknown)."""
     every = _pip_index(library, None)
     if not every:
-        raise IndexUnavailable(f"no package index answered 'pip index versions {library}'; "
-                               "give the releases with --versions V1,V2,...")
+        raise IndexUnavailable(
+            f"no package index answered 'pip index versions {library}'; "
+            "give the releases with --versions V1,V2,..."
+        )
     installable = (_pip_index(library, python) or None) if python else None
     # the plain listing honours this interpreter's Requires-Python: add what ``python`` sees
     return list(dict.fromkeys([*every, *(installable or [])])), installable
@@ -177,7 +202,9 @@ def index_versions(library: str, python: Optional[str]) -> Tuple[List[str], Opti
 def yanked_versions(library: str, timeout: float = 30.0) -> Optional[Set[str]]:
     """Versions whose every file the index marks yanked (PEP 691 JSON); None if not known."""
     base = (os.environ.get("PIP_INDEX_URL") or _SIMPLE).rstrip("/")
-    request = urllib.request.Request(f"{base}/{library}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        f"{base}/{library}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - an https index URL
             data = json.load(response)
@@ -203,15 +230,19 @@ def parse_list(given: str) -> List[str]:
     a reason to ask the package index instead)."""
     listed = [v.strip() for v in given.split(",") if v.strip()]
     if not listed:
-        raise UsageError(f"--versions {given!r} lists no release: give V1,V2,... such as 2.4.1,2.5.1, "
-                         "or leave --versions out to ask the package index")
+        raise UsageError(
+            f"--versions {given!r} lists no release: give V1,V2,... such as 2.4.1,2.5.1, "
+            "or leave --versions out to ask the package index"
+        )
     bad = [v for v in listed if parse(v) is None]
     if bad:
         raise UsageError(f"--versions holds {', '.join(bad)}: give final releases such as 2.4.1")
     return listed
 
 
-def releases(library: str, low: str, high: str, python: Optional[str], given: Optional[str] = None) -> Releases:
+def releases(
+    library: str, low: str, high: str, python: Optional[str], given: Optional[str] = None
+) -> Releases:
     """The releases to bisect: from ``given`` (``--versions``), else from the package index."""
     if given is not None:
         listed = parse_list(given)
@@ -219,5 +250,7 @@ def releases(library: str, low: str, high: str, python: Optional[str], given: Op
         return select(library, [*listed, *ends], low, high, "the --versions list", python)
     every, installable = index_versions(library, python)
     yanked = yanked_versions(library)
-    source = "the package index (pip index versions)" + ("" if yanked is not None else "; yanked status unknown")
+    source = "the package index (pip index versions)" + (
+        "" if yanked is not None else "; yanked status unknown"
+    )
     return select(library, every, low, high, source, python, yanked or (), installable)

@@ -99,7 +99,9 @@ def bisect(versions: Sequence[str], audit: Auditor, anchors: Sequence[str] = ())
         mid = middle(lo, hi) if hi - lo > 1 else None
         if mid is None:
             for case in sorted(cases, key=repr):
-                result.transitions.append(Transition(case, versions[lo], versions[hi], a.get(case), b.get(case)))
+                result.transitions.append(
+                    Transition(case, versions[lo], versions[hi], a.get(case), b.get(case))
+                )
             return
         m = _known(outcome(mid))
         search(lo, mid, changed(a, m, cases))

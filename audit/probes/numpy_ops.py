@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from audit.probe_api import probe
-from audit.probes._inputs import ELEMENTWISE, FLOATS, MATMUL_SHAPES, OP_SEEDS, numpy_ties, numpy_uniform
+from audit.probes._inputs import (
+    ELEMENTWISE,
+    FLOATS,
+    MATMUL_SHAPES,
+    OP_SEEDS,
+    numpy_ties,
+    numpy_uniform,
+)
 
 #: The family reports group these probes under (read at registration; the decorators stay as they are).
 FAMILY = "numpy ops"

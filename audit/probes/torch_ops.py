@@ -14,7 +14,14 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from audit.probe_api import integers, probe, sampled_from, tuples
-from audit.probes._inputs import ELEMENTWISE, FLOATS, MATMUL_SHAPES, OP_SEEDS, torch_ties, torch_uniform
+from audit.probes._inputs import (
+    ELEMENTWISE,
+    FLOATS,
+    MATMUL_SHAPES,
+    OP_SEEDS,
+    torch_ties,
+    torch_uniform,
+)
 
 TORCH_MIN = "2.0"
 

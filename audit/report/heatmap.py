@@ -29,16 +29,51 @@ from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.report.view import ProbeSummary, View
 
 #: Cell kinds, most severe first (a cell shows the first that applies among its cases).
-KINDS = ("error", "no-longer-runs", "nondeterministic", "structural", "stream-change", "new", "differs", "variant",
-         "sparse", "within-sample", "signed-zero", "outside-sample", "numerical-drift", "new-case", "incomparable")
+KINDS = (
+    "error",
+    "no-longer-runs",
+    "nondeterministic",
+    "structural",
+    "stream-change",
+    "new",
+    "differs",
+    "variant",
+    "sparse",
+    "within-sample",
+    "signed-zero",
+    "outside-sample",
+    "numerical-drift",
+    "new-case",
+    "incomparable",
+)
 
 #: Header fields shown first when they vary: versions, the build, dispatch and threads (the
 #: first ten always, the rest only when they group the columns differently from those shown).
-HEADER_ORDER = ("python_version", "numpy_version", "torch_version", "cuda_version", "pandas_version", "device",
-                "gpu_name", "cpu_model", "cpu_capability", "num_threads", "openblas_core", "blas", "numpy_simd")
+HEADER_ORDER = (
+    "python_version",
+    "numpy_version",
+    "torch_version",
+    "cuda_version",
+    "pandas_version",
+    "device",
+    "gpu_name",
+    "cpu_model",
+    "cpu_capability",
+    "num_threads",
+    "openblas_core",
+    "blas",
+    "numpy_simd",
+)
 CORE = HEADER_ORDER[:10]
 #: When a single environment is drawn nothing varies; these describe it.
-IDENTITY = ("cpu_model", "cpu_capability", "torch_version", "numpy_version", "num_threads", "gpu_name")
+IDENTITY = (
+    "cpu_model",
+    "cpu_capability",
+    "torch_version",
+    "numpy_version",
+    "num_threads",
+    "gpu_name",
+)
 MAX_HEADER_FIELDS = 6
 
 Place = Dict[Tuple[bool, int], int]  # (reference side?, env id) -> column
@@ -91,8 +126,12 @@ def build(s: View) -> Heatmap:
     c = s.comparison
     columns = _columns(c)
     fields, more = header_fields(c, [col.env for col in columns])
-    columns.sort(key=lambda col: (col.side != "this machine", tuple(natural_key(shown(col.env.get(f)))
-                                                                      for f in fields)))
+    columns.sort(
+        key=lambda col: (
+            col.side != "this machine",
+            tuple(natural_key(shown(col.env.get(f))) for f in fields),
+        )
+    )
     place = {(col.side == "reference", col.index): i for i, col in enumerate(columns)}
     families = []
     declared = {p.family for p in s.probes} - set(FAMILIES)  # a probe module's own FAMILY
@@ -108,9 +147,20 @@ def build(s: View) -> Heatmap:
         for p in unchanged:
             for cell_index in _ran(p.findings, place):
                 ran[cell_index] = True
-        families.append(Family(name, rows, quiet, quiet_cells, unchanged, [p for p in probes if p.unsupported_only],
-                               ran))
-    families.sort(key=lambda fam: (not fam.rows, not fam.quiet))  # families with news first, in FAMILIES order
+        families.append(
+            Family(
+                name,
+                rows,
+                quiet,
+                quiet_cells,
+                unchanged,
+                [p for p in probes if p.unsupported_only],
+                ran,
+            )
+        )
+    families.sort(
+        key=lambda fam: (not fam.rows, not fam.quiet)
+    )  # families with news first, in FAMILIES order
     return Heatmap(columns, fields, more, families)
 
 
@@ -143,21 +193,31 @@ def header_fields(c: Comparison, envs: Sequence[Dict[str, Any]]) -> Tuple[List[s
     varying = [f for f in names if len({shown(e.get(f)) for e in envs}) > 1]
     if not varying:
         return [f for f in IDENTITY if envs and envs[0].get(f) is not None], []
-    explaining = {a for f in c.findings if not plain(f) for axis in f.axes[:1] for a in axis.split("+")}
+    explaining = {
+        a for f in c.findings if not plain(f) for axis in f.axes[:1] for a in axis.split("+")
+    }
     explaining |= {k for f in c.findings for k in f.axes_values}
     rank: Dict[str, int] = {}
     for f in [*HEADER_ORDER, *PRIORITY]:
         rank.setdefault(f, len(rank))
 
     def order(f: str) -> Tuple[int, int, int]:
-        return (0 if f in explaining else 1 if f in HEADER_ORDER else 2, rank.get(f, len(rank)), names.index(f))
+        return (
+            0 if f in explaining else 1 if f in HEADER_ORDER else 2,
+            rank.get(f, len(rank)),
+            names.index(f),
+        )
 
     chosen: List[str] = []
     partitions = set()
     for f in sorted(varying, key=order):
         partition = _partition(envs, f)
         repeats = partition in partitions and f not in CORE
-        if (f in explaining or f in HEADER_ORDER) and not repeats and len(chosen) < MAX_HEADER_FIELDS:
+        if (
+            (f in explaining or f in HEADER_ORDER)
+            and not repeats
+            and len(chosen) < MAX_HEADER_FIELDS
+        ):
             chosen.append(f)
             partitions.add(partition)
     chosen = chosen or varying[:1]
@@ -175,9 +235,20 @@ def _partition(envs: Sequence[Dict[str, Any]], name: str) -> Tuple[Tuple[int, ..
 
 def _ran(findings: Sequence[Finding], place: Place) -> Set[int]:
     """Columns where some case of these findings produced a stream (the reference's, where known)."""
-    mine = {place[(False, e)] for f in findings for s in f.streams for e in s.env_ids if (False, e) in place}
-    return mine | {place[(True, e)] for f in findings for s in f.reference_streams for e in s.env_ids
-                   if (True, e) in place}
+    mine = {
+        place[(False, e)]
+        for f in findings
+        for s in f.streams
+        for e in s.env_ids
+        if (False, e) in place
+    }
+    return mine | {
+        place[(True, e)]
+        for f in findings
+        for s in f.reference_streams
+        for e in s.env_ids
+        if (True, e) in place
+    }
 
 
 def _cells(p: ProbeSummary, place: Place, width: int) -> List[Cell]:
@@ -225,15 +296,24 @@ def _columns_of(f: Finding, place: Place) -> List[int]:
         return sorted(set(failed)) or sorted(i for (ref, _), i in place.items() if not ref)
     if f.verdict == Verdict.ERROR or f.match == Match.ERROR:
         failed = [place[(False, e)] for e in f.failed_env_ids if (False, e) in place]
-        return sorted(set(failed)) or sorted(i for (ref, _), i in place.items() if not ref and i not in mine)
+        return sorted(set(failed)) or sorted(
+            i for (ref, _), i in place.items() if not ref and i not in mine
+        )
     if f.verdict == Verdict.NONDETERMINISTIC or f.match == Match.NONDETERMINISTIC:
         seen = Counter(mine)
         return sorted({i for i, n in seen.items() if n > 1}) or sorted(set(mine))
     if f.match in (Match.NEW_CASE, Match.INCOMPARABLE) or f.verdict == Verdict.INCOMPARABLE:
         return sorted(set(mine))
     if f.match == Match.NEW_STREAM:
-        return sorted({place[(False, e)] for s in f.streams if s.known is False for e in s.env_ids
-                       if (False, e) in place})
+        return sorted(
+            {
+                place[(False, e)]
+                for s in f.streams
+                if s.known is False
+                for e in s.env_ids
+                if (False, e) in place
+            }
+        )
     if f.match is not None:
         return []
     if f.verdict == Verdict.VARIANT:
@@ -243,13 +323,22 @@ def _columns_of(f: Finding, place: Place) -> List[int]:
 
 def _off_main(f: Finding, place: Place) -> List[int]:
     """Columns that produced a stream other than the main one (most runs, then leftmost)."""
+
     def rank(s: Any) -> Tuple[int, int]:
         return (-s.run_count, min((place.get((False, e), 10**9) for e in s.env_ids), default=10**9))
 
     if not f.streams:
         return []
     main = min(f.streams, key=rank)
-    return sorted({place[(False, e)] for s in f.streams if s is not main for e in s.env_ids if (False, e) in place})
+    return sorted(
+        {
+            place[(False, e)]
+            for s in f.streams
+            if s is not main
+            for e in s.env_ids
+            if (False, e) in place
+        }
+    )
 
 
 def _reference_columns(f: Finding, place: Place) -> List[Tuple[int, str]]:

@@ -44,7 +44,9 @@ incomparable      #bdbdbd #222 incomparable
 """
 COLOURS: Dict[str, Tuple[str, str, str]] = {
     kind: (background, text, label)
-    for kind, background, text, label in (line.split(maxsplit=3) for line in _COLOUR_TABLE.strip().splitlines())
+    for kind, background, text, label in (
+        line.split(maxsplit=3) for line in _COLOUR_TABLE.strip().splitlines()
+    )
 }
 IDENTICAL = "#e3f2dd"
 MAX_CASES = 5  # cases drawn per probe in the drill-down (the rest: --json)
@@ -105,7 +107,9 @@ def _labels(m: Heatmap) -> Tuple[Dict[Tuple[str, str], str], List[str]]:
     labels: Dict[Tuple[str, str], str] = {}
     legend = []
     for f in m.fields:
-        long = sorted({shown(col.env.get(f)) for col in m.columns if len(shown(col.env.get(f))) > WRAP})
+        long = sorted(
+            {shown(col.env.get(f)) for col in m.columns if len(shown(col.env.get(f))) > WRAP}
+        )
         for i, value in enumerate(long):
             labels[(f, value)] = f"[{chr(65 + i) if i < 26 else i}]"
             legend.append(f"<b>{_e(labels[(f, value)])}</b> {_e(f)} = {_e(value)}")
@@ -131,9 +135,14 @@ def _header(m: Heatmap, labels: Dict[Tuple[str, str], str]) -> List[str]:
     for i, f in enumerate(m.fields):
         cells = "".join(
             f'<th class="v" title="{_header_title(col, m, f, i)}">'
-            f'{_e(labels.get((f, shown(col.env.get(f))), shown(col.env.get(f))))}</th>' for col in m.columns)
-        last = '<th class="f" style="text-align:left">how · which cases · why</th>' \
-            if i == len(m.fields) - 1 else "<th></th>"
+            f"{_e(labels.get((f, shown(col.env.get(f))), shown(col.env.get(f))))}</th>"
+            for col in m.columns
+        )
+        last = (
+            '<th class="f" style="text-align:left">how · which cases · why</th>'
+            if i == len(m.fields) - 1
+            else "<th></th>"
+        )
         out.append(f'<tr><th class="f" colspan="2">{_e(f)}</th>{cells}{last}</tr>')
     return out
 
@@ -155,10 +164,15 @@ def _cell(cell: Cell, col: Column) -> str:
     kind = cell.kind
     if kind is None:
         return _blank(cell.ran, col)
-    detail = ", ".join(f"{n} {k}" for k, n in sorted(cell.kinds.items(), key=lambda kv: KINDS.index(kv[0])))
+    detail = ", ".join(
+        f"{n} {k}" for k, n in sorted(cell.kinds.items(), key=lambda kv: KINDS.index(kv[0]))
+    )
     cases = f"{cell.count} case{'s' if cell.count > 1 else ''}"
-    title = f"{cases} affected here: {detail}" if col.side != "reference" else \
-        f"{cases} whose new stream on this machine differs from the stream this reference run made: {detail}"
+    title = (
+        f"{cases} affected here: {detail}"
+        if col.side != "reference"
+        else f"{cases} whose new stream on this machine differs from the stream this reference run made: {detail}"
+    )
     return f'<td class="c k-{kind}" title="{_e(title)}">{cell.count}</td>'
 
 
@@ -166,36 +180,50 @@ def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
     width = len(m.columns)
     differ = len(fam.rows)
     total = differ + len(fam.quiet) + len(fam.unchanged) + len(fam.unsupported)
-    out = [f'<tr class="fam"><th colspan="{width + 3}">{_e(fam.name)} '
-           f'<span>— {differ} of {total} probe{"s" if total > 1 else ""} differ</span></th></tr>']
+    out = [
+        f'<tr class="fam"><th colspan="{width + 3}">{_e(fam.name)} '
+        f"<span>— {differ} of {total} probe{'s' if total > 1 else ''} differ</span></th></tr>"
+    ]
     for row in fam.rows:
         p = row.probe
         words = " · ".join(x for x in (phrases.kinds(p), phrases.which(p), p.why) if x)
         cells = "".join(_cell(c, col) for c, col in zip(row.cells, m.columns))
-        out.append(f'<tr><th class="p"><a href="#{anchors[id(p)]}">{_e(_name(p))}</a></th>'
-                   f'<td class="n">{p.changed}/{p.cases}</td>{cells}<td class="w">{_e(words)}</td></tr>')
+        out.append(
+            f'<tr><th class="p"><a href="#{anchors[id(p)]}">{_e(_name(p))}</a></th>'
+            f'<td class="n">{p.changed}/{p.cases}</td>{cells}<td class="w">{_e(words)}</td></tr>'
+        )
     if fam.quiet:
         names = ", ".join(p.probe for p in fam.quiet)
         counts = {v: sum(p.verdicts.get(v, 0) for p in fam.quiet) for v in QUIET}
         words = "; ".join(f"{n} cases {QUIET_MEANING[v]}" for v, n in counts.items() if n)
         cells = "".join(_cell(c, col) for c, col in zip(fam.quiet_cells, m.columns))
         label = f"{len(fam.quiet)} probe{'s' if len(fam.quiet) > 1 else ''} new or changed"
-        out.append(f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th>'
-                   f'<td class="n">{sum(p.quiet for p in fam.quiet)}</td>{cells}<td class="w">{_e(words)}</td></tr>')
+        out.append(
+            f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th>'
+            f'<td class="n">{sum(p.quiet for p in fam.quiet)}</td>{cells}<td class="w">{_e(words)}</td></tr>'
+        )
     if fam.unchanged:
         names = ", ".join(p.probe for p in fam.unchanged)
         cases = sum(p.cases for p in fam.unchanged)
         cells = "".join(_blank(ran, col) for ran, col in zip(fam.ran, m.columns))
         label = f"{len(fam.unchanged)} probe{'s' if len(fam.unchanged) > 1 else ''} unchanged"
-        same = "reproduce the baseline" if any(col.side for col in m.columns) else "identical in every environment"
-        out.append(f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th><td class="n">{cases}</td>'
-                   f'{cells}<td class="w">{same}</td></tr>')
+        same = (
+            "reproduce the baseline"
+            if any(col.side for col in m.columns)
+            else "identical in every environment"
+        )
+        out.append(
+            f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th><td class="n">{cases}</td>'
+            f'{cells}<td class="w">{same}</td></tr>'
+        )
     if fam.unsupported:
         names = ", ".join(p.probe for p in fam.unsupported)
         label = f"{len(fam.unsupported)} probe{'s' if len(fam.unsupported) > 1 else ''} unsupported"
-        out.append(f'<tr class="same"><th class="p" title="{_e(names)}">{label}'
-                   f'</th><td class="n">{sum(p.cases for p in fam.unsupported)}</td>'
-                   f'<td class="c none" colspan="{width}"></td><td class="w">unsupported in every run</td></tr>')
+        out.append(
+            f'<tr class="same"><th class="p" title="{_e(names)}">{label}'
+            f'</th><td class="n">{sum(p.cases for p in fam.unsupported)}</td>'
+            f'<td class="c none" colspan="{width}"></td><td class="w">unsupported in every run</td></tr>'
+        )
     return out
 
 
@@ -205,12 +233,19 @@ def _name(p: ProbeSummary) -> str:
 
 def _legend(m: Heatmap) -> str:
     present = {k for fam in m.families for row in fam.rows for c in row.cells for k in c.kinds}
-    items = [f'<span><i style="background:{COLOURS[k][0]}"></i>{_e(COLOURS[k][2])}</span>'
-             for k in KINDS if k in present]
-    items += [f'<span><i style="background:{IDENTICAL}"></i>identical</span>',
-              '<span><i class="none" style="background:repeating-linear-gradient(45deg,#ddd,#ddd 2px,#fff 2px,'
-              '#fff 4px)"></i>not run</span>']
-    return '<div class="legend">' + "".join(items) + " <span>· the number: cases affected</span></div>"
+    items = [
+        f'<span><i style="background:{COLOURS[k][0]}"></i>{_e(COLOURS[k][2])}</span>'
+        for k in KINDS
+        if k in present
+    ]
+    items += [
+        f'<span><i style="background:{IDENTICAL}"></i>identical</span>',
+        '<span><i class="none" style="background:repeating-linear-gradient(45deg,#ddd,#ddd 2px,#fff 2px,'
+        '#fff 4px)"></i>not run</span>',
+    ]
+    return (
+        '<div class="legend">' + "".join(items) + " <span>· the number: cases affected</span></div>"
+    )
 
 
 def heatmap(m: Heatmap, anchors: Dict[int, str]) -> List[str]:
@@ -222,9 +257,16 @@ def heatmap(m: Heatmap, anchors: Dict[int, str]) -> List[str]:
         out += _family_rows(fam, m, anchors)
     out.append("</tbody></table>")
     if legend or m.more:
-        out.append('<div class="keys">' + " · ".join(legend)
-                   + (f"{' · ' if legend else ''}also varying (hover a column): {_e(', '.join(m.more))}"
-                      if m.more else "") + "</div>")
+        out.append(
+            '<div class="keys">'
+            + " · ".join(legend)
+            + (
+                f"{' · ' if legend else ''}also varying (hover a column): {_e(', '.join(m.more))}"
+                if m.more
+                else ""
+            )
+            + "</div>"
+        )
     return out
 
 
@@ -232,27 +274,41 @@ def heatmap(m: Heatmap, anchors: Dict[int, str]) -> List[str]:
 
 
 #: One rule per tag colour (the drill-down has hundreds of tags: classes keep the page small).
-_TAG_STYLE = "".join(f".k-{kind}{{background:{bg};color:{fg}}}" for kind, (bg, fg, _) in COLOURS.items()) \
+_TAG_STYLE = (
+    "".join(f".k-{kind}{{background:{bg};color:{fg}}}" for kind, (bg, fg, _) in COLOURS.items())
     + f".k-identical{{background:{IDENTICAL};color:#222}}"
+)
 
 
 def _case(f: Finding, shared: str = "") -> List[str]:
     kind = category(f) if not plain(f) else "identical"
     head = " · ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
-    out = [f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
-           f"{_e(head)}<ul>"]
+    out = [
+        f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
+        f"{_e(head)}<ul>"
+    ]
     why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
     if f.first_divergence:
         why.append(phrases.divergence(f.first_divergence))
-    out += [f"<li>{_e(x)}</li>" for x in why if x and x not in shared]  # the probe's line says it once
+    out += [
+        f"<li>{_e(x)}</li>" for x in why if x and x not in shared
+    ]  # the probe's line says it once
     for s in f.streams[:MAX_STREAMS] if len(f.streams) > 1 or f.match is not None else []:
         where = _clipped(phrases.stream_where(f, s))
-        known = "" if s.known is None else (f" · known: {s.reference or ''}" if s.known else " · <b>new</b>")
+        known = (
+            ""
+            if s.known is None
+            else (f" · known: {s.reference or ''}" if s.known else " · <b>new</b>")
+        )
         near = f"<br>{_e(phrases.nearest(s))}" if s.nearest else ""
-        out.append(f"<li><code>{_e(s.fingerprint[:16])}</code> {s.run_count} run(s) {_e(where)}{known}{near}</li>")
+        out.append(
+            f"<li><code>{_e(s.fingerprint[:16])}</code> {s.run_count} run(s) {_e(where)}{known}{near}</li>"
+        )
     if len(f.streams) > MAX_STREAMS:
         out.append(f"<li>… {len(f.streams) - MAX_STREAMS} more streams (see --json)</li>")
-    out += [f"<li>error: {_e(m)}</li>" for m in f.messages] + [f"<li>note: {_e(n)}</li>" for n in f.notes]
+    out += [f"<li>error: {_e(m)}</li>" for m in f.messages] + [
+        f"<li>note: {_e(n)}</li>" for n in f.notes
+    ]
     if f.expected:
         out.append(f"<li>expected: {_e(f.expected)}</li>")
     return out + ["</ul></div>"]
@@ -266,10 +322,23 @@ def _clipped(text: str, width: int = 160) -> str:
 def drill_down(s: View, anchors: Dict[int, str]) -> List[str]:
     out = []
     for p in s.changed:
-        words = " · ".join(x for x in (phrases.counts(p), phrases.kinds(p), phrases.which(p), p.why,
-                                       phrases.expected(p)) if x)
-        cases = [f for f in p.findings if differs(f)] + [f for f in p.findings if not plain(f) and not differs(f)]
-        out.append(f'<details id="{anchors[id(p)]}"><summary><b>{_e(_name(p))}</b> {_e(words)}</summary>')
+        words = " · ".join(
+            x
+            for x in (
+                phrases.counts(p),
+                phrases.kinds(p),
+                phrases.which(p),
+                p.why,
+                phrases.expected(p),
+            )
+            if x
+        )
+        cases = [f for f in p.findings if differs(f)] + [
+            f for f in p.findings if not plain(f) and not differs(f)
+        ]
+        out.append(
+            f'<details id="{anchors[id(p)]}"><summary><b>{_e(_name(p))}</b> {_e(words)}</summary>'
+        )
         for f in cases[:MAX_CASES]:
             out += _case(f, words)
         if len(cases) > MAX_CASES:
@@ -289,10 +358,12 @@ def render(v: View, details: bool = True) -> str:
     good = unexpected == 0 and c.compared > 0
     status = f'<span class="{"good" if good else "bad"}">{_e(status_words(c))}</span>'
     against = f" · against the baseline: {_e(match_counts(c))}" if c.baseline else ""
-    body = ["<h1>determinism-audit: compare</h1>",
-            f'<div class="answer">{_e(headline(c, s))} · {status}</div>',
-            f'<div class="meta">{phrases.plural(c.runs, "run")} · {phrases.plural(c.rows, "row")} · '
-            f'cases: {_e(counts_line(c))}{against}</div>']
+    body = [
+        "<h1>determinism-audit: compare</h1>",
+        f'<div class="answer">{_e(headline(c, s))} · {status}</div>',
+        f'<div class="meta">{phrases.plural(c.runs, "run")} · {phrases.plural(c.rows, "row")} · '
+        f"cases: {_e(counts_line(c))}{against}</div>",
+    ]
     if c.baseline:
         body.append(f'<div class="meta">baseline: {_e(c.baseline)}</div>')
     body += [f'<div class="meta bad">{_e(note)}</div>' for note in v.environment_notes]
@@ -304,25 +375,39 @@ def render(v: View, details: bool = True) -> str:
     if s.changed:
         body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
     body += _lists(c, s)
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"
-            f"<style>{_STYLE}{_TAG_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"
+        f"<style>{_STYLE}{_TAG_STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _lists(c: Comparison, s: View) -> List[str]:
     out = []
     if s.quiet:
         names = ", ".join(f"{p.probe} ({p.quiet})" for p in s.quiet)
-        out.append(f"<details><summary>{len(s.quiet)} probes with new or incomparable cases only</summary>"
-                   f"<p>{_e(names)}</p></details>")
+        out.append(
+            f"<details><summary>{len(s.quiet)} probes with new or incomparable cases only</summary>"
+            f"<p>{_e(names)}</p></details>"
+        )
     if s.unchanged:
         names = ", ".join(f"{p.probe} ({p.cases})" for p in s.unchanged)
-        out.append(f"<details><summary>{len(s.unchanged)} probes, {s.unchanged_cases()} cases unchanged</summary>"
-                   f"<p>{_e(names)}</p></details>")
+        out.append(
+            f"<details><summary>{len(s.unchanged)} probes, {s.unchanged_cases()} cases unchanged</summary>"
+            f"<p>{_e(names)}</p></details>"
+        )
     if c.skipped:
         out += ["<h2>Skipped files</h2><ul>"]
-        out += [f"<li><code>{_e(x.path)}</code>: {_e(x.reason)}</li>" for x in c.skipped] + ["</ul>"]
+        out += [f"<li><code>{_e(x.path)}</code>: {_e(x.reason)}</li>" for x in c.skipped] + [
+            "</ul>"
+        ]
     if c.notes:
         out += ["<h2>Notes</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.notes] + ["</ul>"]
     if c.expectation_notes:
-        out += ["<h2>Expectations</h2><ul>"] + [f"<li>{_e(n)}</li>" for n in c.expectation_notes] + ["</ul>"]
+        out += (
+            ["<h2>Expectations</h2><ul>"]
+            + [f"<li>{_e(n)}</li>" for n in c.expectation_notes]
+            + ["</ul>"]
+        )
     return out

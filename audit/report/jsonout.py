@@ -53,20 +53,39 @@ def _number(x: Optional[float]) -> Any:
 
 def measured_json(m: Measured) -> Dict[str, Any]:
     """A measured difference under the contract's names (``difference``, ``fraction_differing``)."""
-    return {"difference": m.kind.value if m.kind else None, "max_ulp": _number(m.max_ulp),
-            "fraction_differing": m.fraction, "first_difference": m.first_difference, "first_block": m.first_block,
-            "blocks_differing": m.blocks_differing, "blocks": m.blocks, "covered": m.covered,
-            "zero_sign": m.zero_sign, "rtol": _number(m.rtol), "atol": _number(m.atol)}
+    return {
+        "difference": m.kind.value if m.kind else None,
+        "max_ulp": _number(m.max_ulp),
+        "fraction_differing": m.fraction,
+        "first_difference": m.first_difference,
+        "first_block": m.first_block,
+        "blocks_differing": m.blocks_differing,
+        "blocks": m.blocks,
+        "covered": m.covered,
+        "zero_sign": m.zero_sign,
+        "rtol": _number(m.rtol),
+        "atol": _number(m.atol),
+    }
 
 
 def nearest_json(n: Nearest) -> Dict[str, Any]:
-    return {"fingerprint": n.fingerprint, "reference": n.reference, **measured_json(n.measured),
-            "invariance": n.invariance}
+    return {
+        "fingerprint": n.fingerprint,
+        "reference": n.reference,
+        **measured_json(n.measured),
+        "invariance": n.invariance,
+    }
 
 
 def stream_json(s: Stream) -> Dict[str, Any]:
-    out: Dict[str, Any] = {"fingerprint": s.fingerprint, "run_count": s.run_count, "runs": s.runs,
-                           "environment": s.environment, "dtype": s.dtype, "shape": s.shape}
+    out: Dict[str, Any] = {
+        "fingerprint": s.fingerprint,
+        "run_count": s.run_count,
+        "runs": s.runs,
+        "environment": s.environment,
+        "dtype": s.dtype,
+        "shape": s.shape,
+    }
     if s.known is not None:
         out.update(known=s.known, reference=s.reference)
     if s.nearest is not None:
@@ -79,17 +98,38 @@ def stream_json(s: Stream) -> Dict[str, Any]:
 def finding_json(f: Finding) -> Dict[str, Any]:
     m = f.measured
     out = {
-        "probe": f.probe, "case": f.case, "device": f.device, "verdict": f.verdict.value,
-        "difference": m.kind.value if m.kind else None, "max_ulp": _number(m.max_ulp), "axes": f.axes,
+        "probe": f.probe,
+        "case": f.case,
+        "device": f.device,
+        "verdict": f.verdict.value,
+        "difference": m.kind.value if m.kind else None,
+        "max_ulp": _number(m.max_ulp),
+        "axes": f.axes,
         "streams": [stream_json(s) for s in f.streams],
-        "first_difference": m.first_difference, "blocks_differing": m.blocks_differing, "blocks": m.blocks,
-        "first_divergence": f.first_divergence, "varies_with": f.varies_with, "values": f.values,
-        "probe_key": f.probe_key, "probe_version": f.probe_version, "explanation": f.explanation,
-        "fraction_differing": m.fraction, "first_block": m.first_block, "axes_values": f.axes_values,
-        "kind": f.kind, "invariance": f.invariance,
-        "runs": f.runs, "unsupported_runs": f.unsupported_runs, "notes": f.notes, "messages": f.messages,
-        "match": f.match.value if f.match else None, "expected": f.expected,
-        "covered": m.covered, "zero_sign": m.zero_sign, "rtol": _number(m.rtol), "atol": _number(m.atol),
+        "first_difference": m.first_difference,
+        "blocks_differing": m.blocks_differing,
+        "blocks": m.blocks,
+        "first_divergence": f.first_divergence,
+        "varies_with": f.varies_with,
+        "values": f.values,
+        "probe_key": f.probe_key,
+        "probe_version": f.probe_version,
+        "explanation": f.explanation,
+        "fraction_differing": m.fraction,
+        "first_block": m.first_block,
+        "axes_values": f.axes_values,
+        "kind": f.kind,
+        "invariance": f.invariance,
+        "runs": f.runs,
+        "unsupported_runs": f.unsupported_runs,
+        "notes": f.notes,
+        "messages": f.messages,
+        "match": f.match.value if f.match else None,
+        "expected": f.expected,
+        "covered": m.covered,
+        "zero_sign": m.zero_sign,
+        "rtol": _number(m.rtol),
+        "atol": _number(m.atol),
     }
     if f.reference_streams:
         out["reference_streams"] = [stream_json(s) for s in f.reference_streams]
@@ -98,14 +138,25 @@ def finding_json(f: Finding) -> Dict[str, Any]:
 
 def summary_json(p: ProbeSummary) -> Dict[str, Any]:
     out: Dict[str, Any] = {
-        "probe": p.probe, "device": p.device, "cases": p.cases, "verdicts": p.verdicts, "difference": p.difference,
-        "max_ulp": _number(p.max_ulp), "axes": p.axes,
+        "probe": p.probe,
+        "device": p.device,
+        "cases": p.cases,
+        "verdicts": p.verdicts,
+        "difference": p.difference,
+        "max_ulp": _number(p.max_ulp),
+        "axes": p.axes,
     }
     out.update(rtol=_number(p.rtol), atol=_number(p.atol))
     if p.params is not None:
         out["params"] = p.params.values
-    out.update(family=p.family, changed=p.changed, unexpected=p.unexpected, expected=p.expected, why=p.why,
-               which=phrases.which(p))
+    out.update(
+        family=p.family,
+        changed=p.changed,
+        unexpected=p.unexpected,
+        expected=p.expected,
+        why=p.why,
+        which=phrases.which(p),
+    )
     return out
 
 
@@ -114,16 +165,36 @@ def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
     if u is None:
         return None
     return {
-        "field": u.field, "values": u.values,
-        "probes": [{"probe": p.probe, "before": p.before, "after": p.after, "changed": p.changed,
-                    "compared": p.compared, "kinds": p.kinds, "max_ulp": _number(p.max_ulp),
-                    **({"params": p.params.values} if p.params else {})} for p in u.by_probe],
-        "changes": [{"probe": ch.finding.probe, "case": ch.finding.case, "device": ch.finding.device,
-                     "before": ch.before, "after": ch.after,
-                     "difference": ch.finding.measured.kind.value if ch.finding.measured.kind else None}
-                    for ch in u.changes],
-        "confounders": {f"{a} -> {b}": {k: {"before": v[0], "after": v[1]} for k, v in fields.items()}
-                        for (a, b), fields in u.confound_values.items()},
+        "field": u.field,
+        "values": u.values,
+        "probes": [
+            {
+                "probe": p.probe,
+                "before": p.before,
+                "after": p.after,
+                "changed": p.changed,
+                "compared": p.compared,
+                "kinds": p.kinds,
+                "max_ulp": _number(p.max_ulp),
+                **({"params": p.params.values} if p.params else {}),
+            }
+            for p in u.by_probe
+        ],
+        "changes": [
+            {
+                "probe": ch.finding.probe,
+                "case": ch.finding.case,
+                "device": ch.finding.device,
+                "before": ch.before,
+                "after": ch.after,
+                "difference": ch.finding.measured.kind.value if ch.finding.measured.kind else None,
+            }
+            for ch in u.changes
+        ],
+        "confounders": {
+            f"{a} -> {b}": {k: {"before": v[0], "after": v[1]} for k, v in fields.items()}
+            for (a, b), fields in u.confound_values.items()
+        },
         "nondeterministic": len(u.nondeterministic),
     }
 
@@ -139,7 +210,10 @@ def render(v: View, details: bool = True) -> str:
         "skipped": [{"path": s.path, "reason": s.reason} for s in c.skipped],
         "notes": c.notes,
         "expectations": c.expectation_notes,
-        "rows": c.rows, "runs": c.runs, "cross_device": c.cross_device, "baseline": c.baseline,
+        "rows": c.rows,
+        "runs": c.runs,
+        "cross_device": c.cross_device,
+        "baseline": c.baseline,
         "exit_code": c.exit_code(),
     }
     if c.upgrade is not None:

@@ -21,8 +21,15 @@ MAX_ROWS = 100
 
 def _cell(text: object) -> str:
     """Markdown table cell: control characters escaped, pipes and brackets escaped, HTML made inert."""
-    return (printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    return (
+        printable(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("[", "\\[")
+        .replace("]", "\\]")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
 
 
 def _code(text: object) -> str:
@@ -39,19 +46,34 @@ def _probe_row(p: ProbeSummary) -> str:
     mark = "✓ " if p.expected and not p.unexpected else ""
     name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
     count = " ".join(x for x in (phrases.counts(p), _paren(phrases.expected(p))) if x)
-    return (f"| {mark}{_code(name)} | {_cell(count)} | {_cell(phrases.kinds(p))} | "
-            f"{_cell(phrases.which(p))} | {_cell(p.why)} |")
+    return (
+        f"| {mark}{_code(name)} | {_cell(count)} | {_cell(phrases.kinds(p))} | "
+        f"{_cell(phrases.which(p))} | {_cell(p.why)} |"
+    )
 
 
 def _row(f: Finding) -> str:
     how = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
-    message = f"error: {f.messages[0].splitlines()[0][:160]}" if f.messages and f.messages[0] else ""
-    why = "; ".join(x for x in (f.explanation, message, phrases.variant(f), phrases.axes_values(f.axes_values),
-                                phrases.divergence(f.first_divergence) if f.first_divergence else "",
-                                *(phrases.nearest(s) for s in f.streams if s.nearest)) if x)
+    message = (
+        f"error: {f.messages[0].splitlines()[0][:160]}" if f.messages and f.messages[0] else ""
+    )
+    why = "; ".join(
+        x
+        for x in (
+            f.explanation,
+            message,
+            phrases.variant(f),
+            phrases.axes_values(f.axes_values),
+            phrases.divergence(f.first_divergence) if f.first_divergence else "",
+            *(phrases.nearest(s) for s in f.streams if s.nearest),
+        )
+        if x
+    )
     why += f" — expected: {f.expected}" if f.expected else ""
-    return (f"| {'' if f.unexpected else '✓ '}{_cell(shown_verdict(f))} | {_code(f.probe_key)} | {_cell(f.params)} | "
-            f"{_cell(how)} | {_cell(why)} |")
+    return (
+        f"| {'' if f.unexpected else '✓ '}{_cell(shown_verdict(f))} | {_code(f.probe_key)} | {_cell(f.params)} | "
+        f"{_cell(how)} | {_cell(why)} |"
+    )
 
 
 def render(v: View, details: bool = False) -> str:
@@ -64,15 +86,21 @@ def render(v: View, details: bool = False) -> str:
         out += upgrade_lines(c.upgrade, markdown=True)
     else:
         s = v
-        out += [f"**{_cell(headline(c, s))}**" + (f" — **{unexpected} unexpected**" if unexpected else
-                                                    f" — {status_words(c)}"), ""]
+        out += [
+            f"**{_cell(headline(c, s))}**"
+            + (f" — **{unexpected} unexpected**" if unexpected else f" — {status_words(c)}"),
+            "",
+        ]
         if s.changed:
             out += ["| probe | cases | how | which cases | why |", "|---|---|---|---|---|"]
             out += [_probe_row(p) for p in s.changed]
             out.append("")
         out += [f"- {_cell(line.strip())}" for line in rest_lines(c, s)]
-    out += ["", f"Compared {phrases.plural(c.rows, 'row')} from {phrases.plural(c.runs, 'run')}. "
-                f"Cases: {counts_line(c)}."]
+    out += [
+        "",
+        f"Compared {phrases.plural(c.rows, 'row')} from {phrases.plural(c.runs, 'run')}. "
+        f"Cases: {counts_line(c)}.",
+    ]
     if c.baseline:
         out += ["", f"Baseline: {_cell(c.baseline)}. Against it: {match_counts(c)}."]
     rows = v.listed
@@ -82,7 +110,9 @@ def render(v: View, details: bool = False) -> str:
         if len(rows) > MAX_ROWS:
             out.append(f"\n… and {len(rows) - MAX_ROWS} more (see the JSON or HTML report).")
     if c.skipped:
-        out += ["", "Skipped files:", ""] + [f"- {_code(s.path)}: {_cell(s.reason)}" for s in c.skipped]
+        out += ["", "Skipped files:", ""] + [
+            f"- {_code(s.path)}: {_cell(s.reason)}" for s in c.skipped
+        ]
     if c.notes:
         out += ["", "Notes:", ""] + [f"- {_cell(n)}" for n in c.notes]
     if c.expectation_notes:

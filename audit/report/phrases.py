@@ -24,17 +24,17 @@ QUIET_MEANING = {
 MEANING = {
     Difference.STRUCTURAL.value: "the output's dtype or shape changed: code that depends on them may break",
     Difference.STREAM_CHANGE.value: "any seeded run that replays these streams (dropout masks, data order, "
-                                    "initialisation) gets different numbers",
+    "initialisation) gets different numbers",
     Difference.SPARSE.value: "most of the output is bit for bit the same, a few blocks differ: bitwise tests "
-                             "break; how far those values move is not measured",
+    "break; how far those values move is not measured",
     OUTSIDE_SAMPLE: "the outputs differ where the sampled elements did not look: bitwise tests break; "
-                    "how far the values move is not measured",
+    "how far the values move is not measured",
     WITHIN_SAMPLE: "the sampled elements moved by a few ULPs, but blocks they do not reach differ too: "
-                   "bitwise tests break; how far those blocks moved is not measured",
+    "bitwise tests break; how far those blocks moved is not measured",
     SIGNED_ZERO: "the sampled elements differ only in the sign of zero (0.0 vs -0.0): equal as numbers, "
-                 "bitwise tests and 1/x or copysign break",
+    "bitwise tests and 1/x or copysign break",
     Difference.NUMERICAL_DRIFT.value: "the same stream, its last bits move: bitwise tests break; "
-                                      "each row's rtol accepts what was sampled",
+    "each row's rtol accepts what was sampled",
 }
 
 
@@ -62,11 +62,18 @@ def _up(x: float) -> str:
     if x <= 0:
         return "0"
     text = f"{x:.1e}"
-    return text if float(text) >= x else f"{float(text) + 10 ** (math.floor(math.log10(x)) - 1):.1e}"
+    return (
+        text if float(text) >= x else f"{float(text) + 10 ** (math.floor(math.log10(x)) - 1):.1e}"
+    )
 
 
-def kind_words(kind: Optional[str], max_ulp: Optional[float] = None, fraction: Optional[float] = None,
-               rtol: Optional[float] = None, atol: Optional[float] = None) -> str:
+def kind_words(
+    kind: Optional[str],
+    max_ulp: Optional[float] = None,
+    fraction: Optional[float] = None,
+    rtol: Optional[float] = None,
+    atol: Optional[float] = None,
+) -> str:
     """'numerical-drift, max 3 ULP (50% of sampled elements differ; accept with rtol >= 2.4e-07)';
     drift only with ULP evidence."""
     if kind is None:
@@ -78,8 +85,14 @@ def kind_words(kind: Optional[str], max_ulp: Optional[float] = None, fraction: O
     if kind == WITHIN_SAMPLE:
         return f"within {ulp(max_ulp)} ULP where sampled"
     if kind == Difference.NUMERICAL_DRIFT.value and max_ulp:
-        extra = [x for x in ("" if fraction is None else f"{fraction:.0%} of sampled elements differ",
-                             tolerance(rtol, atol)) if x]
+        extra = [
+            x
+            for x in (
+                "" if fraction is None else f"{fraction:.0%} of sampled elements differ",
+                tolerance(rtol, atol),
+            )
+            if x
+        ]
         return f"{kind}, max {ulp(max_ulp)} ULP" + (f" ({'; '.join(extra)})" if extra else "")
     return kind
 
@@ -114,8 +127,11 @@ def divergence(d: Mapping[str, Any]) -> str:
     """A trace's first divergent op: which op, whether it made the difference, how much, what followed."""
     module = d.get("module")
     place = "" if module is None else f" in {module or '(root)'}"
-    made = "inputs identical: this op computes differently" if d.get("inputs_identical") \
+    made = (
+        "inputs identical: this op computes differently"
+        if d.get("inputs_identical")
         else "inputs differ: inherited from earlier"
+    )
     kind = kind_words(d.get("difference"), d.get("max_ulp"))
     if d.get("difference") == Difference.NUMERICAL_DRIFT.value and not d.get("max_ulp"):
         kind = "differs outside the sampled elements"
@@ -148,7 +164,9 @@ def nearest(s: Stream) -> str:
     n = s.nearest
     if n is None:
         return ""
-    parts = [f"nearest known stream {n.fingerprint[:12]}" + (f" ({n.reference})" if n.reference else "")]
+    parts = [
+        f"nearest known stream {n.fingerprint[:12]}" + (f" ({n.reference})" if n.reference else "")
+    ]
     if n.invariance is not None:
         return parts[0] + f", the same output; its invariance broke at: {n.invariance}"
     kind = nearest_kind(n)
@@ -186,7 +204,11 @@ def kinds(p: ProbeSummary) -> str:
             accept = tolerance(p.rtol, p.atol)
             words += f" (max {ulp(p.max_ulp)} ULP" + (f"; {accept})" if accept else ")")
         elif kind == WITHIN_SAMPLE:
-            blocks = f"; {p.sampled_blocks[0]} of {p.sampled_blocks[1]} blocks differ" if p.sampled_blocks else ""
+            blocks = (
+                f"; {p.sampled_blocks[0]} of {p.sampled_blocks[1]} blocks differ"
+                if p.sampled_blocks
+                else ""
+            )
             words = f"within {ulp(p.sampled_ulp)} ULP where sampled{blocks}"
         elif kind == SIGNED_ZERO:
             words = "sign of zero (0.0 vs -0.0)"
@@ -209,4 +231,3 @@ def expected(p: ProbeSummary) -> str:
     if not p.expected:
         return ""
     return "expected" if p.expected == p.changed else f"{p.expected} expected"
-

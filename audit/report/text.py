@@ -46,17 +46,27 @@ def headline(c: Comparison, s: View) -> str:
     if not c.compared:
         return nothing_compared(c, s)
     if not changed:
-        what = "every case reproduces the baseline" if c.baseline else "no case differs between the runs"
+        what = (
+            "every case reproduces the baseline"
+            if c.baseline
+            else "no case differs between the runs"
+        )
         return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(s.compared_probes, 'probe')}"
     breakdown = ", ".join(f"{n} {v}" for v, n in s.changed_verdicts().items())
-    return (f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
-            f"{against}: {changed} of {compared} cases ({breakdown})")
+    return (
+        f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
+        f"{against}: {changed} of {compared} cases ({breakdown})"
+    )
 
 
 def nothing_compared(c: Comparison, s: View) -> str:
     """The headline of a compare that compared no case: say what could not be compared (a
     gate fails closed, it never reads this as a pass)."""
-    reasons = [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"] if c.unsupported else []
+    reasons = (
+        [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"]
+        if c.unsupported
+        else []
+    )
     lost = sum(f.match == Match.NO_LONGER_RUNS for f in c.findings)
     if lost:
         reasons.append(f"{lost} the reference ran ok no longer run here")
@@ -79,9 +89,12 @@ def status_words(c: Comparison) -> str:
 
 
 def summary_lines(c: Comparison, s: View) -> List[str]:
-    out = [headline(c, s), f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
-           + (" (cross-device)" if c.cross_device else "")
-           + (f"; baseline: {c.baseline}" if c.baseline else "")]
+    out = [
+        headline(c, s),
+        f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
+        + (" (cross-device)" if c.cross_device else "")
+        + (f"; baseline: {c.baseline}" if c.baseline else ""),
+    ]
     out += [f"  {note}" for note in s.environment_notes] + [""]
     width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
     out += [line for p in s.changed for line in probe_lines(p, width)]
@@ -107,14 +120,22 @@ def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:
         return [line]
     name = _name(p)
     first = f"  {name:<{width}}  {phrases.counts(p):<20}  {phrases.kinds(p)}".rstrip()
-    rest = [f"which: {phrases.which(p)}" if phrases.which(p) else "", f"why: {p.why}" if p.why else ""]
+    rest = [
+        f"which: {phrases.which(p)}" if phrases.which(p) else "",
+        f"why: {p.why}" if p.why else "",
+    ]
     if len(first) > MAX_WIDTH:
         first = f"  {name:<{width}}  {phrases.counts(p)}"
         rest.insert(0, f"how: {phrases.kinds(p)}")
     out = [first]
     for part in (x for x in rest if x):
-        out += textwrap.wrap(CONTINUATION + part, MAX_WIDTH, subsequent_indent=CONTINUATION + "  ",
-                             break_long_words=False, break_on_hyphens=False)
+        out += textwrap.wrap(
+            CONTINUATION + part,
+            MAX_WIDTH,
+            subsequent_indent=CONTINUATION + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
     out[-1] += _mark(p)
     return out
 
@@ -125,8 +146,9 @@ def _fit(line: str) -> List[str]:
     if len(line) <= MAX_WIDTH:
         return [line]
     indent = " " * (len(line) - len(line.lstrip()) + 2)
-    return textwrap.wrap(line, MAX_WIDTH, subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False) or [line]
+    return textwrap.wrap(
+        line, MAX_WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    ) or [line]
 
 
 CONTINUATION = " " * 6
@@ -140,10 +162,14 @@ def _mark(p: ProbeSummary) -> str:
 def rest_lines(c: Comparison, s: View) -> List[str]:
     """One line for the unchanged probes, one per quiet verdict, one for unsupported cases."""
     what = "reproduce the baseline" if c.baseline else "unchanged"
-    out = [f"  {phrases.plural(len(s.unchanged), 'probe')}, {phrases.plural(s.unchanged_cases(), 'case')}: {what}"]
+    out = [
+        f"  {phrases.plural(len(s.unchanged), 'probe')}, {phrases.plural(s.unchanged_cases(), 'case')}: {what}"
+    ]
     for verdict, (probes, cases) in s.quiet_counts().items():
-        out.append(f"  {phrases.plural(probes, 'probe')}, {phrases.plural(cases, 'case')}: "
-                   f"{phrases.QUIET_MEANING[verdict]}")
+        out.append(
+            f"  {phrases.plural(probes, 'probe')}, {phrases.plural(cases, 'case')}: "
+            f"{phrases.QUIET_MEANING[verdict]}"
+        )
     if c.unsupported:
         out.append(f"  {phrases.plural(len(c.unsupported), 'case')} unsupported in every run")
     return out
@@ -166,7 +192,11 @@ def finding_lines(f: Finding) -> List[str]:
     if f.device != "cpu" and "@" not in f.probe_key:
         head += f" on {f.device}"
     out = [head]
-    out += [f"    {x}" for x in (f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)) if x]
+    out += [
+        f"    {x}"
+        for x in (f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values))
+        if x
+    ]
     detail = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     if detail:
         out.append(f"    {detail}")
@@ -176,9 +206,18 @@ def finding_lines(f: Finding) -> List[str]:
         out.append(f"    also explained by: {', '.join(f.axes[1:])}")
     for s in f.streams if f.verdict != Verdict.NONDETERMINISTIC else f.streams[:3]:
         where = phrases.stream_where(f, s)
-        known = "" if s.known is None else ("  known: " + (s.reference or "") if s.known else "  NEW")
-        variance = "" if s.invariant is None else (
-            "  invariant" if s.invariant else f"  {f.varies_with or 'varies'}: {', '.join(s.variant_values)} differ")
+        known = (
+            "" if s.known is None else ("  known: " + (s.reference or "") if s.known else "  NEW")
+        )
+        variance = (
+            ""
+            if s.invariant is None
+            else (
+                "  invariant"
+                if s.invariant
+                else f"  {f.varies_with or 'varies'}: {', '.join(s.variant_values)} differ"
+            )
+        )
         out.append(f"    {s.fingerprint[:12]}  {s.run_count:>5} run(s)  {where}{variance}{known}")
         if s.nearest is not None:
             out.append(f"        {phrases.nearest(s)}")
@@ -202,7 +241,9 @@ def match_counts(c: Comparison) -> str:
 
 def counts_line(c: Comparison) -> str:
     counts = c.counts()
-    return ", ".join(f"{n} {name}" for name, n in counts.items() if n or name in ("identical", "divergent"))
+    return ", ".join(
+        f"{n} {name}" for name, n in counts.items() if n or name in ("identical", "divergent")
+    )
 
 
 def footer_lines(c: Comparison) -> List[str]:

@@ -25,11 +25,16 @@ def step_headline(u: UpgradeView, step: Tuple[str, str]) -> str:
     compared = sum(p.compared for p in probes)
     head = f"{u.field} {step[0]} -> {step[1]}: "
     if not changed:
-        return head + f"no stream changes ({plural(compared, 'case')} of {plural(len(probes), 'probe')} compared)"
+        return (
+            head
+            + f"no stream changes ({plural(compared, 'case')} of {plural(len(probes), 'probe')} compared)"
+        )
     # what the count counts: every case (invariance variants such as :chunks included) that ran
     # ok with both values; advise counts its history's cases, invariance variants folded in
-    return head + (f"{cases} of {compared} cases run ok on both sides change their stream, in {len(changed)} "
-                   f"probe{'s' if len(changed) > 1 else ''}")
+    return head + (
+        f"{cases} of {compared} cases run ok on both sides change their stream, in {len(changed)} "
+        f"probe{'s' if len(changed) > 1 else ''}"
+    )
 
 
 def confound_line(u: UpgradeView, step: Tuple[str, str]) -> str:
@@ -67,8 +72,11 @@ def meaning_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
             cases[kind] += n
             probes[kind] += 1
     lead = "- " if markdown else "  "
-    return [f"{lead}{kind} ({plural(probes[kind], 'probe')}, {plural(n, 'case')}): "
-            f"{MEANING.get(kind, 'the streams differ')}" for kind, n in cases.most_common()]
+    return [
+        f"{lead}{kind} ({plural(probes[kind], 'probe')}, {plural(n, 'case')}): "
+        f"{MEANING.get(kind, 'the streams differ')}"
+        for kind, n in cases.most_common()
+    ]
 
 
 def answer(u: UpgradeView) -> str:
@@ -91,10 +99,14 @@ def upgrade_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
         width = min(NAME_WIDTH, max((len(p.probe) for p in changed), default=0))
         for p in changed:
             parts = [x for x in (kinds(p), which(p)) if x]
-            out.append(f"  {p.probe:<{width}}  {p.changed:>4} of {p.compared:<4}  " + "  ·  ".join(parts))
+            out.append(
+                f"  {p.probe:<{width}}  {p.changed:>4} of {p.compared:<4}  " + "  ·  ".join(parts)
+            )
         unchanged = [p for p in probes if not p.changed]
-        out.append(f"  {plural(len(unchanged), 'probe')}, {plural(sum(p.compared for p in unchanged), 'case')}: "
-                   "unchanged")
+        out.append(
+            f"  {plural(len(unchanged), 'probe')}, {plural(sum(p.compared for p in unchanged), 'case')}: "
+            "unchanged"
+        )
         out.append("")
     if not u.by_probe:
         out += ["  no case was run under two consecutive values", ""]
@@ -102,7 +114,9 @@ def upgrade_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
     if meaning:
         out += ["What the changes mean:"] + meaning
     if u.nondeterministic:
-        out.append(f"  {len(u.nondeterministic)} nondeterministic case(s) left out (they differ run to run)")
+        out.append(
+            f"  {len(u.nondeterministic)} nondeterministic case(s) left out (they differ run to run)"
+        )
     return out
 
 
@@ -116,14 +130,26 @@ def _markdown(u: UpgradeView) -> List[str]:
         if confound:
             out += [f"> **Caution:** {confound}", ""]
         if changed:
-            out += ["| probe | changed | compared | kinds | which cases |", "|---|---:|---:|---|---|"]
-            out += [f"| `{p.probe}` | {p.changed} | {p.compared} | {kinds(p)} | {which(p)} |" for p in changed]
+            out += [
+                "| probe | changed | compared | kinds | which cases |",
+                "|---|---:|---:|---|---|",
+            ]
+            out += [
+                f"| `{p.probe}` | {p.changed} | {p.compared} | {kinds(p)} | {which(p)} |"
+                for p in changed
+            ]
         unchanged = [p for p in probes if not p.changed]
-        out += ["", f"{plural(len(unchanged), 'probe')}, {plural(sum(p.compared for p in unchanged), 'case')}: "
-                "unchanged.", ""]
+        out += [
+            "",
+            f"{plural(len(unchanged), 'probe')}, {plural(sum(p.compared for p in unchanged), 'case')}: "
+            "unchanged.",
+            "",
+        ]
     meaning = meaning_lines(u, markdown=True)
     if meaning:
         out += ["What the changes mean:", ""] + meaning
     if u.nondeterministic:
-        out.append(f"- {len(u.nondeterministic)} nondeterministic case(s) left out (they differ run to run)")
+        out.append(
+            f"- {len(u.nondeterministic)} nondeterministic case(s) left out (they differ run to run)"
+        )
     return out

@@ -47,11 +47,17 @@ class ProbeSummary:
     unexpected: int
     expected: int  # changed cases an expectation accepts
     difference: Dict[str, int]  # kind -> changed cases (drift only with ULP evidence)
-    max_ulp: Optional[float]  # over the drifting cases (a stream change's ULP distance means nothing)
-    rtol: Optional[float]  # over the drifting cases: the relative tolerance that accepts them (None: none does)
+    max_ulp: Optional[
+        float
+    ]  # over the drifting cases (a stream change's ULP distance means nothing)
+    rtol: Optional[
+        float
+    ]  # over the drifting cases: the relative tolerance that accepts them (None: none does)
     atol: Optional[float]  # over the drifting cases: the absolute tolerance that does
     sampled_ulp: Optional[float]  # over the within-sample cases: the largest ULP the sample saw
-    sampled_blocks: Optional[Tuple[int, int]]  # within-sample: (blocks differing, blocks) of the widest case
+    sampled_blocks: Optional[
+        Tuple[int, int]
+    ]  # within-sample: (blocks differing, blocks) of the widest case
     axes: List[str]  # environment fields that explain the split, most cases first
     why: str  # the split in words, when the changed cases share one explanation
     params: Optional[ParamSplit]  # case parameters that separate the changed cases
@@ -105,7 +111,9 @@ class View:
     @property
     def compared_cases(self) -> int:
         """Cases compared: all but the unsupported, new and incomparable ones."""
-        return sum(p.cases - p.verdicts.get("unsupported", 0) for p in self.probes) - sum(p.quiet for p in self.probes)
+        return sum(p.cases - p.verdicts.get("unsupported", 0) for p in self.probes) - sum(
+            p.quiet for p in self.probes
+        )
 
     @property
     def changed_cases(self) -> int:
@@ -143,24 +151,42 @@ def environment_notes(c: Comparison) -> List[str]:
     emulated = [e for e in c.envs if e.get("emulator")]
     if emulated:
         hosts = sorted({str(e["emulator"]).split(" -cpu ")[0] for e in emulated})
-        cpus = sorted({str(e["emulator"]).rsplit("(", 1)[-1].rstrip(")") for e in emulated
-                       if " -cpu " in str(e["emulator"])})
-        notes.append(f"emulated: {len(emulated)} of {len(c.envs)} environments ran under {', '.join(hosts)}"
-                     + (f" (CPU {', '.join(cpus)})" if cpus else ""))
+        cpus = sorted(
+            {
+                str(e["emulator"]).rsplit("(", 1)[-1].rstrip(")")
+                for e in emulated
+                if " -cpu " in str(e["emulator"])
+            }
+        )
+        notes.append(
+            f"emulated: {len(emulated)} of {len(c.envs)} environments ran under {', '.join(hosts)}"
+            + (f" (CPU {', '.join(cpus)})" if cpus else "")
+        )
     if c.reference_envs:
+
         def flavours(envs: List[Dict[str, Any]]) -> List[str]:
-            return sorted({f"CUDA {e['cuda_version']} build" if e.get("cuda_version") else "CPU-only build"
-                           for e in envs if e.get("torch_version")})
+            return sorted(
+                {
+                    f"CUDA {e['cuda_version']} build" if e.get("cuda_version") else "CPU-only build"
+                    for e in envs
+                    if e.get("torch_version")
+                }
+            )
 
         mine, theirs = flavours(c.envs), flavours(c.reference_envs)
         if mine and theirs and not set(mine) & set(theirs):
-            notes.append(f"torch flavour differs: {', '.join(mine)} vs the baseline's {', '.join(theirs)} "
-                         f"(a confound beside the fields named)")
+            notes.append(
+                f"torch flavour differs: {', '.join(mine)} vs the baseline's {', '.join(theirs)} "
+                f"(a confound beside the fields named)"
+            )
     return notes
 
 
-_VERDICT_ORDER = [m.value for m in Match if m != Match.KNOWN] + [v.value for v in Verdict] \
+_VERDICT_ORDER = (
+    [m.value for m in Match if m != Match.KNOWN]
+    + [v.value for v in Verdict]
     + [Match.KNOWN.value, "unsupported"]
+)
 
 
 def build_view(c: Comparison) -> View:
@@ -168,49 +194,84 @@ def build_view(c: Comparison) -> View:
     groups: Dict[Tuple[str, str], List[Finding]] = defaultdict(list)
     for f in c.findings:
         groups[(f.probe_key, f.device)].append(f)
-    unsupported: Counter = Counter((str(u.get("probe_key") or u.get("probe")), str(u.get("device")))
-                                   for u in c.unsupported)
-    probes = [probe_summary(key, device, groups.get((key, device), []), unsupported[(key, device)])
-              for key, device in sorted(set(groups) | set(unsupported))]
+    unsupported: Counter = Counter(
+        (str(u.get("probe_key") or u.get("probe")), str(u.get("device"))) for u in c.unsupported
+    )
+    probes = [
+        probe_summary(key, device, groups.get((key, device), []), unsupported[(key, device)])
+        for key, device in sorted(set(groups) | set(unsupported))
+    ]
     probes.sort(key=_rank)
     return View(c, probes)
 
 
 def _rank(p: ProbeSummary) -> Tuple[Any, ...]:
-    worst = min((_VERDICT_ORDER.index(v) for v in p.verdicts if v in _VERDICT_ORDER), default=len(_VERDICT_ORDER))
-    return (not p.unexpected, not p.changed, not p.quiet, worst, family_rank(p.family), p.probe, p.device)
+    worst = min(
+        (_VERDICT_ORDER.index(v) for v in p.verdicts if v in _VERDICT_ORDER),
+        default=len(_VERDICT_ORDER),
+    )
+    return (
+        not p.unexpected,
+        not p.changed,
+        not p.quiet,
+        worst,
+        family_rank(p.family),
+        p.probe,
+        p.device,
+    )
 
 
-def probe_summary(key: str, device: str, findings: List[Finding], unsupported: int = 0) -> ProbeSummary:
+def probe_summary(
+    key: str, device: str, findings: List[Finding], unsupported: int = 0
+) -> ProbeSummary:
     """The summary of one probe's findings (and of its cases unsupported everywhere)."""
     changed = [f for f in findings if differs(f)]
     verdicts = Counter(shown_verdict(f) for f in findings)
     if unsupported:
         verdicts["unsupported"] = unsupported
     kinds = Counter(k for k in (kind_of(f) for f in changed) if k)
-    drifts = [f for f in changed if f.measured.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    drifts = [
+        f
+        for f in changed
+        if f.measured.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value
+    ]
     ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp is not None]
     within = [f for f in changed if kind_of(f) == WITHIN_SAMPLE]
-    widest = max(within, key=lambda f: (f.measured.blocks_differing or 0, f.measured.blocks or 0), default=None)
+    widest = max(
+        within,
+        key=lambda f: (f.measured.blocks_differing or 0, f.measured.blocks or 0),
+        default=None,
+    )
     axes = Counter(f.axes[0] for f in changed if f.axes)
     trace = any(f.kind == "trace" or f.first_divergence for f in findings)
-    invariance = any(f.invariance for f in findings) or (None if not any(f.kind for f in findings) else False)
+    invariance = any(f.invariance for f in findings) or (
+        None if not any(f.kind for f in findings) else False
+    )
     return ProbeSummary(
-        probe=key, device=device, family=family(key, device, trace, invariance), cases=len(findings) + unsupported,
+        probe=key,
+        device=device,
+        family=family(key, device, trace, invariance),
+        cases=len(findings) + unsupported,
         verdicts={v: verdicts[v] for v in sorted(verdicts, key=_verdict_index)},
-        changed=len(changed), quiet=sum(not plain(f) and not differs(f) for f in findings),
+        changed=len(changed),
+        quiet=sum(not plain(f) and not differs(f) for f in findings),
         unexpected=sum(f.unexpected for f in findings),
         expected=sum(bool(f.expected) for f in changed),
         difference={k: kinds[k] for k in sorted(kinds, key=_kind_index)},
-        max_ulp=max(ulps) if ulps else None, rtol=largest_tolerance([f.measured.rtol for f in drifts]),
+        max_ulp=max(ulps) if ulps else None,
+        rtol=largest_tolerance([f.measured.rtol for f in drifts]),
         atol=largest_tolerance([f.measured.atol for f in drifts]),
         sampled_ulp=max((f.measured.max_ulp or 0 for f in within), default=None),
         sampled_blocks=(widest.measured.blocks_differing, widest.measured.blocks)
-        if widest is not None and widest.measured.blocks_differing is not None and widest.measured.blocks else None,
+        if widest is not None
+        and widest.measured.blocks_differing is not None
+        and widest.measured.blocks
+        else None,
         axes=[a for a, _ in axes.most_common()],
-        why=_why(changed), params=explain_params([f.case for f in findings], [differs(f) for f in findings]),
-        findings=findings)
-
+        why=_why(changed),
+        params=explain_params([f.case for f in findings], [differs(f) for f in findings]),
+        findings=findings,
+    )
 
 
 def _verdict_index(v: str) -> int:
@@ -236,8 +297,14 @@ def _shared_reason(changed: Sequence[Finding]) -> str:
         return texts.pop()
     axes = Counter(f.axes[0] for f in changed if f.axes)
     if axes and sum(axes.values()) == len(changed):
-        lead = "differs from the baseline in " if any(f.match is not None for f in changed) else "split by "
-        return lead + ", ".join(a if len(axes) == 1 else f"{a} ({n})" for a, n in axes.most_common())
+        lead = (
+            "differs from the baseline in "
+            if any(f.match is not None for f in changed)
+            else "split by "
+        )
+        return lead + ", ".join(
+            a if len(axes) == 1 else f"{a} ({n})" for a, n in axes.most_common()
+        )
     return ""
 
 

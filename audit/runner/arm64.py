@@ -44,13 +44,18 @@ MIRROR = "http://deb.debian.org/debian"
 GUEST_PYTHON = "3.11"  # bookworm's python3
 DEFAULT_TORCH = "2.13.0"
 DEFAULT_NUMPY = "2.4.6"
-DEFAULT_PANDAS = "3.1.1"  # the x86 reference's: without pandas its probes would 'no longer run' on arm64
+DEFAULT_PANDAS = (
+    "3.1.1"  # the x86 reference's: without pandas its probes would 'no longer run' on arm64
+)
 MARKER = ".audit-arm64.json"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 
 #: glibc tags the aarch64 wheels on the index use (pip's --platform takes no ranges).
 PLATFORMS = tuple(f"manylinux_2_{v}_aarch64" for v in (17, 24, 25, 26, 27, 28, 29, 31, 34, 35)) + (
-    "manylinux2014_aarch64", "linux_aarch64", "any")
+    "manylinux2014_aarch64",
+    "linux_aarch64",
+    "any",
+)
 
 
 @dataclass(frozen=True)
@@ -69,29 +74,84 @@ class CpuClass:
 
     @property
     def midr(self) -> int:
-        return (self.implementer << 24) | (self.variant << 20) | (0xF << 16) | (self.part << 4) | self.revision
+        return (
+            (self.implementer << 24)
+            | (self.variant << 20)
+            | (0xF << 16)
+            | (self.part << 4)
+            | self.revision
+        )
 
 
-_N1_CACHES = ((1, "Data", "64K"), (1, "Instruction", "64K"), (2, "Unified", "1024K"), (3, "Unified", "32768K"))
+_N1_CACHES = (
+    (1, "Data", "64K"),
+    (1, "Instruction", "64K"),
+    (2, "Unified", "1024K"),
+    (3, "Unified", "32768K"),
+)
 
 #: The CPU classes ``QEMU_CPU`` takes.  ``max``'s MIDR is qemu's own (implementer 0, part 'Q').
-CPU_CLASSES: Dict[str, CpuClass] = {c.name: c for c in (
-    CpuClass("neoverse-n1", "neoverse-n1", "ARM Neoverse-N1", 0x41, 0xD0C, 4, 1, _N1_CACHES,
-             "NEON only: Graviton 2, Ampere Altra"),
-    CpuClass("a64fx", "a64fx", "Fujitsu A64FX", 0x46, 0x001, 1, 0,
-             ((1, "Data", "64K"), (1, "Instruction", "64K"), (2, "Unified", "8192K")), "SVE-512: Fugaku"),
-    CpuClass("max-sve256", "max,sve-default-vector-length=32", "QEMU max (SVE 256-bit)", 0x00, 0x051, 0, 0,
-             _N1_CACHES, "SVE-256: Graviton 3, Grace"),
-    CpuClass("max", "max", "QEMU max (SVE 512-bit)", 0x00, 0x051, 0, 0, _N1_CACHES, "every feature qemu has"),
-)}
+CPU_CLASSES: Dict[str, CpuClass] = {
+    c.name: c
+    for c in (
+        CpuClass(
+            "neoverse-n1",
+            "neoverse-n1",
+            "ARM Neoverse-N1",
+            0x41,
+            0xD0C,
+            4,
+            1,
+            _N1_CACHES,
+            "NEON only: Graviton 2, Ampere Altra",
+        ),
+        CpuClass(
+            "a64fx",
+            "a64fx",
+            "Fujitsu A64FX",
+            0x46,
+            0x001,
+            1,
+            0,
+            ((1, "Data", "64K"), (1, "Instruction", "64K"), (2, "Unified", "8192K")),
+            "SVE-512: Fugaku",
+        ),
+        CpuClass(
+            "max-sve256",
+            "max,sve-default-vector-length=32",
+            "QEMU max (SVE 256-bit)",
+            0x00,
+            0x051,
+            0,
+            0,
+            _N1_CACHES,
+            "SVE-256: Graviton 3, Grace",
+        ),
+        CpuClass(
+            "max",
+            "max",
+            "QEMU max (SVE 512-bit)",
+            0x00,
+            0x051,
+            0,
+            0,
+            _N1_CACHES,
+            "every feature qemu has",
+        ),
+    )
+}
 DEFAULT_CLASS = "neoverse-n1"
 
 #: Linux's arm64 hwcap names, by bit (arch/arm64/include/uapi/asm/hwcap.h).
-HWCAP = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc "
-         "dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg").split()
-HWCAP2 = ("dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm svef32mm svef64mm "
-          "svebf16 i8mm bf16 dgh rng bti mte ecv afp rpres mte3 sme sme_i16i64 sme_f64f64 sme_i8i32 "
-          "sme_f16f32 sme_b16f32 sme_f32f32 sme_fa64 wfxt ebf16 sve_ebf16 cssc rprfm sve2p1").split()
+HWCAP = (
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc "
+    "dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg"
+).split()
+HWCAP2 = (
+    "dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm svef32mm svef64mm "
+    "svebf16 i8mm bf16 dgh rng bti mte ecv afp rpres mte3 sme sme_i16i64 sme_f64f64 sme_i8i32 "
+    "sme_f16f32 sme_b16f32 sme_f32f32 sme_fa64 wfxt ebf16 sve_ebf16 cssc rprfm sve2p1"
+).split()
 
 Run = Callable[[Sequence[str]], object]
 Log = Callable[[str], None]
@@ -112,37 +172,65 @@ def pins(environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     here; pandas ``none`` leaves it out)."""
     environ = dict(os.environ) if environ is None else environ
     out = {}
-    for name, default in (("torch", DEFAULT_TORCH), ("numpy", DEFAULT_NUMPY), ("pandas", DEFAULT_PANDAS)):
+    for name, default in (
+        ("torch", DEFAULT_TORCH),
+        ("numpy", DEFAULT_NUMPY),
+        ("pandas", DEFAULT_PANDAS),
+    ):
         value = environ.get(f"AUDIT_{name.upper()}", default).split()
         if len(value) != 1:
-            raise UsageError(f"AUDIT_{name.upper()}={environ.get(f'AUDIT_{name.upper()}')!r}: the arm64 "
-                             f"environment takes one {name} version")
+            raise UsageError(
+                f"AUDIT_{name.upper()}={environ.get(f'AUDIT_{name.upper()}')!r}: the arm64 "
+                f"environment takes one {name} version"
+            )
         out[name] = value[0]
     return out
 
 
 def key(wanted: Dict[str, str]) -> str:
     text = json.dumps({**wanted, "suite": SUITE, "python": GUEST_PYTHON}, sort_keys=True)
-    return f"torch{wanted['torch']}-numpy{wanted['numpy']}-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return (
+        f"torch{wanted['torch']}-numpy{wanted['numpy']}-"
+        + hashlib.sha256(text.encode()).hexdigest()[:8]
+    )
 
 
-def check_tools(which: Callable[[str], Optional[str]] = shutil.which,
-                euid: Callable[[], int] = lambda: os.geteuid() if hasattr(os, "geteuid") else -1,
-                binfmt: str = "/proc/sys/fs/binfmt_misc/qemu-aarch64", platform: str = sys.platform) -> None:
+def check_tools(
+    which: Callable[[str], Optional[str]] = shutil.which,
+    euid: Callable[[], int] = lambda: os.geteuid() if hasattr(os, "geteuid") else -1,
+    binfmt: str = "/proc/sys/fs/binfmt_misc/qemu-aarch64",
+    platform: str = sys.platform,
+) -> None:
     """One UsageError naming what is missing (Linux, root, debootstrap, qemu-user-static)."""
     if not platform.startswith("linux"):
-        raise UsageError(f"the arm64 environment needs a Linux host (this is {platform}); on an ARM machine "
-                         f"run the audit natively")
+        raise UsageError(
+            f"the arm64 environment needs a Linux host (this is {platform}); on an ARM machine "
+            f"run the audit natively"
+        )
     if euid() != 0:
-        raise UsageError("the arm64 environment needs root (debootstrap, chroot and mounts): run it with sudo")
-    missing = [pkg for tool, pkg in (("debootstrap", "debootstrap"), ("qemu-aarch64-static", "qemu-user-static"),
-                                     ("unshare", "util-linux"), ("chroot", "coreutils")) if which(tool) is None]
+        raise UsageError(
+            "the arm64 environment needs root (debootstrap, chroot and mounts): run it with sudo"
+        )
+    missing = [
+        pkg
+        for tool, pkg in (
+            ("debootstrap", "debootstrap"),
+            ("qemu-aarch64-static", "qemu-user-static"),
+            ("unshare", "util-linux"),
+            ("chroot", "coreutils"),
+        )
+        if which(tool) is None
+    ]
     if missing:
-        raise UsageError(f"the arm64 environment needs the Debian package(s) {' '.join(missing)}: "
-                         f"apt-get install {' '.join(missing)} binfmt-support")
+        raise UsageError(
+            f"the arm64 environment needs the Debian package(s) {' '.join(missing)}: "
+            f"apt-get install {' '.join(missing)} binfmt-support"
+        )
     if not os.path.exists(binfmt):
-        raise UsageError("qemu-aarch64 is not registered with binfmt_misc: apt-get install binfmt-support "
-                         "(and mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc in a container)")
+        raise UsageError(
+            "qemu-aarch64 is not registered with binfmt_misc: apt-get install binfmt-support "
+            "(and mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc in a container)"
+        )
 
 
 def qemu_version(run: Callable[[Sequence[str]], str]) -> str:
@@ -155,7 +243,9 @@ def _capture(args: Sequence[str]) -> str:
     done = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
         lines = [line for line in done.stdout.splitlines() if line.strip()]
-        raise BuildError(f"{' '.join(args[:3])}: {lines[-1] if lines else f'exit {done.returncode}'}"[:300])
+        raise BuildError(
+            f"{' '.join(args[:3])}: {lines[-1] if lines else f'exit {done.returncode}'}"[:300]
+        )
     return done.stdout
 
 
@@ -166,7 +256,9 @@ def _run(args: Sequence[str]) -> object:
 # --------------------------------------------------------------------------- build
 
 
-def build(run: Run = _run, log: Log = lambda _: None, environ: Optional[Dict[str, str]] = None) -> str:
+def build(
+    run: Run = _run, log: Log = lambda _: None, environ: Optional[Dict[str, str]] = None
+) -> str:
     """The wrapper's path, building the root unless one from the same pins exists."""
     check_tools()
     wanted = pins(environ)
@@ -187,9 +279,23 @@ def build(run: Run = _run, log: Log = lambda _: None, environ: Optional[Dict[str
         wheels = _download(wanted, run, log)
         site = os.path.join(root, "opt", "venv", "lib", f"python{GUEST_PYTHON}", "site-packages")
         log(f"installing {len(os.listdir(wheels))} wheels into {site}")
-        run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--only-binary=:all:",
-             "--target", site, "--upgrade", *_platform_options(),
-             *sorted(os.path.join(wheels, w) for w in os.listdir(wheels) if w.endswith(".whl"))])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-compile",
+                "--only-binary=:all:",
+                "--target",
+                site,
+                "--upgrade",
+                *_platform_options(),
+                *sorted(os.path.join(wheels, w) for w in os.listdir(wheels) if w.endswith(".whl")),
+            ]
+        )
         for name in CPU_CLASSES:
             write_cpu_files(root, CPU_CLASSES[name], hwcaps(root, CPU_CLASSES[name]))
         write_wrapper(wrapper, root, marker["qemu"])
@@ -212,8 +318,17 @@ def _base(run: Run, log: Log) -> str:
         return base
     shutil.rmtree(base, ignore_errors=True)
     log(f"debootstrap {SUITE} arm64 into {base} (minutes)")
-    run(["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, base,
-         MIRROR])
+    run(
+        [
+            "debootstrap",
+            "--arch=arm64",
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            base,
+            MIRROR,
+        ]
+    )
     cells.write_marker(base, wanted, MARKER)
     return base
 
@@ -250,10 +365,32 @@ def _download(wanted: Dict[str, str], run: Run, log: Log) -> str:
         return folder
     os.makedirs(folder, exist_ok=True)
     log(f"downloading aarch64 wheels into {folder}")
-    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", *_platform_options(),
-           "-d", folder]
-    extra = [f"pandas=={wanted['pandas']}", "python-dateutil", "six"] if wanted.get("pandas", "none") != "none" else []
-    run([*pip, "--no-deps", f"torch=={wanted['torch']}", f"numpy=={wanted['numpy']}", "xxhash", *extra])
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        *_platform_options(),
+        "-d",
+        folder,
+    ]
+    extra = (
+        [f"pandas=={wanted['pandas']}", "python-dateutil", "six"]
+        if wanted.get("pandas", "none") != "none"
+        else []
+    )
+    run(
+        [
+            *pip,
+            "--no-deps",
+            f"torch=={wanted['torch']}",
+            f"numpy=={wanted['numpy']}",
+            "xxhash",
+            *extra,
+        ]
+    )
     wheel = [w for w in os.listdir(folder) if w.startswith("torch-")]
     if wheel:
         import zipfile
@@ -269,25 +406,35 @@ def _download(wanted: Dict[str, str], run: Run, log: Log) -> str:
 
 # --------------------------------------------------------------------------- CPU classes
 
-_HWCAP_PROBE = ("import struct\n"
-                "d=open('/proc/self/auxv','rb').read()\n"
-                "v=dict(struct.iter_unpack('<QQ',d))\n"
-                "print(v.get(16,0),v.get(26,0))\n")
+_HWCAP_PROBE = (
+    "import struct\n"
+    "d=open('/proc/self/auxv','rb').read()\n"
+    "v=dict(struct.iter_unpack('<QQ',d))\n"
+    "print(v.get(16,0),v.get(26,0))\n"
+)
 
 
 def hwcaps(root: str, cpu: CpuClass) -> Tuple[int, int]:
     """AT_HWCAP and AT_HWCAP2 as qemu gives them to a process of this CPU model."""
-    done = subprocess.run(["chroot", root, "/usr/bin/python3", "-c", _HWCAP_PROBE], capture_output=True,
-                          text=True, env={**os.environ, "QEMU_CPU": cpu.qemu})
+    done = subprocess.run(
+        ["chroot", root, "/usr/bin/python3", "-c", _HWCAP_PROBE],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QEMU_CPU": cpu.qemu},
+    )
     if done.returncode != 0:
-        raise BuildError(f"qemu -cpu {cpu.qemu}: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
+        raise BuildError(
+            f"qemu -cpu {cpu.qemu}: {(done.stderr.strip().splitlines() or ['failed'])[-1]}"
+        )
     first, second = done.stdout.split()
     return int(first), int(second)
 
 
 def features(hwcap: int, hwcap2: int) -> List[str]:
     """Linux's ``Features`` names for the bits set."""
-    return [n for i, n in enumerate(HWCAP) if hwcap >> i & 1] + [n for i, n in enumerate(HWCAP2) if hwcap2 >> i & 1]
+    return [n for i, n in enumerate(HWCAP) if hwcap >> i & 1] + [
+        n for i, n in enumerate(HWCAP2) if hwcap2 >> i & 1
+    ]
 
 
 def cpuinfo(cpu: CpuClass, caps: Tuple[int, int], count: int) -> str:
@@ -304,7 +451,9 @@ def cpuinfo(cpu: CpuClass, caps: Tuple[int, int], count: int) -> str:
     return "".join(f"processor\t: {i}\n" + "\n".join(block) + "\n\n" for i in range(count))
 
 
-def write_cpu_files(root: str, cpu: CpuClass, caps: Tuple[int, int], count: Optional[int] = None) -> str:
+def write_cpu_files(
+    root: str, cpu: CpuClass, caps: Tuple[int, int], count: Optional[int] = None
+) -> str:
     """The class's cpuinfo and sysfs tree under ``<root>/opt/audit-cpu/<class>``; returns that folder."""
     count = count or os.cpu_count() or 1
     folder = os.path.join(root, "opt", "audit-cpu", cpu.name)
@@ -318,7 +467,9 @@ def write_cpu_files(root: str, cpu: CpuClass, caps: Tuple[int, int], count: Opti
     for i in range(count):
         cpu_dir = os.path.join(system, f"cpu{i}")
         files[os.path.join(cpu_dir, "regs", "identification", "midr_el1")] = f"0x{cpu.midr:016x}\n"
-        files[os.path.join(cpu_dir, "regs", "identification", "revidr_el1")] = "0x0000000000000000\n"
+        files[os.path.join(cpu_dir, "regs", "identification", "revidr_el1")] = (
+            "0x0000000000000000\n"
+        )
         for name, number in (("core_id", i), ("physical_package_id", 0), ("cluster_id", 0)):
             files[os.path.join(cpu_dir, "topology", name)] = f"{number}\n"
         files[os.path.join(cpu_dir, "topology", "thread_siblings_list")] = f"{i}\n"
@@ -326,8 +477,14 @@ def write_cpu_files(root: str, cpu: CpuClass, caps: Tuple[int, int], count: Opti
         for index, (level, kind, size) in enumerate(cpu.caches):
             cache = os.path.join(cpu_dir, "cache", f"index{index}")
             shared = f"{i}" if level < 3 else span
-            for name, value in (("level", level), ("type", kind), ("size", size), ("coherency_line_size", 64),
-                                ("shared_cpu_list", shared), ("ways_of_associativity", 4 if level == 1 else 8)):
+            for name, value in (
+                ("level", level),
+                ("type", kind),
+                ("size", size),
+                ("coherency_line_size", 64),
+                ("shared_cpu_list", shared),
+                ("ways_of_associativity", 4 if level == 1 else 8),
+            ):
                 files[os.path.join(cache, name)] = f"{value}\n"
     for rel, text in files.items():
         path = os.path.join(folder, rel)
@@ -340,7 +497,22 @@ def write_cpu_files(root: str, cpu: CpuClass, caps: Tuple[int, int], count: Opti
 # --------------------------------------------------------------------------- the wrapper
 
 #: Top-level folders that are the root's own: a path under one is bound itself, not its top.
-SYSTEM_TOPS = ("usr", "lib", "lib64", "bin", "sbin", "etc", "opt", "proc", "sys", "dev", "var", "run", "boot", "")
+SYSTEM_TOPS = (
+    "usr",
+    "lib",
+    "lib64",
+    "bin",
+    "sbin",
+    "etc",
+    "opt",
+    "proc",
+    "sys",
+    "dev",
+    "var",
+    "run",
+    "boot",
+    "",
+)
 
 WRAPPER = r"""#!/bin/sh
 # determinism-audit: python3 of a Debian arm64 root, emulated by qemu-user (audit/runner/arm64.py).
@@ -384,9 +556,14 @@ exec chroot "$root" /bin/sh -c "cd \"\$0\" && exec /opt/venv/bin/python \"\$@\""
 def wrapper_text(root: str, qemu: str) -> str:
     cases = "\n".join(f"  {c.name}) q='{c.qemu}';;" for c in CPU_CLASSES.values())
     quoted = "'" + root.replace("'", "'\\''") + "'"
-    return (WRAPPER.replace("@ROOT@", quoted).replace("@CASES@", cases).replace("@DEFAULT@", DEFAULT_CLASS)
-            .replace("@CLASSES@", ", ".join(CPU_CLASSES)).replace("@QEMU@", qemu.replace("'", ""))
-            .replace("@SYSTEM@", "|".join(t for t in SYSTEM_TOPS if t) + "|''"))
+    return (
+        WRAPPER.replace("@ROOT@", quoted)
+        .replace("@CASES@", cases)
+        .replace("@DEFAULT@", DEFAULT_CLASS)
+        .replace("@CLASSES@", ", ".join(CPU_CLASSES))
+        .replace("@QEMU@", qemu.replace("'", ""))
+        .replace("@SYSTEM@", "|".join(t for t in SYSTEM_TOPS if t) + "|''")
+    )
 
 
 def write_wrapper(path: str, root: str, qemu: str) -> None:

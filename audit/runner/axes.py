@@ -110,7 +110,9 @@ class AxisKind:
     honoured: Check = _never  # the recorded environment against the value asked for
     fields: Tuple[str, ...] = ()  # the environment fields that show it
     targets: Optional[TargetsCheck] = None  # a further check against numpy's dispatch targets
-    needs_numpy_targets: bool = False  # the sweep asks the numpy under test for its dispatch targets
+    needs_numpy_targets: bool = (
+        False  # the sweep asks the numpy under test for its dispatch targets
+    )
 
     def check(self, value: str) -> None:
         """Raise UsageError unless ``value`` is one this axis accepts."""
@@ -132,7 +134,13 @@ def _variable(name: str) -> Check:
     of its own, or, without one, in the ``settings`` field, :func:`audit.worker.environment.read_settings`)."""
 
     def check(value: str, env: Recorded) -> Optional[str]:
-        recorded = env if name in env else expanded({"settings": env["settings"]}) if "settings" in env else None
+        recorded = (
+            env
+            if name in env
+            else expanded({"settings": env["settings"]})
+            if "settings" in env
+            else None
+        )
         if recorded is None:
             return None  # a run of another schema: cannot tell
         seen = recorded.get(name)
@@ -186,8 +194,10 @@ def _npy_targets(value: str, targets: Mapping[str, bool], env: Recorded) -> Opti
         return None
     unknown = [f for f in _features(value) if f not in targets]
     if unknown:
-        return (f"{' '.join(unknown)} is not a dispatch target of numpy {env.get('numpy_version')} "
-                f"(its targets: {' '.join(targets)}); nothing was disabled")
+        return (
+            f"{' '.join(unknown)} is not a dispatch target of numpy {env.get('numpy_version')} "
+            f"(its targets: {' '.join(targets)}); nothing was disabled"
+        )
     absent = [f for f in _features(value) if not targets[f]]
     if absent:
         return f"this CPU lacks {' '.join(absent)}: numpy never used it, nothing was disabled"
@@ -219,47 +229,123 @@ def _qemu_cpu(value: str, env: Recorded) -> Optional[str]:
 # --------------------------------------------------------------------------- the table
 
 
-def _env_axis(name: str, meaning: str, pattern: Optional[str] = None, choices: Tuple[str, ...] = (),
-              example: str = "", honoured: Optional[Check] = None, fields: Tuple[str, ...] = (),
-              targets: Optional[TargetsCheck] = None, needs_numpy_targets: bool = False) -> AxisKind:
+def _env_axis(
+    name: str,
+    meaning: str,
+    pattern: Optional[str] = None,
+    choices: Tuple[str, ...] = (),
+    example: str = "",
+    honoured: Optional[Check] = None,
+    fields: Tuple[str, ...] = (),
+    targets: Optional[TargetsCheck] = None,
+    needs_numpy_targets: bool = False,
+) -> AxisKind:
     """An environment-variable axis: by default honoured when the worker saw the variable, shown by
     its own field or, for a variable without one, by ``settings``."""
-    return AxisKind(name, Apply.ENV, meaning, _set_variable(name), re.compile(pattern) if pattern else None,
-                    choices, example, honoured or _variable(name),
-                    fields or ((name,) if name in SETTINGS else ("settings",)), targets, needs_numpy_targets)
+    return AxisKind(
+        name,
+        Apply.ENV,
+        meaning,
+        _set_variable(name),
+        re.compile(pattern) if pattern else None,
+        choices,
+        example,
+        honoured or _variable(name),
+        fields or ((name,) if name in SETTINGS else ("settings",)),
+        targets,
+        needs_numpy_targets,
+    )
 
 
 #: Every axis ``--axis`` accepts, by name, in the order ``sweep --help`` lists them.
 AXES: Dict[str, AxisKind] = {
     axis.name: axis
     for axis in (
-        AxisKind("threads", Apply.THREADS, "torch.set_num_threads plus " + ", ".join(THREAD_VARIABLES), _set_threads,
-                 _COUNT, example="1,2", honoured=_threads, fields=("num_threads", *THREAD_VARIABLES)),
-        AxisKind("deterministic", Apply.DETERMINISTIC, "torch.use_deterministic_algorithms", _set_deterministic,
-                 choices=("on", "off"), honoured=_deterministic, fields=("deterministic_algorithms",)),
-        AxisKind("load", Apply.LOAD, "idle, or busy: other processes keep every core busy during the run",
-                 _not_the_worker, choices=("idle", "busy")),  # checked by the spinners themselves (audit.runner.load)
-        _env_axis("ATEN_CPU_CAPABILITY", "torch CPU dispatch level", choices=ATEN_LEVELS,
-                  honoured=_aten, fields=("ATEN_CPU_CAPABILITY", "cpu_capability")),
+        AxisKind(
+            "threads",
+            Apply.THREADS,
+            "torch.set_num_threads plus " + ", ".join(THREAD_VARIABLES),
+            _set_threads,
+            _COUNT,
+            example="1,2",
+            honoured=_threads,
+            fields=("num_threads", *THREAD_VARIABLES),
+        ),
+        AxisKind(
+            "deterministic",
+            Apply.DETERMINISTIC,
+            "torch.use_deterministic_algorithms",
+            _set_deterministic,
+            choices=("on", "off"),
+            honoured=_deterministic,
+            fields=("deterministic_algorithms",),
+        ),
+        AxisKind(
+            "load",
+            Apply.LOAD,
+            "idle, or busy: other processes keep every core busy during the run",
+            _not_the_worker,
+            choices=("idle", "busy"),
+        ),  # checked by the spinners themselves (audit.runner.load)
+        _env_axis(
+            "ATEN_CPU_CAPABILITY",
+            "torch CPU dispatch level",
+            choices=ATEN_LEVELS,
+            honoured=_aten,
+            fields=("ATEN_CPU_CAPABILITY", "cpu_capability"),
+        ),
         _env_axis("OMP_NUM_THREADS", "OpenMP pool size", _COUNT.pattern, example="1,2"),
         _env_axis("MKL_NUM_THREADS", "MKL pool size", _COUNT.pattern, example="1,2"),
         _env_axis("OPENBLAS_NUM_THREADS", "OpenBLAS pool size", _COUNT.pattern, example="1,2"),
-        _env_axis("OPENBLAS_CORETYPE", "OpenBLAS kernel family", r"^[A-Za-z0-9_]+$", example="Haswell,SkylakeX"),
-        _env_axis("NPY_DISABLE_CPU_FEATURES", "numpy dispatch targets switched off (numpy's own names)",
-                  _FEATURES.pattern, example="X86_V4 on numpy>=2.4, AVX512F AVX512_SKX before",
-                  honoured=_npy_disable, fields=("NPY_DISABLE_CPU_FEATURES", "numpy_simd"),
-                  targets=_npy_targets, needs_numpy_targets=True),
-        _env_axis("NPY_ENABLE_CPU_FEATURES", "numpy dispatch targets allowed (numpy>=2.0)",
-                  _FEATURES.pattern, example="X86_V3", honoured=_npy_enable,
-                  fields=("NPY_ENABLE_CPU_FEATURES", "numpy_simd"), needs_numpy_targets=True),
-        _env_axis("MKL_CBWR", "MKL reproducibility mode", r"^[A-Za-z0-9_,]+$", example="COMPATIBLE,AVX2"),
-        _env_axis("PYTHONHASHSEED", "Python hash seed", r"^(random|[0-9]{1,10})$", example="0,1,random"),
-        _env_axis("QEMU_CPU", "ARM CPU class of an emulated aarch64 --python (docs/arm.md)",
-                  choices=("neoverse-n1", "a64fx", "max-sve256", "max"), honoured=_qemu_cpu,
-                  fields=("QEMU_CPU", "emulator")),
-        _env_axis("CUBLAS_WORKSPACE_CONFIG", "cuBLAS workspace", r"^(:[0-9]+:[0-9]+)+$", example=":4096:8",
-                  honoured=_never),
-        _env_axis("OMP_WAIT_POLICY", "OpenMP idle threads spin (active) or sleep (passive)",
-                  choices=("active", "passive")),
+        _env_axis(
+            "OPENBLAS_CORETYPE",
+            "OpenBLAS kernel family",
+            r"^[A-Za-z0-9_]+$",
+            example="Haswell,SkylakeX",
+        ),
+        _env_axis(
+            "NPY_DISABLE_CPU_FEATURES",
+            "numpy dispatch targets switched off (numpy's own names)",
+            _FEATURES.pattern,
+            example="X86_V4 on numpy>=2.4, AVX512F AVX512_SKX before",
+            honoured=_npy_disable,
+            fields=("NPY_DISABLE_CPU_FEATURES", "numpy_simd"),
+            targets=_npy_targets,
+            needs_numpy_targets=True,
+        ),
+        _env_axis(
+            "NPY_ENABLE_CPU_FEATURES",
+            "numpy dispatch targets allowed (numpy>=2.0)",
+            _FEATURES.pattern,
+            example="X86_V3",
+            honoured=_npy_enable,
+            fields=("NPY_ENABLE_CPU_FEATURES", "numpy_simd"),
+            needs_numpy_targets=True,
+        ),
+        _env_axis(
+            "MKL_CBWR", "MKL reproducibility mode", r"^[A-Za-z0-9_,]+$", example="COMPATIBLE,AVX2"
+        ),
+        _env_axis(
+            "PYTHONHASHSEED", "Python hash seed", r"^(random|[0-9]{1,10})$", example="0,1,random"
+        ),
+        _env_axis(
+            "QEMU_CPU",
+            "ARM CPU class of an emulated aarch64 --python (docs/arm.md)",
+            choices=("neoverse-n1", "a64fx", "max-sve256", "max"),
+            honoured=_qemu_cpu,
+            fields=("QEMU_CPU", "emulator"),
+        ),
+        _env_axis(
+            "CUBLAS_WORKSPACE_CONFIG",
+            "cuBLAS workspace",
+            r"^(:[0-9]+:[0-9]+)+$",
+            example=":4096:8",
+            honoured=_never,
+        ),
+        _env_axis(
+            "OMP_WAIT_POLICY",
+            "OpenMP idle threads spin (active) or sleep (passive)",
+            choices=("active", "passive"),
+        ),
     )
 }

@@ -117,7 +117,9 @@ def subprocess_run(args: Sequence[str]) -> None:
     done = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
         lines = [line for line in done.stdout.splitlines() if line.strip()]
-        raise BuildError(one_line(Exception(lines[-1] if lines else f"exit {done.returncode}"), 300))
+        raise BuildError(
+            one_line(Exception(lines[-1] if lines else f"exit {done.returncode}"), 300)
+        )
 
 
 def build(cell: matrix.Cell, run: Run = subprocess_run, log: Log = lambda _: None) -> str:
@@ -128,10 +130,16 @@ def build(cell: matrix.Cell, run: Run = subprocess_run, log: Log = lambda _: Non
     """
     interpreter = find_python(cell.python)
     if interpreter is None:
-        raise BuildError(f"no Python {cell.python} on this machine (pyenv install {cell.python}, "
-                         f"or put python{cell.python} on PATH)")
+        raise BuildError(
+            f"no Python {cell.python} on this machine (pyenv install {cell.python}, "
+            f"or put python{cell.python} on PATH)"
+        )
     where, python = location(cell), cell_python(cell)
-    wanted = {"requirements": cell.requirements, "interpreter": interpreter, "index": index_options()}
+    wanted = {
+        "requirements": cell.requirements,
+        "interpreter": interpreter,
+        "index": index_options(),
+    }
     if read_marker(where) == wanted and os.path.exists(python):
         log(f"reusing {where}")
         return python
@@ -164,13 +172,28 @@ def write_marker(where: str, wanted: object, name: str = MARKER) -> None:
         json.dump(wanted, f)
 
 
-def _commands(interpreter: str, where: str, python: str, requirements: Sequence[str]) -> List[List[str]]:
+def _commands(
+    interpreter: str, where: str, python: str, requirements: Sequence[str]
+) -> List[List[str]]:
     tool = uv()
     if tool:
-        return [[tool, "venv", "--quiet", "--python", interpreter, where],
-                [tool, "pip", "install", "--quiet", "--python", python, *index_options(), *requirements]]
-    return [[interpreter, "-m", "venv", where],
-            [python, "-m", "pip", "install", "--quiet", *index_options(), *requirements]]
+        return [
+            [tool, "venv", "--quiet", "--python", interpreter, where],
+            [
+                tool,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                python,
+                *index_options(),
+                *requirements,
+            ],
+        ]
+    return [
+        [interpreter, "-m", "venv", where],
+        [python, "-m", "pip", "install", "--quiet", *index_options(), *requirements],
+    ]
 
 
 def exists(cell: matrix.Cell) -> bool:
@@ -188,7 +211,10 @@ def installed(cell: matrix.Cell) -> List[str]:
     import glob
 
     pattern = os.path.join(location(cell), "**", "site-packages", "*.dist-info")
-    names = (os.path.basename(p)[: -len(".dist-info")].rsplit("-", 1)[0] for p in glob.glob(pattern, recursive=True))
+    names = (
+        os.path.basename(p)[: -len(".dist-info")].rsplit("-", 1)[0]
+        for p in glob.glob(pattern, recursive=True)
+    )
     return sorted({n.lower().replace("_", "-") for n in names})
 
 
@@ -212,10 +238,22 @@ def disk_free_gb(path: str = ROOT) -> float:
     return shutil.disk_usage(path).free / 1e9
 
 
-def audit_command(python: str, results: str, extra: Sequence[str], host: Optional[str] = None) -> List[str]:
+def audit_command(
+    python: str, results: str, extra: Sequence[str], host: Optional[str] = None
+) -> List[str]:
     """The host command that audits ``python``'s environment (a cell's) into ``results``."""
-    return [host or sys.executable, "-m", "audit", "run", "--python", python, "--results", results, "--quiet",
-            *extra]
+    return [
+        host or sys.executable,
+        "-m",
+        "audit",
+        "run",
+        "--python",
+        python,
+        "--results",
+        results,
+        "--quiet",
+        *extra,
+    ]
 
 
 def written_run(stdout: str) -> Optional[str]:

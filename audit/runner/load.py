@@ -63,9 +63,15 @@ def busy(count: Optional[int] = None) -> Iterator[Load]:
     load = Load()
     try:
         for _ in range(count or cores()):
-            load.processes.append(subprocess.Popen(
-                [sys.executable, "-c", _SPIN, MARK, str(os.getpid())], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            load.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _SPIN, MARK, str(os.getpid())],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         yield load
     finally:
         for process in load.processes:

@@ -81,8 +81,10 @@ def _fmt(minor: Minor) -> str:
 def check_version(library: str, text: str) -> str:
     """``text`` if it is a release this module knows; otherwise a UsageError saying what to do."""
     if not _VERSION.match(text):
-        raise UsageError(f"{library} version {text!r} is malformed: expected X.Y.Z such as "
-                         f"{'2.4.1' if library == 'torch' else '1.26.4'}, or 'none'")
+        raise UsageError(
+            f"{library} version {text!r} is malformed: expected X.Y.Z such as "
+            f"{'2.4.1' if library == 'torch' else '1.26.4'}, or 'none'"
+        )
     if library == "python":
         if _minor(text) not in PYTHONS:
             known = ", ".join(_fmt(p) for p in PYTHONS)
@@ -91,10 +93,14 @@ def check_version(library: str, text: str) -> str:
     table = _TABLES[library]
     if _minor(text) not in table:
         known = f"{_fmt(min(table))} to {_fmt(max(table))}"
-        raise UsageError(f"unknown {library} release {text}: audit/runner/matrix.py knows the {library} series "
-                         f"{known}; add the series' Python range there if it is new")
+        raise UsageError(
+            f"unknown {library} release {text}: audit/runner/matrix.py knows the {library} series "
+            f"{known}; add the series' Python range there if it is new"
+        )
     if _VERSION.match(text).group(3) is None:  # type: ignore[union-attr]
-        raise UsageError(f"{library} version {text!r} needs a patch number (e.g. {text}.0): cells pin exact releases")
+        raise UsageError(
+            f"{library} version {text!r} needs a patch number (e.g. {text}.0): cells pin exact releases"
+        )
     return text
 
 
@@ -102,7 +108,9 @@ def parse_versions(library: str, text: str) -> List[Optional[str]]:
     """A space-separated override -> versions; ``none`` (numpy/torch only) -> None."""
     words = text.split()
     if not words:
-        raise UsageError(f"the {library} list is empty: give versions, or 'none' to leave {library} out")
+        raise UsageError(
+            f"the {library} list is empty: give versions, or 'none' to leave {library} out"
+        )
     versions: List[Optional[str]] = []
     for word in words:
         if word.lower() == NONE and library != "python":
@@ -158,19 +166,31 @@ def incompatibility(python: str, numpy: Optional[str], torch: Optional[str]) -> 
     return None
 
 
-def cells(pythons: Sequence[str], numpys: Sequence[Optional[str]], torches: Sequence[Optional[str]]) -> List[Cell]:
+def cells(
+    pythons: Sequence[str], numpys: Sequence[Optional[str]], torches: Sequence[Optional[str]]
+) -> List[Cell]:
     """Every (python, numpy, torch) combination, impossible ones marked with their reason."""
-    return [Cell(py, np_, pt, incompatibility(py, np_, pt)) for py in pythons for np_ in numpys for pt in torches]
+    return [
+        Cell(py, np_, pt, incompatibility(py, np_, pt))
+        for py in pythons
+        for np_ in numpys
+        for pt in torches
+    ]
 
 
 def from_environ(environ: Mapping[str, str]) -> List[Cell]:
     """The matrix named by ``AUDIT_PYTHON``/``AUDIT_NUMPY``/``AUDIT_TORCH`` (defaults where unset)."""
+
     def get(var: str) -> str:
         value = environ.get(var)
         return DEFAULTS[var] if value is None or not value.strip() else value
 
     pythons = [p for p in parse_versions("python", get("AUDIT_PYTHON")) if p is not None]
-    return cells(pythons, parse_versions("numpy", get("AUDIT_NUMPY")), parse_versions("torch", get("AUDIT_TORCH")))
+    return cells(
+        pythons,
+        parse_versions("numpy", get("AUDIT_NUMPY")),
+        parse_versions("torch", get("AUDIT_TORCH")),
+    )
 
 
 def pick_interpreter(python: str, installed: Sequence[str]) -> Optional[str]:
@@ -218,5 +238,7 @@ def parse_upgrade(args: Sequence[str], environ: Mapping[str, str]) -> LibraryUpg
             made = [Cell(p["python"], p["numpy"], p["torch"]) for p in pair]
             if all(incompatibility(c.python, c.numpy, c.torch) is None for c in made):
                 return LibraryUpgrade(library, made[0], made[1])
-    raise UsageError(f"no Python in AUDIT_PYTHON ({' '.join(pythons)}) and {other} in AUDIT_{other.upper()} "
-                     f"suits both {library} {old} and {new}; set them, e.g. AUDIT_PYTHON=3.11")
+    raise UsageError(
+        f"no Python in AUDIT_PYTHON ({' '.join(pythons)}) and {other} in AUDIT_{other.upper()} "
+        f"suits both {library} {old} and {new}; set them, e.g. AUDIT_PYTHON=3.11"
+    )

@@ -36,8 +36,10 @@ def planned_cases(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
     """Case key -> base record (see :func:`audit.worker.execute.base_record`), in run order."""
     cases = _from_worker(spec) if asks_worker(spec) else _from_host(spec)
     if not cases:  # the globs matched, but no probe has a case in these size panels
-        raise UsageError(f"the selected probes have no case in size panel {','.join(spec.sizes)}; "
-                         "see 'python -m audit list --sizes ...'")
+        raise UsageError(
+            f"the selected probes have no case in size panel {','.join(spec.sizes)}; "
+            "see 'python -m audit list --sizes ...'"
+        )
     return cases
 
 
@@ -52,7 +54,10 @@ def _from_host(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
 
     seeds = spec.seeds or list(registry.DEFAULT_SEEDS)
     sizes = registry.parse_sizes(",".join(spec.sizes))
-    return {c.key: base_record(c) for c in registry.iter_cases(registry.select(spec.probes), seeds, sizes)}
+    return {
+        c.key: base_record(c)
+        for c in registry.iter_cases(registry.select(spec.probes), seeds, sizes)
+    }
 
 
 def asks_worker(spec: RunSpec) -> bool:
@@ -68,15 +73,24 @@ def _from_worker(spec: RunSpec) -> Dict[str, Dict[str, Any]]:
     cmd = [*worker_command(spec, None), "--plan"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=worker_environment(spec), cwd=SOURCE_ROOT,
-                                    stdin=subprocess.DEVNULL, **processes.group_options())
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=err,
+                env=worker_environment(spec),
+                cwd=SOURCE_ROOT,
+                stdin=subprocess.DEVNULL,
+                **processes.group_options(),
+            )
         except OSError as exc:
             raise AuditError(f"{spec.python} could not list the probes: {exc}") from None
         try:
             returncode = proc.wait(timeout=spec.startup_timeout)
         except subprocess.TimeoutExpired:
-            raise AuditError(f"{spec.python} did not list its probes within {spec.startup_timeout:g} s "
-                             "(--startup-timeout); nothing was run") from None
+            raise AuditError(
+                f"{spec.python} did not list its probes within {spec.startup_timeout:g} s "
+                "(--startup-timeout); nothing was run"
+            ) from None
         finally:
             processes.kill_group(proc)  # what the probe modules started at import goes too
         stdout, stderr = (_read(f) for f in (out, err))

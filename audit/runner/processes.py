@@ -30,8 +30,13 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
     """Kill ``proc`` and every process in its group (what it started), then reap it."""
     if sys.platform == "win32":
         try:
-            subprocess.run(["taskkill", "/T", "/F", "/PID", str(proc.pid)], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=_TASKKILL_S)
+            subprocess.run(
+                ["taskkill", "/T", "/F", "/PID", str(proc.pid)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=_TASKKILL_S,
+            )
         except (OSError, subprocess.SubprocessError):
             pass
         if proc.poll() is None:

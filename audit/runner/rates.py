@@ -53,24 +53,40 @@ def rates(runs: Sequence[Tuple[str, Sequence[Mapping[str, Any]]]]) -> List[Rate]
     for label, records in runs:
         for record in records:
             if record.get("status") == "ok":
-                grouped[(label, str(record.get("probe_key")), str(record.get("params")))].append(record)
+                grouped[(label, str(record.get("probe_key")), str(record.get("params")))].append(
+                    record
+                )
     out = []
     for (label, key, params), records in grouped.items():
         counted = [_executions(r) for r in records]
         fingerprints = collections.Counter(r.get("fingerprint") for r in records)
         common = fingerprints.most_common(1)[0][1]
-        out.append(Rate(label, key, params, sum(e for e, _ in counted), sum(d for _, d in counted),
-                        len(records), len(records) - common))
+        out.append(
+            Rate(
+                label,
+                key,
+                params,
+                sum(e for e, _ in counted),
+                sum(d for _, d in counted),
+                len(records),
+                len(records) - common,
+            )
+        )
     return out
 
 
 def summary(found: Sequence[Rate]) -> List[str]:
     """Lines for the sweep's output: every case that disagreed, most often first, or one line."""
-    bad = sorted((r for r in found if r.disagreed), key=lambda r: (-r.disagreements - r.runs_differing, r.probe_key))
+    bad = sorted(
+        (r for r in found if r.disagreed),
+        key=lambda r: (-r.disagreements - r.runs_differing, r.probe_key),
+    )
     total = sum(r.executions for r in found)
     if not bad:
-        return [f"no execution disagreed with another of its setting ({total} executions of {len(found)} "
-                f"case-settings)"]
+        return [
+            f"no execution disagreed with another of its setting ({total} executions of {len(found)} "
+            f"case-settings)"
+        ]
     lines = [f"{len(bad)} case-setting(s) disagreed with themselves:"]
     lines += [f"  {r.probe_key} {r.params} [{r.label}]: {r.sentence()}" for r in bad]
     return lines

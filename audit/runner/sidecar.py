@@ -97,7 +97,8 @@ class Sidecar:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
             raise disk_full(exc, directory) or StoreError(
-                f"cannot write to results directory {results!r}: {exc}") from None
+                f"cannot write to results directory {results!r}: {exc}"
+            ) from None
         clean_leftovers(directory)
         sidecar = cls(os.path.join(directory, f"{run.run_id}.jsonl"))
         sidecar.append({"type": "run", "run_id": run.run_id, "started": run.started, "spec": spec})
@@ -137,7 +138,9 @@ class Sidecar:
         except OSError as exc:
             full = disk_full(exc, self.path)
             if full is None:
-                raise StoreError(f"cannot write the run's sidecar {self.path!r}: {exc.strerror}") from None
+                raise StoreError(
+                    f"cannot write the run's sidecar {self.path!r}: {exc.strerror}"
+                ) from None
             self._cut_torn_line()
             raise full from None
 
@@ -161,7 +164,8 @@ class Sidecar:
                 f.write("\n".join(keys))
         except OSError as exc:
             raise disk_full(exc, self.keys_path) or StoreError(
-                f"cannot write {self.keys_path!r}: {exc.strerror}") from None
+                f"cannot write {self.keys_path!r}: {exc.strerror}"
+            ) from None
         return self.keys_path
 
     def close(self) -> None:
@@ -182,7 +186,9 @@ class Sidecar:
             if data and not data.endswith(b"\n"):
                 f.truncate(data.rfind(b"\n") + 1)
 
-    def read(self) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[Dict[str, Any]]]:
+    def read(
+        self,
+    ) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[Dict[str, Any]]]:
         """(run line, header env, records); a torn last line (killed mid-write) is ignored.
 
         Lines that are not what this code writes (garbage, or another tool's) are skipped:
@@ -198,11 +204,19 @@ class Sidecar:
                 if not isinstance(msg, dict):
                     continue
                 kind = msg.pop("type", None)
-                if kind == "run" and isinstance(msg.get("run_id"), str) and isinstance(msg.get("started"), str):
+                if (
+                    kind == "run"
+                    and isinstance(msg.get("run_id"), str)
+                    and isinstance(msg.get("started"), str)
+                ):
                     run_line = msg
                 elif kind == "header" and env is None and isinstance(msg.get("env"), dict):
                     env = msg["env"]
-                elif kind == "record" and isinstance(msg.get("case_key"), str) and isinstance(msg.get("status"), str):
+                elif (
+                    kind == "record"
+                    and isinstance(msg.get("case_key"), str)
+                    and isinstance(msg.get("status"), str)
+                ):
                     records[msg["case_key"]] = msg
         return run_line, env, list(records.values())
 
@@ -236,8 +250,11 @@ def _sidecars(directory: str) -> List[str]:
         names = os.listdir(directory)
     except OSError:
         return []
-    return sorted((os.path.join(directory, n) for n in names if n.endswith(".jsonl")),
-                  key=_mtime, reverse=True)
+    return sorted(
+        (os.path.join(directory, n) for n in names if n.endswith(".jsonl")),
+        key=_mtime,
+        reverse=True,
+    )
 
 
 def _mtime(path: str) -> float:
@@ -282,6 +299,8 @@ def find_resumable(results: str, spec: str) -> Optional[Sidecar]:
             return sidecar
         busy.append(path)
     if busy:
-        raise UsageError(f"--resume: the interrupted run with these settings ({busy[0]}) is being resumed by "
-                         "another process; wait for it to finish")
+        raise UsageError(
+            f"--resume: the interrupted run with these settings ({busy[0]}) is being resumed by "
+            "another process; wait for it to finish"
+        )
     return None

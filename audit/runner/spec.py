@@ -25,16 +25,24 @@ class RunSpec:
 
     probes: List[str] = field(default_factory=list)
     seeds: List[int] = field(default_factory=list)
-    sizes: List[str] = field(default_factory=lambda: ["default"])  # size panels (audit.registry.Sizes)
+    sizes: List[str] = field(
+        default_factory=lambda: ["default"]
+    )  # size panels (audit.registry.Sizes)
     env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
     unset: List[str] = field(default_factory=list)  # environment variables to remove
     threads: Optional[int] = None
     deterministic: Optional[str] = None  # "on" / "off"
     repeat: bool = True
-    executions: Optional[int] = None  # executions per case in one process (None: the probe's repeats)
+    executions: Optional[int] = (
+        None  # executions per case in one process (None: the probe's repeats)
+    )
     modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
-    probe_sources: List[str] = field(default_factory=list)  # user probes: .py paths (absolute) and modules
-    catalogue: bool = True  # False: only the probes of probe_sources run (the CLI's default when it names some)
+    probe_sources: List[str] = field(
+        default_factory=list
+    )  # user probes: .py paths (absolute) and modules
+    catalogue: bool = (
+        True  # False: only the probes of probe_sources run (the CLI's default when it names some)
+    )
     python: str = sys.executable
     case_timeout: float = DEFAULT_CASE_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT

@@ -35,19 +35,26 @@ from audit.worker.records import UNSET, Run, Status
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
 
+
 class EnvironmentChanged(UsageError):
     """``--resume`` found the audited environment changed since the interrupted run."""
 
     def __init__(self, sidecar: str, changed: List[str]) -> None:
-        super().__init__(f"--resume: the environment differs from the interrupted run's ({'; '.join(changed)}); "
-                         f"resume with the same settings, or add --force to start a new run "
-                         f"(the interrupted one stays in {sidecar})")
+        super().__init__(
+            f"--resume: the environment differs from the interrupted run's ({'; '.join(changed)}); "
+            f"resume with the same settings, or add --force to start a new run "
+            f"(the interrupted one stays in {sidecar})"
+        )
 
 
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:
     """'ATEN_CPU_CAPABILITY: default -> unset' for every field that differs."""
     names = sorted(set(before) | set(after))
-    return [f"{n}: {_shown(before.get(n))} -> {_shown(after.get(n))}" for n in names if before.get(n) != after.get(n)]
+    return [
+        f"{n}: {_shown(before.get(n))} -> {_shown(after.get(n))}"
+        for n in names
+        if before.get(n) != after.get(n)
+    ]
 
 
 def _shown(value: Any) -> str:
@@ -76,8 +83,12 @@ class _Worker:
         # A session of its own: a Ctrl-C at the terminal reaches the host only (which ends
         # the worker), and a kill reaches whatever the probes started too.
         self.proc = subprocess.Popen(
-            worker_command(spec, skip_file), stdout=subprocess.PIPE, stderr=self.stderr,
-            stdin=subprocess.DEVNULL, env=worker_environment(spec), cwd=SOURCE_ROOT,
+            worker_command(spec, skip_file),
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            stdin=subprocess.DEVNULL,
+            env=worker_environment(spec),
+            cwd=SOURCE_ROOT,
             **processes.group_options(),
         )
         self._case_output = 0  # stderr offset where the current case's output begins
@@ -163,8 +174,10 @@ class Runner:
         _import_in_background("audit.store.runfile")  # pyarrow loads while the first worker starts
         sidecar = find_resumable(self.results, self.spec.digest()) if resume else None
         if resume and sidecar is None and not force:
-            raise UsageError(f"--resume: no interrupted run with these settings under {self.results}; "
-                             "run without --resume to start one")
+            raise UsageError(
+                f"--resume: no interrupted run with these settings under {self.results}; "
+                "run without --resume to start one"
+            )
         if sidecar is None:
             return self._finish(*self._new_run())
         try:
@@ -197,10 +210,14 @@ class Runner:
             except KeyboardInterrupt as exc:
                 sidecar.close()
                 signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
-                raise RunInterrupted(f"interrupted by {signal.Signals(signum).name} after "
-                                     f"{len(run.records)} of {len(self.cases)} cases; {self._resume_hint(sidecar)}",
-                                     int(signum)) from None
-            except AuditError as exc:  # a full disk, a failed write, a worker that never started ...
+                raise RunInterrupted(
+                    f"interrupted by {signal.Signals(signum).name} after "
+                    f"{len(run.records)} of {len(self.cases)} cases; {self._resume_hint(sidecar)}",
+                    int(signum),
+                ) from None
+            except (
+                AuditError
+            ) as exc:  # a full disk, a failed write, a worker that never started ...
                 self._keep_or_drop(run, sidecar)
                 if not run.records or isinstance(exc, UsageError):
                     raise
@@ -225,8 +242,10 @@ class Runner:
         return case is not None and record.get("probe_version") == case["probe_version"]
 
     def _resume_hint(self, sidecar: Sidecar) -> str:
-        return (f"the finished cases are kept in {sidecar.path}: rerun the same command "
-                f"with --resume to continue")
+        return (
+            f"the finished cases are kept in {sidecar.path}: rerun the same command "
+            f"with --resume to continue"
+        )
 
     def _collect(self, run: Run, sidecar: Sidecar) -> None:
         done = {r["case_key"] for r in run.records}
@@ -250,23 +269,41 @@ class Runner:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     msg = worker.next(timeout)
-                except queue.Empty:  # the worker did not start, or the current case outlived its limit
+                except (
+                    queue.Empty
+                ):  # the worker did not start, or the current case outlived its limit
                     worker.kill()
                     if current is None:
-                        raise AuditError(f"the worker ({self.spec.python}) did not start within "
-                                         f"{self.spec.startup_timeout:g} s (--startup-timeout); last output: "
-                                         f"{worker.stderr_tail() or 'none'}") from None
-                    self._failed(run, sidecar, done, current, Status.TIMEOUT,
-                                 f"ran past the {self.spec.case_timeout:g} s case limit; "
-                                 f"last output: {worker.stderr_tail()}")
+                        raise AuditError(
+                            f"the worker ({self.spec.python}) did not start within "
+                            f"{self.spec.startup_timeout:g} s (--startup-timeout); last output: "
+                            f"{worker.stderr_tail() or 'none'}"
+                        ) from None
+                    self._failed(
+                        run,
+                        sidecar,
+                        done,
+                        current,
+                        Status.TIMEOUT,
+                        f"ran past the {self.spec.case_timeout:g} s case limit; "
+                        f"last output: {worker.stderr_tail()}",
+                    )
                     return
                 if msg is None:  # the worker's stream ended
                     worker.proc.wait()
                     if current is not None:
-                        self._failed(run, sidecar, done, current, Status.CRASH,
-                                     f"worker {_death(worker.proc.returncode)}; last output: {worker.stderr_tail()}")
+                        self._failed(
+                            run,
+                            sidecar,
+                            done,
+                            current,
+                            Status.CRASH,
+                            f"worker {_death(worker.proc.returncode)}; last output: {worker.stderr_tail()}",
+                        )
                     else:
-                        self._last_error = f"{_death(worker.proc.returncode)}: {worker.stderr_tail()}"
+                        self._last_error = (
+                            f"{_death(worker.proc.returncode)}: {worker.stderr_tail()}"
+                        )
                     return
                 kind = msg.pop("type", None)
                 if kind == "header":
@@ -283,7 +320,9 @@ class Runner:
                     current, deadline = None, None
                 elif kind == "error":  # the worker refused the user's probes (one line)
                     raise UsageError(msg.get("message") or "the worker could not load the probes")
-                elif kind == "end":  # everything is here: no need to wait for its interpreter's teardown
+                elif (
+                    kind == "end"
+                ):  # everything is here: no need to wait for its interpreter's teardown
                     return
         finally:
             worker.kill()
@@ -294,14 +333,25 @@ class Runner:
         done.add(record["case_key"])
         self.progress(len(done), len(self.cases), record)
 
-    def _failed(self, run: Run, sidecar: Sidecar, done: set, key: Optional[str], status: Status, message: str) -> None:
+    def _failed(
+        self,
+        run: Run,
+        sidecar: Sidecar,
+        done: set,
+        key: Optional[str],
+        status: Status,
+        message: str,
+    ) -> None:
         if key is None or key not in self.cases:
             return
-        self._accept(run, sidecar, done, {**self.cases[key], "status": status.value, "message": message})
+        self._accept(
+            run, sidecar, done, {**self.cases[key], "status": status.value, "message": message}
+        )
 
 
 def _import_in_background(name: str) -> None:
     """Start importing a module on a thread; a later import waits for it or redoes it."""
+
     def load() -> None:
         try:
             importlib.import_module(name)

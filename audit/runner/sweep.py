@@ -26,8 +26,23 @@ from audit.errors import UsageError
 from audit.runner.axes import ATEN_LEVELS, AXES, THREAD_VARIABLES, UNSET, Apply, AxisKind
 from audit.runner.spec import RunSpec
 
-__all__ = ["ATEN_LEVELS", "AXES", "THREAD_VARIABLES", "UNSET", "Apply", "Axis", "AxisKind", "RunSpec", "Setting",
-           "combinations", "label", "parse_axes", "parse_axis", "spec_for", "unhonoured"]
+__all__ = [
+    "ATEN_LEVELS",
+    "AXES",
+    "THREAD_VARIABLES",
+    "UNSET",
+    "Apply",
+    "Axis",
+    "AxisKind",
+    "RunSpec",
+    "Setting",
+    "combinations",
+    "label",
+    "parse_axes",
+    "parse_axis",
+    "spec_for",
+    "unhonoured",
+]
 
 
 @dataclass(frozen=True)
@@ -43,15 +58,21 @@ def parse_axis(text: str) -> Axis:
     name, sep, rest = text.partition("=")
     name = name.strip()
     if not sep or not name:
-        raise UsageError(f"--axis {text!r}: expected NAME=V1,V2 (e.g. ATEN_CPU_CAPABILITY=default,avx2)")
+        raise UsageError(
+            f"--axis {text!r}: expected NAME=V1,V2 (e.g. ATEN_CPU_CAPABILITY=default,avx2)"
+        )
     kind = AXES.get(name)
     if kind is None:
         raise UsageError(f"--axis {text!r}: unknown axis {name!r}; known axes: {', '.join(AXES)}")
     values = tuple(v.strip() for v in rest.split(","))
     if not rest.strip() or any(not v for v in values):
-        raise UsageError(f"--axis {text!r}: empty value; give one or more values, e.g. {name}={kind.example or 'on'}")
+        raise UsageError(
+            f"--axis {text!r}: empty value; give one or more values, e.g. {name}={kind.example or 'on'}"
+        )
     if len(set(values)) != len(values):
-        raise UsageError(f"--axis {text!r}: a value is repeated; use --repeat to run a setting twice")
+        raise UsageError(
+            f"--axis {text!r}: a value is repeated; use --repeat to run a setting twice"
+        )
     for value in values:
         kind.check(value)
     if kind.choices:
@@ -69,7 +90,9 @@ def parse_axes(texts: Sequence[str]) -> List[Axis]:
     if twice:
         raise UsageError(f"axis {twice[0]} is given twice; list all its values in one --axis")
     if not axes:
-        raise UsageError("sweep needs at least one --axis NAME=V1,V2 (see 'python -m audit sweep --help')")
+        raise UsageError(
+            "sweep needs at least one --axis NAME=V1,V2 (see 'python -m audit sweep --help')"
+        )
     return axes
 
 
@@ -100,8 +123,11 @@ def spec_for(base: RunSpec, setting: Mapping[str, str]) -> RunSpec:
 # --------------------------------------------------------------------------- honoured?
 
 
-def unhonoured(setting: Mapping[str, str], env: Mapping[str, Optional[str]],
-               numpy_targets: Optional[Mapping[str, bool]] = None) -> List[str]:
+def unhonoured(
+    setting: Mapping[str, str],
+    env: Mapping[str, Optional[str]],
+    numpy_targets: Optional[Mapping[str, bool]] = None,
+) -> List[str]:
     """What the run recorded that contradicts what the combination asked for.
 
     ``env`` is the environment a run recorded (:mod:`audit.worker.environment`).  Each returned
@@ -120,4 +146,3 @@ def unhonoured(setting: Mapping[str, str], env: Mapping[str, Optional[str]],
         if note:
             notes.append(f"{name}={value}: {note}")
     return notes
-

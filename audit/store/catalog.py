@@ -24,7 +24,20 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Optional, Sequence, Tuple, Type
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Mapping,
+    NoReturn,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+)
 
 import pyarrow as pa
 
@@ -72,7 +85,9 @@ class Catalog:
     envs: List[Dict[str, Optional[str]]]  # environment id -> every environment field (None: unset)
     skipped: List[Skipped]
     notes: List[str] = field(default_factory=list)
-    held: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # every readable file -> its run ids
+    held: Dict[str, Tuple[str, ...]] = field(
+        default_factory=dict
+    )  # every readable file -> its run ids
 
 
 def build_all(paths: Iterable[str], con: Any = None) -> Catalog:
@@ -159,7 +174,9 @@ def _footers(paths: Sequence[str], con: Any = None) -> Dict[str, Any]:
         half = len(paths) // 2
         return {**_footers(paths[:half], con), **_footers(paths[half:], con)}
     out: Dict[str, Any] = {p: {} for p in paths}
-    saved: Dict[str, bytes] = {}  # digest -> the saved schema, fetched once for all files sharing it
+    saved: Dict[
+        str, bytes
+    ] = {}  # digest -> the saved schema, fetched once for all files sharing it
     for name, key, value, digest in sorted(rows, key=lambda row: row[2] is None):
         if digest is not None:
             value = saved.setdefault(digest, bytes(value)) if value is not None else saved[digest]
@@ -191,7 +208,11 @@ def _footers_one(path: str) -> Any:
     import duckdb
 
     try:
-        rows = duckdb.connect().execute("SELECT key, value FROM parquet_kv_metadata(?)", [[path]]).fetchall()
+        rows = (
+            duckdb.connect()
+            .execute("SELECT key, value FROM parquet_kv_metadata(?)", [[path]])
+            .fetchall()
+        )
         return {bytes(key): b"" if value is None else bytes(value) for key, value in rows}
     except interrupts() as exc:
         reraise_interrupt(exc)
@@ -268,8 +289,13 @@ def _complete(described: Dict[str, Any]) -> None:
 
 def _missing(run: RunMeta) -> FrozenSet[str]:
     """The columns that can tell what the run's metadata does not."""
-    return frozenset([*(["run_id"] if run.run_id is None else []), *(["run_started"] if run.started is None else []),
-                      *(ENV_FIELDS if run.env is None else [])])
+    return frozenset(
+        [
+            *(["run_id"] if run.run_id is None else []),
+            *(["run_started"] if run.started is None else []),
+            *(ENV_FIELDS if run.env is None else []),
+        ]
+    )
 
 
 def _incomplete(runs: List[RunMeta]) -> bool:
@@ -303,28 +329,36 @@ def _first_row(path: str, present: FrozenSet[str]) -> Dict[str, Any]:
 
 def _completed(path: str, run: RunMeta, first: Dict[str, Any]) -> RunMeta:
     """A run whose metadata lacks its id, start or environment, completed from its rows."""
-    env = run.env if run.env is not None else tuple(
-        None if first.get(n) is None else str(first.get(n)) for n in ENV_FIELDS)
-    return RunMeta(run.run_id or first.get("run_id") or path, run.started or first.get("run_started"), env)
+    env = (
+        run.env
+        if run.env is not None
+        else tuple(None if first.get(n) is None else str(first.get(n)) for n in ENV_FIELDS)
+    )
+    return RunMeta(
+        run.run_id or first.get("run_id") or path, run.started or first.get("run_started"), env
+    )
 
 
 def _reason(exc: BaseException, path: str) -> str:
     text = str(exc)
-    return text[len(path) + 2:] if text.startswith(f"{path}: ") else text
+    return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
 
 
 # --------------------------------------------------------------------------- numbering
 
 
-def number(good: List[Tuple[FileEntry, List[RunMeta]]],
-            skipped: List[Skipped]) -> Tuple[Catalog, List[Tuple[int, RunMeta, int]]]:
+def number(
+    good: List[Tuple[FileEntry, List[RunMeta]]], skipped: List[Skipped]
+) -> Tuple[Catalog, List[Tuple[int, RunMeta, int]]]:
     """Drop runs already read elsewhere, order runs by start time, number environments.
 
     Compacted files are taken first: a run they hold is then never read again from its
     original file.  Also returned: each run left out as a duplicate, as (index into
     ``good`` of its file, the run, index into ``good`` of the file it was taken from).
     """
-    order = sorted(range(len(good)), key=lambda i: not good[i][0].compacted)  # stable: path order kept
+    order = sorted(
+        range(len(good)), key=lambda i: not good[i][0].compacted
+    )  # stable: path order kept
     files: List[FileEntry] = []
     taken: Dict[str, str] = {}
     taken_from: Dict[str, int] = {}

@@ -69,8 +69,12 @@ def month_of(started: Optional[str]) -> str:
     return f"{match.group(1)}-{match.group(2)}" if match else "unknown"
 
 
-def compact(sources: Sequence[str], dest: str, remove_sources: bool = False,
-            memory_limit: Optional[str] = None) -> Compacted:
+def compact(
+    sources: Sequence[str],
+    dest: str,
+    remove_sources: bool = False,
+    memory_limit: Optional[str] = None,
+) -> Compacted:
     """Merge the runs under ``sources`` into month files under ``dest`` (see the module doc)."""
     _check_dest(sources, dest)
     con = engine_mod.connect(memory_limit)
@@ -118,8 +122,14 @@ def _months(cat: Catalog) -> Dict[str, List[int]]:
     return out
 
 
-def _one_month(engine: engine_mod.Engine, dest: str, sources: Sequence[str], month: str, runs: List[int],
-               done: Compacted) -> None:
+def _one_month(
+    engine: engine_mod.Engine,
+    dest: str,
+    sources: Sequence[str],
+    month: str,
+    runs: List[int],
+    done: Compacted,
+) -> None:
     """Write the month's file unless one DEST file holds exactly these runs; drop the older month
     files it supersedes (each only when every one of its rows is in the new file)."""
     cat = engine.catalog
@@ -128,8 +138,11 @@ def _one_month(engine: engine_mod.Engine, dest: str, sources: Sequence[str], mon
     name = f"runs-{month}-{hashlib.sha256(' '.join(ids).encode()).hexdigest()[:16]}.parquet"
     final = os.path.join(folder, name)
     wanted = set(ids)
-    old = sorted(path for path, held in cat.held.items()
-                 if path != final and is_month_file(path, dest, sources) and held and set(held) <= wanted)
+    old = sorted(
+        path
+        for path, held in cat.held.items()
+        if path != final and is_month_file(path, dest, sources) and held and set(held) <= wanted
+    )
     if not os.path.exists(final):
         runfile.publish(folder, name, lambda where, _: _write(engine, runs, where))
         done.written.append(final)
@@ -155,7 +168,11 @@ _MONTH_FILE = re.compile(r"^month=[^/]+/runs-[^/]+\.parquet$")
 
 def is_month_file(path: str, dest: str, sources: Sequence[str] = ()) -> bool:
     """Whether ``path`` is one of DEST's month files (and not inside one of ``sources``)."""
-    if loc.is_url(path) or not _inside(path, dest) or any(_inside(path, s) or _same(path, s) for s in sources):
+    if (
+        loc.is_url(path)
+        or not _inside(path, dest)
+        or any(_inside(path, s) or _same(path, s) for s in sources)
+    ):
         return False
     relative = os.path.relpath(os.path.realpath(path), os.path.realpath(dest)).replace(os.sep, "/")
     return bool(_MONTH_FILE.match(relative))
@@ -165,7 +182,9 @@ def _same(path: str, other: str) -> bool:
     return not loc.is_url(other) and os.path.realpath(path) == os.path.realpath(other)
 
 
-def rows_missing(con: Any, files: Sequence[str], targets: Sequence[str]) -> Dict[str, Optional[int]]:
+def rows_missing(
+    con: Any, files: Sequence[str], targets: Sequence[str]
+) -> Dict[str, Optional[int]]:
     """File -> how many of its rows are not among the rows of ``targets`` (None: unreadable).
 
     Rows are told by run id and content (:func:`audit.store.catalog.content_sql`), counted
@@ -175,15 +194,21 @@ def rows_missing(con: Any, files: Sequence[str], targets: Sequence[str]) -> Dict
     unread = {s.path for s in cat.skipped}
     engine = engine_mod.Engine(cat, con, max_string=None)
     wanted = set(files)
-    side = [(i, cat.files[run.file].path, run.run_id, cat.files[run.file].path not in wanted)
-            for i, run in enumerate(cat.runs)]
-    table: engine_mod.Columns = {"run": ("INTEGER", [s[0] for s in side]), "path": ("VARCHAR", [s[1] for s in side]),
-             "run_id": ("VARCHAR", [s[2] for s in side]), "target": ("BOOLEAN", [s[3] for s in side])}
+    side = [
+        (i, cat.files[run.file].path, run.run_id, cat.files[run.file].path not in wanted)
+        for i, run in enumerate(cat.runs)
+    ]
+    table: engine_mod.Columns = {
+        "run": ("INTEGER", [s[0] for s in side]),
+        "path": ("VARCHAR", [s[1] for s in side]),
+        "run_id": ("VARCHAR", [s[2] for s in side]),
+        "target": ("BOOLEAN", [s[3] for s in side]),
+    }
     name = "audit_compact_side"
 
     def sql(rel: str) -> str:
         return f"""
-            WITH r AS (SELECT s.path, s.run_id, s.target, {catalog_mod.content_sql('x')} AS h
+            WITH r AS (SELECT s.path, s.run_id, s.target, {catalog_mod.content_sql("x")} AS h
                        FROM ({rel}) AS x JOIN {name} AS s ON x.run = s.run),
                  t AS (SELECT run_id, h, count(*) AS n FROM r WHERE target GROUP BY run_id, h),
                  f AS (SELECT path, run_id, h, count(*) AS n FROM r WHERE NOT target GROUP BY path, run_id, h)
@@ -204,17 +229,34 @@ def rows_missing(con: Any, files: Sequence[str], targets: Sequence[str]) -> Dict
 def _write(engine: engine_mod.Engine, runs: List[int], where: str) -> None:
     cat = engine.catalog
     envs = {e: n for n, e in enumerate(dict.fromkeys(cat.runs[i].env for i in runs))}
-    listed = {"envs": [cat.envs[e] for e in envs],
-              "runs": [{"run_id": cat.runs[i].run_id, "started": cat.runs[i].started, "env": envs[cat.runs[i].env],
-                        "source": os.path.basename(cat.files[cat.runs[i].file].path)} for i in runs]}
-    meta = {schema.META_SCHEMA: str(SCHEMA_VERSION).encode(), schema.META_RUNS: json.dumps(listed).encode()}
+    listed = {
+        "envs": [cat.envs[e] for e in envs],
+        "runs": [
+            {
+                "run_id": cat.runs[i].run_id,
+                "started": cat.runs[i].started,
+                "env": envs[cat.runs[i].env],
+                "source": os.path.basename(cat.files[cat.runs[i].file].path),
+            }
+            for i in runs
+        ],
+    }
+    meta = {
+        schema.META_SCHEMA: str(SCHEMA_VERSION).encode(),
+        schema.META_RUNS: json.dumps(listed).encode(),
+    }
     names = ", ".join(f'"{c}"' for c in schema.COLUMNS)
 
     def groups() -> Iterator[pa.Table]:
         for start in range(0, len(runs), RUNS_PER_GROUP):
-            chunk = runs[start:start + RUNS_PER_GROUP]
-            table = engine.query(lambda rel: f"SELECT {names}, run FROM ({rel}) ORDER BY run, row", schema.COLUMNS,
-                                 runs=chunk, row_number=True, arrow=True)
+            chunk = runs[start : start + RUNS_PER_GROUP]
+            table = engine.query(
+                lambda rel: f"SELECT {names}, run FROM ({rel}) ORDER BY run, row",
+                schema.COLUMNS,
+                runs=chunk,
+                row_number=True,
+                arrow=True,
+            )
             yield _with_run_fields(table, engine.catalog)
 
     runfile.write_parquet(groups(), where, metadata=meta)
@@ -232,15 +274,20 @@ def _with_run_fields(table: pa.Table, cat: Catalog) -> pa.Table:
 
 
 def _inside(path: str, folder: str) -> bool:
-    return not loc.is_url(path) and os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
+    return not loc.is_url(path) and os.path.realpath(path).startswith(
+        os.path.realpath(folder) + os.sep
+    )
 
 
 def _remove_sources(con: Any, src: Catalog, dest: str) -> List[str]:
     """Delete the source files every one of whose rows is in DEST's month files (read again)."""
     months, _ = loc.run_files([dest])
     months = [p for p in months if is_month_file(p, dest)]
-    candidates = [path for path, ids in src.held.items()
-                  if ids and not loc.is_url(path) and not is_month_file(path, dest)]
+    candidates = [
+        path
+        for path, ids in src.held.items()
+        if ids and not loc.is_url(path) and not is_month_file(path, dest)
+    ]
     if not candidates or not months:
         return []
     lost = rows_missing(con, candidates, months)

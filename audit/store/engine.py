@@ -28,7 +28,18 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable, Collection, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    FrozenSet,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import pyarrow as pa
 
@@ -57,14 +68,18 @@ def connect(memory_limit: Optional[str] = None) -> Any:
         try:
             con.execute(f"SET memory_limit = '{_quote(memory_limit)}'")
         except duckdb.Error as exc:
-            raise UsageError(f"--memory-limit {memory_limit!r}: {one_line(exc, 160)} (try 2GB or 512MB)") from None
+            raise UsageError(
+                f"--memory-limit {memory_limit!r}: {one_line(exc, 160)} (try 2GB or 512MB)"
+            ) from None
     return con
 
 
 def close(con: Any) -> None:
     con.close()
-    shutil.rmtree(os.path.join(tempfile.gettempdir(), f"determinism-audit-duckdb-{os.getpid()}"),
-                  ignore_errors=True)
+    shutil.rmtree(
+        os.path.join(tempfile.gettempdir(), f"determinism-audit-duckdb-{os.getpid()}"),
+        ignore_errors=True,
+    )
 
 
 def _quote(text: str) -> str:
@@ -72,8 +87,14 @@ def _quote(text: str) -> str:
 
 
 #: Arrow type -> DuckDB type, for the run file's plain types.
-_PLAIN_TYPES = {pa.string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
-                pa.float64(): "DOUBLE", pa.binary(): "BLOB"}
+_PLAIN_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE",
+    pa.binary(): "BLOB",
+}
 
 
 def duck_type(kind: pa.DataType) -> str:
@@ -85,7 +106,10 @@ def duck_type(kind: pa.DataType) -> str:
     if pa.types.is_list(kind):
         return f"{duck_type(kind.value_type)}[]"
     if pa.types.is_struct(kind):
-        fields = ", ".join(f'"{kind.field(i).name}" {duck_type(kind.field(i).type)}' for i in range(kind.num_fields))
+        fields = ", ".join(
+            f'"{kind.field(i).name}" {duck_type(kind.field(i).type)}'
+            for i in range(kind.num_fields)
+        )
         return f"STRUCT({fields})"
     raise TypeError(f"no DuckDB type for {kind}")  # pragma: no cover - the schema is fixed
 
@@ -137,8 +161,12 @@ class Engine:
 
     # ------------------------------------------------------------------ relations
 
-    def relation(self, columns: Sequence[str], runs: Optional[Collection[int]] = None,
-                 row_number: bool = False) -> Tuple[str, Dict[str, Any]]:
+    def relation(
+        self,
+        columns: Sequence[str],
+        runs: Optional[Collection[int]] = None,
+        row_number: bool = False,
+    ) -> Tuple[str, Dict[str, Any]]:
         """SQL (and its parameters) for the rows of ``runs`` (all by default).
 
         The relation has ``columns`` in the current schema, ``run`` and ``env``, and with
@@ -161,13 +189,22 @@ class Engine:
             else:
                 part = self._local_part(columns, files, by_file, row_number, params)
                 compacted = self.catalog.files[files[0]].compacted
-                parts.append(part + (self._runs_window(files, by_file) if runs is not None and compacted else ""))
+                parts.append(
+                    part
+                    + (self._runs_window(files, by_file) if runs is not None and compacted else "")
+                )
         if not parts:  # nothing to read: an empty relation of the right shape
             return self._empty(columns, row_number), params
         return " UNION ALL ".join(f"({p})" for p in parts), params
 
-    def _local_part(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
-                    row_number: bool, params: Dict[str, Any]) -> str:
+    def _local_part(
+        self,
+        columns: Sequence[str],
+        files: List[int],
+        by_file: Dict[int, List[int]],
+        row_number: bool,
+        params: Dict[str, Any],
+    ) -> str:
         entries = [self.catalog.files[f] for f in files]
         first = entries[0]
         name = f"audit_map_{next(_names)}"
@@ -180,18 +217,34 @@ class Engine:
                 run_col.append(i)
                 env_col.append(run.env)
                 id_col.append(run.run_id)
-        self.table(name, {"path": ("VARCHAR", file_col), "run": ("INTEGER", run_col), "env": ("INTEGER", env_col),
-                          "run_id": ("VARCHAR", id_col)})
+        self.table(
+            name,
+            {
+                "path": ("VARCHAR", file_col),
+                "run": ("INTEGER", run_col),
+                "env": ("INTEGER", env_col),
+                "run_id": ("VARCHAR", id_col),
+            },
+        )
         param = f"p{len(params)}"
         params[param] = paths
         select = ", ".join(self._column(c, first) for c in columns)
         join = "r.filename = m.path" + (" AND r.run_id = m.run_id" if first.compacted else "")
-        join += "".join(f' AND coalesce(strlen(r."{c}"), 0) <= {int(self.max_string)}' for c in LIMITED_COLUMNS
-                        if c in first.columns) if self.max_string is not None else ""
+        join += (
+            "".join(
+                f' AND coalesce(strlen(r."{c}"), 0) <= {int(self.max_string)}'
+                for c in LIMITED_COLUMNS
+                if c in first.columns
+            )
+            if self.max_string is not None
+            else ""
+        )
         extra = ", r.file_row_number AS row" if row_number else ""
         options = ", file_row_number = true" if row_number else ""
-        return (f"SELECT {select}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
-                f"JOIN {name} AS m ON {join}")
+        return (
+            f"SELECT {select}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
+            f"JOIN {name} AS m ON {join}"
+        )
 
     def _runs_window(self, files: List[int], by_file: Dict[int, List[int]]) -> str:
         """A filter on start time that lets DuckDB skip the row groups of a compacted file
@@ -211,20 +264,34 @@ class Engine:
             return f'CAST(r."{name}" AS {kind}) AS "{name}"'
         return f'CAST({_literal(schema.missing_value(name, entry.version))} AS {kind}) AS "{name}"'
 
-    def _remote_part(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
-                     row_number: bool) -> str:
+    def _remote_part(
+        self,
+        columns: Sequence[str],
+        files: List[int],
+        by_file: Dict[int, List[int]],
+        row_number: bool,
+    ) -> str:
         """Files behind a URL: read by pyarrow (upgraded, within the timeout), streamed to DuckDB."""
         name = f"audit_remote_{next(_names)}"
         fields = [schema.ARROW_SCHEMA.field(c) for c in columns]
         fields += [pa.field("run", pa.int32()), pa.field("env", pa.int32())]
         fields += [pa.field("row", pa.int64())] if row_number else []
         shape = pa.schema(fields)
-        self._register(name, pa.RecordBatchReader.from_batches(
-            shape, self._remote_batches(columns, files, by_file, shape)))
+        self._register(
+            name,
+            pa.RecordBatchReader.from_batches(
+                shape, self._remote_batches(columns, files, by_file, shape)
+            ),
+        )
         return f"SELECT * FROM {name}"
 
-    def _remote_batches(self, columns: Sequence[str], files: List[int], by_file: Dict[int, List[int]],
-                        shape: pa.Schema) -> Iterator[pa.RecordBatch]:
+    def _remote_batches(
+        self,
+        columns: Sequence[str],
+        files: List[int],
+        by_file: Dict[int, List[int]],
+        shape: pa.Schema,
+    ) -> Iterator[pa.RecordBatch]:
         for f in files:
             entry = self.catalog.files[f]
             table = runfile.read_run_file(entry.path, list(dict.fromkeys([*columns, "run_id"])))
@@ -234,7 +301,9 @@ class Engine:
             index = [runs[ids[r]] if entry.compacted else by_file[f][0] for r in keep]
             table = table.take(pa.array(keep, pa.int64())).select(list(columns))
             table = table.append_column("run", pa.array(index, pa.int32()))
-            table = table.append_column("env", pa.array([self.catalog.runs[i].env for i in index], pa.int32()))
+            table = table.append_column(
+                "env", pa.array([self.catalog.runs[i].env for i in index], pa.int32())
+            )
             if "row" in shape.names:
                 table = table.append_column("row", pa.array(keep, pa.int64()))
             yield from table.cast(shape).to_batches()
@@ -247,8 +316,15 @@ class Engine:
 
     # ------------------------------------------------------------------ queries
 
-    def query(self, sql: Callable[[str], str], columns: Sequence[str], runs: Optional[Collection[int]] = None,
-              tables: Optional[Dict[str, Columns]] = None, row_number: bool = False, arrow: bool = False) -> Any:
+    def query(
+        self,
+        sql: Callable[[str], str],
+        columns: Sequence[str],
+        runs: Optional[Collection[int]] = None,
+        tables: Optional[Dict[str, Columns]] = None,
+        row_number: bool = False,
+        arrow: bool = False,
+    ) -> Any:
         """Rows (tuples, or an arrow table) of ``sql(relation)``; ``relation`` reads ``columns`` of ``runs``.
 
         ``tables`` are created first (small lookup tables to join; see :meth:`table`).
@@ -283,8 +359,10 @@ class Engine:
         Made from query parameters rather than a registered Python object: registering one
         makes DuckDB import pandas, a third of a second on every compare.
         """
-        select = ", ".join(f'CAST(unnest(${name}_{i}) AS {kind}) AS "{column}"'
-                           for i, (column, (kind, _)) in enumerate(data.items()))
+        select = ", ".join(
+            f'CAST(unnest(${name}_{i}) AS {kind}) AS "{column}"'
+            for i, (column, (kind, _)) in enumerate(data.items())
+        )
         params = {f"{name}_{i}": list(values) for i, (_, values) in enumerate(data.values())}
         self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}", params)
         self._tables.append(name)
@@ -314,8 +392,9 @@ class Engine:
         every = range(len(self.catalog.runs)) if runs is None else runs
         return [i for i in every if i not in dropped]
 
-    def _find_bad(self, sql: Callable[[str], str], columns: Sequence[str], scope: List[int],
-                  row_number: bool) -> Dict[int, str]:
+    def _find_bad(
+        self, sql: Callable[[str], str], columns: Sequence[str], scope: List[int], row_number: bool
+    ) -> Dict[int, str]:
         """Files among ``scope``'s whose rows cannot be read, by halving: file index -> reason."""
         files = sorted({self.catalog.runs[i].file for i in scope})
         bad: Dict[int, str] = {}
@@ -346,16 +425,27 @@ class Engine:
             if not entry.remote and limited:
                 groups.setdefault(limited, []).append(entry.path)
         for columns, paths in groups.items():
-            over = " OR ".join(f'strlen("{c}") > {int(self.max_string or 0)}' for c in sorted(columns))
+            over = " OR ".join(
+                f'strlen("{c}") > {int(self.max_string or 0)}' for c in sorted(columns)
+            )
             try:
-                rows = self._run(f"SELECT filename, count(*) FROM read_parquet($files, filename = true) "
-                                 f"WHERE {over} GROUP BY filename", {"files": paths})
+                rows = self._run(
+                    f"SELECT filename, count(*) FROM read_parquet($files, filename = true) "
+                    f"WHERE {over} GROUP BY filename",
+                    {"files": paths},
+                )
             except StoreError:
                 continue  # an unreadable file is found and named by the query itself
             for path, count in sorted(rows):
-                self.catalog.skipped.append(Skipped(path, (
-                    f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer than "
-                    f"{(self.max_string or 0) // 1024} KiB (the documented limit; see docs/robustness.md)")))
+                self.catalog.skipped.append(
+                    Skipped(
+                        path,
+                        (
+                            f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer than "
+                            f"{(self.max_string or 0) // 1024} KiB (the documented limit; see docs/robustness.md)"
+                        ),
+                    )
+                )
 
     def dropped_files(self) -> FrozenSet[int]:
         """Indices of the files found unreadable while their rows were read (and left out)."""
@@ -369,4 +459,6 @@ class Engine:
         self._dropped = set(self._dropped) | set(bad)
         for f, reason in bad.items():
             path = self.catalog.files[f].path
-            self.catalog.skipped.append(Skipped(path, f"unreadable ({reason.replace(path, 'the file')})"))
+            self.catalog.skipped.append(
+                Skipped(path, f"unreadable ({reason.replace(path, 'the file')})")
+            )

@@ -38,8 +38,12 @@ IN_MEMORY = ("mock", "memory")
 NAME_MAX, PATH_MAX = 255, 4096
 
 #: A hidden leftover of a killed writer, and the pid that made it (see :func:`clean_leftovers`).
-_LEFTOVER = re.compile(r"^\.(?:.+\.parquet|compact-[\w-]+)\.(\d+)\.tmp$|^\.write-check-(\d+)-[0-9a-f]+\.tmp$")
-_OLD_WRITE_CHECK = re.compile(r"^\.write-check-[0-9a-f]{32}\.tmp$")  # before the pid was in the name
+_LEFTOVER = re.compile(
+    r"^\.(?:.+\.parquet|compact-[\w-]+)\.(\d+)\.tmp$|^\.write-check-(\d+)-[0-9a-f]+\.tmp$"
+)
+_OLD_WRITE_CHECK = re.compile(
+    r"^\.write-check-[0-9a-f]{32}\.tmp$"
+)  # before the pid was in the name
 _OLD_AGE_S = 3600.0
 
 #: The reason a location that does not exist is skipped with.
@@ -79,8 +83,10 @@ def check(location: str, what: str = "results location") -> str:
     if not is_url(location):
         longest = max((len(part.encode()) for part in location.split(os.sep)), default=0)
         if longest > NAME_MAX or len(os.path.abspath(location).encode()) >= PATH_MAX:
-            raise UsageError(f"the {what} {shown(location, 80)} is longer than the OS allows "
-                             f"({NAME_MAX} bytes a name, {PATH_MAX} a path)")
+            raise UsageError(
+                f"the {what} {shown(location, 80)} is longer than the OS allows "
+                f"({NAME_MAX} bytes a name, {PATH_MAX} a path)"
+            )
     return location
 
 
@@ -98,8 +104,10 @@ def shown(text: str, limit: int = 200) -> str:
 def check_persistent(location: str) -> None:
     """Refuse a filesystem that lives in memory: a run written there is lost at exit."""
     if scheme(location) in IN_MEMORY:
-        raise StoreError(f"{location!r} is an in-memory filesystem: nothing written there outlives this "
-                         "command; choose a directory or a persistent URL")
+        raise StoreError(
+            f"{location!r} is an in-memory filesystem: nothing written there outlives this "
+            "command; choose a directory or a persistent URL"
+        )
 
 
 def filesystem(location: str) -> Tuple[Any, str]:
@@ -115,7 +123,9 @@ def filesystem(location: str) -> Tuple[Any, str]:
         found = _fsspec(location)
         if found is not None:
             return found
-        raise StoreError(f"cannot open results location {location!r}: {one_line(exc, 200)}") from None
+        raise StoreError(
+            f"cannot open results location {location!r}: {one_line(exc, 200)}"
+        ) from None
 
 
 def _fsspec(location: str) -> Optional[Tuple[Any, str]]:
@@ -188,8 +198,10 @@ def bounded(location: str, what: str, call: Callable[[], T]) -> T:
     limit = remote_timeout()
     done, box = in_thread(call, f"audit-remote-{what}")
     if not done.wait(limit):
-        raise StoreError(f"{what} {location!r} got no answer within {limit:g} s (no network, or a slow "
-                         f"store: set {TIMEOUT_ENV} to wait longer)")
+        raise StoreError(
+            f"{what} {location!r} got no answer within {limit:g} s (no network, or a slow "
+            f"store: set {TIMEOUT_ENV} to wait longer)"
+        )
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -244,7 +256,9 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
         if entry.name.startswith("."):
             continue
         if not _utf8(entry.name):
-            skipped.append(Skipped(printable(entry.path), "the file name is not valid UTF-8; rename it"))
+            skipped.append(
+                Skipped(printable(entry.path), "the file name is not valid UTF-8; rename it")
+            )
             continue
         try:
             is_dir = entry.is_dir()
@@ -266,8 +280,12 @@ def _walk(path: str, found: List[str], skipped: List[Skipped], seen: Set[Tuple[i
 
 def not_regular(mode: int) -> str:
     """Why a path that is neither a directory nor a regular file is not read."""
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"))
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
     kind = next((name for test, name in kinds if test(mode)), "not a file")
     return f"not a regular file ({kind}); only regular files are read"
 
@@ -308,9 +326,12 @@ def _remote_files(location: str, skipped: List[Skipped]) -> List[str]:
         infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
         inner = root.strip("/")
         names = sorted(i.path.lstrip("/") for i in infos if i.type == pafs.FileType.File)
-        relative = [name[len(inner):].lstrip("/") for name in names if name.startswith(inner)]
-        return [f"{location.rstrip('/')}/{rel}" for rel in relative
-                if rel.endswith(".parquet") and not any(part.startswith(".") for part in rel.split("/"))]
+        relative = [name[len(inner) :].lstrip("/") for name in names if name.startswith(inner)]
+        return [
+            f"{location.rstrip('/')}/{rel}"
+            for rel in relative
+            if rel.endswith(".parquet") and not any(part.startswith(".") for part in rel.split("/"))
+        ]
 
     try:
         return bounded(location, "listing", listing)

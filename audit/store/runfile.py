@@ -108,8 +108,10 @@ def check_writable(results: str) -> None:
         loc.bounded(results, "writing to", attempt)
     except (OSError, pa.ArrowException) as exc:
         _raise_disk_full(exc, results)
-        raise StoreError(f"cannot write to results directory {results!r}: {one_line(exc, 200)}; "
-                         "choose another --results") from None
+        raise StoreError(
+            f"cannot write to results directory {results!r}: {one_line(exc, 200)}; "
+            "choose another --results"
+        ) from None
 
 
 def write_run(run: Run, results: str) -> str:
@@ -121,7 +123,9 @@ def write_run(run: Run, results: str) -> str:
     return final if not loc.is_url(results) else loc.join(results, run.file_name)
 
 
-def write_parquet(tables: Any, where: str, fs: Any = None, metadata: Optional[Mapping[bytes, bytes]] = None) -> None:
+def write_parquet(
+    tables: Any, where: str, fs: Any = None, metadata: Optional[Mapping[bytes, bytes]] = None
+) -> None:
     """Write ``tables`` (an iterable of tables of the run-file schema) as one parquet file.
 
     The audit metadata (``metadata``, else the first table's) goes into the parquet footer's
@@ -136,11 +140,16 @@ def write_parquet(tables: Any, where: str, fs: Any = None, metadata: Optional[Ma
         for table in tables:
             if writer is None:
                 metadata = metadata if metadata is not None else (table.schema.metadata or {})
-                writer = pq.ParquetWriter(where, _saved_schema(metadata, footer), filesystem=fs, compression="zstd")
-            writer.write_table(table.replace_schema_metadata(None), row_group_size=max(1, table.num_rows))
+                writer = pq.ParquetWriter(
+                    where, _saved_schema(metadata, footer), filesystem=fs, compression="zstd"
+                )
+            writer.write_table(
+                table.replace_schema_metadata(None), row_group_size=max(1, table.num_rows)
+            )
         if writer is None:
-            writer = pq.ParquetWriter(where, _saved_schema(metadata or {}, footer), filesystem=fs,
-                                      compression="zstd")
+            writer = pq.ParquetWriter(
+                where, _saved_schema(metadata or {}, footer), filesystem=fs, compression="zstd"
+            )
         if footer:
             writer.add_key_value_metadata(dict(metadata or {}))
     finally:
@@ -176,13 +185,17 @@ def publish(results: str, name: str, write: Callable[[str, Any], None]) -> str:
         loc.bounded(results, "creating", lambda: fs.create_dir(root, recursive=True))
     except (OSError, pa.ArrowException) as exc:
         _raise_disk_full(exc, results)
-        raise StoreError(f"cannot create results directory {results!r}: {one_line(exc, 200)}") from None
+        raise StoreError(
+            f"cannot create results directory {results!r}: {one_line(exc, 200)}"
+        ) from None
     final = f"{root}/{name}"
     if loc.is_url(results):
         try:
             loc.bounded(results, "writing to", lambda: write(final, fs))
         except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"cannot write to results directory {results!r}: {one_line(exc, 200)}") from None
+            raise StoreError(
+                f"cannot write to results directory {results!r}: {one_line(exc, 200)}"
+            ) from None
         return final
     loc.clean_leftovers(root)
     tmp = f"{root}/{loc.leftover_name('file', name)}"
@@ -196,7 +209,9 @@ def publish(results: str, name: str, write: Callable[[str, Any], None]) -> str:
             os.remove(tmp)
         if isinstance(exc, (OSError, pa.ArrowException)):
             _raise_disk_full(exc, results)
-            raise StoreError(f"cannot write to results directory {results!r}: {one_line(exc, 200)}") from None
+            raise StoreError(
+                f"cannot write to results directory {results!r}: {one_line(exc, 200)}"
+            ) from None
         raise
     return final
 
@@ -232,8 +247,13 @@ def open_file(path: str) -> Tuple[Any, int]:
     loc.check_regular(path)  # a FIFO would block the open
     fs, inner = loc.filesystem(path)
     try:
-        pf = loc.bounded(path, "reading", lambda: pq.ParquetFile(inner, filesystem=fs if loc.is_url(path) else None,
-                                                                  pre_buffer=False))
+        pf = loc.bounded(
+            path,
+            "reading",
+            lambda: pq.ParquetFile(
+                inner, filesystem=fs if loc.is_url(path) else None, pre_buffer=False
+            ),
+        )
         return pf, validate(pf.schema_arrow.with_metadata(file_metadata(pf)), path)
     except SchemaError:
         raise

@@ -41,11 +41,19 @@ def build(paths: Iterable[str], con: Any = None) -> Catalog:
     return cat
 
 
-def _check_copies(cat: Catalog, good: List[Tuple[FileEntry, List[RunMeta]]],
-                  duplicates: List[Tuple[int, RunMeta, int]], con: Any) -> None:
+def _check_copies(
+    cat: Catalog,
+    good: List[Tuple[FileEntry, List[RunMeta]]],
+    duplicates: List[Tuple[int, RunMeta, int]],
+    con: Any,
+) -> None:
     """Notes for the duplicates that are copies, skipped entries for those that are not (in place)."""
-    pairs = list(dict.fromkeys([(i, str(r.run_id)) for i, r, _ in duplicates]
-                               + [(t, str(r.run_id)) for _, r, t in duplicates]))
+    pairs = list(
+        dict.fromkeys(
+            [(i, str(r.run_id)) for i, r, _ in duplicates]
+            + [(t, str(r.run_id)) for _, r, t in duplicates]
+        )
+    )
     digests = content_digests([(good[i][0], run_id) for i, run_id in pairs], con)
     found = dict(zip(pairs, digests))
     copies: List[Tuple[str, str]] = []
@@ -54,14 +62,24 @@ def _check_copies(cat: Catalog, good: List[Tuple[FileEntry, List[RunMeta]]],
         if mine == theirs:
             copies.append((good[i][0].path, good[t][0].path))
             continue
-        what = "its rows could not be read" if mine is None or theirs is None else \
-            f"{mine[0]} row(s) here, {theirs[0]} there, not the same rows"
-        cat.skipped.append(Skipped(good[i][0].path, f"holds run {run.run_id}, already read from {good[t][0].path}, "
-                                                    f"but is not a copy of it ({what}): this run of it is left out"))
+        what = (
+            "its rows could not be read"
+            if mine is None or theirs is None
+            else f"{mine[0]} row(s) here, {theirs[0]} there, not the same rows"
+        )
+        cat.skipped.append(
+            Skipped(
+                good[i][0].path,
+                f"holds run {run.run_id}, already read from {good[t][0].path}, "
+                f"but is not a copy of it ({what}): this run of it is left out",
+            )
+        )
     cat.notes.extend(_duplicate_notes(copies))
 
 
-def content_digests(pairs: Sequence[Tuple[FileEntry, str]], con: Any = None) -> List[Optional[Tuple[int, int]]]:
+def content_digests(
+    pairs: Sequence[Tuple[FileEntry, str]], con: Any = None
+) -> List[Optional[Tuple[int, int]]]:
     """(rows, sum of row digests) of each (file, run id): equal for copies, whatever their file
     or schema version (rows are read in the current schema); None where the rows are unreadable."""
     import duckdb
@@ -71,7 +89,9 @@ def content_digests(pairs: Sequence[Tuple[FileEntry, str]], con: Any = None) -> 
     runs = [catalog_mod.RunEntry(run_id, None, 0, index[entry]) for entry, run_id in pairs]
     mini = Catalog(files, runs, [{}], [])
     engine = engine_mod.Engine(mini, con or duckdb.connect(), max_string=None)
-    sql = (f"SELECT run, count(*), sum({catalog_mod.content_sql()}::HUGEINT) FROM ({{}}) GROUP BY run")
+    sql = (
+        f"SELECT run, count(*), sum({catalog_mod.content_sql()}::HUGEINT) FROM ({{}}) GROUP BY run"
+    )
     try:
         rows = engine.query(lambda rel: sql.format(rel), catalog_mod.CONTENT_COLUMNS)
     except StoreError:
@@ -86,12 +106,17 @@ def _duplicate_notes(duplicates: List[Tuple[str, str]]) -> List[str]:
         return []
     files = len({path for path, _ in duplicates})
     copy, first = duplicates[0]
-    return [f"{len(duplicates)} run(s) in {files} file(s) were already read under another name and are "
-            f"counted once (duplicates ignored; e.g. {copy} repeats {first})"]
+    return [
+        f"{len(duplicates)} run(s) in {files} file(s) were already read under another name and are "
+        f"counted once (duplicates ignored; e.g. {copy} repeats {first})"
+    ]
 
 
-def read_runs(paths: Sequence[str], columns: Optional[Sequence[str]] = None,
-              memory_limit: Optional[str] = None) -> Tuple[Any, List[Skipped]]:
+def read_runs(
+    paths: Sequence[str],
+    columns: Optional[Sequence[str]] = None,
+    memory_limit: Optional[str] = None,
+) -> Tuple[Any, List[Skipped]]:
     """Every run under ``paths`` as one pandas DataFrame (current schema), and the files skipped.
 
     Rows come in run order (start time), then file order.  Meant for scripts and tests;
@@ -102,8 +127,12 @@ def read_runs(paths: Sequence[str], columns: Optional[Sequence[str]] = None,
         cat = build(paths, con)
         wanted = list(dict.fromkeys(columns or schema.COLUMNS))
         names = ", ".join(f'"{c}"' for c in wanted)
-        table = engine_mod.Engine(cat, con).query(lambda rel: f"SELECT {names} FROM ({rel}) ORDER BY run, row", wanted,
-                                       row_number=True, arrow=True)
+        table = engine_mod.Engine(cat, con).query(
+            lambda rel: f"SELECT {names} FROM ({rel}) ORDER BY run, row",
+            wanted,
+            row_number=True,
+            arrow=True,
+        )
         return table.to_pandas(), cat.skipped
     finally:
         engine_mod.close(con)

@@ -35,12 +35,25 @@ META_RUNS = b"audit.runs"
 SEED_TYPE = pa.decimal128(20, 0)
 
 #: One output of one op of a trace (see audit/worker/trace.py).
-TRACE_OUTPUT = pa.struct([("fingerprint", pa.string()), ("dtype", pa.string()), ("shape", pa.string()),
-                          ("sample", pa.string())])
+TRACE_OUTPUT = pa.struct(
+    [
+        ("fingerprint", pa.string()),
+        ("dtype", pa.string()),
+        ("shape", pa.string()),
+        ("sample", pa.string()),
+    ]
+)
 #: One op of a trace: its position, name, module path, where its tensor inputs came from
 #: ("#i.j": output j of op i; otherwise the fingerprint of a tensor made outside the trace).
-TRACE_OP = pa.struct([("index", pa.int32()), ("op", pa.string()), ("module", pa.string()),
-                      ("inputs", pa.list_(pa.string())), ("outputs", pa.list_(TRACE_OUTPUT))])
+TRACE_OP = pa.struct(
+    [
+        ("index", pa.int32()),
+        ("op", pa.string()),
+        ("module", pa.string()),
+        ("inputs", pa.list_(pa.string())),
+        ("outputs", pa.list_(TRACE_OUTPUT)),
+    ]
+)
 
 _TYPES: Dict[str, pa.DataType] = {
     "seed": SEED_TYPE,
@@ -61,8 +74,17 @@ TYPE_OF: Dict[str, pa.DataType] = {f.name: f.type for f in ARROW_SCHEMA}
 
 #: Columns compare relies on: without one a file would give false verdicts (a missing
 #: ``fingerprint`` reads as a new stream, a missing ``status`` as an error), so it is refused.
-REQUIRED = ("case_key", "probe", "probe_key", "probe_version", "device", "params", "status", "fingerprint",
-            "repeat_identical")
+REQUIRED = (
+    "case_key",
+    "probe",
+    "probe_key",
+    "probe_version",
+    "device",
+    "params",
+    "status",
+    "fingerprint",
+    "repeat_identical",
+)
 
 
 # --------------------------------------------------------------------------- upgrades
@@ -84,9 +106,20 @@ UPGRADES: Dict[int, SchemaUpgrade] = {
     # every schema-1 fingerprint is xxh3_128
     1: SchemaUpgrade(added={"hash_algorithm": HASH_ALGORITHM}),
     # seed widens to hold every accepted seed; no blocks, trace or invariance before 3
-    2: SchemaUpgrade(added={name: None for name in ("blocks", "block_elements", "trace", "invariance", "invariant",
-                                              "variant_values")},
-               retyped={"seed": pa.int64()}),
+    2: SchemaUpgrade(
+        added={
+            name: None
+            for name in (
+                "blocks",
+                "block_elements",
+                "trace",
+                "invariance",
+                "invariant",
+                "variant_values",
+            )
+        },
+        retyped={"seed": pa.int64()},
+    ),
 }
 
 
@@ -115,7 +148,9 @@ def upgrade(table: pa.Table, version: int, columns: Sequence[str]) -> pa.Table:
         if name in table.column_names:
             column = table.column(name)
             if column.type != kind:
-                column = pa.nulls(len(table), kind) if _is_null_type(column.type) else column.cast(kind)
+                column = (
+                    pa.nulls(len(table), kind) if _is_null_type(column.type) else column.cast(kind)
+                )
         else:
             column = pa.array([missing_value(name, version)] * len(table), kind)
         out.append(column)
@@ -164,22 +199,34 @@ def check_columns(schema: pa.Schema, version: int, path: str) -> FrozenSet[str]:
     seen = set()
     for i, name in enumerate(schema.names):
         if name in seen:
-            raise SchemaError(f"{path}: not a determinism-audit run file (column {name!r} appears twice)")
+            raise SchemaError(
+                f"{path}: not a determinism-audit run file (column {name!r} appears twice)"
+            )
         seen.add(name)
         want = stored_type(name, version)
         got = schema.field(i).type
-        if want is None or got == want or _is_null_type(got) or (pa.types.is_dictionary(got)
-                                                                  and got.value_type == want):
+        if (
+            want is None
+            or got == want
+            or _is_null_type(got)
+            or (pa.types.is_dictionary(got) and got.value_type == want)
+        ):
             continue
-        raise SchemaError(f"{path}: not a determinism-audit run file (column {name!r} is {got}, not {want})")
+        raise SchemaError(
+            f"{path}: not a determinism-audit run file (column {name!r} is {got}, not {want})"
+        )
     missing = [name for name in REQUIRED if name not in seen]
     if missing:
-        raise SchemaError(f"{path}: not a determinism-audit run file (no column {', '.join(map(repr, missing))})")
+        raise SchemaError(
+            f"{path}: not a determinism-audit run file (no column {', '.join(map(repr, missing))})"
+        )
     return frozenset(name for name in seen if name in TYPE_OF)
 
 
 def _is_null_type(kind: pa.DataType) -> bool:
-    return pa.types.is_null(kind) or (pa.types.is_dictionary(kind) and pa.types.is_null(kind.value_type))
+    return pa.types.is_null(kind) or (
+        pa.types.is_dictionary(kind) and pa.types.is_null(kind.value_type)
+    )
 
 
 # --------------------------------------------------------------------------- runs of a file
@@ -201,7 +248,10 @@ def runs_in(metadata: Optional[Mapping[bytes, bytes]], path: str) -> List[RunMet
         if META_RUNS in meta:
             listed = json.loads(meta[META_RUNS])
             envs = [env_tuple(e) for e in listed["envs"]]
-            return [RunMeta(str(r["run_id"]), _text(r.get("started")), envs[r["env"]]) for r in listed["runs"]]
+            return [
+                RunMeta(str(r["run_id"]), _text(r.get("started")), envs[r["env"]])
+                for r in listed["runs"]
+            ]
         run_id = meta[META_RUN_ID].decode() if meta.get(META_RUN_ID) else None
         started = meta[META_STARTED].decode() if META_STARTED in meta else None
         env = _stored_env(meta[META_ENV]) if META_ENV in meta else None

@@ -90,4 +90,8 @@ def differing_block_indices(a: Optional[bytes], b: Optional[bytes]) -> Optional[
     """Indices of the blocks whose digests differ; None when there are none to line up."""
     if a is None or b is None or len(a) != len(b):
         return None
-    return [i for i in range(len(a) // DIGEST) if a[i * DIGEST:(i + 1) * DIGEST] != b[i * DIGEST:(i + 1) * DIGEST]]
+    return [
+        i
+        for i in range(len(a) // DIGEST)
+        if a[i * DIGEST : (i + 1) * DIGEST] != b[i * DIGEST : (i + 1) * DIGEST]
+    ]

@@ -44,11 +44,11 @@ FIELDS: Dict[str, str] = {
     "os_release": "operating system release",
     "arch": "machine architecture (platform.machine)",
     "emulator": "the emulator and CPU model an emulated worker ran under (qemu-aarch64 7.2.22 -cpu a64fx (a64fx)); "
-                "null when native",
+    "null when native",
     "cpu_model": "CPU model name (on arm64 Linux named from the MIDR implementer/part; on macOS the brand "
-                 "string; on Windows the processor name)",
+    "string; on Windows the processor name)",
     "cpu_features": "ISA features the OS reports that pick kernels: arm64 Linux hwcaps (sve, sve2, i8mm ...), "
-                    "macOS hw.optional.arm.FEAT_*",
+    "macOS hw.optional.arm.FEAT_*",
     "cpu_count": "logical CPUs",
     "cpu_capability": "torch's ATen CPU dispatch level as torch reports it",
     "numpy_simd": "numpy SIMD extensions in use (baseline + dispatched), as numpy reports them",
@@ -57,7 +57,7 @@ FIELDS: Dict[str, str] = {
     "openblas_core": "the OpenBLAS kernel family chosen at load time (openblas_get_corename: Haswell, SkylakeX ...)",
     "openblas_config": "OpenBLAS's build and runtime configuration string (version, threading, core)",
     "mkl_code_path": "the MKL code path in force: the MKL_CBWR branch when set, else the one MKL picks "
-                     "for this CPU (AVX2, AVX512_E1 ...)",
+    "for this CPU (AVX2, AVX512_E1 ...)",
     "gpu_name": "CUDA device 0 name, null without a GPU",
     "gpu_compute_capability": "CUDA device 0 compute capability, e.g. 9.0",
     "gpu_multiprocessors": "CUDA device 0 multiprocessor count (caps launch grids)",
@@ -69,18 +69,21 @@ FIELDS: Dict[str, str] = {
     "tf32_cudnn": "torch.backends.cudnn.allow_tf32",
     **SETTINGS,
     "settings": "every other variable set whose name starts with one of SETTING_PREFIXES (OMP_, KMP_, MKL_, "
-                "DNNL_, ONEDNN_, ...), as a canonical JSON object; null when there is none",
+    "DNNL_, ONEDNN_, ...), as a canonical JSON object; null when there is none",
     "process_state": "process settings that differ from a fresh interpreter's when the cases start (set by a "
-                     "probe module at import: torch.default_dtype, torch.flush_denormal, numpy.seterr ...), "
-                     "as a canonical JSON object; null when there is none",
+    "probe module at import: torch.default_dtype, torch.flush_denormal, numpy.seterr ...), "
+    "as a canonical JSON object; null when there is none",
 }
 
 
 def read_settings(environ: Mapping[str, str]) -> Optional[str]:
     """The ``settings`` field: the variables of ``environ`` with a prefix of
     :data:`SETTING_PREFIXES` and no field of their own, as canonical JSON (None: none set)."""
-    found = {name: (REDACTED if any(word in name.upper() for word in _SECRET) else value)
-             for name, value in environ.items() if name.startswith(SETTING_PREFIXES) and name not in SETTINGS}
+    found = {
+        name: (REDACTED if any(word in name.upper() for word in _SECRET) else value)
+        for name, value in environ.items()
+        if name.startswith(SETTING_PREFIXES) and name not in SETTINGS
+    }
     return canonical_object(found)
 
 
@@ -103,7 +106,9 @@ def expanded(env: Mapping[str, Optional[str]]) -> Dict[str, Optional[str]]:
         if not isinstance(entries, dict) or any(key in out for key in entries):
             continue
         out.pop(name, None)
-        out.update({str(key): None if value is None else str(value) for key, value in entries.items()})
+        out.update(
+            {str(key): None if value is None else str(value) for key, value in entries.items()}
+        )
     return out
 
 
@@ -120,10 +125,19 @@ def _version(dist: str) -> Optional[str]:
 
 #: arm64 MIDR (implementer, part) -> name, for the parts this project meets (Linux's cpuinfo has no model name).
 ARM_PARTS: Dict[Tuple[int, int], str] = {
-    (0x41, 0xD08): "ARM Cortex-A72", (0x41, 0xD0B): "ARM Cortex-A76", (0x41, 0xD0C): "ARM Neoverse-N1",
-    (0x41, 0xD40): "ARM Neoverse-V1", (0x41, 0xD49): "ARM Neoverse-N2", (0x41, 0xD4F): "ARM Neoverse-V2",
-    (0x41, 0xD8E): "ARM Neoverse-N3", (0x41, 0xD84): "ARM Neoverse-V3", (0x46, 0x001): "Fujitsu A64FX",
-    (0xC0, 0xAC3): "Ampere-1", (0xC0, 0xAC4): "Ampere-1a", (0x61, 0x022): "Apple M1", (0x00, 0x051): "QEMU max",
+    (0x41, 0xD08): "ARM Cortex-A72",
+    (0x41, 0xD0B): "ARM Cortex-A76",
+    (0x41, 0xD0C): "ARM Neoverse-N1",
+    (0x41, 0xD40): "ARM Neoverse-V1",
+    (0x41, 0xD49): "ARM Neoverse-N2",
+    (0x41, 0xD4F): "ARM Neoverse-V2",
+    (0x41, 0xD8E): "ARM Neoverse-N3",
+    (0x41, 0xD84): "ARM Neoverse-V3",
+    (0x46, 0x001): "Fujitsu A64FX",
+    (0xC0, 0xAC3): "Ampere-1",
+    (0xC0, 0xAC4): "Ampere-1a",
+    (0x61, 0x022): "Apple M1",
+    (0x00, 0x051): "QEMU max",
 }
 
 
@@ -167,8 +181,9 @@ def _windows_processor() -> Optional[str]:
     try:
         import winreg  # type: ignore[import-not-found,unused-ignore]
 
-        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined,unused-ignore]
-                            r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as k:
+        key = r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"
+        opened = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key)  # type: ignore[attr-defined,unused-ignore]
+        with opened as k:
             value = winreg.QueryValueEx(k, "ProcessorNameString")[0]  # type: ignore[attr-defined,unused-ignore]
             return str(value).strip() or None
     except (ImportError, OSError):
@@ -193,11 +208,16 @@ def _cpu_features() -> Optional[str]:
     """arm64 Linux: the kernel's Features line; macOS on Apple silicon: the FEAT_* sysctls set to 1."""
     if sys.platform == "darwin":
         try:
-            out = subprocess.run(["sysctl", "hw.optional.arm"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run(
+                ["sysctl", "hw.optional.arm"], capture_output=True, text=True, timeout=5
+            )
         except (OSError, subprocess.SubprocessError):
             return None
-        names = [line.split(":")[0].rsplit(".", 1)[-1] for line in out.stdout.splitlines()
-                 if line.strip().endswith(": 1") and ".FEAT_" in line]
+        names = [
+            line.split(":")[0].rsplit(".", 1)[-1]
+            for line in out.stdout.splitlines()
+            if line.strip().endswith(": 1") and ".FEAT_" in line
+        ]
         return " ".join(sorted(names)) or None
     text = _read("/proc/cpuinfo")
     if text and platform.machine().lower() in ("aarch64", "arm64"):
@@ -213,15 +233,25 @@ def _numpy_fields() -> Dict[str, Optional[str]]:
         return {}
     fields: Dict[str, Optional[str]] = {}
     try:
-        from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+        from numpy._core._multiarray_umath import (
+            __cpu_baseline__,
+            __cpu_dispatch__,
+            __cpu_features__,
+        )
     except ImportError:
         try:
-            from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__  # type: ignore
+            from numpy.core._multiarray_umath import (  # type: ignore
+                __cpu_baseline__,
+                __cpu_dispatch__,
+                __cpu_features__,
+            )
         except ImportError:
             __cpu_baseline__ = __cpu_dispatch__ = None  # type: ignore[assignment]
             __cpu_features__ = {}
     if __cpu_baseline__ is not None:
-        used = [f for f in list(__cpu_baseline__) + list(__cpu_dispatch__) if __cpu_features__.get(f)]
+        used = [
+            f for f in list(__cpu_baseline__) + list(__cpu_dispatch__) if __cpu_features__.get(f)
+        ]
         fields["numpy_simd"] = " ".join(used)
     fields["blas"] = _numpy_blas(np)
     return fields
@@ -253,7 +283,9 @@ def _torch_fields() -> Dict[str, Optional[str]]:
         fields["cpu_capability"] = _capability_from_config(torch)
     try:
         config = torch.__config__.show()
-        blas = [line.split("=", 1)[1].strip() for line in config.splitlines() if "BLAS_INFO=" in line]
+        blas = [
+            line.split("=", 1)[1].strip() for line in config.splitlines() if "BLAS_INFO=" in line
+        ]
         if blas:
             fields["torch_blas"] = blas[0].rstrip(",").split(",")[0]
     except Exception:
@@ -288,9 +320,17 @@ def _cuda_fields(torch) -> Dict[str, Optional[str]]:  # type: ignore[no-untyped-
 
 def _driver_version() -> Optional[str]:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return (
+            out.stdout.strip().splitlines()[0]
+            if out.returncode == 0 and out.stdout.strip()
+            else None
+        )
     except (OSError, subprocess.SubprocessError, IndexError):
         return None
 
@@ -311,7 +351,11 @@ def _kernel_fields() -> Dict[str, Optional[str]]:
         return {}
 
 
-_CAPTURERS: list[Callable[[], Dict[str, Optional[str]]]] = [_numpy_fields, _torch_fields, _kernel_fields]
+_CAPTURERS: list[Callable[[], Dict[str, Optional[str]]]] = [
+    _numpy_fields,
+    _torch_fields,
+    _kernel_fields,
+]
 
 
 def capture() -> Dict[str, Optional[str]]:
@@ -340,7 +384,11 @@ def capture() -> Dict[str, Optional[str]]:
         torch_blas = extra.pop("torch_blas", None)
         env.update(extra)
         if torch_blas:
-            env["blas"] = f"numpy:{env['blas']}; torch:{torch_blas}" if env.get("blas") else f"torch:{torch_blas}"
+            env["blas"] = (
+                f"numpy:{env['blas']}; torch:{torch_blas}"
+                if env.get("blas")
+                else f"torch:{torch_blas}"
+            )
     if env.get("blas") and not str(env["blas"]).startswith(("numpy:", "torch:")):
         env["blas"] = f"numpy:{env['blas']}"
     env["machine_id"] = machine_id(env)

@@ -117,8 +117,9 @@ def run_case(case: registry.Case, repeat: bool = True) -> Dict[str, Any]:
     return run_case_checked(case, repeat)[0]
 
 
-def run_case_checked(case: registry.Case, repeat: bool = True,
-                     executions: Optional[int] = None) -> Tuple[Dict[str, Any], bool]:
+def run_case_checked(
+    case: registry.Case, repeat: bool = True, executions: Optional[int] = None
+) -> Tuple[Dict[str, Any], bool]:
     """:func:`run_case`, and whether the process must stop (see :data:`POISONING`).
 
     ``executions`` replaces the probe's ``repeats`` (``--executions``: a disagreement rate)."""
@@ -129,7 +130,9 @@ def run_case_checked(case: registry.Case, repeat: bool = True,
         return {**base_record(case), "status": Status.ERROR.value, "message": message}, True
 
 
-def _run_case(case: registry.Case, repeat: bool, executions: Optional[int] = None) -> Dict[str, Any]:
+def _run_case(
+    case: registry.Case, repeat: bool, executions: Optional[int] = None
+) -> Dict[str, Any]:
     record = base_record(case)
     reason = unmet_requirement(case.probe)
     if reason is not None:
@@ -147,16 +150,30 @@ def _run_case(case: registry.Case, repeat: bool, executions: Optional[int] = Non
             if repeat:
                 identical, disagreement, count = _repeated(case, first, executions, leaks)
     except Unsupported as exc:
-        return {**record, "status": Status.UNSUPPORTED.value, "message": with_leaks(one_line(exc), leaks)}
+        return {
+            **record,
+            "status": Status.UNSUPPORTED.value,
+            "message": with_leaks(one_line(exc), leaks),
+        }
     except POISONING:
         raise
     except Exception as exc:
         missing = missing_library(exc)
         if missing is not None:
             return {**record, "status": Status.UNSUPPORTED.value, "message": missing}
-        return {**record, "status": Status.ERROR.value, "message": with_leaks(describe_error(exc, case.probe), leaks)}
-    return {**record, "status": Status.OK.value, "message": with_leaks(disagreement, leaks), **first.record_fields(),
-            "repeat_identical": identical, **count._asdict()}
+        return {
+            **record,
+            "status": Status.ERROR.value,
+            "message": with_leaks(describe_error(exc, case.probe), leaks),
+        }
+    return {
+        **record,
+        "status": Status.OK.value,
+        "message": with_leaks(disagreement, leaks),
+        **first.record_fields(),
+        "repeat_identical": identical,
+        **count._asdict(),
+    }
 
 
 class RepeatCount(NamedTuple):
@@ -167,8 +184,9 @@ class RepeatCount(NamedTuple):
     disagreements: int
 
 
-def _repeated(case: registry.Case, first: Execution, executions: Optional[int],
-              leaks: List[str]) -> Tuple[bool, Optional[str], RepeatCount]:
+def _repeated(
+    case: registry.Case, first: Execution, executions: Optional[int], leaks: List[str]
+) -> Tuple[bool, Optional[str], RepeatCount]:
     """Execute ``case`` again, ``executions`` times in all (default the probe's ``repeats``):
     (identical, how the first disagreement differed, the count).  With the default it stops
     at the first disagreement, as always; an explicit count runs every execution so that the
@@ -258,7 +276,8 @@ def describe_disagreement(first: Execution, again: Execution) -> str:
         parts.append(f"{differ} of {len(xs)} sampled elements differ{ulps}")
     blocks = distance.differing_block_indices(a.blocks, b.blocks)
     if blocks:
-        parts.append(f"{len(blocks)} of {len(a.blocks or b'') // distance.DIGEST} blocks differ, "
-                     f"the first at element {blocks[0] * (a.block_elements or 0)}")
+        parts.append(
+            f"{len(blocks)} of {len(a.blocks or b'') // distance.DIGEST} blocks differ, "
+            f"the first at element {blocks[0] * (a.block_elements or 0)}"
+        )
     return words + (": " + ", ".join(parts) if parts else "")
-

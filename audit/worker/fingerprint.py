@@ -66,9 +66,21 @@ _TORCH_DTYPES = {
 
 #: Item size in bytes of every fixed-size dtype name a fingerprint may carry.
 ITEMSIZE = {
-    "bool": 1, "uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "float16": 2, "bfloat16": 2,
-    "uint32": 4, "int32": 4, "float32": 4, "uint64": 8, "int64": 8, "float64": 8,
-    "complex64": 8, "complex128": 16,
+    "bool": 1,
+    "uint8": 1,
+    "int8": 1,
+    "uint16": 2,
+    "int16": 2,
+    "float16": 2,
+    "bfloat16": 2,
+    "uint32": 4,
+    "int32": 4,
+    "float32": 4,
+    "uint64": 8,
+    "int64": 8,
+    "float64": 8,
+    "complex64": 8,
+    "complex128": 16,
 }
 
 
@@ -144,8 +156,13 @@ def _from_masked(a: Any) -> Canonical:
     np = sys.modules["numpy"]
     data = _from_numpy(np.asarray(a.data))
     mask = np.ascontiguousarray(sys.modules["numpy.ma"].getmaskarray(a)).reshape(-1).view(np.uint8)
-    return Canonical(data.dtype, data.shape, data.data, data.itemsize,
-                     extra=f"mask={xxhash.xxh3_128_hexdigest(mask)}|")
+    return Canonical(
+        data.dtype,
+        data.shape,
+        data.data,
+        data.itemsize,
+        extra=f"mask={xxhash.xxh3_128_hexdigest(mask)}|",
+    )
 
 
 def _from_torch(t: Any) -> Canonical:
@@ -206,7 +223,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         if all(map(_IS_STR, value)):
             return {str(k): _jsonable(v) for k, v in value.items()}
-        return {KEYED: sorted(([_jsonable(k), _jsonable(v)] for k, v in value.items()), key=_json_text)}
+        return {
+            KEYED: sorted(([_jsonable(k), _jsonable(v)] for k, v in value.items()), key=_json_text)
+        }
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, float):
@@ -252,9 +271,9 @@ def _blocks_into(running: Any, view: Any) -> bytes:
     block = xxhash.xxh3_64_intdigest
     blocks = array.array("Q")
     for start in range(0, len(view), SEGMENT):
-        segment = view[start:start + SEGMENT]
+        segment = view[start : start + SEGMENT]
         running.update(segment)
-        blocks.extend([block(segment[i:i + BLOCK]) for i in range(0, len(segment), BLOCK)])
+        blocks.extend([block(segment[i : i + BLOCK]) for i in range(0, len(segment), BLOCK)])
     if sys.byteorder == "big":  # pragma: no cover
         blocks.byteswap()
     return blocks.tobytes()
@@ -270,11 +289,13 @@ def _piece(view: Any) -> Tuple[bytes, bytes]:
 def _pieces(view: Any) -> List[Tuple[bytes, bytes]]:
     """:func:`_piece` of each CHUNK-sized piece, in parallel (xxhash releases the GIL)."""
     global _POOL
-    pieces = [view[i:i + CHUNK] for i in range(0, len(view), CHUNK)]
+    pieces = [view[i : i + CHUNK] for i in range(0, len(view), CHUNK)]
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="fingerprint")
+        _POOL = ThreadPoolExecutor(
+            max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="fingerprint"
+        )
     return list(_POOL.map(_piece, pieces))
 
 
@@ -296,7 +317,11 @@ def _digest(c: Canonical) -> Tuple[str, Optional[bytes]]:
     if not c.itemsize:  # variable-size encodings have no element grid to place blocks on
         h.update(c.data)
         return h.hexdigest(), None
-    view = memoryview(c.data).cast("B") if isinstance(c.data, (bytes, bytearray, memoryview)) else c.data
+    view = (
+        memoryview(c.data).cast("B")
+        if isinstance(c.data, (bytes, bytearray, memoryview))
+        else c.data
+    )
     if len(view) <= CHUNK:
         blocks = _blocks_into(h, view)
         return h.hexdigest(), blocks
@@ -333,8 +358,15 @@ def fingerprint(value: Any, blocks: bool = True) -> Fingerprint:
     if not blocks:
         return Fingerprint(_digest_only(c), c.dtype, c.shape, sample, index)
     digest, digests = _digest(c)
-    return Fingerprint(digest, c.dtype, c.shape, sample, index, digests,
-                       BLOCK // c.itemsize if c.itemsize else None)
+    return Fingerprint(
+        digest,
+        c.dtype,
+        c.shape,
+        sample,
+        index,
+        digests,
+        BLOCK // c.itemsize if c.itemsize else None,
+    )
 
 
 def _sample_bytes(c: Canonical, index: Tuple[int, ...], n: int) -> bytes:
@@ -343,14 +375,16 @@ def _sample_bytes(c: Canonical, index: Tuple[int, ...], n: int) -> bytes:
     if hasattr(c.data, "reshape"):  # a numpy byte view: one gather
         return c.data[: n * c.itemsize].reshape(n, c.itemsize)[list(index)].tobytes()
     size = c.itemsize
-    return b"".join(bytes(c.data[i * size:(i + 1) * size]) for i in index)
+    return b"".join(bytes(c.data[i * size : (i + 1) * size]) for i in index)
 
 
 def state_fingerprint(state: Any) -> Optional[str]:
     """Digest of a generator's state (a dict, tuple, bytes or tensor); None for no state."""
     if state is None:
         return None
-    return _digest(_from_python(state) if isinstance(state, (dict, list, tuple)) else canonical(state))[0]
+    return _digest(
+        _from_python(state) if isinstance(state, (dict, list, tuple)) else canonical(state)
+    )[0]
 
 
 def decode_sample(sample_hex: str, dtype: str) -> List[Any]:

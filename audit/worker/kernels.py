@@ -20,13 +20,28 @@ from typing import Dict, List, Optional, Tuple
 
 #: OpenBLAS's query functions under the prefixes and suffixes wheels build it with
 #: (plain, ILP64 ``...64_``, scipy-openblas ``scipy_...64_`` in numpy >= 2).
-_OPENBLAS_NAMES = [(f"{prefix}openblas_get_corename{suffix}", f"{prefix}openblas_get_config{suffix}")
-                   for prefix in ("", "scipy_") for suffix in ("", "64_")]
+_OPENBLAS_NAMES = [
+    (f"{prefix}openblas_get_corename{suffix}", f"{prefix}openblas_get_config{suffix}")
+    for prefix in ("", "scipy_")
+    for suffix in ("", "64_")
+]
 
 #: MKL's conditional-numerical-reproducibility branches (mkl_cbwr.h), by number.
 _MKL_BRANCHES = {
-    1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX",
-    10: "AVX2", 11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1", 16: "AVX512_FP16",
+    1: "OFF",
+    2: "AUTO",
+    3: "COMPATIBLE",
+    4: "SSE2",
+    6: "SSSE3",
+    7: "SSE4_1",
+    8: "SSE4_2",
+    9: "AVX",
+    10: "AVX2",
+    11: "AVX512_MIC",
+    12: "AVX512",
+    13: "AVX512_MIC_E1",
+    14: "AVX512_E1",
+    16: "AVX512_FP16",
 }
 _MKL_BRANCH = 1  # MKL_CBWR_BRANCH: ask for the branch in force
 
@@ -40,8 +55,11 @@ def kernel_fields() -> Dict[str, Optional[str]]:
         if found is not None:
             cores.append((owner, found[0]))
             configs.append((owner, found[1]))
-    return {"openblas_core": _joined(cores), "openblas_config": _joined(configs),
-            "mkl_code_path": _mkl(libraries)}
+    return {
+        "openblas_core": _joined(cores),
+        "openblas_config": _joined(configs),
+        "mkl_code_path": _mkl(libraries),
+    }
 
 
 def _joined(values: List[Tuple[str, str]]) -> Optional[str]:
@@ -72,13 +90,20 @@ def _loaded_libraries() -> List[Tuple[str, str]]:
 
 def _is_blas(path: str) -> bool:
     name = os.path.basename(path).lower()
-    return ("openblas" in name or name.startswith(("libtorch_cpu", "libmkl_rt", "libmkl_core"))) and \
-        (".so" in name or name.endswith((".dylib", ".dll")))
+    return (
+        "openblas" in name or name.startswith(("libtorch_cpu", "libmkl_rt", "libmkl_core"))
+    ) and (".so" in name or name.endswith((".dylib", ".dll")))
 
 
 def _owner(path: str) -> str:
     lowered = path.replace("\\", "/").lower()
-    return "torch" if "/torch" in lowered else "numpy" if "/numpy" in lowered or "/scipy" in lowered else "other"
+    return (
+        "torch"
+        if "/torch" in lowered
+        else "numpy"
+        if "/numpy" in lowered or "/scipy" in lowered
+        else "other"
+    )
 
 
 def _openblas(path: str) -> Optional[Tuple[str, str]]:
@@ -97,7 +122,9 @@ def _openblas(path: str) -> Optional[Tuple[str, str]]:
         if config is not None:
             config.restype = ctypes.c_char_p
             text = config() or b""
-        return (core() or b"").decode(errors="replace").strip(), text.decode(errors="replace").strip()
+        return (core() or b"").decode(errors="replace").strip(), text.decode(
+            errors="replace"
+        ).strip()
     return None
 
 
@@ -108,8 +135,10 @@ def _mkl(libraries: List[Tuple[str, str]]) -> Optional[str]:
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        forced, auto = getattr(library, "mkl_serv_cbwr_get", None), getattr(library, "mkl_serv_cbwr_get_auto_branch",
-                                                                              None)
+        forced, auto = (
+            getattr(library, "mkl_serv_cbwr_get", None),
+            getattr(library, "mkl_serv_cbwr_get_auto_branch", None),
+        )
         if forced is None or auto is None:
             continue
         branch = forced(_MKL_BRANCH)

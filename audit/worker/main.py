@@ -110,9 +110,13 @@ def _skip_keys(path: Optional[str]) -> set:
         return {line.strip() for line in f if line.strip()}
 
 
-def cases_to_run(patterns: Sequence[str], seeds: Sequence[int], skip: Iterable[str] = (),
-                 sizes: Sequence[registry.Sizes] = registry.DEFAULT_SIZES,
-                 among: Optional[Sequence[str]] = None) -> List[registry.Case]:
+def cases_to_run(
+    patterns: Sequence[str],
+    seeds: Sequence[int],
+    skip: Iterable[str] = (),
+    sizes: Sequence[registry.Sizes] = registry.DEFAULT_SIZES,
+    among: Optional[Sequence[str]] = None,
+) -> List[registry.Case]:
     """The cases of the probes ``patterns`` select (of ``among`` when given), less ``skip``."""
     skip = set(skip)
     chosen = registry.select(patterns, among)
@@ -123,21 +127,42 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m audit.worker", description=__doc__.split("\n")[0])
     p.add_argument("--probe", action="append", default=[], help="glob over probe keys/ids")
     p.add_argument("--seed", action="append", type=int, default=[], help="seed (repeatable)")
-    p.add_argument("--sizes", type=registry.parse_sizes, default=registry.DEFAULT_SIZES,
-                   help="size panels, comma-separated (default, large)")
+    p.add_argument(
+        "--sizes",
+        type=registry.parse_sizes,
+        default=registry.DEFAULT_SIZES,
+        help="size panels, comma-separated (default, large)",
+    )
     p.add_argument("--skip-file", help="file of case keys not to run (already done)")
     p.add_argument("--no-repeat", action="store_true", help="run each case once")
-    p.add_argument("--executions", type=int, help="executions per case in this process (default: the probe's)")
+    p.add_argument(
+        "--executions", type=int, help="executions per case in this process (default: the probe's)"
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
-    p.add_argument("--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms")
+    p.add_argument(
+        "--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms"
+    )
     p.add_argument("--module", action="append", default=[], help="extra probe module to import")
-    p.add_argument("--probes-from", action="append", default=[], metavar="PATH_OR_MODULE",
-                   help="a .py file or dotted module of your own probes (repeatable)")
-    p.add_argument("--no-catalogue", action="store_true",
-                   help="run only the probes of --probes-from (the catalogue and entry points are loaded, not run)")
-    p.add_argument("--plan", action="store_true", help="only list the cases a run would execute, then exit")
-    p.add_argument("--serve", action="store_true",
-                   help="persistent mode: answer one case per JSON line on stdin (audit.worker.serve)")
+    p.add_argument(
+        "--probes-from",
+        action="append",
+        default=[],
+        metavar="PATH_OR_MODULE",
+        help="a .py file or dotted module of your own probes (repeatable)",
+    )
+    p.add_argument(
+        "--no-catalogue",
+        action="store_true",
+        help="run only the probes of --probes-from (the catalogue and entry points are loaded, not run)",
+    )
+    p.add_argument(
+        "--plan", action="store_true", help="only list the cases a run would execute, then exit"
+    )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="persistent mode: answer one case per JSON line on stdin (audit.worker.serve)",
+    )
     return p
 
 
@@ -151,8 +176,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         theirs = load_catalogue(args.module, args.probes_from)
         among = theirs if args.no_catalogue else None
-        cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, _skip_keys(args.skip_file),
-                             args.sizes, among)
+        cases = cases_to_run(
+            args.probe,
+            args.seed or registry.DEFAULT_SEEDS,
+            _skip_keys(args.skip_file),
+            args.sizes,
+            among,
+        )
     except AuditError as exc:  # the user's probes: one line for the host to show
         channel.send({"type": "error", "message": str(exc)})
         return 2
@@ -167,7 +197,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     channel.send({"type": "plan", "cases": len(cases)})
     for case in cases:
         channel.send({"type": "start", "case_key": case.key, "output_at": _output_offset()})
-        record, poisoned = run_case_checked(case, repeat=not args.no_repeat, executions=args.executions)
+        record, poisoned = run_case_checked(
+            case, repeat=not args.no_repeat, executions=args.executions
+        )
         channel.send({"type": "record", **record})
         if poisoned:  # no "end": the host starts a fresh worker for the cases left
             return EXIT_RESTART
@@ -184,8 +216,13 @@ def plan(channel: Channel, args: argparse.Namespace) -> int:
     """
     try:
         theirs = load_catalogue(args.module, args.probes_from)
-        cases = cases_to_run(args.probe, args.seed or registry.DEFAULT_SEEDS, (), args.sizes,
-                             theirs if args.no_catalogue else None)
+        cases = cases_to_run(
+            args.probe,
+            args.seed or registry.DEFAULT_SEEDS,
+            (),
+            args.sizes,
+            theirs if args.no_catalogue else None,
+        )
     except AuditError as exc:
         channel.send({"type": "error", "message": str(exc)})
         return 2
@@ -219,4 +256,3 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - no prctl (musl oddities)
         pass
-

@@ -52,44 +52,88 @@ def flush_denormal() -> bool:
 
 def _torch_settings(torch: Any) -> List[Setting]:
     out = [
-        Setting("torch.default_dtype", torch.get_default_dtype, torch.set_default_dtype, torch.float32),
+        Setting(
+            "torch.default_dtype", torch.get_default_dtype, torch.set_default_dtype, torch.float32
+        ),
         Setting("torch.flush_denormal", flush_denormal, torch.set_flush_denormal, False),
         Setting("torch.num_threads", torch.get_num_threads, torch.set_num_threads),
         Setting("torch.num_interop_threads", torch.get_num_interop_threads, None),
-        Setting("torch.deterministic_algorithms", torch.are_deterministic_algorithms_enabled,
-                lambda on: torch.use_deterministic_algorithms(on, warn_only=_warn_only(torch))),
+        Setting(
+            "torch.deterministic_algorithms",
+            torch.are_deterministic_algorithms_enabled,
+            lambda on: torch.use_deterministic_algorithms(on, warn_only=_warn_only(torch)),
+        ),
         Setting("torch.grad_enabled", torch.is_grad_enabled, torch.set_grad_enabled, True),
-        Setting("torch.anomaly_enabled", torch.is_anomaly_enabled, torch.set_anomaly_enabled, False),
+        Setting(
+            "torch.anomaly_enabled", torch.is_anomaly_enabled, torch.set_anomaly_enabled, False
+        ),
     ]
     if hasattr(torch, "is_deterministic_algorithms_warn_only_enabled"):
-        out.append(Setting("torch.deterministic_warn_only", torch.is_deterministic_algorithms_warn_only_enabled,
-                           lambda wo: torch.use_deterministic_algorithms(
-                               torch.are_deterministic_algorithms_enabled(), warn_only=wo), False))
-    if hasattr(torch, "get_float32_matmul_precision"):  # before allow_tf32: setting it sets allow_tf32
-        out.append(Setting("torch.float32_matmul_precision", torch.get_float32_matmul_precision,
-                           torch.set_float32_matmul_precision, "highest"))
+        out.append(
+            Setting(
+                "torch.deterministic_warn_only",
+                torch.is_deterministic_algorithms_warn_only_enabled,
+                lambda wo: torch.use_deterministic_algorithms(
+                    torch.are_deterministic_algorithms_enabled(), warn_only=wo
+                ),
+                False,
+            )
+        )
+    if hasattr(
+        torch, "get_float32_matmul_precision"
+    ):  # before allow_tf32: setting it sets allow_tf32
+        out.append(
+            Setting(
+                "torch.float32_matmul_precision",
+                torch.get_float32_matmul_precision,
+                torch.set_float32_matmul_precision,
+                "highest",
+            )
+        )
     if hasattr(torch, "get_default_device"):
-        out.append(Setting("torch.default_device", lambda: str(torch.get_default_device()),
-                           torch.set_default_device, "cpu"))
+        out.append(
+            Setting(
+                "torch.default_device",
+                lambda: str(torch.get_default_device()),
+                torch.set_default_device,
+                "cpu",
+            )
+        )
     return out + _backend_settings(torch) + _autocast_settings(torch)
 
 
 def _backend_settings(torch: Any) -> List[Setting]:
     """The flags of torch.backends that pick kernels: (module, attribute, fresh value)."""
     backends = torch.backends
-    flags = [(backends.cuda.matmul, "torch.backends.cuda.matmul", "allow_tf32", False),
-             (backends.cuda.matmul, "torch.backends.cuda.matmul", "allow_fp16_reduced_precision_reduction", True),
-             (backends.cuda.matmul, "torch.backends.cuda.matmul", "allow_bf16_reduced_precision_reduction", True),
-             (backends.cudnn, "torch.backends.cudnn", "allow_tf32", True),
-             (backends.cudnn, "torch.backends.cudnn", "deterministic", False),
-             (backends.cudnn, "torch.backends.cudnn", "benchmark", False),
-             (backends.mkldnn, "torch.backends.mkldnn", "enabled", True)]
-    return [Setting(f"{where}.{name}", *_attribute(module, name), default)
-            for module, where, name, default in flags if hasattr(module, name)]
+    flags = [
+        (backends.cuda.matmul, "torch.backends.cuda.matmul", "allow_tf32", False),
+        (
+            backends.cuda.matmul,
+            "torch.backends.cuda.matmul",
+            "allow_fp16_reduced_precision_reduction",
+            True,
+        ),
+        (
+            backends.cuda.matmul,
+            "torch.backends.cuda.matmul",
+            "allow_bf16_reduced_precision_reduction",
+            True,
+        ),
+        (backends.cudnn, "torch.backends.cudnn", "allow_tf32", True),
+        (backends.cudnn, "torch.backends.cudnn", "deterministic", False),
+        (backends.cudnn, "torch.backends.cudnn", "benchmark", False),
+        (backends.mkldnn, "torch.backends.mkldnn", "enabled", True),
+    ]
+    return [
+        Setting(f"{where}.{name}", *_attribute(module, name), default)
+        for module, where, name, default in flags
+        if hasattr(module, name)
+    ]
 
 
 def _attribute(module: Any, name: str) -> Tuple[Callable[[], Any], Callable[[Any], None]]:
     """Getter and setter of ``module.name``."""
+
     def get() -> Any:
         return getattr(module, name)
 
@@ -108,11 +152,29 @@ def _autocast_settings(torch: Any) -> List[Setting]:
     try:
         torch.is_autocast_enabled("cpu")  # torch >= 2.4 takes the device type
     except TypeError:
-        return [Setting("torch.autocast_enabled.cpu", torch.is_autocast_cpu_enabled, torch.set_autocast_cpu_enabled,
-                        False),
-                Setting("torch.autocast_enabled.cuda", torch.is_autocast_enabled, torch.set_autocast_enabled, False)]
-    return [Setting(f"torch.autocast_enabled.{device}", functools.partial(torch.is_autocast_enabled, device),
-                    functools.partial(torch.set_autocast_enabled, device), False) for device in ("cpu", "cuda")]
+        return [
+            Setting(
+                "torch.autocast_enabled.cpu",
+                torch.is_autocast_cpu_enabled,
+                torch.set_autocast_cpu_enabled,
+                False,
+            ),
+            Setting(
+                "torch.autocast_enabled.cuda",
+                torch.is_autocast_enabled,
+                torch.set_autocast_enabled,
+                False,
+            ),
+        ]
+    return [
+        Setting(
+            f"torch.autocast_enabled.{device}",
+            functools.partial(torch.is_autocast_enabled, device),
+            functools.partial(torch.set_autocast_enabled, device),
+            False,
+        )
+        for device in ("cpu", "cuda")
+    ]
 
 
 def _numpy_settings(np: Any) -> List[Setting]:
@@ -209,4 +271,7 @@ def _restore_environ(before: Dict[str, str]) -> List[str]:
         else:
             del os.environ[name]
     read = [n for n in names if n.startswith(SETTING_PREFIXES) or n in SETTINGS]
-    return [f"os.environ[{name!r}]: {now.get(name, 'unset')}, was {before.get(name, 'unset')}" for name in read]
+    return [
+        f"os.environ[{name!r}]: {now.get(name, 'unset')}, was {before.get(name, 'unset')}"
+        for name in read
+    ]

@@ -91,12 +91,40 @@ def _cuda_ready(torch: Any) -> bool:
 
 # --------------------------------------------------------------------------- the libraries
 
-register_seeder(Seeder("random", "random", lambda m: m.getstate(), lambda m, s: m.setstate(s),
-                       lambda m, seed: m.seed(seed)))
-register_seeder(Seeder("numpy", "numpy", lambda m: m.random.get_state(), lambda m, s: m.random.set_state(s),
-                       lambda m, seed: m.random.seed(seed)))
-register_seeder(Seeder("torch", "torch", lambda m: m.get_rng_state(), lambda m, s: m.set_rng_state(s),
-                       lambda m, seed: m.manual_seed(seed)))
-register_seeder(Seeder("torch.cuda", "torch", lambda m: m.cuda.get_rng_state_all(),
-                       lambda m, s: m.cuda.set_rng_state_all(s), lambda m, seed: m.cuda.manual_seed_all(seed),
-                       active=_cuda_ready))
+register_seeder(
+    Seeder(
+        "random",
+        "random",
+        lambda m: m.getstate(),
+        lambda m, s: m.setstate(s),
+        lambda m, seed: m.seed(seed),
+    )
+)
+register_seeder(
+    Seeder(
+        "numpy",
+        "numpy",
+        lambda m: m.random.get_state(),
+        lambda m, s: m.random.set_state(s),
+        lambda m, seed: m.random.seed(seed),
+    )
+)
+register_seeder(
+    Seeder(
+        "torch",
+        "torch",
+        lambda m: m.get_rng_state(),
+        lambda m, s: m.set_rng_state(s),
+        lambda m, seed: m.manual_seed(seed),
+    )
+)
+register_seeder(
+    Seeder(
+        "torch.cuda",
+        "torch",
+        lambda m: m.cuda.get_rng_state_all(),
+        lambda m, s: m.cuda.set_rng_state_all(s),
+        lambda m, seed: m.cuda.manual_seed_all(seed),
+        active=_cuda_ready,
+    )
+)

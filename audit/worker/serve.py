@@ -49,9 +49,17 @@ def resolve(name: str) -> registry.Probe:
 
 def describe(probe: registry.Probe) -> Dict[str, Any]:
     grid = {k: (v if v == registry.SEEDS else list(v)) for k, v in probe.grid.items()}
-    return {"type": "probe", "key": probe.key, "id": probe.id, "version": probe.version, "kind": probe.kind,
-            "device": probe.device, "invariance": probe.invariance, "grid": grid,
-            "search": {k: domains.to_json(d) for k, d in probe.search.items()}}
+    return {
+        "type": "probe",
+        "key": probe.key,
+        "id": probe.id,
+        "version": probe.version,
+        "kind": probe.kind,
+        "device": probe.device,
+        "invariance": probe.invariance,
+        "grid": grid,
+        "search": {k: domains.to_json(d) for k, d in probe.search.items()},
+    }
 
 
 def run_request(request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -85,6 +93,11 @@ def serve(requests: Iterable[str], send: Send) -> int:
             else:
                 raise AuditError(f"unknown request type {kind!r}")
         except (AuditError, KeyError, TypeError, ValueError) as exc:
-            send({"type": "error", "id": request.get("id") if isinstance(request, dict) else None,
-                  "message": str(exc)})
+            send(
+                {
+                    "type": "error",
+                    "id": request.get("id") if isinstance(request, dict) else None,
+                    "message": str(exc),
+                }
+            )
     return 0

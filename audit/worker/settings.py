@@ -29,5 +29,20 @@ SETTINGS: Dict[str, str] = {
 #: MKL, oneDNN, OpenBLAS, numpy, ATen, CUDA) read.  Every variable set with one of them
 #: and no field of its own goes into ``settings``: two runs whose settings differ are never
 #: "the same environment" (``DNNL_MAX_CPU_ISA=SSE41`` changes conv2d, it is not noise).
-SETTING_PREFIXES = ("OMP_", "KMP_", "GOMP_", "MKL_", "DNNL_", "ONEDNN_", "OPENBLAS_", "GOTO", "NPY_", "ATEN_",
-                    "TORCH_", "PYTORCH_", "CUBLAS_", "CUDA_", "NVIDIA_TF32")
+SETTING_PREFIXES = (
+    "OMP_",
+    "KMP_",
+    "GOMP_",
+    "MKL_",
+    "DNNL_",
+    "ONEDNN_",
+    "OPENBLAS_",
+    "GOTO",
+    "NPY_",
+    "ATEN_",
+    "TORCH_",
+    "PYTORCH_",
+    "CUBLAS_",
+    "CUDA_",
+    "NVIDIA_TF32",
+)

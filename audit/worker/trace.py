@@ -59,16 +59,43 @@ from audit.worker.fingerprint import (
 )
 
 #: Ops whose outputs are uninitialised memory: recorded without a fingerprint.
-UNINITIALISED = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
-                           "empty_permuted", "empty_quantized"})
+UNINITIALISED = frozenset(
+    {
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "empty_permuted",
+        "empty_quantized",
+    }
+)
 
 #: Outputs (by position) that are a kernel's scratch space, partly uninitialised: the RNN
 #: workspaces that the backward pass reads.  Recorded like uninitialised outputs.
-SCRATCH = {"mkldnn_rnn_layer": frozenset({3}), "_cudnn_rnn": frozenset({3}), "miopen_rnn": frozenset({3})}
+SCRATCH = {
+    "mkldnn_rnn_layer": frozenset({3}),
+    "_cudnn_rnn": frozenset({3}),
+    "miopen_rnn": frozenset({3}),
+}
 
 #: In-place ops that overwrite their ``self`` whole: its old contents are not an input.
-OVERWRITES = frozenset({"fill_", "zero_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_",
-                        "geometric_", "log_normal_", "cauchy_", "copy_", "set_"})
+OVERWRITES = frozenset(
+    {
+        "fill_",
+        "zero_",
+        "uniform_",
+        "normal_",
+        "random_",
+        "bernoulli_",
+        "exponential_",
+        "geometric_",
+        "log_normal_",
+        "cauchy_",
+        "copy_",
+        "set_",
+    }
+)
 
 #: Ops whose output holds the same elements as their input: its record is the input's.
 SAME_CONTENT = frozenset({"detach", "alias", "clone", "lift_fresh", "lift_fresh_copy"})
@@ -87,7 +114,9 @@ class OpInfo:
     uninitialised: bool  # its outputs are uninitialised memory
     view: bool  # its outputs alias an input (no data of their own)
     written: Tuple[Tuple[int, str], ...]  # (position, name) of the arguments it writes
-    overwritten: Tuple[Tuple[int, str], ...]  # those written arguments whose old contents it never reads
+    overwritten: Tuple[
+        Tuple[int, str], ...
+    ]  # those written arguments whose old contents it never reads
     same_content: bool  # its output holds its first input's elements (detach, clone)
     scratch: frozenset  # positions of outputs that are scratch space (see SCRATCH)
 
@@ -103,11 +132,22 @@ def op_info(func: Any) -> OpInfo:
         if alias is None or not alias.is_write:
             continue
         written.append((position, arg.name))
-        if getattr(arg, "is_out", False) or arg.name == "out" or (arg.name == "self" and packet in OVERWRITES):
+        if (
+            getattr(arg, "is_out", False)
+            or arg.name == "out"
+            or (arg.name == "self" and packet in OVERWRITES)
+        ):
             overwritten.append((position, arg.name))
     view = any(r.alias_info is not None and not r.alias_info.is_write for r in schema.returns)
-    return OpInfo(str(func), packet in UNINITIALISED, view, tuple(written), tuple(overwritten),
-                  packet in SAME_CONTENT, SCRATCH.get(packet, frozenset()))
+    return OpInfo(
+        str(func),
+        packet in UNINITIALISED,
+        view,
+        tuple(written),
+        tuple(overwritten),
+        packet in SAME_CONTENT,
+        SCRATCH.get(packet, frozenset()),
+    )
 
 
 class Known:
@@ -115,8 +155,14 @@ class Known:
 
     __slots__ = ("ref", "version", "source", "uninitialised", "record")
 
-    def __init__(self, ref: Any, version: int, source: str, uninitialised: bool = False,
-                 record: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        ref: Any,
+        version: int,
+        source: str,
+        uninitialised: bool = False,
+        record: Optional[Dict[str, Any]] = None,
+    ) -> None:
         self.ref = ref  # weakref to the tensor (ids are reused once a tensor dies)
         self.version = version
         self.source = source  # "#i.j" or the fingerprint of a tensor made outside the trace
@@ -143,8 +189,21 @@ def _tensors(values: Iterable[Any]) -> List[Any]:
 
 
 #: torch dtype -> the canonical dtype name, for the dtypes the fast path below covers.
-_NAMES = {getattr(torch, name): name for name in ("float16", "bfloat16", "float32", "float64", "bool", "uint8",
-                                                   "int8", "int16", "int32", "int64")}
+_NAMES = {
+    getattr(torch, name): name
+    for name in (
+        "float16",
+        "bfloat16",
+        "float32",
+        "float64",
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+    )
+}
 
 
 class _Form:
@@ -159,8 +218,12 @@ class _Form:
         self.header = f"{self.name}|{','.join(map(str, dims))}|".encode()
         n = t.numel()
         self.index = None if n <= SAMPLE_HEAD + SAMPLE_SPREAD else _sample_at(n)
-        self.quick = (self.name is not None and t.layout == torch.strided and "numpy" in sys.modules
-                      and n * t.element_size() <= CHUNK)
+        self.quick = (
+            self.name is not None
+            and t.layout == torch.strided
+            and "numpy" in sys.modules
+            and n * t.element_size() <= CHUNK
+        )
 
 
 _FORMS: Dict[Tuple[Any, Any, Any], _Form] = {}
@@ -187,7 +250,12 @@ def output_record(t: Any, uninitialised: bool = False) -> Dict[str, Any]:
             _FORMS.clear()
         form = _FORMS[key] = _Form(t)
     if uninitialised:
-        return {"fingerprint": None, "dtype": form.name or _dtype_text(t), "shape": form.shape, "sample": None}
+        return {
+            "fingerprint": None,
+            "dtype": form.name or _dtype_text(t),
+            "shape": form.shape,
+            "sample": None,
+        }
     if form.quick:
         if not t.is_cpu:
             t = t.cpu()
@@ -201,11 +269,20 @@ def output_record(t: Any, uninitialised: bool = False) -> Dict[str, Any]:
         h = xxhash.xxh3_128(form.header)
         h.update(flat)
         sample = flat if form.index is None else flat[form.index]
-        return {"fingerprint": h.hexdigest(), "dtype": form.name, "shape": form.shape,
-                "sample": sample.tobytes().hex()}
+        return {
+            "fingerprint": h.hexdigest(),
+            "dtype": form.name,
+            "shape": form.shape,
+            "sample": sample.tobytes().hex(),
+        }
     try:
         fp = fingerprint(t, blocks=False)
-        return {"fingerprint": fp.digest, "dtype": fp.dtype, "shape": form.shape, "sample": fp.sample}
+        return {
+            "fingerprint": fp.digest,
+            "dtype": fp.dtype,
+            "shape": form.shape,
+            "sample": fp.sample,
+        }
     except (TypeError, RuntimeError, ValueError):  # a dtype or layout fingerprints do not cover
         return {"fingerprint": None, "dtype": _dtype_text(t), "shape": form.shape, "sample": None}
 
@@ -232,10 +309,17 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         self._modules: List[str] = []  # stack of the modules whose forward is running
         self._hooks: List[Any] = []
         self._unsettled: List[Known] = []  # the last op's outputs (see _settle)
-        self._blank: Dict[Optional[int], Tuple[Known, Any]] = {}  # storage address -> (output, storage)
+        self._blank: Dict[
+            Optional[int], Tuple[Known, Any]
+        ] = {}  # storage address -> (output, storage)
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: Optional[Dict[str, Any]] = None) -> Any:
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: Sequence[Any] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Any:
         kwargs = kwargs or {}
         if self._unsettled:
             self._settle()
@@ -268,8 +352,9 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         known = self._known.get(id(t))
         version = _version(t)
         if known is None or known.ref() is not t or known.version != version:
-            known = self._blank_alias(t, version) or Known(weakref.ref(t), version,
-                                                            output_record(t)["fingerprint"] or "?")
+            known = self._blank_alias(t, version) or Known(
+                weakref.ref(t), version, output_record(t)["fingerprint"] or "?"
+            )
             self._known[id(t)] = known
         return known
 
@@ -283,9 +368,19 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
             return None
         return Known(weakref.ref(t), version, remembered[0].source, True, remembered[0].record)
 
-    def _record(self, info: OpInfo, args: Sequence[Any], kwargs: Dict[str, Any], out: Any,
-                known: List[Known]) -> None:
-        outputs = [out] if isinstance(out, Tensor) else _tensors(out if isinstance(out, (list, tuple)) else ())
+    def _record(
+        self,
+        info: OpInfo,
+        args: Sequence[Any],
+        kwargs: Dict[str, Any],
+        out: Any,
+        known: List[Known],
+    ) -> None:
+        outputs = (
+            [out]
+            if isinstance(out, Tensor)
+            else _tensors(out if isinstance(out, (list, tuple)) else ())
+        )
         written = set()
         if info.written:  # what it writes and does not return is an output too
             returned = {id(t) for t in outputs}
@@ -308,9 +403,15 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
                 self._unsettled.append(entry)
             if blank:
                 self._remember_blank(t, entry)
-        self.ops.append({"index": index, "op": info.name,
-                         "module": self._modules[-1] if self._modules else None,
-                         "inputs": [k.source for k in known], "outputs": records})
+        self.ops.append(
+            {
+                "index": index,
+                "op": info.name,
+                "module": self._modules[-1] if self._modules else None,
+                "inputs": [k.source for k in known],
+                "outputs": records,
+            }
+        )
 
     def _remember_blank(self, t: Any, entry: Known) -> None:
         """Keep the storage of an uninitialised output (alive, so its address is not reused
@@ -334,6 +435,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
     def _enter(self, name: str) -> Any:
         def hook(module: Any, args: Any) -> None:
             self._modules.append(name)
+
         return hook
 
     def _leave(self, module: Any, args: Any, output: Any) -> None:
@@ -382,13 +484,19 @@ def _call(func: Any, args: Sequence[Any], kwargs: Dict[str, Any]) -> Any:
 
 
 def _scalar_overload(func: Any, args: Sequence[Any]) -> Any:
-    if len(args) < 2 or isinstance(args[1], Tensor) or not isinstance(args[1], (bool, int, float, complex)):
+    if (
+        len(args) < 2
+        or isinstance(args[1], Tensor)
+        or not isinstance(args[1], (bool, int, float, complex))
+    ):
         return None
     name = {"Tensor": "Scalar", "Tensor_Tensor": "Tensor_Scalar"}.get(func._overloadname)
     return getattr(func.overloadpacket, name, None) if name else None
 
 
-def _arguments(which: Sequence[Tuple[int, str]], args: Sequence[Any], kwargs: Dict[str, Any]) -> List[Any]:
+def _arguments(
+    which: Sequence[Tuple[int, str]], args: Sequence[Any], kwargs: Dict[str, Any]
+) -> List[Any]:
     """The tensors among the arguments at (position, name) ``which``."""
     return _tensors([args[pos] if pos < len(args) else kwargs.get(name) for pos, name in which])
 
@@ -420,5 +528,10 @@ def execute_trace(case: registry.Case) -> Execution:
     t1 = time.perf_counter()
     fp = fingerprint(value, blocks=False)
     fp = dataclasses.replace(fp, digest=trace_digest(fp.digest, recorder.ops))
-    return Execution(fp, state_fingerprint(state), elapsed, time.perf_counter() - t1,
-                     fields={"trace": recorder.ops})
+    return Execution(
+        fp,
+        state_fingerprint(state),
+        elapsed,
+        time.perf_counter() - t1,
+        fields={"trace": recorder.ops},
+    )
