@@ -243,6 +243,32 @@ def test_rows_with_strings_past_the_documented_size_are_skipped_with_a_reason(tm
     assert "1 identical" in done.stdout  # the other rows are still compared
 
 
+def test_compare_counts_long_strings_in_its_one_scan_and_compares_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row scan itself counts the oversized rows (a second scan of every row cost more than
+    the rest of compare): each file named with its own count, those rows in no verdict."""
+    from audit.compare import compare_paths
+    from audit.store.engine import MAX_STRING, Engine
+
+    def no_second_scan(self: Engine) -> None:
+        raise AssertionError("a separate scan for oversized strings")
+
+    monkeypatch.setattr(Engine, "_count_oversized", no_second_scan)
+    long_message = "e" * (MAX_STRING + 1)
+    write([make_run(f"run{i}", f"2026-01-0{i + 1}T00:00:00.000000Z", {},
+                    [record("q", P, "same")]
+                    + [record("e", {"seed": s}, None, status="error", message=long_message)
+                       for s in range(i + 2)])
+           for i in range(2)], str(tmp_path / "runs"))
+    result = compare_paths([str(tmp_path / "runs")])
+    counts = sorted(s.reason.split(" ")[0] for s in result.skipped)
+    assert counts == ["2", "3"]
+    assert all("string longer than 64 KiB" in s.reason for s in result.skipped)
+    assert [f.probe for f in result.findings] == ["q"]  # the error rows are in no finding
+    assert result.rows == 2
+
+
 def test_compaction_keeps_rows_with_long_strings(tmp_path: Path) -> None:
     from audit.store.compact import compact
     from audit.store.engine import MAX_STRING

@@ -48,9 +48,12 @@ CASE_COLUMNS = (
     "invariance",
 )
 
+#: Rows with an oversized string (``audit_over``: their file) come out as groups of their own,
+#: counted on the way (see :meth:`audit.store.engine.Engine.query`).
 _OUTCOMES = """
-SELECT case_key, probe_version, env, status, fingerprint, coalesce(NOT repeat_identical, false) AS repeat_false,
-       invariant, variant_values, count(*) AS n, min(run) AS first_run, max(run) AS last_run
+SELECT case_key, probe_version, env, status, fingerprint,
+       coalesce(NOT repeat_identical, false) AS repeat_false, invariant, variant_values,
+       count(*) AS n, min(run) AS first_run, max(run) AS last_run, audit_over
 FROM ({relation}) GROUP BY ALL ORDER BY ALL"""
 
 #: Runs read per query while looking for a stream's first runs (doubling up to the last).
@@ -81,11 +84,31 @@ class Source:
 
     def rows(self) -> Rows:
         """Outcomes of every run, and a description of every case (its first row)."""
-        got = self.engine.query(lambda rel: _OUTCOMES.format(relation=rel), OUTCOME_COLUMNS)
-        outcomes = [
-            Outcome(key, version, env, _status(status), fp, bool(rep), inv, values, n, first, last)
-            for key, version, env, status, fp, rep, inv, values, n, first, last in got
-        ]
+        got = self.engine.query(
+            lambda rel: _OUTCOMES.format(relation=rel), OUTCOME_COLUMNS, flagged=True
+        )
+        outcomes: List[Outcome] = []
+        over: Dict[str, int] = {}
+        for key, version, env, status, fp, rep, inv, values, n, first, last, path in got:
+            if path is not None:
+                over[path] = over.get(path, 0) + n
+            else:
+                outcomes.append(
+                    Outcome(
+                        key,
+                        version,
+                        env,
+                        _status(status),
+                        fp,
+                        bool(rep),
+                        inv,
+                        values,
+                        n,
+                        first,
+                        last,
+                    )
+                )
+        self.engine.left_out(over)
         runs = [RunInfo(r.run_id, r.started) for r in self.catalog.runs]
         rows = Rows(
             runs,

@@ -166,11 +166,15 @@ class Engine:
         columns: Sequence[str],
         runs: Optional[Collection[int]] = None,
         row_number: bool = False,
+        flagged: bool = False,
     ) -> Tuple[str, Dict[str, Any]]:
         """SQL (and its parameters) for the rows of ``runs`` (all by default).
 
         The relation has ``columns`` in the current schema, ``run`` and ``env``, and with
-        ``row_number`` the row's position in its file (``row``).
+        ``row_number`` the row's position in its file (``row``).  Rows with a string over
+        :attr:`max_string` are left out; with ``flagged`` they are kept instead, with their
+        :data:`LIMITED_COLUMNS` NULL and their file's path in ``audit_over`` (NULL elsewhere),
+        so that one scan can both read the rows and count those (see :meth:`query`).
         """
         wanted = set(range(len(self.catalog.runs))) if runs is None else set(runs)
         by_file: Dict[int, List[int]] = {}
@@ -185,16 +189,16 @@ class Engine:
         params: Dict[str, Any] = {}
         for key, files in groups.items():
             if key == ("remote",):
-                parts.append(self._remote_part(columns, files, by_file, row_number))
+                parts.append(self._remote_part(columns, files, by_file, row_number, flagged))
             else:
-                part = self._local_part(columns, files, by_file, row_number, params)
+                part = self._local_part(columns, files, by_file, row_number, params, flagged)
                 compacted = self.catalog.files[files[0]].compacted
                 parts.append(
                     part
                     + (self._runs_window(files, by_file) if runs is not None and compacted else "")
                 )
         if not parts:  # nothing to read: an empty relation of the right shape
-            return self._empty(columns, row_number), params
+            return self._empty(columns, row_number, flagged), params
         return " UNION ALL ".join(f"({p})" for p in parts), params
 
     def _local_part(
@@ -204,6 +208,7 @@ class Engine:
         by_file: Dict[int, List[int]],
         row_number: bool,
         params: Dict[str, Any],
+        flagged: bool,
     ) -> str:
         entries = [self.catalog.files[f] for f in files]
         first = entries[0]
@@ -228,21 +233,28 @@ class Engine:
         )
         param = f"p{len(params)}"
         params[param] = paths
-        select = ", ".join(self._column(c, first) for c in columns)
+        select = [self._column(c, first) for c in columns]
         join = "r.filename = m.path" + (" AND r.run_id = m.run_id" if first.compacted else "")
-        join += (
-            "".join(
-                f' AND coalesce(strlen(r."{c}"), 0) <= {int(self.max_string)}'
-                for c in LIMITED_COLUMNS
-                if c in first.columns
-            )
-            if self.max_string is not None
-            else ""
+        limited = [c for c in LIMITED_COLUMNS if c in first.columns]
+        over = " OR ".join(
+            f'coalesce(strlen(r."{c}"), 0) > {int(self.max_string or 0)}' for c in limited
         )
+        if self.max_string is None or not limited:
+            select += ["CAST(NULL AS VARCHAR) AS audit_over"] if flagged else []
+        elif flagged:  # no filter: oversized rows stay, their long strings NULL, their file named
+            select = [
+                f'CASE WHEN {over} THEN NULL ELSE {part.rsplit(" AS ", 1)[0]} END AS "{c}"'
+                if c in limited
+                else part
+                for c, part in zip(columns, select)
+            ]
+            select.append(f"CASE WHEN {over} THEN m.path END AS audit_over")
+        else:
+            join += f" AND NOT ({over})"
         extra = ", r.file_row_number AS row" if row_number else ""
         options = ", file_row_number = true" if row_number else ""
         return (
-            f"SELECT {select}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
+            f"SELECT {', '.join(select)}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
             f"JOIN {name} AS m ON {join}"
         )
 
@@ -270,6 +282,7 @@ class Engine:
         files: List[int],
         by_file: Dict[int, List[int]],
         row_number: bool,
+        flagged: bool,
     ) -> str:
         """Files behind a URL: read by pyarrow (upgraded, within the timeout), streamed to DuckDB."""
         name = f"audit_remote_{next(_names)}"
@@ -283,7 +296,7 @@ class Engine:
                 shape, self._remote_batches(columns, files, by_file, shape)
             ),
         )
-        return f"SELECT * FROM {name}"
+        return f"SELECT *{', CAST(NULL AS VARCHAR) AS audit_over' if flagged else ''} FROM {name}"
 
     def _remote_batches(
         self,
@@ -308,10 +321,11 @@ class Engine:
                 table = table.append_column("row", pa.array(keep, pa.int64()))
             yield from table.cast(shape).to_batches()
 
-    def _empty(self, columns: Sequence[str], row_number: bool) -> str:
+    def _empty(self, columns: Sequence[str], row_number: bool, flagged: bool) -> str:
         select = [f'CAST(NULL AS {duck_type(schema.TYPE_OF[c])}) AS "{c}"' for c in columns]
         select += ["CAST(NULL AS INTEGER) AS run", "CAST(NULL AS INTEGER) AS env"]
         select += ["CAST(NULL AS BIGINT) AS row"] if row_number else []
+        select += ["CAST(NULL AS VARCHAR) AS audit_over"] if flagged else []
         return f"SELECT {', '.join(select)} WHERE false"
 
     # ------------------------------------------------------------------ queries
@@ -324,13 +338,21 @@ class Engine:
         tables: Optional[Dict[str, Columns]] = None,
         row_number: bool = False,
         arrow: bool = False,
+        flagged: bool = False,
     ) -> Any:
-        """Rows (tuples, or an arrow table) of ``sql(relation)``; ``relation`` reads ``columns`` of ``runs``.
+        """Rows (tuples, or an arrow table) of ``sql(relation)``; ``relation`` reads ``columns``
+        of ``runs``.
 
         ``tables`` are created first (small lookup tables to join; see :meth:`table`).
         A file that fails while its rows are read is skipped by name, and the query rerun.
+
+        Rows with a string over :attr:`max_string` are left out, and the files that hold them
+        named among the skipped: by a scan of their own before the first query, unless that
+        query is ``flagged``: its relation keeps those rows, flagged in ``audit_over`` (see
+        :meth:`relation`), and the caller hands their count per file to :meth:`left_out`, so
+        that a full scan counts them on the way instead of in a second scan of every row.
         """
-        if not self._sizes_checked:
+        if not self._sizes_checked and not flagged:
             self._sizes_checked = True
             self._count_oversized()
         for name, data in (tables or {}).items():
@@ -338,11 +360,11 @@ class Engine:
         try:
             while True:
                 scope = self._scope(runs)
-                relation, params = self.relation(columns, scope, row_number)
+                relation, params = self.relation(columns, scope, row_number, flagged)
                 try:
                     return self._run(sql(relation), params, arrow)
                 except StoreError as exc:
-                    bad = self._find_bad(sql, columns, scope, row_number)
+                    bad = self._find_bad(sql, columns, scope, row_number, flagged)
                     if not bad:
                         raise StoreError(f"the query over the run files failed: {exc}") from None
                     self._drop(bad)
@@ -393,7 +415,12 @@ class Engine:
         return [i for i in every if i not in dropped]
 
     def _find_bad(
-        self, sql: Callable[[str], str], columns: Sequence[str], scope: List[int], row_number: bool
+        self,
+        sql: Callable[[str], str],
+        columns: Sequence[str],
+        scope: List[int],
+        row_number: bool,
+        flagged: bool,
     ) -> Dict[int, str]:
         """Files among ``scope``'s whose rows cannot be read, by halving: file index -> reason."""
         files = sorted({self.catalog.runs[i].file for i in scope})
@@ -401,7 +428,7 @@ class Engine:
 
         def check(part: List[int]) -> None:
             runs = [i for i in scope if self.catalog.runs[i].file in set(part)]
-            relation, params = self.relation(columns, runs, row_number)
+            relation, params = self.relation(columns, runs, row_number, flagged)
             try:
                 self._run(f"SELECT count(*) FROM ({sql(relation)})", params)
             except StoreError as exc:
@@ -436,16 +463,30 @@ class Engine:
                 )
             except StoreError:
                 continue  # an unreadable file is found and named by the query itself
-            for path, count in sorted(rows):
-                self.catalog.skipped.append(
-                    Skipped(
-                        path,
-                        (
-                            f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer than "
-                            f"{(self.max_string or 0) // 1024} KiB (the documented limit; see docs/robustness.md)"
-                        ),
-                    )
+            self._name_oversized(dict(rows), columns)
+
+    def left_out(self, counts: Dict[str, int]) -> None:
+        """The rows a ``flagged`` query found over :attr:`max_string`, per file path (see
+        :meth:`query`): each file is named among the skipped, and no other scan counts them."""
+        self._sizes_checked = True
+        by_path = {entry.path: entry for entry in self.catalog.files}
+        groups: Dict[FrozenSet[str], Dict[str, int]] = {}
+        for path, count in counts.items():
+            limited = frozenset(c for c in LIMITED_COLUMNS if c in by_path[path].columns)
+            groups.setdefault(limited, {})[path] = count
+        for columns, found in groups.items():
+            self._name_oversized(found, columns)
+
+    def _name_oversized(self, counts: Dict[str, int], columns: FrozenSet[str]) -> None:
+        for path, count in sorted(counts.items()):
+            self.catalog.skipped.append(
+                Skipped(
+                    path,
+                    f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer "
+                    f"than {(self.max_string or 0) // 1024} KiB (the documented limit; "
+                    "see docs/robustness.md)",
                 )
+            )
 
     def dropped_files(self) -> FrozenSet[int]:
         """Indices of the files found unreadable while their rows were read (and left out)."""
