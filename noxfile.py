@@ -24,6 +24,7 @@ install fails is reported while the other cells are still audited.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import sys
 import time
@@ -122,13 +123,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every scripts/bench_*.py, one after another."""
-    scripts = sorted(glob.glob(os.path.join(ROOT, "scripts", "bench_*.py")))
-    if not scripts:
+    """Every scripts/bench_*.py, one after another; or those named first, with the arguments
+    after the names: ``nox -s bench -- compare fingerprint --repeats 5`` runs bench_compare.py
+    and bench_fingerprint.py, each with ``--repeats 5``."""
+    found = {
+        os.path.basename(path)[len("bench_") : -len(".py")]: path
+        for path in sorted(glob.glob(os.path.join(ROOT, "scripts", "bench_*.py")))
+    }
+    if not found:
         session.skip("no scripts/bench_*.py yet")
+    names = list(itertools.takewhile(lambda arg: not arg.startswith("-"), session.posargs))
+    unknown = [name for name in names if name not in found]
+    if unknown:
+        session.error(f"no benchmark {', '.join(unknown)} (there are: {', '.join(found)})")
     _install_project(session)
-    for script in scripts:
-        session.run("python", script, *session.posargs)
+    for name in names or list(found):
+        session.run("python", found[name], *session.posargs[len(names) :])
 
 
 @nox.session(venv_backend="none")
