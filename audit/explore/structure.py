@@ -188,8 +188,8 @@ def structure(
     share = f"{len(differing)} of {len(valid)} examples differ ({len(differing) / len(valid):.0%})"
     if below:
         why = (
-            f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it are what "
-            f"chance gives at that rate ({chance:.0%} likely)"
+            f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it "
+            f"are what chance gives at that rate ({chance:.0%} likely)"
         )
     else:
         why = f"among agreeing ones, from the smallest {name} tried ({base.differs_from}) on"
