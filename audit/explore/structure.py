@@ -55,17 +55,15 @@ class Structure:
     along: Optional[str]
     measure: str  # how positions are ordered: "size", "mkn by the product of its elements"
     smallest: Optional[Trial] = None
-    identical_up_to: Optional[Any] = (
-        None  # the largest agreeing value below the smallest difference
-    )
+    # the largest agreeing value below the smallest difference
+    identical_up_to: Optional[Any] = None
     tried_below: int = 0
     differs_from: Optional[Any] = None
     tried_from: int = 0
     differing_from: int = 0
     largest_tried: Optional[Any] = None
-    differs_up_to: Optional[Any] = (
-        None  # a boundary above which everything tried agrees (else None)
-    )
+    # a boundary above which everything tried agrees (else None)
+    differs_up_to: Optional[Any] = None
     identical_from: Optional[Any] = None
     near_agreeing: List[Trial] = field(default_factory=list)
     near_differing: List[Trial] = field(default_factory=list)

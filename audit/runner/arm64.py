@@ -44,9 +44,8 @@ MIRROR = "http://deb.debian.org/debian"
 GUEST_PYTHON = "3.11"  # bookworm's python3
 DEFAULT_TORCH = "2.13.0"
 DEFAULT_NUMPY = "2.4.6"
-DEFAULT_PANDAS = (
-    "3.1.1"  # the x86 reference's: without pandas its probes would 'no longer run' on arm64
-)
+# the x86 reference's: without pandas its probes would 'no longer run' on arm64
+DEFAULT_PANDAS = "3.1.1"
 MARKER = ".audit-arm64.json"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 
