@@ -13,7 +13,8 @@ Environment variables:
   AUDIT_RESULTS                           results directory or URL (default results/runs for audit,
                                           results/matrix for matrix, compare and upgrade)
   AUDIT_HOST_PYTHON                       the host interpreter (default .venv's, else nox's own)
-  AUDIT_FIND_LINKS                        extra wheel directories (e.g. /opt/wheels), space-separated
+  AUDIT_FIND_LINKS                        extra wheel directories (e.g. /opt/wheels),
+                                          space-separated
   AUDIT_TORCH_INDEX                       extra index for torch (e.g. PyTorch's CPU-only index)
 
 A failing session does not stop the others: nox runs every selected session and reports the
@@ -194,7 +195,7 @@ def compare(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def upgrade(session: nox.Session) -> None:
-    """Before bumping a library: ``nox -s upgrade -- torch 2.4.1 2.13.0`` shows which streams change.
+    """Before bumping a library: which streams change (``nox -s upgrade -- torch 2.4.1 2.13.0``).
 
     Arguments after the three go to ``audit run`` (e.g. ``--probes-from my_probes.py``).
     """
@@ -252,9 +253,10 @@ def gpu(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def arm64(session: nox.Session) -> None:
-    """Emulated aarch64: build or reuse the Debian arm64 root (audit/runner/arm64.py; root, debootstrap,
-    qemu-user-static) for AUDIT_TORCH/AUDIT_NUMPY (one version each), then audit each CPU class in
-    AUDIT_QEMU_CPU (default: neoverse-n1 a64fx max-sve256) into AUDIT_RESULTS (results/matrix)."""
+    """Emulated aarch64: build or reuse the Debian arm64 root (audit/runner/arm64.py; root,
+    debootstrap, qemu-user-static) for AUDIT_TORCH/AUDIT_NUMPY (one version each), then audit
+    each CPU class in AUDIT_QEMU_CPU (default: neoverse-n1 a64fx max-sve256) into AUDIT_RESULTS
+    (results/matrix)."""
     from audit.runner import arm64 as arm
 
     try:

@@ -29,7 +29,8 @@ def add_results_argument(
     default: Optional[str] = DEFAULT_RESULTS,
     shown: Optional[str] = None,
 ) -> None:
-    """``--results``; ``default`` None leaves the choice to the command (then ``shown`` says what)."""
+    """``--results``; ``default`` None leaves the choice to the command (then ``shown`` says
+    what)."""
     p.add_argument(
         "--results",
         default=os.environ.get("AUDIT_RESULTS", default),
@@ -79,7 +80,8 @@ def seeds_argument(text: str) -> int:
 
 
 def sizes_argument(text: str) -> Tuple[str, ...]:
-    """argparse type for --sizes: comma-separated size panels, each named in the error if unknown."""
+    """argparse type for --sizes: comma-separated size panels, each named in the error if
+    unknown."""
     from audit.registry import parse_sizes
 
     try:

@@ -70,7 +70,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--details",
         action="store_true",
-        help="text and markdown: one block per case after the per-probe summary (JSON and HTML have them)",
+        help=(
+            "text and markdown: one block per case after the per-probe summary "
+            "(JSON and HTML have them)"
+        ),
     )
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     p.set_defaults(execute=execute)

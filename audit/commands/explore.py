@@ -1,4 +1,5 @@
-"""``audit explore``: the smallest input whose result differs, and the shape of the region around it.
+"""``audit explore``: the smallest input whose result differs, and the shape of the region
+around it.
 
 hypothesis draws the probe's parameters from its declared search domains
 (``@probe(..., search={"size": integers(1, 10**7)})``, or ``--param``), runs each example in

@@ -121,7 +121,8 @@ def execute(args: argparse.Namespace) -> int:
     total = len(settings) * args.repeat
     args.results = args.results or sweep_folder(axes)
     print(
-        f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s) -> {args.results}"
+        f"sweep: {len(settings)} combination(s) x {args.repeat} repeat(s) = {total} run(s) "
+        f"-> {args.results}"
     )
     done: List[Done] = []
     for setting in settings:

@@ -156,8 +156,8 @@ def _groups(
 
 
 #: Baseline mode's "why", best first: the architecture when it differs (every kernel, BLAS and
-#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path), the CPU and
-#: its class (architecture, emulator, dispatch level, the settings that force them), then
+#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path), the
+#: CPU and its class (architecture, emulator, dispatch level, the settings that force them), then
 #: the rest in :data:`PRIORITY` order.
 BLAME: Tuple[str, ...] = (
     "arch",

@@ -136,8 +136,8 @@ class Source:
             "probe_version": ("VARCHAR", [v for _, v in first]),
         }
         sql = (
-            "SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), min(params), "
-            "min(kind), min(invariance) "
+            "SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), "
+            "min(params), min(kind), min(invariance) "
             "FROM ({}) AS r JOIN audit_wanted AS w ON r.run = w.run AND r.case_key = w.case_key "
             "AND r.probe_version IS NOT DISTINCT FROM w.probe_version GROUP BY ALL"
         )
@@ -176,7 +176,8 @@ class Source:
         return {p: by_row[p] for p in picks if p in by_row}
 
     def stream_runs(self, wants: Iterable[StreamWant]) -> Dict[StreamKey, List[int]]:
-        """The first runs (in run order) of each stream, reading runs in order until each has enough."""
+        """The first runs (in run order) of each stream, reading runs in order until each has
+        enough."""
         pending = {w.key: w for w in wants}
         found: Dict[StreamKey, set] = {key: set() for key in pending}
         for batch in _batches(_candidates(pending.values())):
@@ -197,7 +198,8 @@ class Source:
         }
         sql = (
             "SELECT DISTINCT r.run, r.case_key, r.probe_version, r.fingerprint FROM ({}) AS r "
-            "JOIN audit_streams AS s ON r.case_key = s.case_key AND r.probe_version = s.probe_version "
+            "JOIN audit_streams AS s ON r.case_key = s.case_key "
+            "AND r.probe_version = s.probe_version "
             "AND r.fingerprint IS NOT DISTINCT FROM s.fingerprint WHERE r.status = 'ok'"
         )
         return list(

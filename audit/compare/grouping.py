@@ -57,7 +57,8 @@ def group(rows: Rows, cross_device: bool = False) -> Grouped:
 
 
 def newest_version(outcomes: List[Outcome]) -> Tuple[str, List[str]]:
-    """The probe version of the latest run among ``outcomes``, and a note if others were set aside."""
+    """The probe version of the latest run among ``outcomes``, and a note if others were set
+    aside."""
     latest: Dict[str, int] = {}
     counts: Dict[str, int] = defaultdict(int)
     first: Dict[str, int] = {}

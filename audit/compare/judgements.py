@@ -78,7 +78,8 @@ SIGNED_ZERO = "signed-zero"
 
 @functools.lru_cache(maxsize=1)
 def catalogue_families() -> Mapping[str, str]:
-    """Registration key -> family, as the catalogue's probes declare it (``FAMILY`` of their module).
+    """Registration key -> family, as the catalogue's probes declare it (``FAMILY`` of their
+    module).
 
     Importing the catalogue imports no audited library (each probe imports its own inside).
     """
@@ -200,7 +201,8 @@ def _fingerprints_differ(f: Finding) -> bool:
 
 
 def largest_tolerance(values: Sequence[Optional[float]]) -> Optional[float]:
-    """The largest of the cases' tolerances; None when a case has none (no tolerance of that kind accepts it)."""
+    """The largest of the cases' tolerances; None when a case has none (no tolerance of that
+    kind accepts it)."""
     if not values or any(v is None for v in values):
         return None
     return max(v for v in values if v is not None)

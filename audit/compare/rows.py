@@ -64,9 +64,8 @@ class CaseRow(NamedTuple):
     device: Optional[str]
     params: Optional[str]  # canonical JSON
     kind: Optional[str] = None  # generator, op or trace
-    invariance: Optional[str] = (
-        None  # invariance cases: the parameter that must not change the result
-    )
+    # invariance cases: the parameter that must not change the result
+    invariance: Optional[str] = None
 
 
 class Pick(NamedTuple):

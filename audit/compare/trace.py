@@ -86,8 +86,8 @@ def first_divergence(
 
 
 def one_line(d: TraceDivergence) -> str:
-    """``first divergence: op 10 aten.native_layer_norm.default in 1 (inputs identical), drift 2 ULP``,
-    then how many later ops differ."""
+    """``first divergence: op 10 aten.native_layer_norm.default in 1 (inputs identical),
+    drift 2 ULP``, then how many later ops differ."""
     where = "" if d.module is None else f" in {d.module or '(root)'}"
     inputs = "inputs identical" if d.inputs_identical else "inputs differ"
     if not d.inputs_identical and d.difference is not Difference.STRUCTURAL:

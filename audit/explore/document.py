@@ -43,8 +43,8 @@ def _row(answer: Mapping[str, Any]) -> str:
         f" (+{counts['error']} failed)" if counts["error"] else ""
     )
     return (
-        f"| `{answer['probe']}` | {answer['compared']} | {answer['verdict']} | {_smallest(answer)} | "
-        f"{_cell(answer['statement'])} | {ran} | `--seed {answer['seed']}` |"
+        f"| `{answer['probe']}` | {answer['compared']} | {answer['verdict']} | "
+        f"{_smallest(answer)} | {_cell(answer['statement'])} | {ran} | `--seed {answer['seed']}` |"
     )
 
 
@@ -62,7 +62,8 @@ def render(collected: Mapping[str, Any]) -> str:
     answers: Sequence[Dict[str, Any]] = collected["answers"]
     lines = [HEADER.rstrip("\n"), "", str(collected["machine"]), ""]
     lines += [
-        "| probe | compared | verdict | smallest differing example | structure | examples | replay |",
+        "| probe | compared | verdict | smallest differing example | structure | examples "
+        "| replay |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [_row(a) for a in answers]

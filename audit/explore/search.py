@@ -40,9 +40,8 @@ class Trial:
     kind: Optional[str] = None  # difference kind (audit.compare.model.Difference)
     max_ulp: Optional[float] = None
     message: Optional[str] = None
-    phase: str = (
-        "search"  # search (hypothesis, shrinking included), survey (after it), bisect or below
-    )
+    # search (hypothesis, shrinking included), survey (after it), bisect or below
+    phase: str = "search"
 
     def as_json(self) -> Dict[str, Any]:
         return {
@@ -118,9 +117,8 @@ class Explorer:
     search: Dict[str, Domain]
     run: Request  # params -> one record per worker
     invariance: str = ""  # the parameter compared in one worker (invariance mode); empty: axis mode
-    probe_invariance: Optional[str] = (
-        None  # the probe's invariance parameter, run at its reference in axis mode
-    )
+    # the probe's invariance parameter, run at its reference in axis mode
+    probe_invariance: Optional[str] = None
     trials: Dict[str, Trial] = field(default_factory=dict)  # canonical drawn JSON -> trial
 
     def params(self, drawn: Mapping[str, Any]) -> List[Dict[str, Any]]:

@@ -49,7 +49,8 @@ def settings_of(args: argparse.Namespace) -> List[Dict[str, str]]:
     axis = sweep.parse_axis(args.axis)
     if sweep.AXES[axis.name].apply is sweep.Apply.LOAD:
         raise UsageError(
-            "explore compares settings side by side; the load axis belongs to 'sweep --axis load=...'"
+            "explore compares settings side by side; "
+            "the load axis belongs to 'sweep --axis load=...'"
         )
     if len(axis.values) < 2:
         raise UsageError(

@@ -55,17 +55,15 @@ class Structure:
     along: Optional[str]
     measure: str  # how positions are ordered: "size", "mkn by the product of its elements"
     smallest: Optional[Trial] = None
-    identical_up_to: Optional[Any] = (
-        None  # the largest agreeing value below the smallest difference
-    )
+    # the largest agreeing value below the smallest difference
+    identical_up_to: Optional[Any] = None
     tried_below: int = 0
     differs_from: Optional[Any] = None
     tried_from: int = 0
     differing_from: int = 0
     largest_tried: Optional[Any] = None
-    differs_up_to: Optional[Any] = (
-        None  # a boundary above which everything tried agrees (else None)
-    )
+    # a boundary above which everything tried agrees (else None)
+    differs_up_to: Optional[Any] = None
     identical_from: Optional[Any] = None
     near_agreeing: List[Trial] = field(default_factory=list)
     near_differing: List[Trial] = field(default_factory=list)
@@ -188,8 +186,8 @@ def structure(
     share = f"{len(differing)} of {len(valid)} examples differ ({len(differing) / len(valid):.0%})"
     if below:
         why = (
-            f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it are what "
-            f"chance gives at that rate ({chance:.0%} likely)"
+            f"the smallest at {name} {base.differs_from}, and the {len(below)} agreeing below it "
+            f"are what chance gives at that rate ({chance:.0%} likely)"
         )
     else:
         why = f"among agreeing ones, from the smallest {name} tried ({base.differs_from}) on"

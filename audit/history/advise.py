@@ -81,8 +81,9 @@ def advise(library: str, low: str, high: str, root: str = archive.HISTORY) -> Ad
 def _uncovered(library: str, low: str, high: str, covered: Sequence[str]) -> str:
     span = f"{covered[0]} to {covered[-1]}" if covered else "nothing"
     return (
-        f"the history of {library} ({span}) does not cover {low} -> {high}; for an exact answer run "
-        f"'python -m audit bisect {library} {low} {high}' or 'nox -s upgrade -- {library} {low} {high}'"
+        f"the history of {library} ({span}) does not cover {low} -> {high}; "
+        f"for an exact answer run 'python -m audit bisect {library} {low} {high}' "
+        f"or 'nox -s upgrade -- {library} {low} {high}'"
     )
 
 

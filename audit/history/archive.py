@@ -52,7 +52,8 @@ def versions(history: Sequence[Entry]) -> List[str]:
 
 
 def steps(history: Sequence[Entry], low: str, high: str) -> List[Tuple[Entry, Entry]]:
-    """Consecutive releases from ``low`` to ``high`` as pairs of runs, sharing a Python if they can."""
+    """Consecutive releases from ``low`` to ``high`` as pairs of runs, sharing a Python if they
+    can."""
     chosen = [v for v in versions(history) if rel.key(low) <= rel.key(v) <= rel.key(high)]
     by_version: Dict[str, List[Entry]] = {}
     for e in history:
@@ -110,7 +111,8 @@ def map_version(library: str, asked: str, covered: Sequence[str]) -> Mapped:
             asked,
             used,
             f"{library} {asked} is read as {used}, the {rel.minor(asked)[0]}."
-            f"{rel.minor(asked)[1]} release the history audited (it holds the latest patch of each minor)",
+            f"{rel.minor(asked)[1]} release the history audited "
+            "(it holds the latest patch of each minor)",
         )
     first, last = covered[0], covered[-1]
     if rel.key(asked) < rel.key(first) or rel.key(asked) > rel.key(last):

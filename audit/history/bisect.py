@@ -89,7 +89,8 @@ def run(request: Request, log: Log = lambda _: None) -> Outcome:
     series = plan.for_bisect(library, low, high, request.python)
     listed = rel.releases(library, low, high, series.python, request.versions)
     log(
-        f"{len(listed.versions)} {library} releases from {listed.versions[0]} to {listed.versions[-1]} "
+        f"{len(listed.versions)} {library} releases "
+        f"from {listed.versions[0]} to {listed.versions[-1]} "
         f"(from {listed.source}; Python {series.python})"
     )
     auditor = _Auditor(request, series, listed.versions, log)

@@ -80,7 +80,10 @@ def _setup(library: str, history: Sequence[archive.Entry]) -> str:
 
 def _never(a: Advice) -> str:
     names = ", ".join(f"`{p}`" for p in a.unchanged_probes)
-    return f"Never changed ({len(a.unchanged_probes)} probes, {a.unchanged_cases} cases): {names or 'none'}."
+    return (
+        f"Never changed ({len(a.unchanged_probes)} probes, {a.unchanged_cases} cases): "
+        f"{names or 'none'}."
+    )
 
 
 def _status_of(a: Advice, probe: str, release: str) -> str:
@@ -106,14 +109,16 @@ def _overlaps(library: str, history: Sequence[archive.Entry]) -> List[str]:
         common = [
             c for c in set(a) & set(b) if not a[c].startswith("<") and not b[c].startswith("<")
         ]
-        differ = sorted({second.rows[c].probe for c in common if a[c] != b[c]})  # type: ignore[index]
+        differ = sorted(
+            {second.rows[c].probe for c in common if a[c] != b[c]}  # type: ignore[index]
+        )
         verdict = (
             "identical" if not differ else f"different in {', '.join(f'`{p}`' for p in differ)}"
         )
         out += [
             "",
-            f"{library} {version} on Python {first.python} and {second.python} (where the two series "
-            f"meet): {verdict} on {len(common)} cases.",
+            f"{library} {version} on Python {first.python} and {second.python} "
+            f"(where the two series meet): {verdict} on {len(common)} cases.",
         ]
     return out
 

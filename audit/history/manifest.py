@@ -10,8 +10,8 @@ files there are.
 
     {"format": 1,
      "libraries": {"torch": {"releases": ["2.0.1", ...],
-                             "files": {"torch/2026...parquet": {"release": "2.0.1", "python": "3.11",
-                                                                "sha256": "..."}}}}}
+                             "files": {"torch/2026...parquet": {
+                                 "release": "2.0.1", "python": "3.11", "sha256": "..."}}}}}
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def load(root: str) -> Dict[str, Any]:
 
 
 def check(root: str, library: str) -> None:
-    """Refuse (UsageError, one line) unless the library's files are exactly those of the manifest."""
+    """Refuse (UsageError, one line) unless the library's files are exactly those of the
+    manifest."""
     doc = load(root)
     wanted = doc["libraries"].get(library)
     where = os.path.join(root, NAME)
@@ -116,8 +117,10 @@ def check(root: str, library: str) -> None:
         got = sha256(shown)
         if got != entry.get("sha256"):
             raise UsageError(
-                f"{shown} ({what}) does not match the manifest {where}: its sha256 is {got[:16]}..., "
-                f"the manifest says {str(entry.get('sha256'))[:16]}...; restore it or rebuild the history"
+                f"{shown} ({what}) does not match the manifest {where}: "
+                f"its sha256 is {got[:16]}..., "
+                f"the manifest says {str(entry.get('sha256'))[:16]}...; "
+                "restore it or rebuild the history"
             )
     extra = sorted(present - set(files))
     if extra:
@@ -140,7 +143,8 @@ def check(root: str, library: str) -> None:
 
 
 def default_root() -> str:
-    """The history that belongs to this installation: ``results/history`` beside the audit package."""
+    """The history that belongs to this installation: ``results/history`` beside the audit
+    package."""
     import audit
 
     package = os.path.dirname(os.path.abspath(audit.__file__))

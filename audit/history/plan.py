@@ -80,8 +80,8 @@ def for_bisect(library: str, low: str, high: str, python: Optional[str]) -> Seri
     for v in ends:
         if rel.minor(v) < oldest:
             raise UsageError(
-                f"{library} {v} is older than the audit supports ({library} {oldest[0]}.{oldest[1]} "
-                "and newer)"
+                f"{library} {v} is older than the audit supports "
+                f"({library} {oldest[0]}.{oldest[1]} and newer)"
             )
     for s in candidates:
         if all(rel.compatibility(library, v, s.python) is None for v in ends) and all(

@@ -96,7 +96,10 @@ def compatibility(library: str, version: str, python: Optional[str]) -> Optional
     low, high = span
     if not low <= py <= high:
         series = ".".join(map(str, minor(version)))
-        return f"no wheels for Python {python} (the {series} series has {low[0]}.{low[1]}-{high[0]}.{high[1]})"
+        return (
+            f"no wheels for Python {python} "
+            f"(the {series} series has {low[0]}.{low[1]}-{high[0]}.{high[1]})"
+        )
     return None
 
 
@@ -206,7 +209,8 @@ def yanked_versions(library: str, timeout: float = 30.0) -> Optional[Set[str]]:
         f"{base}/{library}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - an https index URL
+        # S310 flags urlopen of any URL; this one is an https index URL.
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             data = json.load(response)
     except (OSError, ValueError):
         return None

@@ -11,11 +11,15 @@ from audit.history.changes import ProbeChange
 
 #: What a difference kind means to someone whose results depend on the stream.
 MEANING: Dict[str, str] = {
-    "stream-change": "a different stream: any seeded run that replays it (dropout masks, data order, "
-    "initialisation, sampling) gets different numbers",
+    "stream-change": (
+        "a different stream: any seeded run that replays it (dropout masks, data order, "
+        "initialisation, sampling) gets different numbers"
+    ),
     "structural": "a different dtype or shape: code that consumes the output may break",
     "sparse": "a few blocks of the output differ: most of the stream is the same",
-    "numerical-drift": "the same stream, results move by a few ULP: tolerances hold, bitwise tests break",
+    "numerical-drift": (
+        "the same stream, results move by a few ULP: tolerances hold, bitwise tests break"
+    ),
     "status": "the case started or stopped running (became supported, or fails now)",
 }
 
@@ -76,30 +80,33 @@ def advice_text(a: Advice) -> str:
     probes = sorted({c.probe for c in a.stream_changes if a.differs(c)})
     net = len(a.net)
     head = (
-        f"{a.library} {a.asked[0]} -> {a.asked[1]}: {net} of the {a.compared} cases that run in both releases "
-        f"give different results ({len(probes)} probes)"
+        f"{a.library} {a.asked[0]} -> {a.asked[1]}: {net} of the {a.compared} cases "
+        f"that run in both releases give different results ({len(probes)} probes)"
     )
     out = [
         head,
-        f"({len(a.stream_changes)} changes along the way; from {a.history}: {', '.join(a.releases)}; "
+        f"({len(a.stream_changes)} changes along the way; "
+        f"from {a.history}: {', '.join(a.releases)}; "
         "each the latest patch of its minor release)",
     ]
     out += [f"note: {n}" for n in a.notes]
     if streams:
         out += [
             "",
-            "  release  probe / device / kind / changed cases / the parameters that tell them apart",
+            "  release  probe / device / kind / changed cases "
+            "/ the parameters that tell them apart",
         ]
         out += summary_lines(streams, releases=a.releases)
     undone = [c for c in a.stream_changes if not a.differs(c)]
     if undone:
         out.append(
-            f"  ({len(undone)} of these changes are undone by a later release: the ends agree there)"
+            f"  ({len(undone)} of these changes are undone by a later release: "
+            "the ends agree there)"
         )
     out += [
         "",
-        f"unchanged: {len(a.unchanged_probes)} probes ({a.unchanged_cases} cases) give the same streams "
-        f"in {low} and {high}",
+        f"unchanged: {len(a.unchanged_probes)} probes ({a.unchanged_cases} cases) "
+        f"give the same streams in {low} and {high}",
     ]
     if status:
         out += [
@@ -142,26 +149,28 @@ def bisect_text(o: Outcome) -> str:
     )
     out = [
         head,
-        f"(releases from {o.releases.source}; Python {o.series.python}; one line per probe, release "
-        "and kind: --json lists every case)",
+        f"(releases from {o.releases.source}; Python {o.series.python}; "
+        "one line per probe, release and kind: --json lists every case)",
     ]
     if o.summary:
         out += [
             "",
-            "  release  probe / device / kind / changed cases / the parameters that tell them apart "
-            "(previous release audited)",
+            "  release  probe / device / kind / changed cases "
+            "/ the parameters that tell them apart (previous release audited)",
         ]
         out += [f"{line}  ({p.previous})" for line, p in zip(summary_lines(o.summary), o.summary)]
     out += ["", f"audited: {', '.join(o.built) or 'none'}"]
     if o.reused:
         out.append(
-            f"reused: {', '.join(o.reused)} (earlier runs made the same way; --fresh audits them again)"
+            f"reused: {', '.join(o.reused)} "
+            "(earlier runs made the same way; --fresh audits them again)"
         )
     out += [f"skipped {v}: {why}" for v, why in o.skipped.items()]
     out += [""] + meanings([c.difference.value if c.difference else "status" for c in o.changes])
     out += [
         "",
-        "limitation: a stream that changes and changes back between two audited releases is not seen",
+        "limitation: a stream that changes and changes back between two audited releases "
+        "is not seen",
     ]
     return "\n".join(out) + "\n"
 

@@ -28,8 +28,8 @@ FLOATS = ("float32", "float64")
 MATMUL_SHAPES = ([64, 64, 64], [127, 129, 63], [512, 512, 512])
 #: elementwise function (as torch spells it) -> (scale, shift) mapping [-1, 1) to its domain.
 ELEMENTWISE: Dict[str, Tuple[float, float]] = {
-    "exp": (20.0, 0.0), "log": (4.0, 4.001), "sin": (10.0, 0.0), "tanh": (5.0, 0.0), "sigmoid": (10.0, 0.0),
-    "erf": (3.0, 0.0), "nn.functional.gelu": (5.0, 0.0),
+    "exp": (20.0, 0.0), "log": (4.0, 4.001), "sin": (10.0, 0.0), "tanh": (5.0, 0.0),
+    "sigmoid": (10.0, 0.0), "erf": (3.0, 0.0), "nn.functional.gelu": (5.0, 0.0),
 }
 
 _MASK16 = 0xFFFF

@@ -36,7 +36,8 @@ WORKER_INIT = ("none", "seed_numpy_random")
 
 
 class AugmentedRange:
-    """Sample ``i`` is ``(i, torch draw, numpy draw, random draw)``: an index and its augmentation."""
+    """Sample ``i`` is ``(i, torch draw, numpy draw, random draw)``: an index and its
+    augmentation."""
 
     def __len__(self) -> int:
         return SAMPLES
@@ -73,7 +74,9 @@ def epoch(seed: int, num_workers: int, worker_init: str) -> Any:
     random.seed(seed)
     gen = torch.Generator()
     gen.manual_seed(seed)
-    init: Optional[Callable[[int], None]] = seed_numpy_random if worker_init == "seed_numpy_random" else None
+    init: Optional[Callable[[int], None]] = (
+        seed_numpy_random if worker_init == "seed_numpy_random" else None
+    )
     dataset: Any = AugmentedRange()  # a map-style dataset; typed as Dataset upstream
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=BATCH, shuffle=True, generator=gen, num_workers=num_workers,

@@ -35,13 +35,17 @@ CHUNKS = (N, 1, 3, 7, 13, 16, 100, 250)
 #: The large panel: a realistic big draw, in the chunk lengths of data pipelines.
 N_LARGE = 100_000
 CHUNKS_LARGE = (N_LARGE, 1000, 4096, 333, 10_000)
-_LARGE: Dict[str, Dict[str, Sequence[Any]]] = {"large": {"n": [N_LARGE], "chunks": [list(CHUNKS_LARGE)]}}
+_LARGE: Dict[str, Dict[str, Sequence[Any]]] = {
+    "large": {"n": [N_LARGE], "chunks": [list(CHUNKS_LARGE)]},
+}
 
 TORCH_FLOATS = ("float32", "float64", "float16", "bfloat16")
 
 #: Where ``explore`` searches (not part of the probe versions): up to 5000 values, drawn in
 #: chunks of any length, against all of them drawn at once.
-CHUNK_SEARCH: Dict[str, Domain] = {"n": integers(1, 5000), "chunks": compared_with(integers(1, 5000), same_as="n")}
+CHUNK_SEARCH: Dict[str, Domain] = {
+    "n": integers(1, 5000), "chunks": compared_with(integers(1, 5000), same_as="n"),
+}
 
 
 def chunked(draw: Callable[[int], Any], n: int, length: int) -> List[Any]:
@@ -68,7 +72,9 @@ TORCH_DRAWS: Dict[str, Tuple[List[Any], Tuple[str, ...]]] = {
 }
 
 
-def torch_draw(torch: Any, api: str, args: Sequence[Any], k: int, dtype: str, gen: Optional[Any]) -> Any:
+def torch_draw(
+    torch: Any, api: str, args: Sequence[Any], k: int, dtype: str, gen: Optional[Any]
+) -> Any:
     """One call of ``api`` for ``k`` values."""
     kwargs = {} if gen is None else {"generator": gen}
     name = api.rsplit(".", 1)[1]
@@ -149,7 +155,9 @@ def numpy_call(rng: Any, method: str, args: Sequence[Any], dtype: str) -> Callab
     return lambda k: fn(*args, size=k, **options)
 
 
-def _numpy_chunks(rng: Any, method: str, args: Sequence[Any], n: int, length: int, dtype: str) -> Any:
+def _numpy_chunks(
+    rng: Any, method: str, args: Sequence[Any], n: int, length: int, dtype: str
+) -> Any:
     import numpy as np
 
     parts = chunked(numpy_call(rng, method, args, dtype), n, length)
@@ -164,7 +172,8 @@ _NP: Mapping[str, Any] = {"library": "numpy", "min_version": "1.19", "invariance
 def _register_generator(method: str, args: List[Any], dtypes: Tuple[str, ...]) -> None:
     api = f"numpy.random.Generator.{method}"
     bitgens = BIT_GENERATORS if method in _ALL_BITGENS else SAMPLING_BIT_GENERATORS
-    grid = {"seed": SEEDS, "bitgen": bitgens, "dtype": dtypes, "args": [args], "n": [N], "chunks": [list(CHUNKS)]}
+    grid = {"seed": SEEDS, "bitgen": bitgens, "dtype": dtypes, "args": [args], "n": [N],
+            "chunks": [list(CHUNKS)]}
 
     @probe(api, grid=grid, name=f"{api}:chunks", sizes=_LARGE, search=CHUNK_SEARCH, **_NP)
     def chunks_probe(seed: int, bitgen: str, dtype: str, args: List[Any], n: int, chunks: int) -> Output:
@@ -175,8 +184,8 @@ def _register_generator(method: str, args: List[Any], dtypes: Tuple[str, ...]) -
 
 def _register_random_state(method: str, args: List[Any], dtypes: Tuple[str, ...]) -> None:
     api = f"numpy.random.RandomState.{method}"
-    grid = {"seed": SEEDS, "generator": ("global", "explicit"), "dtype": dtypes, "args": [args], "n": [N],
-            "chunks": [list(CHUNKS)]}
+    grid = {"seed": SEEDS, "generator": ("global", "explicit"), "dtype": dtypes, "args": [args],
+            "n": [N], "chunks": [list(CHUNKS)]}
 
     @probe(api, grid=grid, name=f"{api}:chunks", sizes=_LARGE, search=CHUNK_SEARCH, **_NP)
     def chunks_probe(seed: int, generator: str, dtype: str, args: List[Any], n: int, chunks: int) -> Output:

@@ -29,7 +29,8 @@ from audit.probes.torch_ops import TORCH_MIN
 ROWS = 32
 BATCHES = (ROWS, 1, 2, 3, 5, 8, 16)
 BATCH_DTYPES = ("float32", "bfloat16")
-#: Where ``explore`` searches (not part of the probe versions): every batch size against the full batch.
+#: Where ``explore`` searches (not part of the probe versions): every batch size against the
+#: full batch.
 BATCH_SEARCH = {"batch": compared_with(integers(1, ROWS))}
 
 #: A batch op: (torch, dtype) -> (the full input, a function of a slice of its rows).
@@ -78,12 +79,14 @@ def _linear(torch: Any, dtype: str) -> Tuple[Any, Callable[[Any], Any]]:
 
 def _conv2d(torch: Any, dtype: str) -> Tuple[Any, Callable[[Any], Any]]:
     w, b = inputs(torch, (16, 8, 3, 3), 1, dtype), inputs(torch, 16, 2, dtype)
-    return inputs(torch, (ROWS, 8, 16, 16), 0, dtype), lambda x: torch.nn.functional.conv2d(x, w, b, padding=1)
+    conv2d = torch.nn.functional.conv2d
+    return inputs(torch, (ROWS, 8, 16, 16), 0, dtype), lambda x: conv2d(x, w, b, padding=1)
 
 
 def _layer_norm(torch: Any, dtype: str) -> Tuple[Any, Callable[[Any], Any]]:
     w, b = inputs(torch, 1000, 1, dtype) * 3, inputs(torch, 1000, 2, dtype)
-    return inputs(torch, (ROWS, 1000), 0, dtype) * 9, lambda x: torch.nn.functional.layer_norm(x, (1000,), w, b)
+    layer_norm = torch.nn.functional.layer_norm
+    return inputs(torch, (ROWS, 1000), 0, dtype) * 9, lambda x: layer_norm(x, (1000,), w, b)
 
 
 def _softmax(torch: Any, dtype: str) -> Tuple[Any, Callable[[Any], Any]]:
@@ -107,7 +110,9 @@ def _embedding_bag(torch: Any, dtype: str) -> Tuple[Any, Callable[[Any], Any]]:
 def _reduction(name: str) -> BatchOp:
     def make(torch: Any, dtype: str) -> Tuple[Any, Callable[[Any], Any]]:
         x = inputs(torch, (ROWS, 1000), 0, dtype)
-        return x, (lambda r: torch.cumsum(r, -1)) if name == "cumsum" else (lambda r: getattr(torch, name)(r, -1))
+        if name == "cumsum":
+            return x, lambda r: torch.cumsum(r, -1)
+        return x, lambda r: getattr(torch, name)(r, -1)
 
     return make
 
@@ -177,8 +182,9 @@ def laid_out(torch: Any, x: Any, layout: str) -> Any:
 
 
 def _layout_probe(api: str, grid: Dict[str, Any], layouts: Tuple[str, ...] = LAYOUTS) -> Any:
-    return probe(api, grid={"seed": OP_SEEDS, "dtype": LAYOUT_DTYPES, **grid, "layout": [list(layouts)]},
-                 name=f"{api}:layout", kind="op", invariance="layout", library="torch", min_version=TORCH_MIN)
+    full_grid = {"seed": OP_SEEDS, "dtype": LAYOUT_DTYPES, **grid, "layout": [list(layouts)]}
+    return probe(api, grid=full_grid, name=f"{api}:layout", kind="op", invariance="layout",
+                 library="torch", min_version=TORCH_MIN)
 
 
 @_layout_probe("torch.matmul", {"operand": ["left", "right"]})

@@ -19,7 +19,8 @@ from typing import Any, Dict, List
 from audit.probe_api import SEEDS, Output, Unsupported, probe, require_attr
 from audit.probes.numpy_legacy import CHOICE_MODES, INT_DTYPES, choice_args, int_bounds, mvn_cov
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "numpy Generator"
 
 #: Every bit generator numpy ships (PCG64DXSM since numpy 1.21).
@@ -44,7 +45,8 @@ _N = {"n": [1000]}
 
 
 def bit_generator(name: str, seed: int) -> Any:
-    """``numpy.random.<name>(seed)``, or Unsupported when this numpy lacks it or the seed is negative."""
+    """``numpy.random.<name>(seed)``, or Unsupported when this numpy lacks it or the seed is
+    negative."""
     import numpy as np
 
     if seed < 0:
@@ -302,6 +304,5 @@ def jumped(seed: int, bitgen: str, jumps: int, n: int) -> Output:
 
 
 for _name in JUMPABLE:
-    probe(f"numpy.random.{_name}.jumped", grid={"seed": SEEDS, "bitgen": [_name], "jumps": [1, 3], **_N}, **_NP)(
-        jumped
-    )
+    probe(f"numpy.random.{_name}.jumped",
+          grid={"seed": SEEDS, "bitgen": [_name], "jumps": [1, 3], **_N}, **_NP)(jumped)

@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Tuple
 
 from audit.probe_api import SEEDS, Output, probe, require_seed_range
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "numpy legacy"
 
 #: Largest seed legacy seeding accepts.

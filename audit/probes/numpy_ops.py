@@ -21,7 +21,8 @@ from audit.probes._inputs import (
     numpy_uniform,
 )
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "numpy ops"
 
 NUMPY_MIN = "1.19"
@@ -29,7 +30,8 @@ NUMPY_MIN = "1.19"
 
 def op_probe(probe_id: str, grid: Dict[str, Any]) -> Any:
     """``@probe`` for a numpy op: kind "op", the fixed input seed in the grid."""
-    return probe(probe_id, grid={"seed": OP_SEEDS, **grid}, library="numpy", min_version=NUMPY_MIN, kind="op")
+    return probe(probe_id, grid={"seed": OP_SEEDS, **grid}, library="numpy", min_version=NUMPY_MIN,
+                 kind="op")
 
 
 @op_probe("numpy.matmul", {"mkn": MATMUL_SHAPES, "dtype": FLOATS})

@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Tuple
 
 from audit.probe_api import SEEDS, Output, Unsupported, probe, require_seed_range
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "pandas"
 
 #: How the case's seed reaches pandas.
@@ -41,7 +42,9 @@ def _random_state(seed: int, kind: str) -> Tuple[Any, Callable[[], Any]]:
 
     if kind == "generator":
         if _version(pd) < (1, 1):
-            raise Unsupported(f"pandas {pd.__version__} takes no numpy Generator as random_state (needs 1.1)")
+            raise Unsupported(
+                f"pandas {pd.__version__} takes no numpy Generator as random_state (needs 1.1)"
+            )
         if seed < 0:
             raise Unsupported(f"numpy.random.default_rng takes non-negative seeds, not {seed}")
         rng = np.random.default_rng(seed)

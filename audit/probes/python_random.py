@@ -15,7 +15,8 @@ from typing import Union
 
 from audit.probe_api import SEEDS, Output, probe
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "python random"
 
 #: How the integer seed of a case is handed to ``random.Random``.

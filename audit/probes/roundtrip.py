@@ -188,7 +188,8 @@ def legacy_draws(rng: Any) -> Any:
     """Legacy normals (an odd number: the second of a pair is cached), doubles, integers."""
     import numpy as np
 
-    return np.concatenate([rng.randn(5), rng.random_sample(3), rng.randint(0, 1000, size=3).astype(np.float64)])
+    return np.concatenate([rng.randn(5), rng.random_sample(3),
+                           rng.randint(0, 1000, size=3).astype(np.float64)])
 
 
 def _legacy_seeded(seed: int) -> Any:

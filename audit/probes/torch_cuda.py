@@ -23,7 +23,8 @@ from audit.probe_api import probe
 from audit.probes._inputs import OP_SEEDS, torch_ties, torch_uniform
 from audit.probes.torch_ops import TORCH_MIN
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "cuda"
 
 ATOMIC_REPEATS = 5
@@ -37,7 +38,8 @@ def cuda_op(probe_id: str, grid: Dict[str, Any], repeats: int = 2) -> Any:
 
 @contextlib.contextmanager
 def backend_flags(**flags: bool) -> Iterator[None]:
-    """Set ``torch.backends`` flags (matmul_tf32, cudnn_tf32, benchmark, deterministic), then restore."""
+    """Set ``torch.backends`` flags (matmul_tf32, cudnn_tf32, benchmark, deterministic), then
+    restore."""
     import torch
 
     owners = {

@@ -35,7 +35,9 @@ from audit.probes._inputs import torch_ties, torch_uniform
 from audit.probes.torch_rng import torch_probe
 
 
-def model_trace(probe_id: str, grid: Any, key: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def model_trace(
+    probe_id: str, grid: Any, key: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``@probe(kind="trace")`` once per device, the device bound as the ``device`` argument."""
     return torch_probe(probe_id, grid, key=key or None, kind="trace")
 
@@ -55,7 +57,8 @@ def _trained(model: Any, loss: Any) -> Any:
     import torch
 
     with torch.no_grad():
-        return torch.cat([p.detach().reshape(-1) for p in model.parameters()] + [loss.detach().reshape(1)])
+        params = [p.detach().reshape(-1) for p in model.parameters()]
+        return torch.cat(params + [loss.detach().reshape(1)])
 
 
 # --- a transformer encoder block -----------------------------------------------------------

@@ -41,7 +41,8 @@ LARGE_CONV = {"input": [[32, 64, 56, 56]], "weight": [[64, 64, 3, 3]]}
 
 #: Where ``explore`` searches (audit.domains; not part of the probe versions): shapes up to a
 #: layer's, vectors up to two million elements, rows up to 64 and widths up to 8192.
-MATMUL_SEARCH = {"mkn": tuples(integers(1, 512), integers(1, 512), integers(1, 512)), "dtype": sampled_from(FLOATS)}
+MATMUL_SEARCH = {"mkn": tuples(integers(1, 512), integers(1, 512), integers(1, 512)),
+                 "dtype": sampled_from(FLOATS)}
 REDUCTION_SEARCH = {"size": integers(1, 2_000_000)}
 ROWS_SEARCH = {"shape": tuples(integers(1, 64), integers(1, 8192))}
 ELEMENTWISE_SEARCH = {"size": integers(1, 1_000_000), "dtype": sampled_from(FLOATS)}

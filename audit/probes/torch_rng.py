@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from audit.probe_api import SEEDS, Output, probe
 
-#: The family reports group these probes under (read at registration; the decorators stay as they are).
+#: The family reports group these probes under (read at registration; the decorators stay as
+#: they are).
 FAMILY = "torch RNG"
 
 GENERATORS = ("global", "explicit")
@@ -93,11 +94,13 @@ def _gen_kwargs(gen: Optional[Any]) -> dict:
 
 def _float_cases(sizes: Sequence[int], dtypes: Sequence[str]) -> Tuple[Mapping[str, Any], ...]:
     """Global-seed cases over sizes x dtypes, beyond the main grid."""
-    return tuple({"seed": SEEDS, "generator": "global", "size": s, "dtype": d} for s in sizes for d in dtypes)
+    return tuple({"seed": SEEDS, "generator": "global", "size": s, "dtype": d}
+                 for s in sizes for d in dtypes)
 
 
 _OTHER_DTYPES = ("float16", "bfloat16", "float64")
-_FLOAT_GRID = {"seed": SEEDS, "generator": GENERATORS, "size": [5, 16, 17, 1000], "dtype": ["float32"]}
+_FLOAT_GRID = {"seed": SEEDS, "generator": GENERATORS, "size": [5, 16, 17, 1000],
+               "dtype": ["float32"]}
 _CPU_FLOAT_EXTRA = _float_cases([1000], _OTHER_DTYPES) + _float_cases([1_000_000], ["float32"])
 _CUDA_FLOAT_EXTRA = _float_cases([1000], _OTHER_DTYPES) + _float_cases([10_000_000], ["float32"])
 
@@ -160,7 +163,8 @@ _INPLACE = {
 def _register_inplace(method: str, args: Tuple[float, ...]) -> None:
     grid = {"seed": SEEDS, "generator": GENERATORS, "size": [1000], "args": [list(args)]}
     # normal_ shares randn's vectorised path, which starts at 16 elements
-    extra = [{"seed": SEEDS, "generator": "global", "size": 17, "args": list(args)}] if method == "normal_" else []
+    extra = ([{"seed": SEEDS, "generator": "global", "size": 17, "args": list(args)}]
+             if method == "normal_" else [])
 
     @torch_probe(f"torch.Tensor.{method}", grid, cpu_extra=extra, cuda_extra=extra)
     def inplace(device: str, seed: int, generator: str, size: int, args: Sequence[float]) -> Output:

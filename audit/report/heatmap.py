@@ -1,4 +1,5 @@
-"""The probe × environment picture as data: columns, header fields and one cell per probe and column.
+"""The probe × environment picture as data: columns, header fields and one cell per probe and
+column.
 
 A cell counts the cases of a probe that are *affected* in an environment, and takes the
 most severe kind among them:
@@ -234,7 +235,8 @@ def _partition(envs: Sequence[Dict[str, Any]], name: str) -> Tuple[Tuple[int, ..
 
 
 def _ran(findings: Sequence[Finding], place: Place) -> Set[int]:
-    """Columns where some case of these findings produced a stream (the reference's, where known)."""
+    """Columns where some case of these findings produced a stream (the reference's, where
+    known)."""
     mine = {
         place[(False, e)]
         for f in findings
@@ -347,7 +349,8 @@ def _reference_columns(f: Finding, place: Place) -> List[Tuple[int, str]]:
     nearest stream where that is theirs.  When every reference run made one stream, no
     reference column is marked (they all differ alike; the row's own columns say where)."""
     if f.match != Match.NEW_STREAM or len(f.reference_streams) < 2:
-        return []  # every reference run made the one stream: the reference columns tell nothing apart
+        # every reference run made the one stream: the reference columns tell nothing apart
+        return []
     prints = {s.fingerprint for s in f.streams}
     nearest = {s.nearest.fingerprint for s in f.streams if s.nearest is not None}
     out = {}

@@ -59,15 +59,19 @@ h1{font-size:19px;margin:0 0 6px} h2{font-size:16px;margin:26px 0 8px}
 .answer{font-size:16px;font-weight:600;margin:4px 0} .bad{color:#b00020} .good{color:#1b7f3a}
 .meta{color:#555;margin:2px 0 10px}
 .legend span{display:inline-block;margin:0 10px 4px 0;font-size:12px}
-.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-2px;margin-right:4px}
+.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;\
+vertical-align:-2px;margin-right:4px}
 table.h{border-collapse:collapse;font-size:12px;width:100%}
 table.h th,table.h td{border:1px solid #fff;padding:2px 5px}
 th.f{text-align:right;color:#555;font-weight:600;white-space:nowrap}
-th.v{background:#f2f2f2;font-weight:400;font-size:11.5px;width:62px;max-width:96px;vertical-align:bottom}
+th.v{background:#f2f2f2;font-weight:400;font-size:11.5px;width:62px;max-width:96px;\
+vertical-align:bottom}
 th.side{background:#dde6f0;font-weight:600}
-tr.fam th{text-align:left;background:#fafafa;border-top:2px solid #ccc;padding-top:6px;font-size:13px}
+tr.fam th{text-align:left;background:#fafafa;border-top:2px solid #ccc;padding-top:6px;\
+font-size:13px}
 tr.fam span{font-weight:400;color:#666}
-th.p{text-align:left;font-weight:400;font-family:ui-monospace,monospace;font-size:11.5px;white-space:nowrap;padding-right:8px;width:1%}
+th.p{text-align:left;font-weight:400;font-family:ui-monospace,monospace;font-size:11.5px;\
+white-space:nowrap;padding-right:8px;width:1%}
 th.p a{color:#1f4e8c;text-decoration:none}
 td.n{text-align:right;color:#444;white-space:nowrap}
 td.c{min-width:30px;text-align:center;font-weight:700}
@@ -148,7 +152,8 @@ def _header(m: Heatmap, labels: Dict[Tuple[str, str], str]) -> List[str]:
 
 
 def _header_title(col: Column, m: Heatmap, f: str, row: int) -> str:
-    """The first header row's tooltip lists the column's fields, one per line; the others its value."""
+    """The first header row's tooltip lists the column's fields, one per line; the others its
+    value."""
     return _title(_column_title(col, m.fields, m.more)) if row == 0 else _e(shown(col.env.get(f)))
 
 
@@ -171,7 +176,8 @@ def _cell(cell: Cell, col: Column) -> str:
     title = (
         f"{cases} affected here: {detail}"
         if col.side != "reference"
-        else f"{cases} whose new stream on this machine differs from the stream this reference run made: {detail}"
+        else f"{cases} whose new stream on this machine differs from the stream this reference "
+        f"run made: {detail}"
     )
     return f'<td class="c k-{kind}" title="{_e(title)}">{cell.count}</td>'
 
@@ -200,7 +206,8 @@ def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
         label = f"{len(fam.quiet)} probe{'s' if len(fam.quiet) > 1 else ''} new or changed"
         out.append(
             f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th>'
-            f'<td class="n">{sum(p.quiet for p in fam.quiet)}</td>{cells}<td class="w">{_e(words)}</td></tr>'
+            f'<td class="n">{sum(p.quiet for p in fam.quiet)}</td>{cells}'
+            f'<td class="w">{_e(words)}</td></tr>'
         )
     if fam.unchanged:
         names = ", ".join(p.probe for p in fam.unchanged)
@@ -213,8 +220,8 @@ def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
             else "identical in every environment"
         )
         out.append(
-            f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th><td class="n">{cases}</td>'
-            f'{cells}<td class="w">{same}</td></tr>'
+            f'<tr class="same"><th class="p" title="{_e(names)}">{_e(label)}</th>'
+            f'<td class="n">{cases}</td>{cells}<td class="w">{same}</td></tr>'
         )
     if fam.unsupported:
         names = ", ".join(p.probe for p in fam.unsupported)
@@ -222,7 +229,8 @@ def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
         out.append(
             f'<tr class="same"><th class="p" title="{_e(names)}">{label}'
             f'</th><td class="n">{sum(p.cases for p in fam.unsupported)}</td>'
-            f'<td class="c none" colspan="{width}"></td><td class="w">unsupported in every run</td></tr>'
+            f'<td class="c none" colspan="{width}"></td>'
+            '<td class="w">unsupported in every run</td></tr>'
         )
     return out
 
@@ -240,12 +248,11 @@ def _legend(m: Heatmap) -> str:
     ]
     items += [
         f'<span><i style="background:{IDENTICAL}"></i>identical</span>',
-        '<span><i class="none" style="background:repeating-linear-gradient(45deg,#ddd,#ddd 2px,#fff 2px,'
-        '#fff 4px)"></i>not run</span>',
+        '<span><i class="none" style="background:'
+        'repeating-linear-gradient(45deg,#ddd,#ddd 2px,#fff 2px,#fff 4px)"></i>not run</span>',
     ]
-    return (
-        '<div class="legend">' + "".join(items) + " <span>· the number: cases affected</span></div>"
-    )
+    number = " <span>· the number: cases affected</span>"
+    return '<div class="legend">' + "".join(items) + number + "</div>"
 
 
 def heatmap(m: Heatmap, anchors: Dict[int, str]) -> List[str]:
@@ -284,8 +291,8 @@ def _case(f: Finding, shared: str = "") -> List[str]:
     kind = category(f) if not plain(f) else "identical"
     head = " · ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     out = [
-        f'<div class="case">{_tag(kind, shown_verdict(f))} <code>{_e(f.params or "(no parameters)")}</code> '
-        f"{_e(head)}<ul>"
+        f'<div class="case">{_tag(kind, shown_verdict(f))} '
+        f"<code>{_e(f.params or '(no parameters)')}</code> {_e(head)}<ul>"
     ]
     why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
     if f.first_divergence:
@@ -302,7 +309,8 @@ def _case(f: Finding, shared: str = "") -> List[str]:
         )
         near = f"<br>{_e(phrases.nearest(s))}" if s.nearest else ""
         out.append(
-            f"<li><code>{_e(s.fingerprint[:16])}</code> {s.run_count} run(s) {_e(where)}{known}{near}</li>"
+            f"<li><code>{_e(s.fingerprint[:16])}</code> {s.run_count} run(s) "
+            f"{_e(where)}{known}{near}</li>"
         )
     if len(f.streams) > MAX_STREAMS:
         out.append(f"<li>… {len(f.streams) - MAX_STREAMS} more streams (see --json)</li>")
@@ -376,7 +384,8 @@ def render(v: View, details: bool = True) -> str:
         body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
     body += _lists(c, s)
     return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>determinism-audit compare</title>"
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<title>determinism-audit compare</title>"
         f"<style>{_STYLE}{_TAG_STYLE}</style></head><body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
@@ -394,8 +403,8 @@ def _lists(c: Comparison, s: View) -> List[str]:
     if s.unchanged:
         names = ", ".join(f"{p.probe} ({p.cases})" for p in s.unchanged)
         out.append(
-            f"<details><summary>{len(s.unchanged)} probes, {s.unchanged_cases()} cases unchanged</summary>"
-            f"<p>{_e(names)}</p></details>"
+            f"<details><summary>{len(s.unchanged)} probes, {s.unchanged_cases()} cases unchanged"
+            f"</summary><p>{_e(names)}</p></details>"
         )
     if c.skipped:
         out += ["<h2>Skipped files</h2><ul>"]

@@ -200,7 +200,8 @@ def upgrade_json(c: Comparison) -> Optional[Dict[str, Any]]:
 
 
 def render(v: View, details: bool = True) -> str:
-    """The whole comparison (``details`` is accepted for a uniform call; JSON always has every case)."""
+    """The whole comparison (``details`` is accepted for a uniform call; JSON always has every
+    case)."""
     c = v.comparison
     doc: Dict[str, Any] = {
         "summary": [summary_json(p) for p in v.probes],

@@ -20,7 +20,8 @@ MAX_ROWS = 100
 
 
 def _cell(text: object) -> str:
-    """Markdown table cell: control characters escaped, pipes and brackets escaped, HTML made inert."""
+    """Markdown table cell: control characters escaped, pipes and brackets escaped, HTML made
+    inert."""
     return (
         printable(text)
         .replace("\\", "\\\\")
@@ -71,8 +72,8 @@ def _row(f: Finding) -> str:
     )
     why += f" — expected: {f.expected}" if f.expected else ""
     return (
-        f"| {'' if f.unexpected else '✓ '}{_cell(shown_verdict(f))} | {_code(f.probe_key)} | {_cell(f.params)} | "
-        f"{_cell(how)} | {_cell(why)} |"
+        f"| {'' if f.unexpected else '✓ '}{_cell(shown_verdict(f))} | {_code(f.probe_key)} | "
+        f"{_cell(f.params)} | {_cell(how)} | {_cell(why)} |"
     )
 
 

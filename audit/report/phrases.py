@@ -17,24 +17,40 @@ from audit.report.view import ProbeSummary, both_values, varies_with
 #: What a quiet verdict means (a case that could not be compared, rather than one that differs).
 QUIET_MEANING = {
     "new-case": "new (the reference has no run of them)",
-    "incomparable": "incomparable (the probe's source changed: no run of the same version to compare with)",
+    "incomparable": (
+        "incomparable (the probe's source changed: no run of the same version to compare with)"
+    ),
 }
 
 #: What each kind means for a person who relies on the streams (the upgrade view says it).
 MEANING = {
-    Difference.STRUCTURAL.value: "the output's dtype or shape changed: code that depends on them may break",
-    Difference.STREAM_CHANGE.value: "any seeded run that replays these streams (dropout masks, data order, "
-    "initialisation) gets different numbers",
-    Difference.SPARSE.value: "most of the output is bit for bit the same, a few blocks differ: bitwise tests "
-    "break; how far those values move is not measured",
-    OUTSIDE_SAMPLE: "the outputs differ where the sampled elements did not look: bitwise tests break; "
-    "how far the values move is not measured",
-    WITHIN_SAMPLE: "the sampled elements moved by a few ULPs, but blocks they do not reach differ too: "
-    "bitwise tests break; how far those blocks moved is not measured",
-    SIGNED_ZERO: "the sampled elements differ only in the sign of zero (0.0 vs -0.0): equal as numbers, "
-    "bitwise tests and 1/x or copysign break",
-    Difference.NUMERICAL_DRIFT.value: "the same stream, its last bits move: bitwise tests break; "
-    "each row's rtol accepts what was sampled",
+    Difference.STRUCTURAL.value: (
+        "the output's dtype or shape changed: code that depends on them may break"
+    ),
+    Difference.STREAM_CHANGE.value: (
+        "any seeded run that replays these streams (dropout masks, data order, "
+        "initialisation) gets different numbers"
+    ),
+    Difference.SPARSE.value: (
+        "most of the output is bit for bit the same, a few blocks differ: bitwise tests "
+        "break; how far those values move is not measured"
+    ),
+    OUTSIDE_SAMPLE: (
+        "the outputs differ where the sampled elements did not look: bitwise tests break; "
+        "how far the values move is not measured"
+    ),
+    WITHIN_SAMPLE: (
+        "the sampled elements moved by a few ULPs, but blocks they do not reach differ too: "
+        "bitwise tests break; how far those blocks moved is not measured"
+    ),
+    SIGNED_ZERO: (
+        "the sampled elements differ only in the sign of zero (0.0 vs -0.0): equal as numbers, "
+        "bitwise tests and 1/x or copysign break"
+    ),
+    Difference.NUMERICAL_DRIFT.value: (
+        "the same stream, its last bits move: bitwise tests break; "
+        "each row's rtol accepts what was sampled"
+    ),
 }
 
 
@@ -124,7 +140,8 @@ def where(x: Measured) -> str:
 
 
 def divergence(d: Mapping[str, Any]) -> str:
-    """A trace's first divergent op: which op, whether it made the difference, how much, what followed."""
+    """A trace's first divergent op: which op, whether it made the difference, how much, what
+    followed."""
     module = d.get("module")
     place = "" if module is None else f" in {module or '(root)'}"
     made = (
@@ -155,7 +172,8 @@ def stream_where(f: Finding, s: Stream) -> str:
 
 
 def nearest_kind(n: Nearest) -> Optional[str]:
-    """The kind a report shows for a new stream against its nearest known one (as :func:`kind_of`)."""
+    """The kind a report shows for a new stream against its nearest known one (as
+    :func:`kind_of`)."""
     return shown_kind(n.measured)
 
 
@@ -217,7 +235,8 @@ def kinds(p: ProbeSummary) -> str:
 
 
 def which(p: ProbeSummary) -> str:
-    """Which cases changed: the parameter explanation, 'all cases', or the one or two cases named."""
+    """Which cases changed: the parameter explanation, 'all cases', or the one or two cases
+    named."""
     if not p.changed or p.changed == p.cases - p.verdicts.get("unsupported", 0):
         return ""  # nothing to explain, or the count says "all"
     if p.params is not None:

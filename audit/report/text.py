@@ -40,7 +40,8 @@ def render(v: View, details: bool = False) -> str:
 
 
 def headline(c: Comparison, s: View) -> str:
-    """The answer in one line: how many probes and cases differ (from the baseline), out of how many."""
+    """The answer in one line: how many probes and cases differ (from the baseline), out of how
+    many."""
     compared, changed = s.compared_cases, s.changed_cases
     against = " from the baseline" if c.baseline else ""
     if not c.compared:
@@ -51,10 +52,14 @@ def headline(c: Comparison, s: View) -> str:
             if c.baseline
             else "no case differs between the runs"
         )
-        return f"{what}: {phrases.plural(compared, 'case')} of {phrases.plural(s.compared_probes, 'probe')}"
+        return (
+            f"{what}: {phrases.plural(compared, 'case')} "
+            f"of {phrases.plural(s.compared_probes, 'probe')}"
+        )
     breakdown = ", ".join(f"{n} {v}" for v, n in s.changed_verdicts().items())
     return (
-        f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} differ{'s' if len(s.changed) == 1 else ''}"
+        f"{len(s.changed)} probe{'s' if len(s.changed) > 1 else ''} "
+        f"differ{'s' if len(s.changed) == 1 else ''}"
         f"{against}: {changed} of {compared} cases ({breakdown})"
     )
 
@@ -79,7 +84,8 @@ def nothing_compared(c: Comparison, s: View) -> str:
 
 
 def status_words(c: Comparison) -> str:
-    """The gate's answer: 'N unexpected finding(s)', 'nothing compared: ...' or 'nothing unexpected'."""
+    """The gate's answer: 'N unexpected finding(s)', 'nothing compared: ...' or 'nothing
+    unexpected'."""
     unexpected = len(c.unexpected)
     if unexpected:
         return f"{unexpected} unexpected finding(s)"
@@ -163,7 +169,8 @@ def rest_lines(c: Comparison, s: View) -> List[str]:
     """One line for the unchanged probes, one per quiet verdict, one for unsupported cases."""
     what = "reproduce the baseline" if c.baseline else "unchanged"
     out = [
-        f"  {phrases.plural(len(s.unchanged), 'probe')}, {phrases.plural(s.unchanged_cases(), 'case')}: {what}"
+        f"  {phrases.plural(len(s.unchanged), 'probe')}, "
+        f"{phrases.plural(s.unchanged_cases(), 'case')}: {what}"
     ]
     for verdict, (probes, cases) in s.quiet_counts().items():
         out.append(
@@ -179,7 +186,8 @@ def rest_lines(c: Comparison, s: View) -> List[str]:
 
 
 def detail_lines(shown: List[Finding]) -> List[str]:
-    """One block per listed finding (:attr:`audit.report.view.View.listed`), the first MAX_LISTED."""
+    """One block per listed finding (:attr:`audit.report.view.View.listed`), the first
+    MAX_LISTED."""
     out = [part for f in shown[:MAX_LISTED] for line in finding_lines(f) for part in _fit(line)]
     if len(shown) > MAX_LISTED:
         out.append(f"... and {len(shown) - MAX_LISTED} more (use --json for all)")

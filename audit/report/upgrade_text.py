@@ -26,8 +26,8 @@ def step_headline(u: UpgradeView, step: Tuple[str, str]) -> str:
     head = f"{u.field} {step[0]} -> {step[1]}: "
     if not changed:
         return (
-            head
-            + f"no stream changes ({plural(compared, 'case')} of {plural(len(probes), 'probe')} compared)"
+            head + f"no stream changes ({plural(compared, 'case')} "
+            f"of {plural(len(probes), 'probe')} compared)"
         )
     # what the count counts: every case (invariance variants such as :chunks included) that ran
     # ok with both values; advise counts its history's cases, invariance variants folded in
@@ -43,7 +43,10 @@ def confound_line(u: UpgradeView, step: Tuple[str, str]) -> str:
     if not fields:
         return ""
     both = "; ".join(f"{k} {', '.join(a)} -> {', '.join(b)}" for k, (a, b) in fields.items())
-    return f"the two sides also differ in {both}: a change may come from these, not only from {u.field}"
+    return (
+        f"the two sides also differ in {both}: "
+        f"a change may come from these, not only from {u.field}"
+    )
 
 
 def kinds(p: ProbeChanges) -> str:
@@ -104,8 +107,8 @@ def upgrade_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
             )
         unchanged = [p for p in probes if not p.changed]
         out.append(
-            f"  {plural(len(unchanged), 'probe')}, {plural(sum(p.compared for p in unchanged), 'case')}: "
-            "unchanged"
+            f"  {plural(len(unchanged), 'probe')}, "
+            f"{plural(sum(p.compared for p in unchanged), 'case')}: unchanged"
         )
         out.append("")
     if not u.by_probe:
@@ -115,7 +118,8 @@ def upgrade_lines(u: UpgradeView, markdown: bool = False) -> List[str]:
         out += ["What the changes mean:"] + meaning
     if u.nondeterministic:
         out.append(
-            f"  {len(u.nondeterministic)} nondeterministic case(s) left out (they differ run to run)"
+            f"  {len(u.nondeterministic)} nondeterministic case(s) left out "
+            "(they differ run to run)"
         )
     return out
 
@@ -141,8 +145,8 @@ def _markdown(u: UpgradeView) -> List[str]:
         unchanged = [p for p in probes if not p.changed]
         out += [
             "",
-            f"{plural(len(unchanged), 'probe')}, {plural(sum(p.compared for p in unchanged), 'case')}: "
-            "unchanged.",
+            f"{plural(len(unchanged), 'probe')}, "
+            f"{plural(sum(p.compared for p in unchanged), 'case')}: unchanged.",
             "",
         ]
     meaning = meaning_lines(u, markdown=True)
@@ -150,6 +154,7 @@ def _markdown(u: UpgradeView) -> List[str]:
         out += ["What the changes mean:", ""] + meaning
     if u.nondeterministic:
         out.append(
-            f"- {len(u.nondeterministic)} nondeterministic case(s) left out (they differ run to run)"
+            f"- {len(u.nondeterministic)} nondeterministic case(s) left out "
+            "(they differ run to run)"
         )
     return out

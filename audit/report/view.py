@@ -139,7 +139,8 @@ class View:
 
     @cached_property
     def listed(self) -> List[Finding]:
-        """Findings worth a line: all but plain ones (identical, and known in baseline mode), unexpected first."""
+        """Findings worth a line: all but plain ones (identical, and known in baseline mode),
+        unexpected first."""
         out = [f for f in self.comparison.findings if not plain(f)]
         return sorted(out, key=lambda f: (not f.unexpected, list(Verdict).index(f.verdict)))
 
@@ -190,7 +191,8 @@ _VERDICT_ORDER = (
 
 
 def build_view(c: Comparison) -> View:
-    """One :class:`ProbeSummary` per probe and device of ``c`` (unsupported-only probes included)."""
+    """One :class:`ProbeSummary` per probe and device of ``c`` (unsupported-only probes
+    included)."""
     groups: Dict[Tuple[str, str], List[Finding]] = defaultdict(list)
     for f in c.findings:
         groups[(f.probe_key, f.device)].append(f)

@@ -44,9 +44,8 @@ MIRROR = "http://deb.debian.org/debian"
 GUEST_PYTHON = "3.11"  # bookworm's python3
 DEFAULT_TORCH = "2.13.0"
 DEFAULT_NUMPY = "2.4.6"
-DEFAULT_PANDAS = (
-    "3.1.1"  # the x86 reference's: without pandas its probes would 'no longer run' on arm64
-)
+# the x86 reference's: without pandas its probes would 'no longer run' on arm64
+DEFAULT_PANDAS = "3.1.1"
 MARKER = ".audit-arm64.json"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 
@@ -144,8 +143,8 @@ DEFAULT_CLASS = "neoverse-n1"
 
 #: Linux's arm64 hwcap names, by bit (arch/arm64/include/uapi/asm/hwcap.h).
 HWCAP = (
-    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc "
-    "dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg"
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma "
+    "lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg"
 ).split()
 HWCAP2 = (
     "dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm svef32mm svef64mm "
@@ -168,8 +167,8 @@ def arm_dir() -> str:
 
 
 def pins(environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """torch/numpy/pandas versions from ``AUDIT_TORCH``/``AUDIT_NUMPY``/``AUDIT_PANDAS`` (one version each
-    here; pandas ``none`` leaves it out)."""
+    """torch/numpy/pandas versions from ``AUDIT_TORCH``/``AUDIT_NUMPY``/``AUDIT_PANDAS`` (one
+    version each here; pandas ``none`` leaves it out)."""
     environ = dict(os.environ) if environ is None else environ
     out = {}
     for name, default in (
@@ -454,7 +453,8 @@ def cpuinfo(cpu: CpuClass, caps: Tuple[int, int], count: int) -> str:
 def write_cpu_files(
     root: str, cpu: CpuClass, caps: Tuple[int, int], count: Optional[int] = None
 ) -> str:
-    """The class's cpuinfo and sysfs tree under ``<root>/opt/audit-cpu/<class>``; returns that folder."""
+    """The class's cpuinfo and sysfs tree under ``<root>/opt/audit-cpu/<class>``; returns that
+    folder."""
     count = count or os.cpu_count() or 1
     folder = os.path.join(root, "opt", "audit-cpu", cpu.name)
     shutil.rmtree(folder, ignore_errors=True)

@@ -99,7 +99,8 @@ def check_version(library: str, text: str) -> str:
         )
     if _VERSION.match(text).group(3) is None:  # type: ignore[union-attr]
         raise UsageError(
-            f"{library} version {text!r} needs a patch number (e.g. {text}.0): cells pin exact releases"
+            f"{library} version {text!r} needs a patch number (e.g. {text}.0): "
+            "cells pin exact releases"
         )
     return text
 
@@ -160,7 +161,10 @@ def incompatibility(python: str, numpy: Optional[str], torch: Optional[str]) -> 
             continue
         low, high = _TABLES[library][_minor(version)]
         if not low <= py <= high:
-            return f"{library} {version} has no wheels for Python {python} (only {_fmt(low)}-{_fmt(high)})"
+            return (
+                f"{library} {version} has no wheels for Python {python} "
+                f"(only {_fmt(low)}-{_fmt(high)})"
+            )
     if numpy and torch and _minor(numpy) >= (2, 0) and _minor(torch) < TORCH_FIRST_NUMPY2:
         return f"torch {torch} was built against numpy 1.x and cannot import numpy {numpy}"
     return None
@@ -179,7 +183,8 @@ def cells(
 
 
 def from_environ(environ: Mapping[str, str]) -> List[Cell]:
-    """The matrix named by ``AUDIT_PYTHON``/``AUDIT_NUMPY``/``AUDIT_TORCH`` (defaults where unset)."""
+    """The matrix named by ``AUDIT_PYTHON``/``AUDIT_NUMPY``/``AUDIT_TORCH`` (defaults where
+    unset)."""
 
     def get(var: str) -> str:
         value = environ.get(var)

@@ -32,8 +32,14 @@ class Rate(NamedTuple):
         return bool(self.disagreements or self.runs_differing)
 
     def sentence(self) -> str:
-        within = f"{self.disagreements} of {self.executions} executions disagreed with their process's first"
-        between = f"{self.runs_differing} of {self.runs} runs gave another result than the most common one"
+        within = (
+            f"{self.disagreements} of {self.executions} executions "
+            "disagreed with their process's first"
+        )
+        between = (
+            f"{self.runs_differing} of {self.runs} runs "
+            "gave another result than the most common one"
+        )
         return f"{within}; {between}" if self.runs > 1 else within
 
 
@@ -84,8 +90,8 @@ def summary(found: Sequence[Rate]) -> List[str]:
     total = sum(r.executions for r in found)
     if not bad:
         return [
-            f"no execution disagreed with another of its setting ({total} executions of {len(found)} "
-            f"case-settings)"
+            "no execution disagreed with another of its setting "
+            f"({total} executions of {len(found)} case-settings)"
         ]
     lines = [f"{len(bad)} case-setting(s) disagreed with themselves:"]
     lines += [f"  {r.probe_key} {r.params} [{r.label}]: {r.sentence()}" for r in bad]

@@ -91,7 +91,8 @@ class Sidecar:
 
     @classmethod
     def create(cls, results: str, run: Run, spec: str) -> Sidecar:
-        """A new, locked sidecar for ``run``; ``spec`` is the digest of the settings that made it."""
+        """A new, locked sidecar for ``run``; ``spec`` is the digest of the settings that made
+        it."""
         directory = partial_dir(results)
         try:
             os.makedirs(directory, exist_ok=True)

@@ -298,7 +298,8 @@ class Runner:
                             done,
                             current,
                             Status.CRASH,
-                            f"worker {_death(worker.proc.returncode)}; last output: {worker.stderr_tail()}",
+                            f"worker {_death(worker.proc.returncode)}; "
+                            f"last output: {worker.stderr_tail()}",
                         )
                     else:
                         self._last_error = (

@@ -67,7 +67,8 @@ def parse_axis(text: str) -> Axis:
     values = tuple(v.strip() for v in rest.split(","))
     if not rest.strip() or any(not v for v in values):
         raise UsageError(
-            f"--axis {text!r}: empty value; give one or more values, e.g. {name}={kind.example or 'on'}"
+            f"--axis {text!r}: empty value; give one or more values, "
+            f"e.g. {name}={kind.example or 'on'}"
         )
     if len(set(values)) != len(values):
         raise UsageError(

@@ -13,8 +13,9 @@ a note says so.  A copy is recognised by its content, not by its run id alone: w
 files hold a run of the same id, their rows are compared (a digest of every row, in the
 current schema, run id and start left out), and a file whose rows differ from the copy
 already read (a subset written by hand, an edited file) is not a copy: that run of it is
-left out and named, with its row count, among the skipped files.  Runs are numbered in start-time order; two runs share
-an environment id when every environment field is equal.  Host side.
+left out and named, with its row count, among the skipped files.  Runs are numbered in
+start-time order; two runs share an environment id when every environment field is equal.
+Host side.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def interrupts() -> Tuple[Type[BaseException], ...]:
 def interruptible(con: Any, call: Callable[[], Any]) -> Any:
     """``call()`` (a query on ``con``) in a helper thread, the main thread waiting: Ctrl-C then
     interrupts the query (``con.interrupt()``) and raises KeyboardInterrupt at once.  DuckDB
-    does not see Ctrl-C itself while it runs a query with parameters (measured with DuckDB 2.0.1)."""
+    does not see Ctrl-C itself while it runs a query with parameters (measured with DuckDB
+    2.0.1)."""
     done, box = loc.in_thread(call, "audit-query")
     try:
         while not done.wait(0.25):
@@ -136,7 +138,8 @@ def interruptible(con: Any, call: Callable[[], Any]) -> Any:
 
 
 def reraise_interrupt(exc: BaseException) -> NoReturn:
-    """KeyboardInterrupt for a query Ctrl-C stopped (the command then exits 130); ``exc`` otherwise."""
+    """KeyboardInterrupt for a query Ctrl-C stopped (the command then exits 130); ``exc``
+    otherwise."""
     import duckdb
 
     if isinstance(exc, duckdb.InterruptException) or "interrupted" in str(exc).lower():
@@ -199,7 +202,8 @@ def _with_io_threads(con: Any, call: Any) -> Any:
 #: store version writes) is sent once per distinct value, the other files get its digest.
 _KV = """
 SELECT file_name, key, CASE WHEN digest IS NULL OR first THEN value END, digest FROM (
-    SELECT file_name, key, value, digest, row_number() OVER (PARTITION BY digest) = 1 AS first FROM (
+    SELECT file_name, key, value, digest,
+           row_number() OVER (PARTITION BY digest) = 1 AS first FROM (
         SELECT file_name, key, value, CASE WHEN key = 'ARROW:schema' THEN md5(value) END AS digest
         FROM parquet_kv_metadata(?)))"""
 
@@ -303,7 +307,8 @@ def _incomplete(runs: List[RunMeta]) -> bool:
 
 
 def _first_values(paths: List[str], columns: List[str]) -> Dict[str, Dict[str, Any]]:
-    """Path -> column -> its value (the file's smallest; run-constant columns have one), by DuckDB."""
+    """Path -> column -> its value (the file's smallest; run-constant columns have one), by
+    DuckDB."""
     import duckdb
 
     if not columns:

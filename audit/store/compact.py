@@ -211,8 +211,10 @@ def rows_missing(
             WITH r AS (SELECT s.path, s.run_id, s.target, {catalog_mod.content_sql("x")} AS h
                        FROM ({rel}) AS x JOIN {name} AS s ON x.run = s.run),
                  t AS (SELECT run_id, h, count(*) AS n FROM r WHERE target GROUP BY run_id, h),
-                 f AS (SELECT path, run_id, h, count(*) AS n FROM r WHERE NOT target GROUP BY path, run_id, h)
-            SELECT f.path, sum(greatest(f.n - coalesce(t.n, 0), 0)) FROM f LEFT JOIN t USING (run_id, h)
+                 f AS (SELECT path, run_id, h, count(*) AS n FROM r WHERE NOT target
+                       GROUP BY path, run_id, h)
+            SELECT f.path, sum(greatest(f.n - coalesce(t.n, 0), 0))
+            FROM f LEFT JOIN t USING (run_id, h)
             GROUP BY f.path"""
 
     try:

@@ -401,7 +401,9 @@ _QUERY_LIMITED_INFORMATION, _STILL_ACTIVE, _ACCESS_DENIED = 0x1000, 259, 5
 def _kernel32() -> Any:
     import ctypes
 
-    return ctypes.WinDLL("kernel32", use_last_error=False)  # type: ignore[attr-defined,unused-ignore]
+    return ctypes.WinDLL(  # type: ignore[attr-defined,unused-ignore]
+        "kernel32", use_last_error=False
+    )
 
 
 def _alive_windows(pid: int, kernel32: Any) -> bool:

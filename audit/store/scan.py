@@ -47,7 +47,8 @@ def _check_copies(
     duplicates: List[Tuple[int, RunMeta, int]],
     con: Any,
 ) -> None:
-    """Notes for the duplicates that are copies, skipped entries for those that are not (in place)."""
+    """Notes for the duplicates that are copies, skipped entries for those that are not (in
+    place)."""
     pairs = list(
         dict.fromkeys(
             [(i, str(r.run_id)) for i, r, _ in duplicates]

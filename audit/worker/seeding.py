@@ -43,7 +43,8 @@ _SEEDERS: Dict[str, Seeder] = {}
 
 
 def register_seeder(seeder: Seeder) -> None:
-    """Add a library's seeder (in registration order); a second one under the same name is an error."""
+    """Add a library's seeder (in registration order); a second one under the same name is an
+    error."""
     if seeder.name in _SEEDERS and _SEEDERS[seeder.name] != seeder:
         raise ValueError(f"a seeder named {seeder.name!r} is already registered")
     _SEEDERS[seeder.name] = seeder
@@ -65,7 +66,8 @@ def active() -> List[Tuple[Seeder, Any]]:
 
 
 def seed_global(seed: int) -> List[str]:
-    """Seed every imported library's global generators with ``seed`` (0 .. 2**32 - 1); their names."""
+    """Seed every imported library's global generators with ``seed`` (0 .. 2**32 - 1); their
+    names."""
     names = []
     for seeder, library in active():
         seeder.seed(library, seed)
