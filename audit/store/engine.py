@@ -254,7 +254,8 @@ class Engine:
         extra = ", r.file_row_number AS row" if row_number else ""
         options = ", file_row_number = true" if row_number else ""
         return (
-            f"SELECT {', '.join(select)}, m.run, m.env{extra} FROM read_parquet(${param}, filename = true{options}) AS r "
+            f"SELECT {', '.join(select)}, m.run, m.env{extra} "
+            f"FROM read_parquet(${param}, filename = true{options}) AS r "
             f"JOIN {name} AS m ON {join}"
         )
 
@@ -284,7 +285,8 @@ class Engine:
         row_number: bool,
         flagged: bool,
     ) -> str:
-        """Files behind a URL: read by pyarrow (upgraded, within the timeout), streamed to DuckDB."""
+        """Files behind a URL: read by pyarrow (upgraded, within the timeout), streamed to
+        DuckDB."""
         name = f"audit_remote_{next(_names)}"
         fields = [schema.ARROW_SCHEMA.field(c) for c in columns]
         fields += [pa.field("run", pa.int32()), pa.field("env", pa.int32())]
@@ -376,7 +378,8 @@ class Engine:
             self._registered, self._tables = [], []
 
     def table(self, name: str, data: Columns) -> None:
-        """A temporary table ``name`` of ``data`` (column -> (SQL type, values)), until the query ends.
+        """A temporary table ``name`` of ``data`` (column -> (SQL type, values)), until the query
+        ends.
 
         Made from query parameters rather than a registered Python object: registering one
         makes DuckDB import pandas, a third of a second on every compare.
@@ -445,7 +448,8 @@ class Engine:
         return bad
 
     def _count_oversized(self) -> None:
-        """Name each local file with rows over :attr:`max_string` among the skipped, with the count."""
+        """Name each local file with rows over :attr:`max_string` among the skipped, with the
+        count."""
         groups: Dict[FrozenSet[str], List[str]] = {}
         for entry in self.catalog.files:
             limited = frozenset(c for c in LIMITED_COLUMNS if c in entry.columns)
