@@ -57,7 +57,8 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
     rules = expect.parse('p torch_version=2.14.0 reason="torch 2.14 changed p" until=2099-01-01\n'
                          'gone* reason="stale"\n'
                          'q reason="old" until=2020-01-01\n', "exp")
-    expect.apply(c, rules, today=dt.date(2026, 6, 1))
+    c = expect.apply(c, rules, today=dt.date(2026, 6, 1))
+    f = {x.probe_key: x for x in c.findings}
     assert f["p"].expected and c.exit_code() == 0
     assert c.expectation_notes == [
         "exp:1: no kind stated, so no bound: it accepted 1 finding (1 stream-change); bound it with "
@@ -68,8 +69,8 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
 def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(tmp_path, ref):
     write([run("n1", 3, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path / "new"))
     c = compare_baseline([ref], [str(tmp_path / "new")])
-    expect.apply(c, expect.parse('p cpu_capability=AVX2 reason="vector width"\n'
-                                 'q cpu_capability=AVX2 reason="never split"', "exp"))
+    c = expect.apply(c, expect.parse('p cpu_capability=AVX2 reason="vector width"\n'
+                                     'q cpu_capability=AVX2 reason="never split"', "exp"))
     assert c.exit_code() == 0
     assert c.expectation_notes == [
         "exp:1: nothing new to accept; it accepts a split the reference already holds (1 case; p: vector width)",
@@ -79,10 +80,10 @@ def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(t
 def test_expectation_accepts_a_divergence_by_field_value(tmp_path, ref):
     c = compare_paths([ref])
     assert c.exit_code() == 1
-    expect.apply(c, expect.parse('p seed=0 cpu_capability=AVX2 reason="vector width"'))
+    c = expect.apply(c, expect.parse('p seed=0 cpu_capability=AVX2 reason="vector width"'))
     assert c.exit_code() == 0
     c = compare_paths([ref])
-    expect.apply(c, expect.parse('p seed=1 cpu_capability=AVX2 reason="other params"'))
+    c = expect.apply(c, expect.parse('p seed=1 cpu_capability=AVX2 reason="other params"'))
     assert c.exit_code() == 1
 
 
@@ -154,3 +155,4 @@ def test_nothing_compared_fails_closed_without_a_baseline(tmp_path):
     out = text.render(build_view(c))
     assert "no case differs" not in out and "nothing unexpected" not in out
     assert "nothing could be compared: 1 case unsupported in every run" in out
+

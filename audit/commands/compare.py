@@ -70,7 +70,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--details",
         action="store_true",
-        help="text and markdown: one block per case after the per-probe summary (JSON and HTML have them)",
+        help="text and markdown: one block per case after the per-probe summary "
+        "(JSON and HTML have them)",
     )
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     p.set_defaults(execute=execute)
@@ -96,10 +97,10 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError(_nothing_read(comparison.skipped, args.paths))
     if args.probe and not comparison.narrow(args.probe):
         raise UsageError(f"--probe {' '.join(args.probe)} matches no probe of these runs")
+    if args.expectations:  # before the upgrade view, which shows the findings as accepted
+        comparison = expect.apply(comparison, accepted)
     if args.upgrade:
         upgrade_view(comparison, args.upgrade)
-    if args.expectations:
-        expect.apply(comparison, accepted)
     _write(comparison, args)
     if args.upgrade:  # informs, does not gate: changed streams are the answer, not a failure
         return 3 if comparison.skipped else 0
