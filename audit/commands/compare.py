@@ -95,8 +95,10 @@ def execute(args: argparse.Namespace) -> int:
         comparison = compare_paths(args.paths, args.cross_device, args.memory_limit)
     if comparison.runs == 0:
         raise UsageError(_nothing_read(comparison.skipped, args.paths))
-    if args.probe and not comparison.narrow(args.probe):
-        raise UsageError(f"--probe {' '.join(args.probe)} matches no probe of these runs")
+    if args.probe:
+        comparison = comparison.narrowed(args.probe)
+        if not comparison.findings and not comparison.unsupported:
+            raise UsageError(f"--probe {' '.join(args.probe)} matches no probe of these runs")
     if args.expectations:  # before the upgrade view, which shows the findings as accepted
         comparison = expect.apply(comparison, accepted)
     if args.upgrade:
