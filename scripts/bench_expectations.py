@@ -62,19 +62,24 @@ def lines_file(n: int, directory: str) -> str:
     return path
 
 
-def _linear_apply(comparison: Any, expectations: List[Any]) -> None:
+def _linear_apply(comparison: Any, expectations: List[Any]) -> Any:
     """What compare did before the index: every live line's glob against every finding."""
+    import dataclasses
     import fnmatch
 
     from audit.compare import expectations as expect
 
+    findings = []
     for finding in comparison.findings:
         kind = expect.kind_of(finding)
+        expected = finding.expected
         for exp in expectations:
             if not (fnmatch.fnmatchcase(finding.probe, exp.probe) or fnmatch.fnmatchcase(finding.probe_key, exp.probe)):
                 continue
             if expect._matches_params(exp, finding) and expect._accepts_finding(exp, finding, comparison.envs, kind):
-                finding.expected = finding.expected or exp.reason
+                expected = expected or exp.reason
+        findings.append(dataclasses.replace(finding, expected=expected))
+    return dataclasses.replace(comparison, findings=findings)
 
 
 def measure(mode: str, path: Optional[str]) -> Dict[str, Any]:
@@ -88,9 +93,9 @@ def measure(mode: str, path: Optional[str]) -> Dict[str, Any]:
     lines = expect.load(path) if path else []
     comparison = compare_paths([REFERENCE])
     if mode == "indexed":
-        expect.apply(comparison, lines)
+        comparison = expect.apply(comparison, lines)
     elif mode == "linear":
-        _linear_apply(comparison, lines)
+        comparison = _linear_apply(comparison, lines)
     rendered = text.render(build_view(comparison))
     wall = time.perf_counter() - start
     r = resource.getrusage(resource.RUSAGE_SELF)

@@ -9,6 +9,7 @@ import pytest
 from audit.compare import Match, compare_paths
 from audit.compare import expectations as expect
 from audit.compare.baseline import compare_baseline
+from audit.compare.model import Comparison, Nearest
 from audit.compare.upgrade import upgrade_view
 from audit.errors import UsageError
 from tests.compare_helpers import make_run, record, write
@@ -57,7 +58,8 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
     rules = expect.parse('p torch_version=2.14.0 reason="torch 2.14 changed p" until=2099-01-01\n'
                          'gone* reason="stale"\n'
                          'q reason="old" until=2020-01-01\n', "exp")
-    expect.apply(c, rules, today=dt.date(2026, 6, 1))
+    c = expect.apply(c, rules, today=dt.date(2026, 6, 1))
+    f = {x.probe_key: x for x in c.findings}
     assert f["p"].expected and c.exit_code() == 0
     assert c.expectation_notes == [
         "exp:1: no kind stated, so no bound: it accepted 1 finding (1 stream-change); bound it with "
@@ -68,8 +70,8 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
 def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(tmp_path, ref):
     write([run("n1", 3, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path / "new"))
     c = compare_baseline([ref], [str(tmp_path / "new")])
-    expect.apply(c, expect.parse('p cpu_capability=AVX2 reason="vector width"\n'
-                                 'q cpu_capability=AVX2 reason="never split"', "exp"))
+    c = expect.apply(c, expect.parse('p cpu_capability=AVX2 reason="vector width"\n'
+                                     'q cpu_capability=AVX2 reason="never split"', "exp"))
     assert c.exit_code() == 0
     assert c.expectation_notes == [
         "exp:1: nothing new to accept; it accepts a split the reference already holds (1 case; p: vector width)",
@@ -79,10 +81,10 @@ def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(t
 def test_expectation_accepts_a_divergence_by_field_value(tmp_path, ref):
     c = compare_paths([ref])
     assert c.exit_code() == 1
-    expect.apply(c, expect.parse('p seed=0 cpu_capability=AVX2 reason="vector width"'))
+    c = expect.apply(c, expect.parse('p seed=0 cpu_capability=AVX2 reason="vector width"'))
     assert c.exit_code() == 0
     c = compare_paths([ref])
-    expect.apply(c, expect.parse('p seed=1 cpu_capability=AVX2 reason="other params"'))
+    c = expect.apply(c, expect.parse('p seed=1 cpu_capability=AVX2 reason="other params"'))
     assert c.exit_code() == 1
 
 
@@ -154,3 +156,57 @@ def test_nothing_compared_fails_closed_without_a_baseline(tmp_path):
     out = text.render(build_view(c))
     assert "no case differs" not in out and "nothing unexpected" not in out
     assert "nothing could be compared: 1 case unsupported in every run" in out
+
+
+def _every_path(tmp_path):
+    """A reference and new runs whose cases take every path of baseline mode: known, new stream,
+    no longer runs (an error here, unsupported here), new case."""
+    write([run("r1", 1, {"cpu_capability": "AVX2"}, record("k", P, "k"), record("p", P, "x"),
+               record("e", P, "e"), record("u", P, "u"))], str(tmp_path / "ref"))
+    write([run("n1", 3, {"cpu_capability": "AVX512"}, record("k", P, "k"), record("p", P, "z"),
+               record("e", P, None, status="error", message="boom"),
+               record("u", P, None, status="unsupported"), record("new", P, "n"))], str(tmp_path / "new"))
+    return str(tmp_path / "ref"), str(tmp_path / "new")
+
+
+def test_findings_and_streams_are_built_once_no_later_stage_patches_them(tmp_path):
+    import dataclasses
+
+    ref, new = _every_path(tmp_path)
+    c = expect.apply(compare_baseline([ref], [new]), expect.parse('p reason="accepted"', "exp"))
+    f = {x.probe_key: x for x in c.findings}
+    assert {k: x.match for k, x in f.items()} == {
+        "k": Match.KNOWN, "p": Match.NEW_STREAM, "e": Match.NO_LONGER_RUNS, "u": Match.NO_LONGER_RUNS,
+        "new": Match.NEW_CASE}
+    assert f["p"].expected == "accepted (exp:1)" and f["p"].streams[0].known is False
+    for record_, name in [(f["p"], "expected"), (f["e"], "match"), (f["p"].streams[0], "known"),
+                          (f["u"].reference_streams[0], "env_ids"), (Nearest("x"), "invariance")]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record_, name, None)
+
+
+def test_no_stage_of_compare_assigns_a_field_of_a_built_comparison(tmp_path, monkeypatch, capsys):
+    """Baseline mode, --probe and --expectations each make a new comparison (--upgrade still
+    fills one in: audit/compare/upgrade.py)."""
+    from audit.cli import main
+
+    built = Comparison.__init__
+
+    def init(self, *args, **kwargs):
+        built(self, *args, **kwargs)
+        object.__setattr__(self, "_built", True)
+
+    def assign(self, name, value):
+        if getattr(self, "_built", False):
+            raise AssertionError(f"Comparison.{name} assigned after the comparison was built")
+        object.__setattr__(self, name, value)
+
+    monkeypatch.setattr(Comparison, "__init__", init)
+    monkeypatch.setattr(Comparison, "__setattr__", assign)
+    ref, new = _every_path(tmp_path)
+    (tmp_path / "exp.txt").write_text('p reason="accepted"\nnone.* reason="unused"\n')
+    exp = str(tmp_path / "exp.txt")
+    assert main(["compare", "--baseline", ref, new, "--expectations", exp, "--probe", "*", "--json"]) == 1
+    assert main(["compare", ref, new, "--expectations", exp, "--probe", "p", "--details"]) == 0
+    out = capsys.readouterr().out
+    assert '"match": "no-longer-runs"' in out and "exp.txt:2: matched nothing" in out

@@ -62,19 +62,19 @@ def test_the_committed_box_muller_line_accepts_drift_but_not_a_structural_change
                                                                                 reference: str) -> None:
     committed = expect.load(COMMITTED)
     drift = _baseline(tmp_path, reference, _randn("default", _plus_ulp(VALUES, 3)), "drift")
+    drift = expect.apply(drift, committed)
     (f,) = drift.findings
-    expect.apply(drift, committed)
     assert f.match == Match.NEW_STREAM and f.expected and drift.exit_code() == 0
     structural = _baseline(tmp_path, reference, _randn("default", VALUES[:3], dtype="float64", shape="[3]"), "s")
+    structural = expect.apply(structural, expect.load(COMMITTED))
     (f,) = structural.findings
-    expect.apply(structural, expect.load(COMMITTED))
     assert f.match == Match.NEW_STREAM and not f.expected and structural.exit_code() == 1
     # the same change found by a plain compare (a split by cpu_capability), not a baseline
     write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES)),
            _run("n1", 3, {"cpu_capability": "DEFAULT"}, _randn("d", VALUES[:3], dtype="float64", shape="[3]"))],
           str(tmp_path / "plain"))
     c = compare_paths([str(tmp_path / "plain")])
-    expect.apply(c, expect.load(COMMITTED))
+    c = expect.apply(c, expect.load(COMMITTED))
     assert c.exit_code() == 1
     assert expect.kind_of(f) == "structural" and expect.kind_of(drift.findings[0]) == "numerical-drift"
 
@@ -88,14 +88,14 @@ def test_every_committed_line_with_a_drift_kind_has_a_bound() -> None:
 @pytest.mark.parametrize("bound, accepted", [("2", False), ("3", True), ("64", True)])
 def test_max_ulp_bounds_a_drift(tmp_path: Any, reference: str, bound: str, accepted: bool) -> None:
     c = _baseline(tmp_path, reference, _randn("default", _plus_ulp(VALUES, 3)))
-    expect.apply(c, expect.parse(f'torch.randn kind=numerical-drift max_ulp={bound} reason="drift"', "exp"))
+    c = expect.apply(c, expect.parse(f'torch.randn kind=numerical-drift max_ulp={bound} reason="drift"', "exp"))
     assert bool(c.findings[0].expected) is accepted and c.exit_code() == (0 if accepted else 1)
 
 
 def test_a_kind_accepts_that_kind_only(tmp_path: Any, reference: str) -> None:
     c = _baseline(tmp_path, reference, _randn("default", _plus_ulp(VALUES, 3)))
-    expect.apply(c, expect.parse('torch.randn kind=stream-change reason="other kind"\n'
-                                 'torch.randn kind=structural reason="other kind"', "exp"))
+    c = expect.apply(c, expect.parse('torch.randn kind=stream-change reason="other kind"\n'
+                                     'torch.randn kind=structural reason="other kind"', "exp"))
     assert c.exit_code() == 1
     assert c.expectation_notes == ["exp:1: matched nothing (torch.randn: other kind)",
                                    "exp:2: matched nothing (torch.randn: other kind)"]
@@ -112,7 +112,7 @@ def _crashes(tmp_path: Any) -> str:
 
 def test_a_line_without_kind_accepts_no_crash(tmp_path: Any) -> None:
     c = compare_paths([_crashes(tmp_path)])
-    expect.apply(c, expect.parse('myproj.* reason="accepted split"', "exp"))
+    c = expect.apply(c, expect.parse('myproj.* reason="accepted split"', "exp"))
     assert [f.probe for f in c.unexpected] == [f"myproj.p{i}" for i in range(5)] and c.exit_code() == 1
     assert sum(expect.kind_of(f) == "error" for f in c.findings) == 5
     assert c.expectation_notes == [
@@ -124,10 +124,10 @@ def test_a_line_without_kind_accepts_no_crash(tmp_path: Any) -> None:
 
 def test_kind_error_accepts_errors_and_only_errors(tmp_path: Any) -> None:
     c = compare_paths([_crashes(tmp_path)])
-    expect.apply(c, expect.parse('myproj.* kind=error reason="known crashes"', "exp"))
+    c = expect.apply(c, expect.parse('myproj.* kind=error reason="known crashes"', "exp"))
     assert [f.probe for f in c.unexpected] == ["myproj.ok"]
     c = compare_paths([_crashes(tmp_path)])
-    expect.apply(c, expect.parse('myproj.* kind=error cpu_capability=AVX2 reason="crashes on AVX2 only"', "exp"))
+    c = expect.apply(c, expect.parse('myproj.* kind=error cpu_capability=AVX2 reason="crashes on AVX2 only"', "exp"))
     assert len(c.unexpected) == 6  # they fail on AVX512 too
 
 
@@ -135,19 +135,20 @@ def test_in_baseline_mode_a_case_that_errors_here_is_not_accepted_without_kind_e
                                                                                       reference: str) -> None:
     new = record("torch.randn", RANDN, None, status="crash", message="SIGSEGV")
     c = _baseline(tmp_path, reference, new)
+    c = expect.apply(c, expect.parse('torch.* cpu_capability=DEFAULT reason="dispatch"\n'
+                                     'torch.* reason="anything"', "e"))
     (f,) = c.findings
-    expect.apply(c, expect.parse('torch.* cpu_capability=DEFAULT reason="dispatch"\ntorch.* reason="anything"', "e"))
     assert f.match == Match.NO_LONGER_RUNS and not f.expected and c.exit_code() == 1
     assert expect.is_error(f)
     c = _baseline(tmp_path, reference, new, "again")
-    expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
+    c = expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
     assert c.findings[0].expected and c.exit_code() == 1  # accepted, but nothing was compared: fails closed
     # beside a case that does reproduce, the accepted crash leaves the gate green
     other = record("torch.rand", {"seed": 0}, "same")
     write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES), other)], str(tmp_path / "ref2"))
     write([_run("n1", 3, {"cpu_capability": "DEFAULT"}, new, other)], str(tmp_path / "new2"))
     c = compare_baseline([str(tmp_path / "ref2")], [str(tmp_path / "new2")])
-    expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
+    c = expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
     assert c.exit_code() == 0
     c = compare_baseline([str(tmp_path / "ref2")], [str(tmp_path / "new2")])
     assert c.exit_code() == 1  # without the line, the same pair fails
@@ -237,6 +238,7 @@ def test_a_reference_split_names_that_its_kind_was_not_measured(tmp_path: Any) -
            _run("r2", 2, {"cpu_capability": "DEFAULT"}, _randn("d", _plus_ulp(VALUES, 3)))], str(tmp_path / "ref"))
     write([_run("n1", 3, {"cpu_capability": "AVX2"}, _randn("a", VALUES))], str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
-    expect.apply(c, expect.parse('torch.randn cpu_capability=DEFAULT kind=numerical-drift max_ulp=4 reason="r"', "e"))
+    c = expect.apply(c, expect.parse('torch.randn cpu_capability=DEFAULT kind=numerical-drift max_ulp=4 reason="r"',
+                                     "e"))
     assert c.expectation_notes == ["e:1: nothing new to accept; it accepts a split the reference already holds "
                                    "(1 case, of a kind not measured there; torch.randn: r)"]

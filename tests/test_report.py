@@ -7,6 +7,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -202,8 +203,7 @@ def test_baseline_page_puts_this_machine_beside_the_reference() -> None:
 
 
 def test_single_environment_is_headed_by_what_it_is() -> None:
-    c = _baseline()
-    c.reference_envs = []
+    c = dataclasses.replace(_baseline(), reference_envs=[])
     page = html.render(build_view(c))
     assert ">AMD EPYC 7763</th>" in page and ">AVX2</th>" in page
 
@@ -408,8 +408,8 @@ def test_compare_probe_narrows_to_some_probes(capsys: Any) -> None:
 def test_baseline_page_leaves_reference_columns_alone_when_the_reference_has_one_stream() -> None:
     """torch.erf: all reference runs share one stream; their cells must not say 'N cases affected here'."""
     c = _baseline()
-    f = c.findings[0]
-    f.reference_streams = [Stream("97ec16ff44eb0000", 10, ["r"], {}, known=True, env_ids=[0, 1])]
+    one = [Stream("97ec16ff44eb0000", 10, ["r"], {}, known=True, env_ids=[0, 1])]
+    c = dataclasses.replace(c, findings=[dataclasses.replace(c.findings[0], reference_streams=one), *c.findings[1:]])
     page = html.render(build_view(c))
     row = re.search(r'<tr><th class="p"><a href="#p0">torch\.exp</a></th>(.*?)</tr>', page).group(1)
     cells = re.findall(r'<td class="c[^"]*"[^>]*>(\d*)</td>', row)

@@ -208,9 +208,8 @@ def test_streams_are_not_needed_for_a_summary() -> None:
 def test_the_first_divergent_op_is_named_when_its_index_differs_between_cases() -> None:
     """nanoGPT: aten.native_layer_norm_backward is #162 without dropout, #240 with it."""
     def traced(index: int, dropout: float) -> Finding:
-        f = _finding("user.nanogpt", {"dropout": dropout}, Verdict.DIVERGENT)
-        f.first_divergence = {"index": index, "op": "aten.native_layer_norm_backward.default"}
-        return f
+        first = {"index": index, "op": "aten.native_layer_norm_backward.default"}
+        return _finding("user.nanogpt", {"dropout": dropout}, Verdict.DIVERGENT, first_divergence=first)
 
     (p,) = build_view(Comparison([traced(240, 0.1), traced(162, 0.0)], [], 2, 2, [])).probes
     assert "first divergent op aten.native_layer_norm_backward.default (#162 or #240)" in p.why

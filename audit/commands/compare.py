@@ -97,12 +97,14 @@ def execute(args: argparse.Namespace) -> int:
         comparison = compare_paths(args.paths, args.cross_device, args.memory_limit)
     if comparison.runs == 0:
         raise UsageError(_nothing_read(comparison.skipped, args.paths))
-    if args.probe and not comparison.narrow(args.probe):
-        raise UsageError(f"--probe {' '.join(args.probe)} matches no probe of these runs")
+    if args.probe:
+        comparison = comparison.narrowed(args.probe)
+        if not comparison.findings and not comparison.unsupported:
+            raise UsageError(f"--probe {' '.join(args.probe)} matches no probe of these runs")
+    if args.expectations:  # before the upgrade view, which shows the findings as accepted
+        comparison = expect.apply(comparison, accepted)
     if args.upgrade:
         upgrade_view(comparison, args.upgrade)
-    if args.expectations:
-        expect.apply(comparison, accepted)
     _write(comparison, args)
     if args.upgrade:  # informs, does not gate: changed streams are the answer, not a failure
         return 3 if comparison.skipped else 0

@@ -15,10 +15,11 @@ that produced it (``cpu_model: AMD EPYC 7B13 vs Intel(R) Xeon(R) Processor``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from audit.compare import analysis, difference, fetch
 from audit.compare.attribution import (
@@ -30,8 +31,9 @@ from audit.compare.attribution import (
     shown,
 )
 from audit.compare.grouping import ComparedCase, Grouped, group
-from audit.compare.model import Comparison, Finding, Match, Measured, Nearest, Stream, Verdict
+from audit.compare.model import Comparison, Finding, Match, Nearest, Stream, Verdict
 from audit.compare.rows import Detail, Outcome, Pick
+from audit.compare.trace import TraceDivergence
 from audit.compare.verdicts import stream_identity, values_list
 from audit.errors import UsageError
 from audit.store import location
@@ -40,7 +42,8 @@ from audit.worker.records import Status
 
 @dataclass(eq=False)  # hashed by identity: a key of the describe maps
 class KnownStream:
-    """One stream the reference knows for a case: who produced it, and the row that stands for it."""
+    """One stream the reference knows for a case: who produced it, and the row that stands
+    for it."""
 
     identity: str
     outcomes: List[Outcome] = field(default_factory=list)
@@ -54,9 +57,8 @@ class KnownStream:
         return analysis.representative(self.outcomes)
 
 
-RefStreams = Dict[
-    Tuple[str, str], Dict[str, KnownStream]
-]  # (case_key, version) -> stream identity -> KnownStream
+#: (case_key, version) -> stream identity -> KnownStream
+RefStreams = Dict[Tuple[str, str], Dict[str, KnownStream]]
 
 
 def compare_baseline(
@@ -104,16 +106,20 @@ def compare_baseline(
         )
     cases = {c.description["case_key"]: c for c in grouped.cases}
     judge = _Judge(streams, versions, ref.envs, grouped.envs, ref_details, rows.details)
-    for finding in comparison.findings:
-        judge.match(finding, cases.get(finding.case_key))
-    _no_longer_runs(comparison, cases, streams, rows.details)
-    comparison.reference_envs = ref.envs
-    comparison.skipped = list(ref_rows.skipped) + list(comparison.skipped)
-    comparison.notes = list(ref_rows.notes) + list(comparison.notes)
-    comparison.baseline = (
-        f"{ref_rows.row_count} rows in {len(ref_rows.runs)} reference runs ({', '.join(reference)})"
+    judged_findings = [judge.judged(f, cases.get(f.case_key)) for f in comparison.findings]
+    lost, unsupported = _no_longer_runs(comparison.unsupported, cases, streams, rows.details)
+    return dataclasses.replace(
+        comparison,
+        findings=judged_findings + lost,
+        unsupported=unsupported,
+        reference_envs=ref.envs,
+        skipped=list(ref_rows.skipped) + list(comparison.skipped),
+        notes=list(ref_rows.notes) + list(comparison.notes),
+        baseline=(
+            f"{ref_rows.row_count} rows in {len(ref_rows.runs)} reference runs "
+            f"({', '.join(reference)})"
+        ),
     )
-    return comparison
 
 
 def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
@@ -147,30 +153,21 @@ def _lost_rows(grouped: Grouped, streams: RefStreams) -> List[Pick]:
 
 
 def _no_longer_runs(
-    c: Comparison, cases: Dict[str, ComparedCase], streams: RefStreams, details: Dict[Pick, Detail]
-) -> None:
-    """A case the reference ran ok and the new runs did not (unsupported, error, crash,
-    timeout) is a finding of its own: ``no-longer-runs``, which fails the gate."""
-    for f in c.findings:
-        case = cases.get(f.case_key)
-        if f.match == Match.ERROR and case is not None and _lost(case, streams):
-            f.match = Match.NO_LONGER_RUNS
-            f.explanation = _lost_words(case, details)
-    kept = []
-    for u in c.unsupported:
+    unsupported: List[Dict[str, Any]],
+    cases: Dict[str, ComparedCase],
+    streams: RefStreams,
+    details: Dict[Pick, Detail],
+) -> Tuple[List[Finding], List[Dict[str, Any]]]:
+    """The cases unsupported in every new run that the reference ran ok, each a finding of its
+    own (``no-longer-runs``, which fails the gate); and the unsupported cases left."""
+    lost, kept = [], []
+    for u in unsupported:
         case = cases.get(u["case_key"])
         if case is None or not _lost(case, streams):
             kept.append(u)
             continue
-        described = {k: v for k, v in case.description.items()}
-        f = Finding(
-            **described,
-            verdict=Verdict.INCOMPARABLE,
-            unsupported_runs=u["runs"],
-            match=Match.NO_LONGER_RUNS,
-            explanation=_lost_words(case, details),
-        )
-        f.reference_streams = [
+        key = (case.description["case_key"], case.description["probe_version"])
+        reference_streams = [
             Stream(
                 k.outcomes[0].fingerprint or "",
                 sum(x.rows for x in k.outcomes),
@@ -178,10 +175,18 @@ def _no_longer_runs(
                 {},
                 env_ids=sorted(k.envs),
             )
-            for k in streams[(f.case_key, f.probe_version)].values()
+            for k in streams[key].values()
         ]
-        c.findings.append(f)
-    c.unsupported = kept
+        finding = Finding(
+            **case.description,
+            verdict=Verdict.INCOMPARABLE,
+            unsupported_runs=u["runs"],
+            match=Match.NO_LONGER_RUNS,
+            explanation=_lost_words(case, details),
+            reference_streams=reference_streams,
+        )
+        lost.append(finding)
+    return lost, kept
 
 
 def _lost(case: ComparedCase, streams: RefStreams) -> bool:
@@ -217,6 +222,13 @@ def _with_new_streams(grouped: Grouped, streams: RefStreams) -> Set[str]:
     return out
 
 
+class _Closest(NamedTuple):
+    """A new stream's nearest known stream, and the first op where a trace departs from it."""
+
+    nearest: Nearest
+    divergence: Optional[TraceDivergence]
+
+
 class _Judge:
     """Matches findings against the reference, with everything the how and the why need."""
 
@@ -233,38 +245,66 @@ class _Judge:
         self.ref_envs, self.envs = ref_envs, envs
         self.ref_details, self.details = ref_details, details
 
-    def match(self, f: Finding, case: Optional[ComparedCase]) -> None:
-        """Set ``f.match``, which streams the reference knows, and for new ones the nearest."""
+    def judged(self, f: Finding, case: Optional[ComparedCase]) -> Finding:
+        """``f`` as the reference sees it, as one new finding: its match, which of its streams
+        the reference knows, and for new ones the nearest known stream, the how and the why."""
         known = self.streams.get((f.case_key, f.probe_version), {})
+        match, note = self._match(f, known)
+        closest: Dict[str, _Closest] = {}
+        why: Dict[str, Any] = {}
+        if match == Match.ERROR and case is not None and _lost(case, self.streams):
+            match = Match.NO_LONGER_RUNS
+            why["explanation"] = _lost_words(case, self.details)
+        elif match == Match.NEW_STREAM and case is not None:
+            closest = self._closest(f, case, known)
+            why = self._how_and_why(f, closest, known)
         by_env = {k: k.envs for k in known.values()}
-        for stream in f.streams:
-            stream.known = stream.identity in known
-            if stream.known:
-                stream.reference = describe(by_env, known[stream.identity], self.ref_envs)
-        f.reference_streams = [self._reference_stream(k) for k in known.values()]
-        f.match = self._match(f, known)
-        if f.match == Match.NEW_STREAM and case is not None:
-            self._how_and_why(f, case, known)
+        streams = [self._as_seen(s, known, by_env, closest.get(s.identity)) for s in f.streams]
+        return dataclasses.replace(
+            f,
+            match=match,
+            streams=streams,
+            reference_streams=[self._reference_stream(k) for k in known.values()],
+            notes=f.notes + ([note] if note else []),
+            **why,
+        )
 
-    def _match(self, f: Finding, known: Dict[str, KnownStream]) -> Match:
+    def _as_seen(
+        self,
+        stream: Stream,
+        known: Dict[str, KnownStream],
+        by_env: Dict[KnownStream, Set[int]],
+        closest: Optional[_Closest],
+    ) -> Stream:
+        """A new run's stream as the reference sees it: known (and which reference environments
+        produced it), or new (and its nearest known stream, where it was measured)."""
+        if stream.identity in known:
+            reference = describe(by_env, known[stream.identity], self.ref_envs)
+            return dataclasses.replace(stream, known=True, reference=reference)
+        nearest = closest.nearest if closest is not None else None
+        return dataclasses.replace(stream, known=False, nearest=nearest)
+
+    def _match(self, f: Finding, known: Dict[str, KnownStream]) -> Tuple[Match, Optional[str]]:
+        """The match, and a note on why there is nothing to match (None: there is)."""
         if f.verdict == Verdict.ERROR:
-            return Match.ERROR
+            return Match.ERROR, None
         if f.verdict == Verdict.NONDETERMINISTIC:
-            return Match.NONDETERMINISTIC
+            return Match.NONDETERMINISTIC, None
         if f.case_key not in self.versions:
-            return Match.NEW_CASE
+            return Match.NEW_CASE, None
         if not known and f.probe_version in self.versions[f.case_key]:
-            f.notes.append(
+            # same probe, but no reference run could run it
+            note = (
                 "the reference has this case only as unsupported or failed runs: no stream to match"
             )
-            return Match.NEW_CASE  # same probe, but no reference run could run it
+            return Match.NEW_CASE, note
         if not known:
-            f.notes.append(
-                f"the reference has this case only as probe version "
-                f"{', '.join(sorted(self.versions[f.case_key]))}"
-            )
-            return Match.INCOMPARABLE
-        return Match.KNOWN if all(s.known for s in f.streams) else Match.NEW_STREAM
+            versions = ", ".join(sorted(self.versions[f.case_key]))
+            note = f"the reference has this case only as probe version {versions}"
+            return Match.INCOMPARABLE, note
+        if all(s.identity in known for s in f.streams):
+            return Match.KNOWN, None
+        return Match.NEW_STREAM, None
 
     def _reference_stream(self, k: KnownStream) -> Stream:
         o = k.outcomes[0]
@@ -278,55 +318,77 @@ class _Judge:
             variant_values=values_list(o.variant_values),
         )
 
-    def _how_and_why(self, f: Finding, case: ComparedCase, known: Dict[str, KnownStream]) -> None:
-        """Each new stream against its nearest known stream; the finding takes the worst."""
+    def _closest(
+        self, f: Finding, case: ComparedCase, known: Dict[str, KnownStream]
+    ) -> Dict[str, _Closest]:
+        """Each new stream (by identity) whose row was fetched against its nearest known
+        stream."""
         by_env = {k: k.envs for k in known.values()}
         candidates = [
             (k, d) for k in known.values() if (d := self.ref_details.get(k.pick)) is not None
         ]
-        worst: Optional[Tuple[Measured, Stream, Any]] = None
-        for stream in (s for s in f.streams if not s.known):
+        out = {}
+        for stream in (s for s in f.streams if s.identity not in known):
             detail = self._detail_of(case, stream)
             at = (
                 difference.nearest(detail, [d for _, d in candidates])
                 if detail is not None
                 else None
             )
-            if detail is None or at is None:
-                continue
-            k, ref_detail = candidates[at]
-            located, divergence = difference.between(ref_detail, detail)
-            stream.nearest = Nearest(
-                k.outcomes[0].fingerprint or "",
-                describe(by_env, k, self.ref_envs),
-                located,
-                env_ids=sorted(k.envs),
-            )
-            ref = k.outcomes[0]
-            if stream.invariant is not None and stream.fingerprint == (ref.fingerprint or ""):
-                stream.nearest.invariance = (
-                    "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
-                )
-            if worst is None or located.severity < worst[0].severity:
-                worst = (located, stream, divergence)
-        if worst is None:
-            f.explanation = self._known_words(known)
-            return
-        located, stream, divergence = worst
-        assert stream.nearest is not None
-        if stream.nearest.invariance is None:  # the same output: nothing to locate
-            f.measured = located
+            if detail is not None and at is not None:
+                k, ref_detail = candidates[at]
+                out[stream.identity] = self._measured(stream, detail, k, ref_detail, by_env)
+        return out
+
+    def _measured(
+        self,
+        stream: Stream,
+        detail: Detail,
+        k: KnownStream,
+        ref_detail: Detail,
+        by_env: Dict[KnownStream, Set[int]],
+    ) -> _Closest:
+        """A new stream against the known stream ``k`` nearest to it."""
+        located, divergence = difference.between(ref_detail, detail)
+        ref = k.outcomes[0]
+        invariance = None
+        if stream.invariant is not None and stream.fingerprint == (ref.fingerprint or ""):
+            # the same output: what broke the invariance there
+            invariance = "held" if ref.invariant else ", ".join(values_list(ref.variant_values))
+        nearest = Nearest(
+            ref.fingerprint or "",
+            describe(by_env, k, self.ref_envs),
+            located,
+            invariance,
+            env_ids=sorted(k.envs),
+        )
+        return _Closest(nearest, divergence)
+
+    def _how_and_why(
+        self, f: Finding, closest: Dict[str, _Closest], known: Dict[str, KnownStream]
+    ) -> Dict[str, Any]:
+        """The finding's measures, fields and words, from the new stream whose nearest known
+        stream differs most (the first of the most severe)."""
+        located = [(s, closest[s.identity]) for s in f.streams if s.identity in closest]
+        if not located:
+            return {"explanation": self._known_words(known)}
+        stream, (nearest, divergence) = min(located, key=lambda sc: sc[1].nearest.measured.severity)
+        out: Dict[str, Any] = {}
+        if nearest.invariance is None:  # with one, the output is the same: nothing to locate
+            out["measured"] = nearest.measured
         if divergence is not None:
-            f.first_divergence = divergence.as_dict()
+            out["first_divergence"] = divergence.as_dict()
         mine = [self.envs[e] for e in stream.env_ids]
         ran = sorted({e for k in known.values() for e in k.envs})
-        closest = nearest_environments(mine, ran, self.ref_envs)
-        theirs = [self.ref_envs[e] for e in closest]
-        f.axes_values = differing_fields(mine, theirs)
-        f.axes = list(f.axes_values)
-        f.explanation = _why(
-            stream.nearest, f.axes_values, sum(not s.known for s in f.streams), theirs
-        )
+        theirs = [self.ref_envs[e] for e in nearest_environments(mine, ran, self.ref_envs)]
+        axes_values = differing_fields(mine, theirs)
+        new = sum(s.identity not in known for s in f.streams)
+        return {
+            **out,
+            "axes_values": axes_values,
+            "axes": list(axes_values),
+            "explanation": _why(nearest, axes_values, new, theirs),
+        }
 
     def _detail_of(self, case: ComparedCase, stream: Stream) -> Optional[Detail]:
         outcomes = [

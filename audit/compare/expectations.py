@@ -1,9 +1,11 @@
-"""Accepted divergences: a small reviewed text file, one expectation per line (docs/expectations.md).
+"""Accepted divergences: a small reviewed text file, one expectation per line
+(docs/expectations.md).
 
 Format (``#`` starts a comment; values with spaces go in double quotes)::
 
-    # probe glob  [param=value ...]  [field=value]  [kind=KIND [max_ulp=N]]  reason="..."  [until=YYYY-MM-DD]
-    torch.randn   dtype=float32  cpu_capability=DEFAULT  kind=numerical-drift max_ulp=256  reason="Box-Muller; #123"
+    # probe glob  [param=value ...]  [field=value]  [kind=KIND [max_ulp=N]]
+    #             reason="..."  [until=YYYY-MM-DD]
+    torch.randn  cpu_capability=DEFAULT  kind=numerical-drift max_ulp=256  reason="Box-Muller"
     torch.Tensor.index_add_  device=cuda  kind=nondeterministic  reason="atomics on CUDA"
 
 - the probe glob matches the probe id or the probe key;
@@ -84,18 +86,14 @@ class Expectation:
     kind: Optional[str] = None  # one of KINDS; None: any kind but error, no bound
     max_ulp: Optional[float] = None  # with kind numerical-drift: the largest ULP distance accepted
     matched: int = dataclasses.field(default=0, compare=False)
-    in_reference: int = dataclasses.field(
-        default=0, compare=False
-    )  # baseline: reference splits it accepts
-    kinds: Counter = dataclasses.field(
-        default_factory=Counter, compare=False
-    )  # kind -> findings accepted
-    largest_ulp: Optional[float] = dataclasses.field(
-        default=None, compare=False
-    )  # of the drifts accepted
-    errors_left: int = dataclasses.field(
-        default=0, compare=False
-    )  # kindless: errors matched, not accepted
+    # baseline: reference splits it accepts
+    in_reference: int = dataclasses.field(default=0, compare=False)
+    # kind -> findings accepted
+    kinds: Counter = dataclasses.field(default_factory=Counter, compare=False)
+    # of the drifts accepted
+    largest_ulp: Optional[float] = dataclasses.field(default=None, compare=False)
+    # kindless: errors matched, not accepted
+    errors_left: int = dataclasses.field(default=0, compare=False)
 
 
 def parse(text: str, source: str = "expectations") -> List[Expectation]:
@@ -238,7 +236,8 @@ def kind_of(f: Finding) -> Optional[str]:
 
 
 def stream_kind(s: Stream) -> Tuple[str, Optional[float]]:
-    """Baseline mode: how a new stream differs from its nearest known stream, and by how many ULP."""
+    """Baseline mode: how a new stream differs from its nearest known stream, and by how many
+    ULP."""
     n = s.nearest
     if n is None:
         return UNLOCATED, None
@@ -310,9 +309,8 @@ def _accepts_finding(
         return True
     if f.verdict == Verdict.DIVERGENT:
         return sum(not _accepts(exp, s, envs) for s in f.streams) <= 1
-    if (
-        kind in (NONDETERMINISTIC, VARIANT) and exp.kind is not None
-    ):  # only where the field has the value
+    if kind in (NONDETERMINISTIC, VARIANT) and exp.kind is not None:
+        # only where the field has the value
         return _all_have(exp, (e for s in f.streams for e in s.env_ids), envs)
     return False
 
@@ -369,28 +367,42 @@ class Index:
 
 def apply(
     comparison: Comparison, expectations: List[Expectation], today: Optional[dt.date] = None
-) -> None:
-    """Mark accepted findings (``Finding.expected``) and note expired, unused, unbounded or
-    several-kind expectations."""
+) -> Comparison:
+    """The comparison with the findings the expectations accept marked (``Finding.expected``,
+    one new finding each), and notes on expired, unused, unbounded or several-kind
+    expectations."""
     today = today or dt.date.today()
     index = Index([e for e in expectations if e.until is None or e.until >= today])
+    findings = []
     for finding in comparison.findings:
-        kind: Optional[str] = None
-        measured = False
-        for exp in index.candidates(finding.probe, finding.probe_key):
-            if not _matches_params(exp, finding):
-                continue
-            if not measured:
-                kind, measured = kind_of(finding), True
-            if _accepts_finding(exp, finding, comparison.envs, kind):
-                _count(exp, finding, kind)
-                finding.expected = finding.expected or f"{exp.reason} ({exp.source})"
-            elif _accepts_reference_split(exp, finding, comparison.reference_envs):
-                exp.in_reference += 1
-            elif kind == ERROR and exp.kind is None and finding.unexpected:
-                exp.errors_left += 1
-    for exp in expectations:
-        comparison.expectation_notes += notes(exp, today)
+        expected = _expected(finding, index, comparison)
+        same = expected == finding.expected
+        findings.append(finding if same else dataclasses.replace(finding, expected=expected))
+    lines = [line for exp in expectations for line in notes(exp, today)]
+    return dataclasses.replace(
+        comparison, findings=findings, expectation_notes=comparison.expectation_notes + lines
+    )
+
+
+def _expected(finding: Finding, index: Index, comparison: Comparison) -> Optional[str]:
+    """Why ``finding`` is accepted (the first expectation that accepts it; None: none does),
+    counting on every expectation that matches it what it did with it."""
+    accepted = finding.expected
+    kind: Optional[str] = None
+    measured = False
+    for exp in index.candidates(finding.probe, finding.probe_key):
+        if not _matches_params(exp, finding):
+            continue
+        if not measured:
+            kind, measured = kind_of(finding), True
+        if _accepts_finding(exp, finding, comparison.envs, kind):
+            _count(exp, finding, kind)
+            accepted = accepted or f"{exp.reason} ({exp.source})"
+        elif _accepts_reference_split(exp, finding, comparison.reference_envs):
+            exp.in_reference += 1
+        elif kind == ERROR and exp.kind is None and not accepted and finding.unexpected:
+            exp.errors_left += 1
+    return accepted
 
 
 def _count(exp: Expectation, finding: Finding, kind: Optional[str]) -> None:
@@ -436,7 +448,10 @@ def notes(exp: Expectation, today: dt.date) -> List[str]:
     elif not exp.matched:
         hint = ""
         if "kind" in exp.params:
-            hint = f"; kind={exp.params['kind']} is read as a case parameter (kinds: {', '.join(KINDS)})"
+            hint = (
+                f"; kind={exp.params['kind']} is read as a case parameter "
+                f"(kinds: {', '.join(KINDS)})"
+            )
         out.append(f"{exp.source}: matched nothing{hint} {what}")
     return out
 

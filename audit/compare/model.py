@@ -51,9 +51,8 @@ class Difference(str, enum.Enum):
     """
 
     STRUCTURAL = "structural"  # dtype or shape differ
-    STREAM_CHANGE = (
-        "stream-change"  # unrelated values (or integers/booleans/unsampled outputs differ)
-    )
+    # unrelated values (or integers/booleans/unsampled outputs differ)
+    STREAM_CHANGE = "stream-change"
     SPARSE = "sparse"  # a few blocks differ and the sampled elements agree
     NUMERICAL_DRIFT = "numerical-drift"  # same stream, last bits differ (see audit.compare.ulp)
 
@@ -62,7 +61,8 @@ class Match(str, enum.Enum):
     """Baseline mode: how a case of the new runs relates to the reference runs."""
 
     NEW_STREAM = "new-stream"  # a fingerprint the reference never produced
-    NO_LONGER_RUNS = "no-longer-runs"  # the reference ran the case ok; the new runs only failed or were unsupported
+    # the reference ran the case ok; the new runs only failed or were unsupported
+    NO_LONGER_RUNS = "no-longer-runs"
     ERROR = "error"  # the new runs errored
     NONDETERMINISTIC = "nondeterministic"  # the new runs disagree with themselves
     INCOMPARABLE = "incomparable"  # the reference has the case only under another probe version
@@ -77,17 +77,14 @@ class Measured(NamedTuple):
     kind: Optional[Difference] = None
     max_ulp: Optional[float] = None
     fraction: Optional[float] = None  # share of sampled elements whose bits differ
-    first_difference: Optional[int] = (
-        None  # first element of the first differing block (None: unknown)
-    )
-    first_block: Optional[int] = (
-        None  # index of the first differing block: with blocks, tells a desync
-    )
+    # first element of the first differing block (None: unknown)
+    first_difference: Optional[int] = None
+    # index of the first differing block: with blocks, tells a desync
+    first_block: Optional[int] = None
     blocks_differing: Optional[int] = None
     blocks: Optional[int] = None
-    covered: Optional[bool] = (
-        None  # drift: the differing sampled elements reach every differing block
-    )
+    # drift: the differing sampled elements reach every differing block
+    covered: Optional[bool] = None
     zero_sign: bool = False  # the sampled elements differ only in the sign of zero (0.0 vs -0.0)
     rtol: Optional[float] = None  # drift: the relative tolerance that accepts every sampled element
     atol: Optional[float] = None  # drift: the absolute tolerance that does
@@ -102,7 +99,7 @@ class Measured(NamedTuple):
         return order.index(self.kind) if self.kind is not None else len(order)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Nearest:
     """Baseline mode: the stream the reference knows for a case that is closest to a new stream.
 
@@ -112,9 +109,8 @@ class Nearest:
     """
 
     fingerprint: str
-    reference: str = (
-        ""  # which reference environments produced it, in words ("cpu_capability=AVX512")
-    )
+    # which reference environments produced it, in words ("cpu_capability=AVX512")
+    reference: str = ""
     measured: Measured = Measured()
     # invariance cases whose output is bit for bit the nearest stream's but whose invariance
     # result is not: what broke the invariance there ("held", or the values, "1, 2")
@@ -122,33 +118,29 @@ class Nearest:
     env_ids: List[int] = field(default_factory=list, repr=False)  # into Comparison.reference_envs
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stream:
     """One distinct result of a case (a fingerprint, with the invariance result of an
-    invariance case) and who produced it."""
+    invariance case) and who produced it.  Frozen like :class:`Finding`: baseline mode makes
+    a new one with what the reference says of it."""
 
     fingerprint: str
     run_count: int
-    runs: List[
-        str
-    ]  # run ids (up to 100): all of them unless the case is identical, then one per environment
+    # run ids (up to 100): all of them unless the case is identical, then one per environment
+    runs: List[str]
     environment: Dict[str, List[str]]  # the fields that vary within the case -> values seen here
     dtype: Optional[str] = None
     shape: Optional[str] = None
     known: Optional[bool] = None  # baseline mode: does the reference know this stream?
     reference: Optional[str] = None  # baseline mode: which reference environments produced it
-    env_ids: List[int] = field(
-        default_factory=list, repr=False
-    )  # into Comparison.envs (not reported)
-    nearest: Optional[Nearest] = (
-        None  # baseline mode, a new stream: the closest stream the reference knows
-    )
-    invariant: Optional[bool] = (
-        None  # invariance cases: whether the invariance held in this stream's runs
-    )
-    variant_values: List[str] = field(
-        default_factory=list
-    )  # invariance cases: the values that broke it
+    # into Comparison.envs (not reported)
+    env_ids: List[int] = field(default_factory=list, repr=False)
+    # baseline mode, a new stream: the closest stream the reference knows
+    nearest: Optional[Nearest] = None
+    # invariance cases: whether the invariance held in this stream's runs
+    invariant: Optional[bool] = None
+    # invariance cases: the values that broke it
+    variant_values: List[str] = field(default_factory=list)
 
     @property
     def identity(self) -> str:
@@ -163,9 +155,14 @@ def identity_of(fingerprint: str, invariant: Optional[bool], variant_values: Lis
     return f"{fingerprint}|{invariant}|{','.join(variant_values)}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
-    """The comparison of one case across runs."""
+    """The comparison of one case across runs.
+
+    Frozen: each stage that adds to a finding (baseline mode's judgement, an expectation that
+    accepts it) makes a new one with :func:`dataclasses.replace`, all its values at once, so
+    that what a finding says is decided in one place per stage and never patched afterwards.
+    """
 
     probe: str
     probe_key: str
@@ -183,27 +180,21 @@ class Finding:
     messages: List[str] = field(default_factory=list)  # error messages, first few
     match: Optional[Match] = None  # baseline mode only
     expected: Optional[str] = None  # reason from an expectation that accepts this finding
-    measured: Measured = (
-        Measured()
-    )  # how its streams differ (divergent) or a new stream from the reference
-    first_divergence: Optional[Dict[str, Any]] = (
-        None  # trace probes: the first op whose output differs
-    )
+    # how its streams differ (divergent) or a new stream from the reference
+    measured: Measured = Measured()
+    # trace probes: the first op whose output differs
+    first_divergence: Optional[Dict[str, Any]] = None
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
     kind: Optional[str] = None  # the probe's kind (generator, op, trace), from the run files
-    invariance: Optional[str] = (
-        None  # invariance cases: the parameter that must not change the result
-    )
-    axes_values: Dict[str, List[str]] = field(
-        default_factory=dict
-    )  # baseline: field -> [this run's, reference's]
-    reference_streams: List[Stream] = field(
-        default_factory=list
-    )  # baseline: streams the reference knows
-    failed_env_ids: List[int] = field(
-        default_factory=list, repr=False
-    )  # envs with a failed run of the case
+    # invariance cases: the parameter that must not change the result
+    invariance: Optional[str] = None
+    # baseline: field -> [this run's, reference's]
+    axes_values: Dict[str, List[str]] = field(default_factory=dict)
+    # baseline: streams the reference knows
+    reference_streams: List[Stream] = field(default_factory=list)
+    # envs with a failed run of the case
+    failed_env_ids: List[int] = field(default_factory=list, repr=False)
 
     @property
     def params(self) -> str:
@@ -244,16 +235,14 @@ class Comparison:
     expectation_notes: List[str] = field(default_factory=list)  # expired or unmatched expectations
     upgrade: Optional[UpgradeView] = None  # in --upgrade mode
     envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)  # environment id -> fields
-    notes: List[str] = field(
-        default_factory=list
-    )  # about the input: e.g. duplicate copies of a run ignored
-    reference_envs: List[Dict[str, Any]] = field(
-        default_factory=list, repr=False
-    )  # baseline: env id -> fields
+    # about the input: e.g. duplicate copies of a run ignored
+    notes: List[str] = field(default_factory=list)
+    # baseline: env id -> fields
+    reference_envs: List[Dict[str, Any]] = field(default_factory=list, repr=False)
 
-    def narrow(self, patterns: List[str]) -> int:
-        """Keep the cases of the probes whose id or registration key matches one of the globs
-        (as ``run --probe`` selects them); returns how many cases are kept."""
+    def narrowed(self, patterns: List[str]) -> Comparison:
+        """The cases of the probes whose id or registration key matches one of the globs (as
+        ``run --probe`` selects them), as a new comparison."""
 
         def kept(probe: Any, key: Any) -> bool:
             return any(
@@ -261,9 +250,11 @@ class Comparison:
                 for p in patterns
             )
 
-        self.findings = [f for f in self.findings if kept(f.probe, f.probe_key)]
-        self.unsupported = [u for u in self.unsupported if kept(u.get("probe"), u.get("probe_key"))]
-        return len(self.findings) + len(self.unsupported)
+        return dataclasses.replace(
+            self,
+            findings=[f for f in self.findings if kept(f.probe, f.probe_key)],
+            unsupported=[u for u in self.unsupported if kept(u.get("probe"), u.get("probe_key"))],
+        )
 
     def counts(self) -> Dict[str, int]:
         """Findings per verdict in verdict order, then the unsupported count."""
@@ -318,9 +309,8 @@ class ProbeChanges:
     max_ulp: Optional[float] = None  # over the drifting cases
     params: Optional[ParamSplit] = None  # case parameters that separate the changed cases
     family: str = "other"
-    rtol: Optional[float] = (
-        None  # over the drifting cases: the relative tolerance that accepts them
-    )
+    # over the drifting cases: the relative tolerance that accepts them
+    rtol: Optional[float] = None
     atol: Optional[float] = None
 
 
