@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Hashable, List, Sequence, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Mapping, Sequence, Tuple
 
 from audit.worker.environment import FIELDS as ENV_FIELDS
 from audit.worker.records import UNSET
@@ -156,9 +156,9 @@ def _groups(
 
 
 #: Baseline mode's "why", best first: the architecture when it differs (every kernel, BLAS and
-#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path), the CPU and
-#: its class (architecture, emulator, dispatch level, the settings that force them), then
-#: the rest in :data:`PRIORITY` order.
+#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path),
+#: the CPU and its class (architecture, emulator, dispatch level, the settings that force
+#: them), then the rest in :data:`PRIORITY` order.
 BLAME: Tuple[str, ...] = (
     "arch",
     "openblas_core",
@@ -219,4 +219,23 @@ def differing_fields(
         b = sorted({shown(e.get(name)) for e in theirs}, key=natural_key)
         if not set(a) & set(b):
             out[name] = [", ".join(a), ", ".join(b)]
+    return out
+
+
+def changed_with(
+    before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], fields: Iterable[str]
+) -> Dict[str, Tuple[List[str], List[str]]]:
+    """The fields among ``fields`` whose values differ between two groups of environments (the
+    runs before and after a version step: what else changed with the version), in the order
+    given: field -> (the values before, the values after), each shown and in natural order.
+
+    ``compare --upgrade`` names them as confounders of each step, and ``advise`` of each
+    release in the history.
+    """
+    out: Dict[str, Tuple[List[str], List[str]]] = {}
+    for name in fields:
+        a = {shown(e.get(name)) for e in before}
+        b = {shown(e.get(name)) for e in after}
+        if a != b:
+            out[name] = (sorted(a, key=natural_key), sorted(b, key=natural_key))
     return out

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from audit.compare.attribution import changed_with
 from audit.compare.difference import between
 from audit.compare.model import Difference
 from audit.compare.params import distinguishing_values
@@ -104,17 +105,16 @@ def confounders(before: Snapshot, after: Snapshot, library: str) -> List[str]:
 
     torch 2.0 dispatched to AVX2 kernels on an AVX-512 machine where later releases use
     AVX-512: a change at such a step may be the dispatch level's, which a reader must know.
+    Python is compared by major.minor; a field unknown (null) on either side is not a change.
     """
-    out = []
-    for name in ENV_COLUMNS:
-        if name == f"{library}_version":
-            continue
-        a, b = before.env.get(name), after.env.get(name)
-        if name == "python_version":
-            a, b = (".".join(str(v or "").split(".")[:2]) for v in (a, b))
-        if a != b and a is not None and b is not None:  # unknown on one side is not a change
-            out.append(f"{name} {a} -> {b}")
-    return out
+    envs = [{**snap.env, "python_version": snap.python} for snap in (before, after)]
+    known = [
+        name
+        for name in ENV_COLUMNS
+        if name != f"{library}_version" and all(e.get(name) is not None for e in envs)
+    ]
+    changed = changed_with(envs[:1], envs[1:], known)
+    return [f"{name} {a[0]} -> {b[0]}" for name, (a, b) in changed.items()]
 
 
 def restrict(snap: Snapshot, probe_keys: Set[str]) -> Snapshot:
@@ -261,9 +261,8 @@ class ProbeChange:
     kind: str  # a Difference value, or "status"
     changed: int
     cases: int  # cases of the probe (on that device) in the release
-    params: Dict[
-        str, List[str]
-    ]  # parameter -> values of the changed cases, where they explain the change
+    # parameter -> values of the changed cases, where they explain the change
+    params: Dict[str, List[str]]
     max_ulp: Optional[float]
 
 
