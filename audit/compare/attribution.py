@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Hashable, Iterable, List, Mapping, Sequence, Tuple
 
 from audit.worker.environment import FIELDS as ENV_FIELDS
-from audit.worker.records import UNSET
+from audit.worker.records import UNSET, shown
 
 #: Fields that are ids derived from others; shown only when nothing meaningful explains a split.
 DERIVED = ("machine_id",)
@@ -96,10 +96,6 @@ def natural_key(value: Any) -> Tuple[Any, ...]:
     )
 
 
-def shown(value: Any) -> str:
-    return UNSET if value is None else str(value)
-
-
 def explains(pairs: Sequence[Tuple[Hashable, Hashable]]) -> bool:
     """Whether (value, stream) pairs form a split: each value one stream, at least two values."""
     streams: Dict[Hashable, Hashable] = {}
@@ -156,9 +152,9 @@ def _groups(
 
 
 #: Baseline mode's "why", best first: the architecture when it differs (every kernel, BLAS and
-#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path),
-#: the CPU and its class (architecture, emulator, dispatch level, the settings that force
-#: them), then the rest in :data:`PRIORITY` order.
+#: dispatch level follows from it: docs/arm.md), the kernels in force (BLAS core, MKL path), the
+#: CPU and its class (architecture, emulator, dispatch level, the settings that force them), then
+#: the rest in :data:`PRIORITY` order.
 BLAME: Tuple[str, ...] = (
     "arch",
     "openblas_core",

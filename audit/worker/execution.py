@@ -64,8 +64,8 @@ class ReturnedNothing(Exception):
 
 
 def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
-    """Call the probe on the case's parameters (some replaced by ``override``):
-    (value, state, seconds)."""
+    """Call the probe on the case's parameters (some replaced by ``override``): (value, state,
+    seconds)."""
     t0 = time.perf_counter()
     out = case.probe.func(**{**case.params, **override})
     if case.probe.device == "cuda":

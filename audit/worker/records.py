@@ -33,6 +33,11 @@ HASH_ALGORITHM = "xxh3_128"
 UNSET = "unset"
 
 
+def shown(value: Any) -> str:
+    """A field's value as a person reads it: null is :data:`UNSET`."""
+    return UNSET if value is None else str(value)
+
+
 class Status(str, enum.Enum):
     """How a case ended, in the order a report lists them."""
 
@@ -48,7 +53,9 @@ RECORD_FIELDS: Dict[str, str] = {
     "case_key": "stable hash of probe key, device and parameters",
     "probe": "probe id: the dotted public API exercised (torch.randn)",
     "probe_key": "registration key (the id, with @cuda for CUDA probes, or a distinct name)",
-    "probe_version": "hash of the probe's source and grid; rows of different versions never compare",
+    "probe_version": (
+        "hash of the probe's source and grid; rows of different versions never compare"
+    ),
     "kind": "generator, op or trace",
     "device": "cpu or cuda",
     "params": "case parameters as canonical JSON",
@@ -61,14 +68,18 @@ RECORD_FIELDS: Dict[str, str] = {
     "shape": "output shape as a JSON list",
     "sample": "hex of the canonical bytes of the sampled elements",
     "sample_index": "flat indices of the sampled elements, as a JSON list",
-    "blocks": "xxh3-64 digests (8 bytes each, little-endian) of the output's 64 KiB blocks, in order",
+    "blocks": (
+        "xxh3-64 digests (8 bytes each, little-endian) of the output's 64 KiB blocks, in order"
+    ),
     "block_elements": "elements per block (null for variable-size outputs: str, json, big ints)",
     "state_fingerprint": "digest of the generator state after the probe",
     "repeat_identical": "whether a second execution in the same process gave the same result",
     "elapsed_s": "seconds the probe itself took (first execution)",
     "fingerprint_s": "seconds spent fingerprinting its output",
     "invariance": "the parameter whose values must not change the result (invariance cases only)",
-    "invariant": "whether every value of that parameter gave the same result (null: not an invariance case)",
+    "invariant": (
+        "whether every value of that parameter gave the same result (null: not an invariance case)"
+    ),
     "variant_values": "the values whose result differed from the first value's, as a JSON list",
     "trace": "trace probes: one record per executed op (index, op, module, inputs, outputs)",
 }
