@@ -23,19 +23,6 @@ from audit.compare.rows import DETAIL_COLUMNS, Detail
 from audit.history.search import Token, Transition
 from audit.registry import canonical_json
 
-#: The columns a snapshot reads from a run file.
-COLUMNS = (
-    "case_key",
-    "probe",
-    "probe_key",
-    "probe_version",
-    "device",
-    "params",
-    "status",
-    "fingerprint",
-    "repeat_identical",
-    *DETAIL_COLUMNS,
-)
 #: The environment fields a snapshot keeps (read as columns: the same on every row of a run).
 ENV_COLUMNS = (
     "python_version",
@@ -79,8 +66,10 @@ class Snapshot:
 def snapshot(path: str, library: str) -> Snapshot:
     """Read a run file (only the columns a change needs)."""
     from audit.store.runfile import read_run_file
+    from audit.store.schema import REQUIRED
 
-    table = read_run_file(path, COLUMNS + ENV_COLUMNS).to_pylist()
+    # the columns every run file has (the case and its outcome), its detail, its environment
+    table = read_run_file(path, (*REQUIRED, *DETAIL_COLUMNS, *ENV_COLUMNS)).to_pylist()
     env = {name: table[0][name] for name in ENV_COLUMNS} if table else {}
     rows: Dict[CaseId, Row] = {}
     for r in table:
