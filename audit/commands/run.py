@@ -45,7 +45,10 @@ def summary(outcome: Any, seconds: float) -> str:
         f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1])
     )
     env = outcome.run.env
-    who = f"python {env.get('python_version')}, numpy {env.get('numpy_version')}, torch {env.get('torch_version')}"
+    who = (
+        f"python {env.get('python_version')}, numpy {env.get('numpy_version')}, "
+        f"torch {env.get('torch_version')}"
+    )
     return f"{total} cases ({parts}) in {seconds:.1f} s [{who}]\nwrote {outcome.path}"
 
 

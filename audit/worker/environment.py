@@ -44,21 +44,34 @@ FIELDS: Dict[str, str] = {
     "os": "operating system (platform.system)",
     "os_release": "operating system release",
     "arch": "machine architecture (platform.machine)",
-    "emulator": "the emulator and CPU model an emulated worker ran under (qemu-aarch64 7.2.22 -cpu a64fx (a64fx)); "
-    "null when native",
-    "cpu_model": "CPU model name (on arm64 Linux named from the MIDR implementer/part; on macOS the brand "
-    "string; on Windows the processor name)",
-    "cpu_features": "ISA features the OS reports that pick kernels: arm64 Linux hwcaps (sve, sve2, i8mm ...), "
-    "macOS hw.optional.arm.FEAT_*",
+    "emulator": (
+        "the emulator and CPU model an emulated worker ran under "
+        "(qemu-aarch64 7.2.22 -cpu a64fx (a64fx)); null when native"
+    ),
+    "cpu_model": (
+        "CPU model name (on arm64 Linux named from the MIDR implementer/part; on macOS the brand "
+        "string; on Windows the processor name)"
+    ),
+    "cpu_features": (
+        "ISA features the OS reports that pick kernels: arm64 Linux hwcaps (sve, sve2, i8mm ...), "
+        "macOS hw.optional.arm.FEAT_*"
+    ),
     "cpu_count": "logical CPUs",
     "cpu_capability": "torch's ATen CPU dispatch level as torch reports it",
     "numpy_simd": "numpy SIMD extensions in use (baseline + dispatched), as numpy reports them",
     "num_threads": "torch intra-op threads (torch.get_num_threads)",
     "blas": "BLAS libraries behind numpy and torch",
-    "openblas_core": "the OpenBLAS kernel family chosen at load time (openblas_get_corename: Haswell, SkylakeX ...)",
-    "openblas_config": "OpenBLAS's build and runtime configuration string (version, threading, core)",
-    "mkl_code_path": "the MKL code path in force: the MKL_CBWR branch when set, else the one MKL picks "
-    "for this CPU (AVX2, AVX512_E1 ...)",
+    "openblas_core": (
+        "the OpenBLAS kernel family chosen at load time "
+        "(openblas_get_corename: Haswell, SkylakeX ...)"
+    ),
+    "openblas_config": (
+        "OpenBLAS's build and runtime configuration string (version, threading, core)"
+    ),
+    "mkl_code_path": (
+        "the MKL code path in force: the MKL_CBWR branch when set, else the one MKL picks "
+        "for this CPU (AVX2, AVX512_E1 ...)"
+    ),
     "gpu_name": "CUDA device 0 name, null without a GPU",
     "gpu_compute_capability": "CUDA device 0 compute capability, e.g. 9.0",
     "gpu_multiprocessors": "CUDA device 0 multiprocessor count (caps launch grids)",
@@ -69,11 +82,16 @@ FIELDS: Dict[str, str] = {
     "tf32_matmul": "torch.backends.cuda.matmul.allow_tf32",
     "tf32_cudnn": "torch.backends.cudnn.allow_tf32",
     **SETTINGS,
-    "settings": "every other variable set whose name starts with one of SETTING_PREFIXES (OMP_, KMP_, MKL_, "
-    "DNNL_, ONEDNN_, ...), as a canonical JSON object; null when there is none",
-    "process_state": "process settings that differ from a fresh interpreter's when the cases start (set by a "
-    "probe module at import: torch.default_dtype, torch.flush_denormal, numpy.seterr ...), "
-    "as a canonical JSON object; null when there is none",
+    "settings": (
+        "every other variable set whose name starts with one of SETTING_PREFIXES "
+        "(OMP_, KMP_, MKL_, DNNL_, ONEDNN_, ...), as a canonical JSON object; "
+        "null when there is none"
+    ),
+    "process_state": (
+        "process settings that differ from a fresh interpreter's when the cases start (set by a "
+        "probe module at import: torch.default_dtype, torch.flush_denormal, numpy.seterr ...), "
+        "as a canonical JSON object; null when there is none"
+    ),
 }
 
 
@@ -125,7 +143,8 @@ def _version(dist: str) -> Optional[str]:
         return None
 
 
-#: arm64 MIDR (implementer, part) -> name, for the parts this project meets (Linux's cpuinfo has no model name).
+#: arm64 MIDR (implementer, part) -> name, for the parts this project meets (Linux's cpuinfo has
+#: no model name).
 ARM_PARTS: Dict[Tuple[int, int], str] = {
     (0x41, 0xD08): "ARM Cortex-A72",
     (0x41, 0xD0B): "ARM Cortex-A76",
@@ -179,14 +198,17 @@ def _sysctl(name: str) -> Optional[str]:
 
 
 def _windows_processor() -> Optional[str]:
-    """The registry's ProcessorNameString (what Task Manager shows); platform.processor() says less."""
+    """The registry's ProcessorNameString (what Task Manager shows); platform.processor() says
+    less."""
     try:
         import winreg  # type: ignore[import-not-found,unused-ignore]
 
         key = r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"
-        opened = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key)  # type: ignore[attr-defined,unused-ignore]
+        machine = winreg.HKEY_LOCAL_MACHINE  # type: ignore[attr-defined,unused-ignore]
+        opened = winreg.OpenKey(machine, key)  # type: ignore[attr-defined,unused-ignore]
         with opened as k:
-            value = winreg.QueryValueEx(k, "ProcessorNameString")[0]  # type: ignore[attr-defined,unused-ignore]
+            read = winreg.QueryValueEx  # type: ignore[attr-defined,unused-ignore]
+            value = read(k, "ProcessorNameString")[0]
             return str(value).strip() or None
     except (ImportError, OSError):
         return None
@@ -207,7 +229,8 @@ def _cpu_model() -> str:
 
 
 def _cpu_features() -> Optional[str]:
-    """arm64 Linux: the kernel's Features line; macOS on Apple silicon: the FEAT_* sysctls set to 1."""
+    """arm64 Linux: the kernel's Features line; macOS on Apple silicon: the FEAT_* sysctls set to
+    1."""
     if sys.platform == "darwin":
         try:
             out = subprocess.run(
