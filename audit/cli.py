@@ -1,7 +1,8 @@
 """The command line: ``python -m audit COMMAND``; one module per command in audit.commands.
 
-Each command module has ``add_parser(subparsers)`` and ``execute(args) -> int``, and
-imports what it needs inside ``execute``, so ``--help`` imports neither torch nor pandas.
+Each command module has ``add_parser(subparsers)`` and ``execute(args) -> int`` (the parser
+built here calls it), and imports what it needs inside ``execute``, so ``--help`` imports
+neither torch nor pandas.
 An :class:`~audit.errors.AuditError` becomes one line on stderr and its exit code (2 for
 usage errors); argparse's own usage errors exit 2 as well.  A reader that closes the pipe
 early (``python -m audit list | head -1``) ends the command quietly: no traceback, exit 1
@@ -42,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"determinism-audit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name in COMMANDS.values():
-        importlib.import_module(f"audit.commands.{module_name}").add_parser(sub)
+    for name, module_name in COMMANDS.items():
+        command = importlib.import_module(f"audit.commands.{module_name}")
+        command.add_parser(sub)
+        sub.choices[name].set_defaults(execute=command.execute)
     return parser
 
 

@@ -68,10 +68,11 @@ def test_the_repeat_check_covers_every_value_not_only_the_reference(empty_regist
 
 
 def test_values_are_compared_bitwise_and_spelled_as_json() -> None:
+    from audit.worker.execution import Execution
     from audit.worker.invariance import ValueResult
 
     def result(value: Any, output: Any) -> ValueResult:
-        return ValueResult(value, fingerprint(output), None, 0.0, 0.0)
+        return ValueResult(value, Execution(fingerprint(output), None, 0.0, 0.0))
 
     results = [result("contiguous", [0.0]), result("transposed", [-0.0]), result("strided", [0.0])]
     assert differing_values(results) == ["transposed"]  # -0.0 is another bit pattern

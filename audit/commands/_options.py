@@ -7,6 +7,7 @@ check per kind of value, so run, sweep and later commands agree on spelling and 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from typing import Any, Dict, Optional, Tuple
@@ -58,17 +59,53 @@ def results_argument(text: str) -> str:
     return text
 
 
+def command_parser(sub: Any, name: str, help_text: str, doc: Optional[str], **extra: Any) -> Any:
+    """A command's parser: ``help_text`` in the list of commands, the command module's docstring
+    ``doc`` as its description, line breaks kept (``extra``: further add_parser arguments)."""
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **extra,
+    )
+
+
+def add_run_files_argument(p: argparse.ArgumentParser, name: str, metavar: str) -> None:
+    """The run files a command reads (compare, compact): one or more locations."""
+    p.add_argument(
+        name,
+        nargs="+",
+        metavar=metavar,
+        type=location_argument,
+        help="run files or directories (searched recursively)",
+    )
+
+
 def release_parser(
     sub: Any, name: str, help_text: str, doc: Optional[str], low: str, high: str
 ) -> Any:
     """A command about two releases of one library (``bisect``, ``advise``): LIBRARY FROM TO."""
-    p = sub.add_parser(
-        name, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = command_parser(sub, name, help_text, doc)
     p.add_argument("library", choices=["torch", "numpy"])
     p.add_argument("low", metavar="FROM", help=low)
     p.add_argument("high", metavar="TO", help=high)
+    p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
     return p
+
+
+def add_probe_argument(p: Any, help_text: str) -> None:
+    """``--probe GLOB`` (repeatable): which probes a command runs or reads."""
+    p.add_argument("--probe", action="append", default=[], metavar="GLOB", help=help_text)
+
+
+def add_memory_limit_argument(p: argparse.ArgumentParser) -> None:
+    """``--memory-limit``: what the query engine may hold (audit.store.engine.connect)."""
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory the query engine may use, e.g. 2GB (beyond it, it spills to a temp folder)",
+    )
 
 
 def seeds_argument(text: str) -> int:
@@ -92,12 +129,8 @@ def sizes_argument(text: str) -> Tuple[str, ...]:
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     """--probe, --seed and --sizes, shared by run, sweep and list."""
-    parser.add_argument(
-        "--probe",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)",
+    add_probe_argument(
+        parser, "probe key or id glob, e.g. 'torch.*' or 'numpy.random.Generator.*' (repeatable)"
     )
     parser.add_argument(
         "--seed",
@@ -119,34 +152,35 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by run and sweep."""
-    p.add_argument(
-        "--python",
-        default=sys.executable,
-        metavar="PATH",
-        help="interpreter whose environment is audited (default: this one)",
-    )
+    add_python_argument(p, "interpreter whose environment is audited (default: this one)")
     p.add_argument(
         "--no-repeat",
         action="store_true",
         help="execute each case once (skips the run-to-run check)",
     )
-    p.add_argument(
-        "--case-timeout",
-        type=seconds_argument,
-        default=300.0,
-        metavar="S",
-        help="seconds a case may run before it is killed and recorded as timeout",
-    )
-    p.add_argument(
-        "--startup-timeout",
-        type=seconds_argument,
-        default=120.0,
-        metavar="S",
-        help="seconds a worker may take to start (import its libraries and probes) before it is "
+    add_timeout_arguments(
+        p,
+        300.0,
+        "seconds a case may run before it is killed and recorded as timeout",
+        "seconds a worker may take to start (import its libraries and probes) before it is "
         "killed (default 120)",
     )
     add_probes_from_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_python_argument(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--python``: the interpreter whose environment the workers run in (default: this one)."""
+    p.add_argument("--python", default=sys.executable, metavar="PATH", help=help_text)
+
+
+def add_timeout_arguments(
+    p: argparse.ArgumentParser, case_default: float, case_help: str, startup_help: str
+) -> None:
+    """``--case-timeout`` and ``--startup-timeout`` (120 s): how long a worker may take."""
+    seconds = functools.partial(p.add_argument, type=seconds_argument, metavar="S")
+    seconds("--case-timeout", default=case_default, help=case_help)
+    seconds("--startup-timeout", default=120.0, help=startup_help)
 
 
 def add_probes_from_argument(p: argparse.ArgumentParser) -> None:

@@ -36,8 +36,6 @@ def add_parser(sub: Any) -> None:
         metavar="DIR",
         help="the history (default: results/history beside the installed audit package)",
     )
-    p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

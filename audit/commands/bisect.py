@@ -21,7 +21,7 @@ import argparse
 import sys
 from typing import Any
 
-from audit.commands._options import release_parser
+from audit.commands._options import add_probe_argument, release_parser
 
 
 def add_parser(sub: Any) -> None:
@@ -33,13 +33,7 @@ def add_parser(sub: Any) -> None:
         "the older release, e.g. 2.0.1",
         "the newer release, or 'latest' (the newest on the index)",
     )
-    p.add_argument(
-        "--probe",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="probes to audit (default: the library's own, e.g. 'torch*')",
-    )
+    add_probe_argument(p, "probes to audit (default: the library's own, e.g. 'torch*')")
     p.add_argument(
         "--probes-from",
         action="append",
@@ -79,8 +73,6 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="reuse no earlier run: audit every release the search needs",
     )
-    p.add_argument("--json", action="store_true", help="the answer as JSON on stdout")
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

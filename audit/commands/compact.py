@@ -18,21 +18,15 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from audit.commands._options import location_argument
+    from audit.commands._options import (
+        add_memory_limit_argument,
+        add_run_files_argument,
+        command_parser,
+        location_argument,
+    )
 
-    p = sub.add_parser(
-        "compact",
-        help="merge many run files into one file per month",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SRC",
-        type=location_argument,
-        help="run files or directories (searched recursively)",
-    )
+    p = command_parser(sub, "compact", "merge many run files into one file per month", __doc__)
+    add_run_files_argument(p, "sources", "SRC")
     p.add_argument(
         "dest", metavar="DEST", type=location_argument, help="directory for the month files"
     )
@@ -41,10 +35,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="delete each source file once every run it holds is in DEST",
     )
-    p.add_argument(
-        "--memory-limit", metavar="SIZE", help="memory the query engine may use, e.g. 2GB"
-    )
-    p.set_defaults(execute=execute)
+    add_memory_limit_argument(p)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -14,21 +14,18 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from audit.commands._options import location_argument
+    from audit.commands._options import (
+        add_memory_limit_argument,
+        add_probe_argument,
+        add_run_files_argument,
+        command_parser,
+        location_argument,
+    )
 
-    p = sub.add_parser(
-        "compare",
-        help="compare stored runs: findings per case, exit 1 on divergence",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        sub, "compare", "compare stored runs: findings per case, exit 1 on divergence", __doc__
     )
-    p.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        type=location_argument,
-        help="run files or directories (searched recursively)",
-    )
+    add_run_files_argument(p, "paths", "PATH")
     p.add_argument(
         "--baseline",
         action="append",
@@ -47,21 +44,13 @@ def add_parser(sub: Any) -> None:
         metavar="FIELD",
         help="list the cases whose streams change with FIELD, e.g. torch_version",
     )
-    p.add_argument(
-        "--probe",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="only these probes: probe id or registration key glob, e.g. 'torch.nn.*' (repeatable)",
+    add_probe_argument(
+        p, "only these probes: probe id or registration key glob, e.g. 'torch.nn.*' (repeatable)"
     )
     p.add_argument(
         "--cross-device", action="store_true", help="compare CPU and CUDA streams of the same case"
     )
-    p.add_argument(
-        "--memory-limit",
-        metavar="SIZE",
-        help="memory the query engine may use, e.g. 2GB (beyond it, it spills to a temp folder)",
-    )
+    add_memory_limit_argument(p)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="findings as JSON on stdout")
     fmt.add_argument(
@@ -76,7 +65,6 @@ def add_parser(sub: Any) -> None:
         ),
     )
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

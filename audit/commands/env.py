@@ -10,7 +10,6 @@ from typing import Any
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("env", help="print this machine's environment fields", description=__doc__)
     p.add_argument("--json", action="store_true", help="as a JSON object")
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

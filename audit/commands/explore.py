@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from typing import Any
 
 from audit.commands._options import (
     add_probes_from_argument,
+    add_python_argument,
+    add_timeout_arguments,
     check_python,
+    command_parser,
     probe_sources,
     seconds_argument,
 )
@@ -40,11 +42,8 @@ def _count(text: str) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "explore",
-        help="search a probe's inputs for the smallest one that differs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        sub, "explore", "search a probe's inputs for the smallest one that differs", __doc__
     )
     p.add_argument("probe", metavar="PROBE", help="probe key or id (see 'python -m audit list')")
     how = p.add_mutually_exclusive_group(required=True)
@@ -77,28 +76,11 @@ def add_parser(sub: Any) -> None:
         help="hypothesis seed, to replay a search (default: random)",
     )
     p.add_argument("--json", action="store_true", help="the answer as JSON (docs/explore.md)")
-    p.add_argument(
-        "--python",
-        default=sys.executable,
-        metavar="PATH",
-        help="interpreter whose environment is audited",
-    )
-    p.add_argument(
-        "--case-timeout",
-        type=seconds_argument,
-        default=120.0,
-        metavar="S",
-        help="seconds one example may run in a worker (default 120)",
-    )
-    p.add_argument(
-        "--startup-timeout",
-        type=seconds_argument,
-        default=120.0,
-        metavar="S",
-        help=argparse.SUPPRESS,
+    add_python_argument(p, "interpreter whose environment is audited")
+    add_timeout_arguments(
+        p, 120.0, "seconds one example may run in a worker (default 120)", argparse.SUPPRESS
     )
     add_probes_from_argument(p)
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from audit.commands._options import (
+    add_probe_argument,
     add_probes_from_argument,
     probe_sources,
     seconds_argument,
@@ -15,9 +16,7 @@ from audit.commands._options import (
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("list", help="show the probe catalogue", description=__doc__)
-    p.add_argument(
-        "--probe", action="append", default=[], metavar="GLOB", help="only probes matching GLOB"
-    )
+    add_probe_argument(p, "only probes matching GLOB")
     p.add_argument("--cases", action="store_true", help="list every case with its parameters")
     p.add_argument(
         "--sizes",
@@ -34,7 +33,6 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="seconds the --probes-from modules may take to import (default 120)",
     )
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

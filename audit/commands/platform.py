@@ -14,14 +14,12 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "platform",
-        help="build an emulated aarch64 interpreter for --python (docs/arm.md)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    from audit.commands._options import command_parser
+
+    p = command_parser(
+        sub, "platform", "build an emulated aarch64 interpreter for --python (docs/arm.md)", __doc__
     )
     p.add_argument("arch", choices=["aarch64"], help="the architecture to emulate")
-    p.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:

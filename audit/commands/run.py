@@ -36,7 +36,6 @@ def add_parser(sub: Any) -> None:
         help="with --resume: start a new run when there is nothing to resume or the environment "
         "changed (the interrupted run is kept, never merged)",
     )
-    p.set_defaults(execute=execute)
 
 
 def summary(outcome: Any, seconds: float) -> str:

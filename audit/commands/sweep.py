@@ -23,6 +23,7 @@ from audit.commands._options import (
     add_results_argument,
     add_run_arguments,
     add_selection_arguments,
+    command_parser,
     spec_from_args,
 )
 from audit.errors import AuditError, UsageError
@@ -32,11 +33,11 @@ EXIT_SKIPPED = 3
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
+    p = command_parser(
+        sub,
         "sweep",
-        help="run the catalogue under each combination of settings on this machine",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the catalogue under each combination of settings on this machine",
+        __doc__,
         epilog=_axes_help(),
     )
     p.add_argument(
@@ -65,7 +66,6 @@ def add_parser(sub: Any) -> None:
     )
     add_selection_arguments(p)
     add_run_arguments(p)
-    p.set_defaults(execute=execute)
 
 
 def sweep_folder(axes: Sequence[Any]) -> str:
@@ -278,4 +278,4 @@ def _compare(paths: List[str]) -> int:
     compare.add_parser(parser.add_subparsers())
     args = parser.parse_args(["compare", *paths])
     print()
-    return int(args.execute(args))
+    return int(compare.execute(args))

@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Hashable, List, Sequence, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Mapping, Sequence, Tuple
 
 from audit.worker.environment import FIELDS as ENV_FIELDS
-from audit.worker.records import UNSET
+from audit.worker.records import UNSET, shown
 
 #: Fields that are ids derived from others; shown only when nothing meaningful explains a split.
 DERIVED = ("machine_id",)
@@ -94,10 +94,6 @@ def natural_key(value: Any) -> Tuple[Any, ...]:
     return tuple(
         (1, int(p), "") if p.isdigit() else (2, 0, p) for p in re.split(r"(\d+)", str(value)) if p
     )
-
-
-def shown(value: Any) -> str:
-    return UNSET if value is None else str(value)
 
 
 def explains(pairs: Sequence[Tuple[Hashable, Hashable]]) -> bool:
@@ -219,4 +215,23 @@ def differing_fields(
         b = sorted({shown(e.get(name)) for e in theirs}, key=natural_key)
         if not set(a) & set(b):
             out[name] = [", ".join(a), ", ".join(b)]
+    return out
+
+
+def changed_with(
+    before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], fields: Iterable[str]
+) -> Dict[str, Tuple[List[str], List[str]]]:
+    """The fields among ``fields`` whose values differ between two groups of environments (the
+    runs before and after a version step: what else changed with the version), in the order
+    given: field -> (the values before, the values after), each shown and in natural order.
+
+    ``compare --upgrade`` names them as confounders of each step, and ``advise`` of each
+    release in the history.
+    """
+    out: Dict[str, Tuple[List[str], List[str]]] = {}
+    for name in fields:
+        a = {shown(e.get(name)) for e in before}
+        b = {shown(e.get(name)) for e in after}
+        if a != b:
+            out[name] = (sorted(a, key=natural_key), sorted(b, key=natural_key))
     return out

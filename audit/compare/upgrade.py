@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Dict, List, Set, Tuple
 
-from audit.compare.attribution import names, natural_key, shown
+from audit.compare.attribution import changed_with, names, natural_key, shown
 from audit.compare.judgements import family, kind_of, largest_tolerance
 from audit.compare.model import (
     Comparison,
@@ -109,12 +109,6 @@ def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) ->
         value = shown(e.get(name))
         if value in groups:
             groups[value].append(e)
-    out: Confound = {}
-    for other in names(envs):  # the entries of settings too
-        if other in (name, "machine_id"):
-            continue
-        a = {shown(e.get(other)) for e in groups[before]}
-        b = {shown(e.get(other)) for e in groups[after]}
-        if a != b:
-            out[other] = (sorted(a, key=natural_key), sorted(b, key=natural_key))
-    return out
+    # every field of the runs, the entries of settings too
+    others = [other for other in names(envs) if other not in (name, "machine_id")]
+    return changed_with(groups[before], groups[after], others)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from audit.compare.attribution import changed_with
 from audit.compare.difference import between
 from audit.compare.model import Difference
 from audit.compare.params import distinguishing_values
@@ -22,19 +23,6 @@ from audit.compare.rows import DETAIL_COLUMNS, Detail
 from audit.history.search import Token, Transition
 from audit.registry import canonical_json
 
-#: The columns a snapshot reads from a run file.
-COLUMNS = (
-    "case_key",
-    "probe",
-    "probe_key",
-    "probe_version",
-    "device",
-    "params",
-    "status",
-    "fingerprint",
-    "repeat_identical",
-    *DETAIL_COLUMNS,
-)
 #: The environment fields a snapshot keeps (read as columns: the same on every row of a run).
 ENV_COLUMNS = (
     "python_version",
@@ -78,8 +66,10 @@ class Snapshot:
 def snapshot(path: str, library: str) -> Snapshot:
     """Read a run file (only the columns a change needs)."""
     from audit.store.runfile import read_run_file
+    from audit.store.schema import REQUIRED
 
-    table = read_run_file(path, COLUMNS + ENV_COLUMNS).to_pylist()
+    # the columns every run file has (the case and its outcome), its detail, its environment
+    table = read_run_file(path, (*REQUIRED, *DETAIL_COLUMNS, *ENV_COLUMNS)).to_pylist()
     env = {name: table[0][name] for name in ENV_COLUMNS} if table else {}
     rows: Dict[CaseId, Row] = {}
     for r in table:
@@ -104,17 +94,16 @@ def confounders(before: Snapshot, after: Snapshot, library: str) -> List[str]:
 
     torch 2.0 dispatched to AVX2 kernels on an AVX-512 machine where later releases use
     AVX-512: a change at such a step may be the dispatch level's, which a reader must know.
+    Python is compared by major.minor; a field unknown (null) on either side is not a change.
     """
-    out = []
-    for name in ENV_COLUMNS:
-        if name == f"{library}_version":
-            continue
-        a, b = before.env.get(name), after.env.get(name)
-        if name == "python_version":
-            a, b = (".".join(str(v or "").split(".")[:2]) for v in (a, b))
-        if a != b and a is not None and b is not None:  # unknown on one side is not a change
-            out.append(f"{name} {a} -> {b}")
-    return out
+    envs = [{**snap.env, "python_version": snap.python} for snap in (before, after)]
+    known = [
+        name
+        for name in ENV_COLUMNS
+        if name != f"{library}_version" and all(e.get(name) is not None for e in envs)
+    ]
+    changed = changed_with(envs[:1], envs[1:], known)
+    return [f"{name} {a[0]} -> {b[0]}" for name, (a, b) in changed.items()]
 
 
 def restrict(snap: Snapshot, probe_keys: Set[str]) -> Snapshot:
@@ -261,9 +250,8 @@ class ProbeChange:
     kind: str  # a Difference value, or "status"
     changed: int
     cases: int  # cases of the probe (on that device) in the release
-    params: Dict[
-        str, List[str]
-    ]  # parameter -> values of the changed cases, where they explain the change
+    # parameter -> values of the changed cases, where they explain the change
+    params: Dict[str, List[str]]
     max_ulp: Optional[float]
 
 

@@ -31,7 +31,7 @@ from audit.runner.launch import SOURCE_ROOT, worker_command, worker_environment
 from audit.runner.plan import planned_cases
 from audit.runner.sidecar import Sidecar, find_resumable
 from audit.runner.spec import RunSpec
-from audit.worker.records import UNSET, Run, Status
+from audit.worker.records import Run, Status, shown
 
 Progress = Callable[[int, int, Dict[str, Any]], None]
 
@@ -51,14 +51,10 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[
     """'ATEN_CPU_CAPABILITY: default -> unset' for every field that differs."""
     names = sorted(set(before) | set(after))
     return [
-        f"{n}: {_shown(before.get(n))} -> {_shown(after.get(n))}"
+        f"{n}: {shown(before.get(n))} -> {shown(after.get(n))}"
         for n in names
         if before.get(n) != after.get(n)
     ]
-
-
-def _shown(value: Any) -> str:
-    return UNSET if value is None else str(value)
 
 
 def _with_hint(exc: AuditError, hint: str) -> AuditError:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
+from audit.registry import canonical_json
 from audit.worker import process_state
 from audit.worker.settings import SETTING_PREFIXES, SETTINGS
 
@@ -106,8 +107,9 @@ def read_settings(environ: Mapping[str, str]) -> Optional[str]:
 
 
 def canonical_object(values: Mapping[str, str]) -> Optional[str]:
-    """One spelling of a field holding an object: sorted keys, no spaces; None when empty."""
-    return json.dumps(dict(values), sort_keys=True, separators=(",", ":")) if values else None
+    """A field holding an object, in the one JSON spelling (:func:`audit.registry.canonical_json`:
+    sorted keys, no spaces); None when empty."""
+    return canonical_json(dict(values)) if values else None
 
 
 def expanded(env: Mapping[str, Optional[str]]) -> Dict[str, Optional[str]]:

@@ -11,7 +11,6 @@ import importlib.util
 import os
 import re
 import sys
-import time
 import traceback
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
@@ -19,8 +18,9 @@ from audit import registry
 from audit.errors import one_line
 from audit.probe_api import Unsupported
 from audit.worker import distance, process_state
-from audit.worker.execution import Execution, ReturnedNothing, call_probe
-from audit.worker.fingerprint import decode_sample, fingerprint, state_fingerprint
+from audit.worker.execution import Execution, ReturnedNothing, call_and_fingerprint
+from audit.worker.fingerprint import decode_sample
+from audit.worker.invariance import execute_invariance
 from audit.worker.records import HASH_ALGORITHM, Status
 from audit.worker.seeding import restored_global_state
 
@@ -68,25 +68,15 @@ def unmet_requirement(probe: registry.Probe) -> Optional[str]:
     return None
 
 
-def execute_plain(case: registry.Case) -> Execution:
-    value, state, elapsed = call_probe(case)
-    t1 = time.perf_counter()
-    fp = fingerprint(value)
-    state_fp = state_fingerprint(state)
-    return Execution(fp, state_fp, elapsed, time.perf_counter() - t1)
-
-
 def execute(case: registry.Case) -> Execution:
     """One execution of ``case``, by the kind of probe it is."""
     if case.probe.invariance is not None:
-        from audit.worker.invariance import execute_invariance
-
         return execute_invariance(case)
     if case.probe.kind == "trace":
         from audit.worker.trace import execute_trace  # imports torch: only when a trace runs
 
         return execute_trace(case)
-    return execute_plain(case)
+    return call_and_fingerprint(case)
 
 
 def base_record(case: registry.Case) -> Dict[str, Any]:

@@ -1,22 +1,26 @@
 """One execution of a probe, as every kind of probe reports it.
 
-:func:`call_probe` calls a probe on its case's parameters and times it; :class:`Execution`
-is what one execution produced.  Plain execution (:mod:`audit.worker.execute`), invariance
-(:mod:`audit.worker.invariance`) and traces (:mod:`audit.worker.trace`) all build on these two,
-so they live apart from each of them.  Worker side: standard library only.
+:func:`call_and_fingerprint` calls a probe on its case's parameters, times it and fingerprints
+what it returned (:func:`call_probe` is the call alone); :class:`Execution` is what one
+execution produced.  Plain execution (:mod:`audit.worker.execute`), invariance
+(:mod:`audit.worker.invariance`) and traces (:mod:`audit.worker.trace`) all build on these, so
+they live apart from each of them.  An exception the probe raises passes through:
+:func:`audit.worker.execute.run_case` makes it the record.  Worker side: standard library and
+xxhash (through :mod:`audit.worker.fingerprint`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, ContextManager, Dict, Mapping, Optional, Tuple
 
 from audit import registry
 from audit.probe_api import Output
-from audit.worker.fingerprint import Fingerprint
+from audit.worker.fingerprint import Fingerprint, fingerprint, state_fingerprint
 
 
 @dataclass
@@ -71,3 +75,20 @@ def call_probe(case: registry.Case, **override: Any) -> Tuple[Any, Any, float]:
     if value is None:
         raise ReturnedNothing("returned nothing (None): a probe returns the output to fingerprint")
     return value, state, elapsed
+
+
+def call_and_fingerprint(
+    case: registry.Case,
+    override: Optional[Mapping[str, Any]] = None,
+    blocks: bool = True,
+    around: Optional[ContextManager[Any]] = None,
+) -> Execution:
+    """One execution: :func:`call_probe` (inside ``around``, a trace's recorder, when given),
+    then what the probe returned and the generator state it reported fingerprinted, outside
+    ``around`` and timed apart (``blocks``: whether the output's block digests are kept)."""
+    with around if around is not None else contextlib.nullcontext():
+        value, state, elapsed = call_probe(case, **(override or {}))
+    t0 = time.perf_counter()
+    fp = fingerprint(value, blocks=blocks)
+    state_fp = state_fingerprint(state)
+    return Execution(fp, state_fp, elapsed, time.perf_counter() - t0)

@@ -23,13 +23,11 @@ Worker side: standard library only (plus what :mod:`audit.worker.execution` impo
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 from audit import registry
-from audit.worker.execution import Execution, call_probe
-from audit.worker.fingerprint import Fingerprint, fingerprint, state_fingerprint
+from audit.worker.execution import Execution, call_and_fingerprint
 
 
 @dataclass(frozen=True)
@@ -37,25 +35,18 @@ class ValueResult:
     """What the probe gave at one value of the invariance parameter."""
 
     value: Any
-    fingerprint: Fingerprint
-    state: Optional[str]
-    elapsed_s: float
-    fingerprint_s: float
+    execution: Execution
 
 
 def run_value(case: registry.Case, name: str, value: Any) -> ValueResult:
     """Call the probe with ``name=value`` and fingerprint what it returned."""
-    output, state, elapsed = call_probe(case, **{name: value})
-    t0 = time.perf_counter()
-    fp = fingerprint(output)
-    state_fp = state_fingerprint(state)
-    return ValueResult(value, fp, state_fp, elapsed, time.perf_counter() - t0)
+    return ValueResult(value, call_and_fingerprint(case, {name: value}))
 
 
 def differing_values(results: Sequence[ValueResult]) -> List[Any]:
     """The values whose result is not bitwise the reference's (the first result)."""
-    reference = results[0].fingerprint.digest
-    return [r.value for r in results[1:] if r.fingerprint.digest != reference]
+    reference = results[0].execution.fingerprint.digest
+    return [r.value for r in results[1:] if r.execution.fingerprint.digest != reference]
 
 
 def invariance_fields(name: str, differing: Sequence[Any]) -> dict:
@@ -72,13 +63,13 @@ def execute_invariance(case: registry.Case) -> Execution:
     name = case.probe.invariance
     assert name is not None, "execute_invariance needs a probe with an invariance parameter"
     results = [run_value(case, name, value) for value in case.params[name]]
-    reference = results[0]
-    everything = [[r.fingerprint.digest, r.state] for r in results]
+    runs = [r.execution for r in results]
+    everything = [[run.fingerprint.digest, run.state] for run in runs]
     return Execution(
-        reference.fingerprint,
-        reference.state,
-        sum(r.elapsed_s for r in results),
-        sum(r.fingerprint_s for r in results),
+        runs[0].fingerprint,
+        runs[0].state,
+        sum(run.elapsed_s for run in runs),
+        sum(run.fingerprint_s for run in runs),
         fields=invariance_fields(name, differing_values(results)),
         repeat_extra=registry.canonical_json(everything),
     )

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from audit.worker.records import UNSET
 from audit.worker.settings import SETTING_PREFIXES, SETTINGS
 
 #: Marks a setting whose value in a fresh interpreter is not fixed (thread counts).
@@ -272,6 +273,6 @@ def _restore_environ(before: Dict[str, str]) -> List[str]:
             del os.environ[name]
     read = [n for n in names if n.startswith(SETTING_PREFIXES) or n in SETTINGS]
     return [
-        f"os.environ[{name!r}]: {now.get(name, 'unset')}, was {before.get(name, 'unset')}"
+        f"os.environ[{name!r}]: {now.get(name, UNSET)}, was {before.get(name, UNSET)}"
         for name in read
     ]

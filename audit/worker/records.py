@@ -33,6 +33,11 @@ HASH_ALGORITHM = "xxh3_128"
 UNSET = "unset"
 
 
+def shown(value: Any) -> str:
+    """A field's value as a person reads it: null is :data:`UNSET`."""
+    return UNSET if value is None else str(value)
+
+
 class Status(str, enum.Enum):
     """How a case ended, in the order a report lists them."""
 

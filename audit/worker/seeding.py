@@ -13,6 +13,7 @@ Worker side: standard library only; numpy and torch are touched only if imported
 from __future__ import annotations
 
 import contextlib
+import operator
 import random  # noqa: F401  (always imported: its seeder always applies)
 import sys
 from dataclasses import dataclass
@@ -86,6 +87,27 @@ def restored_global_state() -> Iterator[None]:
             seeder.restore(library, state)
 
 
+def by_names(
+    name: str,
+    library: str,
+    save: str,
+    restore: str,
+    seed: str,
+    active: Callable[[Any], bool] = _always,
+) -> Seeder:
+    """A seeder made of three functions of the library's module, named by their dotted paths in
+    it: ``by_names("numpy", "numpy", "random.get_state", "random.set_state", "random.seed")``."""
+    get_save, get_restore, get_seed = (operator.attrgetter(path) for path in (save, restore, seed))
+    return Seeder(
+        name,
+        library,
+        lambda m: get_save(m)(),
+        lambda m, state: get_restore(m)(state),
+        lambda m, value: get_seed(m)(value),
+        active,
+    )
+
+
 def _cuda_ready(torch: Any) -> bool:
     cuda = getattr(torch, "cuda", None)
     return bool(cuda is not None and cuda.is_available() and cuda.is_initialized())
@@ -93,40 +115,17 @@ def _cuda_ready(torch: Any) -> bool:
 
 # --------------------------------------------------------------------------- the libraries
 
-register_seeder(
-    Seeder(
-        "random",
-        "random",
-        lambda m: m.getstate(),
-        lambda m, s: m.setstate(s),
-        lambda m, seed: m.seed(seed),
-    )
-)
-register_seeder(
-    Seeder(
-        "numpy",
-        "numpy",
-        lambda m: m.random.get_state(),
-        lambda m, s: m.random.set_state(s),
-        lambda m, seed: m.random.seed(seed),
-    )
-)
-register_seeder(
-    Seeder(
-        "torch",
-        "torch",
-        lambda m: m.get_rng_state(),
-        lambda m, s: m.set_rng_state(s),
-        lambda m, seed: m.manual_seed(seed),
-    )
-)
-register_seeder(
-    Seeder(
+for _seeder in (
+    by_names("random", "random", "getstate", "setstate", "seed"),
+    by_names("numpy", "numpy", "random.get_state", "random.set_state", "random.seed"),
+    by_names("torch", "torch", "get_rng_state", "set_rng_state", "manual_seed"),
+    by_names(
         "torch.cuda",
         "torch",
-        lambda m: m.cuda.get_rng_state_all(),
-        lambda m, s: m.cuda.set_rng_state_all(s),
-        lambda m, seed: m.cuda.manual_seed_all(seed),
+        "cuda.get_rng_state_all",
+        "cuda.set_rng_state_all",
+        "cuda.manual_seed_all",
         active=_cuda_ready,
-    )
-)
+    ),
+):
+    register_seeder(_seeder)

@@ -18,7 +18,8 @@ Outputs are the op's returned tensors, then the arguments it writes that it does
 return (``_foreach_add_`` returns nothing; batch norm writes its running statistics).
 An output of ``empty``-like ops is uninitialised memory: its record has no fingerprint and
 no sample (nor has a view of such memory, an RNN kernel's workspace, or a tensor of a dtype
-fingerprints do not cover).  The fingerprint is the canonical one of :mod:`audit.worker.fingerprint`.
+fingerprints do not cover).  The fingerprint is the canonical one of
+:mod:`audit.worker.fingerprint`.
 
 A tensor's provenance is kept by object identity and in-place version (``_version``), so
 an in-place op makes its output the new source of the tensor; a tensor the trace did not
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import sys
 import time
 import weakref
@@ -48,15 +48,8 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from audit import registry
-from audit.worker.execution import Execution, call_probe
-from audit.worker.fingerprint import (
-    CHUNK,
-    SAMPLE_HEAD,
-    SAMPLE_SPREAD,
-    fingerprint,
-    sample_indices,
-    state_fingerprint,
-)
+from audit.worker.execution import Execution, call_and_fingerprint
+from audit.worker.fingerprint import CHUNK, SAMPLE_HEAD, SAMPLE_SPREAD, fingerprint, sample_indices
 
 #: Ops whose outputs are uninitialised memory: recorded without a fingerprint.
 UNINITIALISED = frozenset(
@@ -114,9 +107,8 @@ class OpInfo:
     uninitialised: bool  # its outputs are uninitialised memory
     view: bool  # its outputs alias an input (no data of their own)
     written: Tuple[Tuple[int, str], ...]  # (position, name) of the arguments it writes
-    overwritten: Tuple[
-        Tuple[int, str], ...
-    ]  # those written arguments whose old contents it never reads
+    # those written arguments whose old contents it never reads
+    overwritten: Tuple[Tuple[int, str], ...]
     same_content: bool  # its output holds its first input's elements (detach, clone)
     scratch: frozenset  # positions of outputs that are scratch space (see SCRATCH)
 
@@ -309,9 +301,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         self._modules: List[str] = []  # stack of the modules whose forward is running
         self._hooks: List[Any] = []
         self._unsettled: List[Known] = []  # the last op's outputs (see _settle)
-        self._blank: Dict[
-            Optional[int], Tuple[Known, Any]
-        ] = {}  # storage address -> (output, storage)
+        # storage address -> (output, storage)
+        self._blank: Dict[Optional[int], Tuple[Known, Any]] = {}
 
     def __torch_dispatch__(
         self,
@@ -348,7 +339,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[misc]
         self._unsettled.clear()
 
     def _lookup(self, t: Any) -> Known:
-        """Where an input came from; a tensor made outside the trace is fingerprinted once per version."""
+        """Where an input came from; a tensor made outside the trace is fingerprinted once per
+        version."""
         known = self._known.get(id(t))
         version = _version(t)
         if known is None or known.ref() is not t or known.version != version:
@@ -512,7 +504,7 @@ def trace_digest(output_digest: str, ops: Sequence[Op]) -> str:
     h = xxhash.xxh3_128()
     h.update(f"trace|{output_digest}|".encode())
     for op in ops:
-        h.update(json.dumps(op, sort_keys=True, separators=(",", ":")).encode())
+        h.update(registry.canonical_json(op).encode())
         h.update(b"\n")
     return h.hexdigest()
 
@@ -523,15 +515,13 @@ def execute_trace(case: registry.Case) -> Execution:
     The case's fingerprint is :func:`trace_digest` (the output's blocks are left out: the
     trace, not the blocks, says where two runs part); the ops go in the ``trace`` column.
     """
-    with Recorder() as recorder:
-        value, state, elapsed = call_probe(case)
-    t1 = time.perf_counter()
-    fp = fingerprint(value, blocks=False)
-    fp = dataclasses.replace(fp, digest=trace_digest(fp.digest, recorder.ops))
-    return Execution(
-        fp,
-        state_fingerprint(state),
-        elapsed,
-        time.perf_counter() - t1,
+    recorder = Recorder()
+    run = call_and_fingerprint(case, blocks=False, around=recorder)
+    t0 = time.perf_counter()
+    digest = trace_digest(run.fingerprint.digest, recorder.ops)
+    return dataclasses.replace(
+        run,
+        fingerprint=dataclasses.replace(run.fingerprint, digest=digest),
+        fingerprint_s=run.fingerprint_s + time.perf_counter() - t0,
         fields={"trace": recorder.ops},
     )
