@@ -42,8 +42,11 @@ _POOL: Any = None
 #: of two streams says where they differ, and how much of them.
 BLOCK = 64 * 1024
 
-#: Bytes streamed into the running digest before their blocks are digested (from cache).
-SEGMENT = 1024 * 1024
+#: Bytes streamed into the running digest before their blocks are digested (from cache): small
+#: enough to stay in a core's L2 between the two passes (1 MiB did not on a 1 MiB-L2 EPYC: 9.2 ms
+#: against 8.0 ms for 200 MB), large enough that each update releases the GIL (over 64 KiB).
+#: Not part of the fingerprint: streaming gives the digest of one call over the whole buffer.
+SEGMENT = 256 * 1024
 
 #: Number of leading elements and of evenly spaced elements kept in a sample.
 SAMPLE_HEAD = 8
