@@ -69,10 +69,6 @@ class Source:
 
     def __enter__(self) -> Source:
         self.con = engine_mod.connect(self.memory_limit)
-        # Footers read once: by the catalog's metadata query, then reused by the row scans (a
-        # DuckDB cache keyed by path and modification time; 0.4-0.6 cpu-s of 5 on 10M rows in
-        # 4228 files). Only here: compare writes no file, so no footer can go stale under it.
-        self.con.execute("SET parquet_metadata_cache = true")
         try:
             self.catalog = scan.build(self.paths, self.con)
         except BaseException:

@@ -23,8 +23,10 @@ from audit.store.schema import RunMeta
 def build(paths: Iterable[str], con: Any = None) -> Catalog:
     """List, check and number every run under ``paths`` (files or directories).
 
-    ``con``: the DuckDB connection that will then read the rows (footers it reads now are
-    cached for the scan when its ``parquet_metadata_cache`` is on).
+    ``con``: the DuckDB connection that will then read the rows.  (Its
+    ``parquet_metadata_cache`` stays off: keeping the footers between this read and the row
+    scan saved 0.35 of 5 cpu-s on 10M rows in 4228 files, but held 500 MiB more, 120 KB per
+    file, which at 100M rows would pass the 4 GB target.)
     """
     files, skipped = loc.run_files(paths)
     described = catalog_mod.describe_all(files, con)
