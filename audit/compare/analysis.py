@@ -176,7 +176,8 @@ def analyse(
 
 
 def _order(f: Finding) -> Tuple[Any, ...]:
-    """Verdict order, then probe and parameters in natural order (the case key breaks ties: 0.5 vs 0.05)."""
+    """Verdict order, then probe and parameters in natural order (the case key breaks ties:
+    0.5 vs 0.05)."""
     return (
         list(Verdict).index(f.verdict),
         f.probe,
@@ -222,7 +223,8 @@ def representative(outcomes: Sequence[Outcome]) -> Pick:
 
 
 def _first_rows(outcomes: Iterable[Outcome]) -> List[Pick]:
-    """The rows of the first MAX_MESSAGES of ``outcomes`` in run order (their messages are shown)."""
+    """The rows of the first MAX_MESSAGES of ``outcomes`` in run order (their messages are
+    shown)."""
     first = sorted(outcomes, key=lambda o: o.first_run)[:MAX_MESSAGES]
     return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in first]
 

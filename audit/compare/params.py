@@ -18,7 +18,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 @dataclass(frozen=True)
 class Condition:
-    """One exact test on a case parameter: ``op`` is ``in``, ``not in``, ``>=``, ``<=`` or ``is``."""
+    """One exact test on a case parameter: ``op`` is ``in``, ``not in``, ``>=``, ``<=`` or
+    ``is``."""
 
     name: str
     op: str
