@@ -100,8 +100,8 @@ def test_spec_for_applies_variables_flags_and_unset() -> None:
     assert spec.env == {"KEEP": "1", "ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "2",
                         "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
     assert spec.unset == ["NPY_DISABLE_CPU_FEATURES"]
-    assert (spec.threads, spec.deterministic, spec.probes) == (2, "on", ["torch.randn"])
-    assert base.env == {"KEEP": "1"} and base.threads is None  # the base is not changed
+    assert (spec.calls, spec.probes) == ({"threads": "2", "deterministic": "on"}, ["torch.randn"])
+    assert base.env == {"KEEP": "1"} and base.calls == {}  # the base is not changed
 
 
 def test_an_explicit_pool_axis_wins_over_threads() -> None:
