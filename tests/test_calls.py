@@ -130,3 +130,16 @@ def test_the_runner_raises_the_refusal_as_a_usage_error(tmp_path: Path) -> None:
     spec = RunSpec(probes=["random.random"], seeds=[0], repeat=False, calls={"nosuch": "1"})
     with pytest.raises(UsageError, match="unknown library setting 'nosuch'"):
         Runner(spec, str(tmp_path)).execute()
+
+
+def test_flush_denormal_is_made_and_recorded_by_the_worker() -> None:
+    """The example axis end to end: --set flush_denormal=on shows in the header's process_state."""
+    pytest.importorskip("torch")
+    done = _worker("--set", "flush_denormal=on")
+    assert done.returncode == 0, done.stderr
+    env = _messages(done)[0]["env"]
+    state = json.loads(env["process_state"] or "{}")
+    if state.get("torch.flush_denormal") != "True":
+        assert sweep.unhonoured({"flush_denormal": "on"}, env)  # a CPU that cannot flush says so
+    else:
+        assert sweep.unhonoured({"flush_denormal": "on"}, env) == []

@@ -260,3 +260,21 @@ def test_the_sweep_help_lists_every_axis_record() -> None:
 def test_docs_sweeps_names_every_axis() -> None:
     text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "sweeps.md")).read()
     assert [name for name in sweep.AXES if f"`{name}`" not in text] == []
+
+
+def test_flush_denormal_axis_a_library_call_in_two_files() -> None:
+    """The library-call extension example: its record in axes.py and its entry in
+    audit/worker/calls.py; honoured when process_state shows the worker's thread flushing."""
+    axis = sweep.parse_axis("flush_denormal=OFF,on")
+    assert axis.values == ("off", "on") and sweep.AXES["flush_denormal"].fields == ("process_state",)
+    with pytest.raises(UsageError, match="'unset' is not a valid value \\(on, off\\)"):
+        sweep.parse_axis("flush_denormal=unset")
+    spec = sweep.spec_for(RunSpec(), {"flush_denormal": "on", "threads": "1"})
+    assert spec.calls == {"flush_denormal": "on", "threads": "1"}
+    flushing = {**_ENV, "process_state": '{"torch.flush_denormal":"True"}'}
+    fresh = {**_ENV, "process_state": None}
+    assert sweep.unhonoured({"flush_denormal": "on"}, flushing) == []
+    assert sweep.unhonoured({"flush_denormal": "off"}, fresh) == []
+    notes = sweep.unhonoured({"flush_denormal": "on"}, fresh)
+    assert len(notes) == 1 and "torch.flush_denormal was False" in notes[0]
+    assert sweep.unhonoured({"flush_denormal": "on"}, _ENV) == []  # no process_state: cannot tell

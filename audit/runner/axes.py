@@ -189,6 +189,18 @@ def _deterministic(value: str, env: Recorded) -> Optional[str]:
     return f"torch.are_deterministic_algorithms_enabled() was {used}"
 
 
+def _flush_denormal(value: str, env: Recorded) -> Optional[str]:
+    """torch.set_flush_denormal does nothing where the CPU cannot flush (it needs x86 SSE3); the
+    worker records whether its thread flushes as ``torch.flush_denormal`` in ``process_state``
+    (left out while it is off, the fresh interpreter's value)."""
+    if "process_state" not in env or env.get("torch_version") is None:
+        return None
+    seen = expanded({"process_state": env["process_state"]}).get("torch.flush_denormal", "False")
+    if seen != str(value == "on"):
+        return f"torch.flush_denormal was {seen} (set_flush_denormal needs an x86 CPU with SSE3)"
+    return None
+
+
 def _features(value: str) -> List[str]:
     return [f for f in re.split(r"[ ,]+", value.upper()) if f]
 
@@ -320,6 +332,12 @@ AXES: Dict[str, AxisKind] = {
             "torch.use_deterministic_algorithms",
             _deterministic,
             ("deterministic_algorithms",),
+        ),
+        _call_axis(
+            "flush_denormal",
+            "torch.set_flush_denormal: subnormal floats read and written as zero (x86)",
+            _flush_denormal,
+            ("process_state",),
         ),
         AxisKind(
             "load",

@@ -114,3 +114,8 @@ def _threads(torch: Any, value: str) -> None:
 @library_call("deterministic", "torch", "torch.use_deterministic_algorithms")
 def _deterministic(torch: Any, value: str) -> None:
     torch.use_deterministic_algorithms(switch(value))
+
+
+@library_call("flush_denormal", "torch", "torch.set_flush_denormal")
+def _flush_denormal(torch: Any, value: str) -> None:
+    torch.set_flush_denormal(switch(value))  # False where the CPU cannot: the axis check says so
