@@ -140,7 +140,9 @@ def analyse(
         case = judged.case
         if judged.verdict is None:
             described = {
-                k: v for k, v in case.description.items() if k not in ("kind", "invariance")
+                k: v
+                for k, v in case.description.items()
+                if k not in ("kind", "invariance", "family")
             }
             unsupported.append({**described, "runs": judged.facts.unsupported})
             continue
@@ -176,7 +178,8 @@ def analyse(
 
 
 def _order(f: Finding) -> Tuple[Any, ...]:
-    """Verdict order, then probe and parameters in natural order (the case key breaks ties: 0.5 vs 0.05)."""
+    """Verdict order, then probe and parameters in natural order (the case key breaks ties: 0.5
+    vs 0.05)."""
     return (
         list(Verdict).index(f.verdict),
         f.probe,
@@ -222,7 +225,8 @@ def representative(outcomes: Sequence[Outcome]) -> Pick:
 
 
 def _first_rows(outcomes: Iterable[Outcome]) -> List[Pick]:
-    """The rows of the first MAX_MESSAGES of ``outcomes`` in run order (their messages are shown)."""
+    """The rows of the first MAX_MESSAGES of ``outcomes`` in run order (their messages are
+    shown)."""
     first = sorted(outcomes, key=lambda o: o.first_run)[:MAX_MESSAGES]
     return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in first]
 

@@ -5,7 +5,7 @@ can run in a virtualenv that holds an old numpy or torch and nothing else (the h
 this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout
 (docs/architecture.md, "The worker protocol"); a run sends
 
-    {"type": "header", "schema": 3, "env": {...}}  # schema: audit.worker.records.SCHEMA_VERSION
+    {"type": "header", "schema": 4, "env": {...}}  # schema: audit.worker.records.SCHEMA_VERSION
     {"type": "plan", "cases": N}                   # how many cases this worker will run
     {"type": "start", "case_key": ..., "output_at": N}  # before each case: the host knows what
                                                  # ran, and where its output starts on stderr
