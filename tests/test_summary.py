@@ -240,3 +240,15 @@ def test_catalogue_modules_declare_the_families_the_prefix_chain_gives() -> None
     for key, p in registry.all_probes().items():
         args = (key, p.device, p.kind == "trace", p.invariance is not None)
         assert family(*args) == family(*args, declared={}), key
+
+
+def test_the_family_the_run_files_carry_wins_over_the_catalogue() -> None:
+    """Schema 4 stores the declared family per row: a user's probe is grouped under it without
+    importing its module; rows of older files (family null) ask the catalogue."""
+    assert family("mylib.thing", stored="myteam") == "myteam"
+    assert family("numpy.matmul", stored=None) == "numpy ops"  # the catalogue's FAMILY
+    assert family("mylib.thing", trace=True, stored="myteam") == "traces"
+    mine = _finding("mylib.thing", {"seed": 0}, Verdict.DIVERGENT, family="myteam")
+    old = _finding("numpy.random.RandomState.randn", {"seed": 0})
+    by = {p.probe: p.family for p in build_view(Comparison([mine, old], [], 2, 1, [])).probes}
+    assert by == {"mylib.thing": "myteam", "numpy.random.RandomState.randn": "numpy legacy"}

@@ -100,8 +100,8 @@ def test_spec_for_applies_variables_flags_and_unset() -> None:
     assert spec.env == {"KEEP": "1", "ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "2",
                         "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
     assert spec.unset == ["NPY_DISABLE_CPU_FEATURES"]
-    assert (spec.threads, spec.deterministic, spec.probes) == (2, "on", ["torch.randn"])
-    assert base.env == {"KEEP": "1"} and base.threads is None  # the base is not changed
+    assert (spec.calls, spec.probes) == ({"threads": "2", "deterministic": "on"}, ["torch.randn"])
+    assert base.env == {"KEEP": "1"} and base.calls == {}  # the base is not changed
 
 
 def test_an_explicit_pool_axis_wins_over_threads() -> None:
@@ -260,3 +260,21 @@ def test_the_sweep_help_lists_every_axis_record() -> None:
 def test_docs_sweeps_names_every_axis() -> None:
     text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "sweeps.md")).read()
     assert [name for name in sweep.AXES if f"`{name}`" not in text] == []
+
+
+def test_flush_denormal_axis_a_library_call_in_two_files() -> None:
+    """The library-call extension example: its record in axes.py and its entry in
+    audit/worker/calls.py; honoured when process_state shows the worker's thread flushing."""
+    axis = sweep.parse_axis("flush_denormal=OFF,on")
+    assert axis.values == ("off", "on") and sweep.AXES["flush_denormal"].fields == ("process_state",)
+    with pytest.raises(UsageError, match="'unset' is not a valid value \\(on, off\\)"):
+        sweep.parse_axis("flush_denormal=unset")
+    spec = sweep.spec_for(RunSpec(), {"flush_denormal": "on", "threads": "1"})
+    assert spec.calls == {"flush_denormal": "on", "threads": "1"}
+    flushing = {**_ENV, "process_state": '{"torch.flush_denormal":"True"}'}
+    fresh = {**_ENV, "process_state": None}
+    assert sweep.unhonoured({"flush_denormal": "on"}, flushing) == []
+    assert sweep.unhonoured({"flush_denormal": "off"}, fresh) == []
+    notes = sweep.unhonoured({"flush_denormal": "on"}, fresh)
+    assert len(notes) == 1 and "torch.flush_denormal was False" in notes[0]
+    assert sweep.unhonoured({"flush_denormal": "on"}, _ENV) == []  # no process_state: cannot tell

@@ -4,6 +4,7 @@ neither the module nor its libraries; the committed example runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -221,6 +222,34 @@ def test_the_example_in_a_thread_sweep_names_its_first_divergent_op(tmp_path: Pa
     if found is None:
         pytest.skip("this torch trains the example bit-identically on 1 and 2 threads")
     assert done.returncode == 1 and found.inputs_identical
+
+
+MYTEAM = '''
+from audit.probe_api import probe
+
+@probe("myteam.hashed", grid={"word": ["determinism", "audit"]}, family="myteam")
+def hashed(word):
+    return [hash(word) & 0xFFFFFFFF]
+'''
+
+
+def test_a_declared_family_reaches_the_report_without_the_probe_file(tmp_path: Path) -> None:
+    """family= travels in the run files: compare groups the probe under it though the host never
+    imports the file (it is gone by then).  The probe's hash() follows PYTHONHASHSEED."""
+    path = _write(tmp_path, "myprobes.py", MYTEAM)
+    results = tmp_path / "results"
+    done = _cli("sweep", "-q", "--results", str(results), "--axis", "PYTHONHASHSEED=0,1", "--probes-from", path,
+                "--no-repeat")
+    assert done.returncode == 1, done.stderr
+    os.remove(path)
+    frame = pd.concat([pd.read_parquet(p) for p in results.glob("*.parquet")])
+    assert len(frame) == 4 and set(frame["family"]) == {"myteam"}
+    text = _cli("compare", str(results))
+    assert text.returncode == 1, text.stderr
+    (line,) = [line for line in text.stdout.splitlines() if "myteam.hashed" in line]
+    assert line.split()[:4] == ["myteam.hashed", "(myteam)", "all", "2"]
+    summary = json.loads(_cli("compare", "--json", str(results)).stdout)["summary"]
+    assert [(s["probe"], s["family"]) for s in summary] == [("myteam.hashed", "myteam")]
 
 
 def test_the_docs_show_the_committed_example_whole() -> None:

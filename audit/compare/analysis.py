@@ -140,7 +140,9 @@ def analyse(
         case = judged.case
         if judged.verdict is None:
             described = {
-                k: v for k, v in case.description.items() if k not in ("kind", "invariance")
+                k: v
+                for k, v in case.description.items()
+                if k not in ("kind", "invariance", "family")
             }
             unsupported.append({**described, "runs": judged.facts.unsupported})
             continue

@@ -46,6 +46,7 @@ CASE_COLUMNS = (
     "params",
     "kind",
     "invariance",
+    "family",
 )
 
 #: Rows with an oversized string (``audit_over``: their file) come out as groups of their own,
@@ -133,7 +134,7 @@ class Source:
         }
         sql = (
             "SELECT r.case_key, r.probe_version, min(probe), min(probe_key), min(device), "
-            "min(params), min(kind), min(invariance) "
+            "min(params), min(kind), min(invariance), min(family) "
             "FROM ({}) AS r JOIN audit_wanted AS w ON r.run = w.run AND r.case_key = w.case_key "
             "AND r.probe_version IS NOT DISTINCT FROM w.probe_version GROUP BY ALL"
         )

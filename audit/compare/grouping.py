@@ -90,6 +90,7 @@ def _description(key: str, version: str, row: Optional[CaseRow]) -> Dict[str, An
         "probe_version": shown(version),
         "kind": row.kind,
         "invariance": row.invariance,
+        "family": row.family,
     }
 
 

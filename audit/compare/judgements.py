@@ -103,15 +103,17 @@ def family(
     trace: bool = False,
     invariance: Optional[bool] = None,
     declared: Optional[Mapping[str, str]] = None,
+    stored: Optional[str] = None,
 ) -> str:
-    """The family a probe belongs to (user probes fall in "other").
+    """The family a probe belongs to (a user probe that declares none falls in "other").
 
     ``trace`` and ``invariance`` come from the run files where the core gives them (the
     probe's kind, the case's invariance parameter); ``invariance=None`` (unknown) takes a key
     with a ``:`` suffix (``torch.randn:chunks``) for an invariance probe.  Otherwise the
-    family the probe declares (``declared``: key -> family, by default the catalogue's,
-    :func:`catalogue_families`) wins; the prefix chain below is only the default for a probe
-    that declares none.
+    family the probe declares wins: as the run files store it (``stored``, schema 4: a user's
+    probe is grouped without importing its module), else, for files that predate it, as the
+    catalogue declares it (``declared``: key -> family, by default :func:`catalogue_families`).
+    The prefix chain below is only the default for a probe that declares none.
     """
     name, _, variant = probe_key.partition("@")[0].partition(":")
     if trace:
@@ -120,7 +122,7 @@ def family(
         return "invariance"
     if "cuda" in device or "@cuda" in probe_key:
         return "cuda"
-    named = (catalogue_families() if declared is None else declared).get(probe_key)
+    named = stored or (catalogue_families() if declared is None else declared).get(probe_key)
     if named:
         return named
     if name.startswith("random."):
@@ -142,6 +144,11 @@ def family(
     if name.startswith("torch."):
         return "torch ops"
     return "other"
+
+
+def stored_family(findings: Sequence[Finding]) -> Optional[str]:
+    """The family the run files give the probe of ``findings`` (None: files before schema 4)."""
+    return next((f.family for f in findings if f.family), None)
 
 
 def shown_verdict(f: Finding) -> str:

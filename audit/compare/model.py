@@ -187,6 +187,7 @@ class Finding:
     varies_with: Optional[str] = None  # invariance cases: the parameter
     values: List[str] = field(default_factory=list)  # invariance cases: the values that disagree
     kind: Optional[str] = None  # the probe's kind (generator, op, trace), from the run files
+    family: Optional[str] = None  # the family the probe declares, from the run files (schema 4)
     # invariance cases: the parameter that must not change the result
     invariance: Optional[str] = None
     # baseline: field -> [this run's, reference's]

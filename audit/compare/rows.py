@@ -66,6 +66,7 @@ class CaseRow(NamedTuple):
     kind: Optional[str] = None  # generator, op or trace
     # invariance cases: the parameter that must not change the result
     invariance: Optional[str] = None
+    family: Optional[str] = None  # the family the probe declares (null before schema 4)
 
 
 class Pick(NamedTuple):

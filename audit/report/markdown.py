@@ -48,7 +48,8 @@ def _probe_row(p: ProbeSummary) -> str:
     name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
     count = " ".join(x for x in (phrases.counts(p), _paren(phrases.expected(p))) if x)
     return (
-        f"| {mark}{_code(name)} | {_cell(count)} | {_cell(phrases.kinds(p))} | "
+        f"| {mark}{_code(name)}{_cell(phrases.own_family(p))} | {_cell(count)} | "
+        f"{_cell(phrases.kinds(p))} | "
         f"{_cell(phrases.which(p))} | {_cell(p.why)} |"
     )
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional
 
-from audit.compare.judgements import OUTSIDE_SAMPLE, SIGNED_ZERO, WITHIN_SAMPLE, kind_of, shown_kind
+from audit.compare.judgements import (
+    FAMILIES,
+    OUTSIDE_SAMPLE,
+    SIGNED_ZERO,
+    WITHIN_SAMPLE,
+    kind_of,
+    shown_kind,
+)
 from audit.compare.model import Difference, Finding, Measured, Nearest, Stream
 from audit.report.view import ProbeSummary, both_values, varies_with
 
@@ -194,6 +201,12 @@ def nearest(s: Stream) -> str:
 
 
 # --------------------------------------------------------------------------- per probe
+
+
+def own_family(p: ProbeSummary) -> str:
+    """' (myteam)' after a probe whose family is none of the library families: a catalogue
+    probe's id says its family, the family a team declares for its own probes is named."""
+    return "" if p.family in FAMILIES else f" ({p.family})"
 
 
 def counts(p: ProbeSummary) -> str:

@@ -102,7 +102,9 @@ def summary_lines(c: Comparison, s: View) -> List[str]:
         + (f"; baseline: {c.baseline}" if c.baseline else ""),
     ]
     out += [f"  {note}" for note in s.environment_notes] + [""]
-    width = min(NAME_WIDTH, max((len(p.probe) for p in s.changed), default=0))
+    width = min(
+        NAME_WIDTH, max((len(p.probe) + len(phrases.own_family(p)) for p in s.changed), default=0)
+    )
     out += [line for p in s.changed for line in probe_lines(p, width)]
     return out + rest_lines(c, s)
 
@@ -114,7 +116,8 @@ def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
 
 
 def _name(p: ProbeSummary) -> str:
-    return p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+    on = "" if p.device == "cpu" or "@" in p.probe else f" on {p.device}"
+    return p.probe + on + phrases.own_family(p)
 
 
 def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:

@@ -28,6 +28,7 @@ from audit.compare.judgements import (
     largest_tolerance,
     plain,
     shown_verdict,
+    stored_family,
 )
 from audit.compare.model import Comparison, Difference, Finding, Match, Verdict
 from audit.compare.params import ParamSplit, explain_params
@@ -252,7 +253,7 @@ def probe_summary(
     return ProbeSummary(
         probe=key,
         device=device,
-        family=family(key, device, trace, invariance),
+        family=family(key, device, trace, invariance, stored=stored_family(findings)),
         cases=len(findings) + unsupported,
         verdicts={v: verdicts[v] for v in sorted(verdicts, key=_verdict_index)},
         changed=len(changed),

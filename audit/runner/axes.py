@@ -2,11 +2,15 @@
 
 Each :class:`AxisKind` says everything the sweep needs to know about one axis: its name,
 how it reaches the worker (:class:`Apply`: an environment variable set before the worker
-starts, or a worker flag for what only a library call can set), which values it accepts,
-how a run's recorded environment shows whether it was honoured (``honoured``), and which
-environment fields show it (``fields``).  Adding an axis is adding one record to
-:data:`AXES` (plus, for an environment variable the worker does not record yet, its
-field in :data:`audit.worker.settings.SETTINGS`).
+starts, or a library call the worker makes), which values it accepts, how a run's recorded
+environment shows whether it was honoured (``honoured``), and which environment fields show
+it (``fields``).  Adding an environment-variable axis is adding one record to :data:`AXES`
+(plus, for a variable that reports should name as a column, its field in
+:data:`audit.worker.settings.SETTINGS`).  Adding a library-call axis is one record here
+(:func:`_call_axis`) and the call it names in the worker's registry, :mod:`audit.worker.calls`:
+the spec carries ``calls`` (name -> value) and the worker gets ``--set NAME=VALUE``.  This
+module does not import that registry: the host names a setting, the audited interpreter makes
+it (and refuses a name it does not know).
 
 Pure: no I/O; :mod:`audit.runner.sweep` parses, combines and checks with these records.
 """
@@ -24,16 +28,19 @@ from audit.worker import records
 from audit.worker.environment import expanded
 from audit.worker.settings import SETTINGS
 
-#: The value that removes an environment variable instead of setting it (one spelling: records.UNSET).
+#: The value that removes an environment variable instead of setting it (one spelling:
+#: records.UNSET).
 UNSET = records.UNSET
 
 #: What a run recorded (:mod:`audit.worker.environment`): field -> value.
 Recorded = Mapping[str, Optional[str]]
-#: ``(value asked, recorded environment) -> why it was not honoured``, or None when it was (or cannot tell).
+#: ``(value asked, recorded environment) -> why it was not honoured``, or None when it was (or
+#: cannot tell).
 Check = Callable[[str, Recorded], Optional[str]]
 #: As :data:`Check`, also given numpy's dispatch targets -> whether this CPU has each.
 TargetsCheck = Callable[[str, Mapping[str, bool], Recorded], Optional[str]]
-#: ``(spec, value, the whole combination) -> the spec with this axis applied`` (a copy; the spec is not changed).
+#: ``(spec, value, the whole combination) -> the spec with this axis applied`` (a copy; the spec
+#: is not changed).
 Applier = Callable[[RunSpec, str, Mapping[str, str]], RunSpec]
 
 
@@ -41,8 +48,7 @@ class Apply(enum.Enum):
     """How an axis reaches the worker."""
 
     ENV = "env"  # one environment variable, set before the worker starts
-    THREADS = "threads"  # torch.set_num_threads and every thread-pool variable
-    DETERMINISTIC = "deterministic"  # torch.use_deterministic_algorithms
+    CALL = "call"  # a library call the worker makes (--set NAME=VALUE, audit.worker.calls)
     LOAD = "load"  # other processes keep every core busy while the run executes (audit.runner.load)
 
 
@@ -81,14 +87,20 @@ def _set_variable(name: str) -> Applier:
     return apply
 
 
+def _call(name: str) -> Applier:
+    """The worker makes the library call ``name`` (an entry of audit.worker.calls) with the
+    value."""
+
+    def apply(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
+        return replace(spec, calls={**spec.calls, name: value})
+
+    return apply
+
+
 def _set_threads(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
-    """The worker flag for torch.set_num_threads, and every pool variable the combination leaves to it."""
+    """torch.set_num_threads in the worker, and every pool variable the combination leaves to it."""
     env = {**spec.env, **{var: value for var in THREAD_VARIABLES if var not in setting}}
-    return replace(spec, env=env, threads=int(value))
-
-
-def _set_deterministic(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
-    return replace(spec, deterministic=value)
+    return _call("threads")(replace(spec, env=env), value, setting)
 
 
 def _not_the_worker(spec: RunSpec, value: str, setting: Mapping[str, str]) -> RunSpec:
@@ -98,7 +110,8 @@ def _not_the_worker(spec: RunSpec, value: str, setting: Mapping[str, str]) -> Ru
 
 @dataclass(frozen=True)
 class AxisKind:
-    """One known axis: how it is applied, which values it accepts, how it is checked, where it shows."""
+    """One known axis: how it is applied, which values it accepts, how it is checked, where it
+    shows."""
 
     name: str
     apply: Apply
@@ -131,7 +144,8 @@ class AxisKind:
 
 def _variable(name: str) -> Check:
     """A plain variable is honoured when the worker saw it (it records them verbatim: in a field
-    of its own, or, without one, in the ``settings`` field, :func:`audit.worker.environment.read_settings`)."""
+    of its own, or, without one, in the ``settings`` field,
+    :func:`audit.worker.environment.read_settings`)."""
 
     def check(value: str, env: Recorded) -> Optional[str]:
         recorded = (
@@ -175,6 +189,18 @@ def _deterministic(value: str, env: Recorded) -> Optional[str]:
     return f"torch.are_deterministic_algorithms_enabled() was {used}"
 
 
+def _flush_denormal(value: str, env: Recorded) -> Optional[str]:
+    """torch.set_flush_denormal does nothing where the CPU cannot flush (it needs x86 SSE3); the
+    worker records whether its thread flushes as ``torch.flush_denormal`` in ``process_state``
+    (left out while it is off, the fresh interpreter's value)."""
+    if "process_state" not in env or env.get("torch_version") is None:
+        return None
+    seen = expanded({"process_state": env["process_state"]}).get("torch.flush_denormal", "False")
+    if seen != str(value == "on"):
+        return f"torch.flush_denormal was {seen} (set_flush_denormal needs an x86 CPU with SSE3)"
+    return None
+
+
 def _features(value: str) -> List[str]:
     return [f for f in re.split(r"[ ,]+", value.upper()) if f]
 
@@ -185,7 +211,8 @@ def _npy_disable(value: str, env: Recorded) -> Optional[str]:
         return None
     still = [f for f in _features(value) if f in simd.split()]
     if still:
-        return f"numpy still uses {' '.join(still)} (not a dispatch target of numpy {env.get('numpy_version')}?)"
+        version = env.get("numpy_version")
+        return f"numpy still uses {' '.join(still)} (not a dispatch target of numpy {version}?)"
     return None
 
 
@@ -215,12 +242,16 @@ def _npy_enable(value: str, env: Recorded) -> Optional[str]:
 
 
 def _qemu_cpu(value: str, env: Recorded) -> Optional[str]:
-    """Honoured when the worker ran under qemu as that class (the wrapper names it in ``emulator``)."""
+    """Honoured when the worker ran under qemu as that class (the wrapper names it in
+    ``emulator``)."""
     emulator = env.get("emulator")
     if value == UNSET or "emulator" not in env:
         return None
     if not emulator:
-        return "the worker ran natively (no emulator): QEMU_CPU changed nothing; give --python an arm64 wrapper"
+        return (
+            "the worker ran natively (no emulator): QEMU_CPU changed nothing; "
+            "give --python an arm64 wrapper"
+        )
     if not emulator.endswith(f"({value})"):
         return f"the worker ran as {emulator}"
     return None
@@ -257,28 +288,56 @@ def _env_axis(
     )
 
 
+def _call_axis(
+    name: str,
+    meaning: str,
+    honoured: Check,
+    fields: Tuple[str, ...],
+    choices: Tuple[str, ...] = ("on", "off"),
+    pattern: Optional[re.Pattern[str]] = None,
+    example: str = "",
+    applied: Optional[Applier] = None,
+) -> AxisKind:
+    """A library-call axis: the worker makes the call ``name`` of audit.worker.calls with the
+    value (on/off unless told otherwise); ``honoured`` reads the fields that show it held."""
+    return AxisKind(
+        name,
+        Apply.CALL,
+        meaning,
+        applied or _call(name),
+        pattern,
+        choices,
+        example,
+        honoured,
+        fields,
+    )
+
+
 #: Every axis ``--axis`` accepts, by name, in the order ``sweep --help`` lists them.
 AXES: Dict[str, AxisKind] = {
     axis.name: axis
     for axis in (
-        AxisKind(
+        _call_axis(
             "threads",
-            Apply.THREADS,
             "torch.set_num_threads plus " + ", ".join(THREAD_VARIABLES),
-            _set_threads,
-            _COUNT,
+            _threads,
+            ("num_threads", *THREAD_VARIABLES),
+            choices=(),
+            pattern=_COUNT,
             example="1,2",
-            honoured=_threads,
-            fields=("num_threads", *THREAD_VARIABLES),
+            applied=_set_threads,
         ),
-        AxisKind(
+        _call_axis(
             "deterministic",
-            Apply.DETERMINISTIC,
             "torch.use_deterministic_algorithms",
-            _set_deterministic,
-            choices=("on", "off"),
-            honoured=_deterministic,
-            fields=("deterministic_algorithms",),
+            _deterministic,
+            ("deterministic_algorithms",),
+        ),
+        _call_axis(
+            "flush_denormal",
+            "torch.set_flush_denormal: subnormal floats read and written as zero (x86)",
+            _flush_denormal,
+            ("process_state",),
         ),
         AxisKind(
             "load",

@@ -31,10 +31,8 @@ def worker_command(spec: RunSpec, skip_file: Optional[str]) -> List[str]:
         cmd += ["--probes-from", source]
     if not spec.catalogue:
         cmd.append("--no-catalogue")
-    if spec.threads:
-        cmd += ["--threads", str(spec.threads)]
-    if spec.deterministic:
-        cmd += ["--deterministic", spec.deterministic]
+    for name, value in spec.calls.items():  # made by the worker: audit.worker.calls
+        cmd += ["--set", f"{name}={value}"]
     if not spec.repeat:
         cmd.append("--no-repeat")
     if spec.executions:

@@ -30,8 +30,9 @@ class RunSpec:
     )  # size panels (audit.registry.Sizes)
     env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
     unset: List[str] = field(default_factory=list)  # environment variables to remove
-    threads: Optional[int] = None
-    deterministic: Optional[str] = None  # "on" / "off"
+    #: settings the worker makes by a library call, in axis order (``--set NAME=VALUE``;
+    #: each name is an entry of audit.worker.calls): {"threads": "2", "deterministic": "on"}
+    calls: Dict[str, str] = field(default_factory=dict)
     repeat: bool = True
     executions: Optional[int] = (
         None  # executions per case in one process (None: the probe's repeats)
@@ -54,4 +55,19 @@ class RunSpec:
             del data["catalogue"]
         if data.get("executions") is None:  # added later: runs interrupted before it still resume
             data.pop("executions", None)
+        data.update(_legacy_calls(data.pop("calls")))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _legacy_calls(calls: Dict[str, str]) -> Dict[str, object]:
+    """The digest's spelling of ``calls``: the two settings RunSpec once held as fields of
+    their own keep their old keys, so runs interrupted before ``calls`` still resume."""
+    threads = calls.get("threads")
+    out: Dict[str, object] = {
+        "threads": int(threads) if threads else None,
+        "deterministic": calls.get("deterministic"),
+    }
+    others = {k: v for k, v in calls.items() if k not in out}
+    if others:
+        out["calls"] = others
+    return out

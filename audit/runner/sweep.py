@@ -4,8 +4,8 @@
 each combination in a fresh worker process, because most settings (the ATen dispatch
 level, numpy's CPU features, OpenMP's pool size, the hash seed) are read once when a
 library loads and cannot be changed afterwards.  An axis is applied either as environment
-variables set before the worker starts, or as a worker flag for what only a library call
-can set (``threads``, ``deterministic``); every axis is one record in :mod:`audit.runner.axes`.
+variables set before the worker starts, or as a library call the worker makes (``threads``,
+``deterministic``: ``--set NAME=VALUE``); every axis is one record in :mod:`audit.runner.axes`.
 
 A setting the machine cannot honour is not an error the libraries report: torch ignores
 an ``ATEN_CPU_CAPABILITY`` above what the CPU has, numpy ignores features it does not
@@ -114,8 +114,8 @@ def label(setting: Mapping[str, str]) -> str:
 
 def spec_for(base: RunSpec, setting: Mapping[str, str]) -> RunSpec:
     """``base`` with the combination applied (each axis record's ``applied``): variables set/unset,
-    worker flags given."""
-    spec = replace(base, env=dict(base.env), unset=list(base.unset))
+    library calls named."""
+    spec = replace(base, env=dict(base.env), unset=list(base.unset), calls=dict(base.calls))
     for name, value in setting.items():
         spec = AXES[name].applied(spec, value, setting)
     return spec

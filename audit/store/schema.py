@@ -120,6 +120,8 @@ UPGRADES: Dict[int, SchemaUpgrade] = {
         },
         retyped={"seed": pa.int64()},
     ),
+    # no family before 4: compare asks the catalogue for the family of such rows
+    3: SchemaUpgrade(added={"family": None}),
 }
 
 

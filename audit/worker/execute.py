@@ -87,6 +87,7 @@ def base_record(case: registry.Case) -> Dict[str, Any]:
         "probe_key": case.probe.key,
         "probe_version": case.probe.version,
         "kind": case.probe.kind,
+        "family": case.probe.family,
         "device": case.probe.device,
         "params": case.params_json,
         "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,

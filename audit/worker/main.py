@@ -5,15 +5,17 @@ can run in a virtualenv that holds an old numpy or torch and nothing else (the h
 this source tree on ``PYTHONPATH``).  It speaks JSON lines on a private copy of stdout
 (docs/architecture.md, "The worker protocol"); a run sends
 
-    {"type": "header", "schema": 3, "env": {...}}  # schema: audit.worker.records.SCHEMA_VERSION
+    {"type": "header", "schema": 4, "env": {...}}  # schema: audit.worker.records.SCHEMA_VERSION
     {"type": "plan", "cases": N}                   # how many cases this worker will run
     {"type": "start", "case_key": ..., "output_at": N}  # before each case: the host knows what
                                                  # ran, and where its output starts on stderr
     {"type": "record", ...}                      # the case's record (audit.worker.records)
-    {"type": "end", "cases": N}                  # absent when the worker stops early to be restarted
+    {"type": "end", "cases": N}                  # absent when the worker stops early to be
+                                                 # restarted
 
 ``--plan`` sends one ``{"type": "cases", "cases": [...]}`` (base records) instead; either mode
-sends ``{"type": "error", "message": ...}`` and exits 2 when the user's probes cannot be loaded.
+sends ``{"type": "error", "message": ...}`` and exits 2 when the user's probes cannot be loaded
+or a ``--set NAME=VALUE`` names a setting :mod:`audit.worker.calls` does not know (or refuses).
 Anything the probes print goes to stderr, so it cannot corrupt the protocol.
 """
 
@@ -25,10 +27,11 @@ import importlib.util
 import json
 import os
 import sys
-from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TextIO
 
 from audit import registry, user_probes
 from audit.errors import AuditError, UsageError
+from audit.worker import calls
 from audit.worker.execute import base_record, run_case_checked
 from audit.worker.records import EXIT_RESTART, SCHEMA_VERSION
 
@@ -60,17 +63,6 @@ def load_catalogue(extra_modules: Sequence[str] = (), sources: Sequence[str] = (
             raise UsageError(f"cannot import probe module {name!r}: {exc}") from None
     loaded = user_probes.load(sources)
     return [key for source in sources for key in loaded.get(source, [])]
-
-
-def apply_settings(threads: Optional[int], deterministic: Optional[bool]) -> None:
-    """Settings made by library call rather than environment variable."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    if threads:
-        torch.set_num_threads(threads)
-    if deterministic is not None:
-        torch.use_deterministic_algorithms(deterministic)
 
 
 class Channel:
@@ -138,10 +130,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--executions", type=int, help="executions per case in this process (default: the probe's)"
     )
-    p.add_argument("--threads", type=int, help="torch.set_num_threads")
     p.add_argument(
-        "--deterministic", choices=["on", "off"], help="torch.use_deterministic_algorithms"
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting made by a library call (audit.worker.calls: "
+        + ", ".join(sorted(calls.registered()))
+        + "); repeatable",
     )
+    for name in ("threads", "deterministic"):  # the spellings before --set
+        p.add_argument(
+            f"--{name}", dest="set", action="append", type=_as_set(name), help=f"--set {name}=..."
+        )
     p.add_argument("--module", action="append", default=[], help="extra probe module to import")
     p.add_argument(
         "--probes-from",
@@ -153,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-catalogue",
         action="store_true",
-        help="run only the probes of --probes-from (the catalogue and entry points are loaded, not run)",
+        help="run only the probes of --probes-from "
+        "(the catalogue and entry points are loaded, not run)",
     )
     p.add_argument(
         "--plan", action="store_true", help="only list the cases a run would execute, then exit"
@@ -166,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _as_set(name: str) -> Callable[[str], str]:
+    return lambda value: f"{name}={value}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     die_with_parent()
@@ -174,6 +180,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return plan(channel, args)
     import_libraries()
     try:
+        settings = calls.parse(args.set)  # an unknown name fails before anything runs
         theirs = load_catalogue(args.module, args.probes_from)
         among = theirs if args.no_catalogue else None
         cases = cases_to_run(
@@ -183,10 +190,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.sizes,
             among,
         )
-    except AuditError as exc:  # the user's probes: one line for the host to show
+        calls.apply(settings)  # after the imports: what a module set at import is overridden
+    except AuditError as exc:  # the user's probes or a setting: one line for the host to show
         channel.send({"type": "error", "message": str(exc)})
         return 2
-    apply_settings(args.threads, None if args.deterministic is None else args.deterministic == "on")
     from audit.worker.environment import capture
 
     channel.send({"type": "header", "schema": SCHEMA_VERSION, "env": capture()})
@@ -215,6 +222,7 @@ def plan(channel: Channel, args: argparse.Namespace) -> int:
     unless a user module imports it.
     """
     try:
+        calls.parse(args.set)  # the run would refuse it: so does its plan
         theirs = load_catalogue(args.module, args.probes_from)
         cases = cases_to_run(
             args.probe,

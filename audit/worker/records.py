@@ -21,7 +21,9 @@ from typing import Any, Dict, List, Mapping, Optional
 #: 3: ``blocks``/``block_elements`` (where in a stream two runs differ), ``trace`` (per-op
 #:    records of trace probes), ``invariance``/``invariant``/``variant_values`` (invariance
 #:    cases), and ``seed`` holds every seed the CLI accepts (-2**63 .. 2**64-1).
-SCHEMA_VERSION = 3
+#: 4: ``family``: the family the probe declares, so reports group a user's probe under it
+#:    without importing its module.
+SCHEMA_VERSION = 4
 
 #: The digest behind every fingerprint this version writes.  Stored per row, so a future
 #: change of algorithm can never make two equal outputs look divergent, or the reverse.
@@ -57,6 +59,7 @@ RECORD_FIELDS: Dict[str, str] = {
         "hash of the probe's source and grid; rows of different versions never compare"
     ),
     "kind": "generator, op or trace",
+    "family": "the family the probe declares (family= or its module's FAMILY); null: none declared",
     "device": "cpu or cuda",
     "params": "case parameters as canonical JSON",
     "seed": "the case's seed, when it has one",
