@@ -101,7 +101,8 @@ def test_upgrade_view_lists_changed_cases_by_probe(tmp_path):
            run("b", 2, {"torch_version": "2.13.0"}, record("p", P, "y"), record("p", {"seed": 1}, "x1"),
                record("q", P, "s"))], str(tmp_path))
     c = compare_paths([str(tmp_path)])
-    view = upgrade_view(c, "torch_version")
+    view = upgrade_view(c, "torch_version").upgrade
+    assert view is not None and c.upgrade is None  # a new comparison; the given one as it was
     assert view.values == ["2.4.1", "2.13.0"]
     assert [(p.probe, p.changed, p.compared) for p in view.by_probe] == [("p", 1, 2), ("q", 0, 1)]
     assert view.confounders == {("2.4.1", "2.13.0"): []}

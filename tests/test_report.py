@@ -52,8 +52,7 @@ def test_golden(comparison: Comparison, name: str, renderer: Any, details: bool)
 
 
 def test_golden_upgrade() -> None:
-    c = compare_paths([FIXTURE])
-    upgrade_view(c, "torch_version")
+    c = upgrade_view(compare_paths([FIXTURE]), "torch_version")
     _golden("report-upgrade.txt", text.render(build_view(c)))
 
 
@@ -266,9 +265,7 @@ def _upgrade_comparison(confound: bool) -> Comparison:
     split = [Stream("c", 1, ["r0"], {}, env_ids=[0]), Stream("d", 1, ["r1"], {}, env_ids=[1])]
     findings.append(_finding({"seed": 0}, probe="torch.exp", difference=Difference.NUMERICAL_DRIFT, max_ulp=2.0,
                              streams=split))
-    c = Comparison(findings, [], 14, 2, [], envs=envs)
-    upgrade_view(c, "torch_version")
-    return c
+    return upgrade_view(Comparison(findings, [], 14, 2, [], envs=envs), "torch_version")
 
 
 HEADLINE = "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases run ok on both sides change their stream, in 2 probes"

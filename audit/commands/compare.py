@@ -92,7 +92,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.expectations:  # before the upgrade view, which shows the findings as accepted
         comparison = expect.apply(comparison, accepted)
     if args.upgrade:
-        upgrade_view(comparison, args.upgrade)
+        comparison = upgrade_view(comparison, args.upgrade)
     _write(comparison, args)
     if args.upgrade:  # informs, does not gate: changed streams are the answer, not a failure
         return 3 if comparison.skipped else 0

@@ -222,7 +222,7 @@ class Finding:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Comparison:
     """Everything one ``compare`` found."""
 
@@ -319,7 +319,7 @@ class ProbeChanges:
 Confound = Dict[str, Tuple[List[str], List[str]]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class UpgradeView:
     """``compare --upgrade FIELD``: the cases whose streams change at each step of the field
     (:func:`audit.compare.upgrade.upgrade_view` makes it)."""

@@ -10,6 +10,7 @@ be theirs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from typing import Any, Dict, List, Set, Tuple
 
@@ -39,8 +40,8 @@ def _values_of(f: Finding, name: str, envs: List[Dict[str, Any]]) -> Dict[str, S
     return out
 
 
-def upgrade_view(comparison: Comparison, name: str) -> UpgradeView:
-    """Fill ``comparison.upgrade`` with the changes along field ``name``."""
+def upgrade_view(comparison: Comparison, name: str) -> Comparison:
+    """``comparison`` with its :class:`UpgradeView`: the changes along field ``name``."""
     if name not in ENV_FIELDS:
         raise UsageError(
             f"--upgrade {name!r} is not an environment field; try torch_version or numpy_version"
@@ -52,30 +53,39 @@ def upgrade_view(comparison: Comparison, name: str) -> UpgradeView:
             f"the runs do not differ in {name} (all {values[0] if values else 'empty'}); "
             "give runs made with at least two values"
         )
-    view = UpgradeView(name, values)
+    steps = list(zip(values, values[1:]))
+    nondeterministic: List[Finding] = []
+    changes: List[UpgradeChange] = []
     compared: Dict[Tuple[str, str, str], List[Tuple[Finding, bool]]] = defaultdict(list)
     for f in comparison.findings:
         if f.verdict == Verdict.NONDETERMINISTIC:
-            view.nondeterministic.append(f)
+            nondeterministic.append(f)
             continue
         if f.verdict not in (Verdict.DIVERGENT, Verdict.VARIANT, Verdict.IDENTICAL):
             continue
         by_value = _values_of(f, name, envs)
-        for before, after in view.steps:
+        for before, after in steps:
             if before not in by_value or after not in by_value:
                 continue
             changed = by_value[before] != by_value[after]
             compared[(f.probe_key, before, after)].append((f, changed))
             if changed:
-                view.changes.append(UpgradeChange(f, before, after))
-    view.by_probe = sorted(
+                changes.append(UpgradeChange(f, before, after))
+    by_probe = sorted(
         (_probe_changes(*key, cases) for key, cases in compared.items()),
         key=lambda p: (-p.changed, p.probe, natural_key(p.before)),
     )
-    view.confound_values = {step: _confound(envs, name, *step) for step in view.steps}
-    view.confounders = {step: list(fields) for step, fields in view.confound_values.items()}
-    comparison.upgrade = view
-    return view
+    confound_values = {step: _confound(envs, name, *step) for step in steps}
+    view = UpgradeView(
+        name,
+        values,
+        changes=changes,
+        by_probe=by_probe,
+        confounders={step: list(fields) for step, fields in confound_values.items()},
+        nondeterministic=nondeterministic,
+        confound_values=confound_values,
+    )
+    return dataclasses.replace(comparison, upgrade=view)
 
 
 def _probe_changes(
