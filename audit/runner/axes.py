@@ -288,6 +288,23 @@ def _env_axis(
     )
 
 
+def _numpy_axis(
+    name: str, meaning: str, example: str, honoured: Check, targets: Optional[TargetsCheck] = None
+) -> AxisKind:
+    """A variable naming numpy's dispatch targets: checked against the targets this numpy
+    knows, shown by the variable and by ``numpy_simd`` (what numpy then dispatched to)."""
+    return _env_axis(
+        name,
+        meaning,
+        _FEATURES.pattern,
+        example=example,
+        honoured=honoured,
+        fields=(name, "numpy_simd"),
+        targets=targets,
+        needs_numpy_targets=True,
+    )
+
+
 def _call_axis(
     name: str,
     meaning: str,
@@ -362,24 +379,18 @@ AXES: Dict[str, AxisKind] = {
             r"^[A-Za-z0-9_]+$",
             example="Haswell,SkylakeX",
         ),
-        _env_axis(
+        _numpy_axis(
             "NPY_DISABLE_CPU_FEATURES",
             "numpy dispatch targets switched off (numpy's own names)",
-            _FEATURES.pattern,
-            example="X86_V4 on numpy>=2.4, AVX512F AVX512_SKX before",
-            honoured=_npy_disable,
-            fields=("NPY_DISABLE_CPU_FEATURES", "numpy_simd"),
+            "X86_V4 on numpy>=2.4, AVX512F AVX512_SKX before",
+            _npy_disable,
             targets=_npy_targets,
-            needs_numpy_targets=True,
         ),
-        _env_axis(
+        _numpy_axis(
             "NPY_ENABLE_CPU_FEATURES",
             "numpy dispatch targets allowed (numpy>=2.0)",
-            _FEATURES.pattern,
-            example="X86_V3",
-            honoured=_npy_enable,
-            fields=("NPY_ENABLE_CPU_FEATURES", "numpy_simd"),
-            needs_numpy_targets=True,
+            "X86_V3",
+            _npy_enable,
         ),
         _env_axis(
             "MKL_CBWR", "MKL reproducibility mode", r"^[A-Za-z0-9_,]+$", example="COMPATIBLE,AVX2"

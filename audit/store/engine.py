@@ -295,25 +295,22 @@ class Engine:
         self._register(
             name,
             pa.RecordBatchReader.from_batches(
-                shape, self._remote_batches(columns, files, by_file, shape)
+                shape, self._remote_batches(columns, {f: by_file[f] for f in files}, shape)
             ),
         )
         return f"SELECT *{', CAST(NULL AS VARCHAR) AS audit_over' if flagged else ''} FROM {name}"
 
     def _remote_batches(
-        self,
-        columns: Sequence[str],
-        files: List[int],
-        by_file: Dict[int, List[int]],
-        shape: pa.Schema,
+        self, columns: Sequence[str], runs_of: Dict[int, List[int]], shape: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
-        for f in files:
+        """The rows of each file (index -> its runs' indices), in ``shape``."""
+        for f, wanted in runs_of.items():
             entry = self.catalog.files[f]
             table = runfile.read_run_file(entry.path, list(dict.fromkeys([*columns, "run_id"])))
-            runs = {self.catalog.runs[i].run_id: i for i in by_file[f]}
+            runs = {self.catalog.runs[i].run_id: i for i in wanted}
             ids = table.column("run_id").to_pylist()
             keep = [r for r, run_id in enumerate(ids) if not entry.compacted or run_id in runs]
-            index = [runs[ids[r]] if entry.compacted else by_file[f][0] for r in keep]
+            index = [runs[ids[r]] if entry.compacted else wanted[0] for r in keep]
             table = table.take(pa.array(keep, pa.int64())).select(list(columns))
             table = table.append_column("run", pa.array(index, pa.int32()))
             table = table.append_column(
