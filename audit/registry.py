@@ -96,7 +96,8 @@ class Probe:
     sizes: Mapping[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
     #: parameter -> where ``explore`` may draw it from (:mod:`audit.domains`); not in the version
     search: Mapping[str, domains.Domain] = field(default_factory=dict)
-    #: the family reports group it under (``family=``, else its module's ``FAMILY``); None: by its id
+    #: the family reports group it under (``family=``, else its module's ``FAMILY``); None: by
+    #: its id
     family: Optional[str] = None
 
     @property

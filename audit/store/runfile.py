@@ -25,7 +25,9 @@ import pyarrow.parquet as pq
 from audit.errors import DiskFull, SchemaError, StoreError, one_line
 from audit.store import location as loc
 from audit.store.location import Skipped
-from audit.store.schema import (  # noqa: F401  (the schema's names, as callers have imported them from here)
+
+# The schema's names, as callers have imported them from here.
+from audit.store.schema import (  # noqa: F401
     ARROW_SCHEMA,
     COLUMNS,
     META_ENV,
@@ -217,7 +219,8 @@ def publish(results: str, name: str, write: Callable[[str, Any], None]) -> str:
 
 
 def _raise_disk_full(exc: BaseException, results: str) -> None:
-    """Turn a full disk (ENOSPC, however pyarrow spells it) into DiskFull naming path and free space."""
+    """Turn a full disk (ENOSPC, however pyarrow spells it) into DiskFull naming path and free
+    space."""
     if getattr(exc, "errno", None) != errno.ENOSPC and "No space left on device" not in str(exc):
         return
     free: Optional[int] = None

@@ -22,7 +22,9 @@ SETTINGS: Dict[str, str] = {
     "MKL_CBWR": "MKL conditional numerical reproducibility mode",
     "CUBLAS_WORKSPACE_CONFIG": "cuBLAS workspace setting (deterministic cuBLAS needs it)",
     "PYTHONHASHSEED": "Python hash seed",
-    "QEMU_CPU": "qemu-user CPU model the emulated worker ran as (the arm64 environment's CPU class axis)",
+    "QEMU_CPU": (
+        "qemu-user CPU model the emulated worker ran as (the arm64 environment's CPU class axis)"
+    ),
 }
 
 #: Prefixes of the environment variables the audited libraries and their runtimes (OpenMP,
