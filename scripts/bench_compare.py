@@ -11,7 +11,8 @@ Then, in one run and over the same files, it times:
 - ``compare`` (footer checks, grouped outcomes, verdicts, attribution, difference kinds);
 - both again on the same runs compacted by ``python -m audit compact`` (one file per month).
 
-Each measurement runs in a fresh subprocess, so its peak RSS (ru_maxrss) is its own.  Wall
+Each measurement runs in a fresh subprocess, so its peak RSS is its own (VmHWM of the process's
+own memory on Linux: ru_maxrss would carry the parent's peak across fork and exec).  Wall
 and CPU seconds are both shown: on a loaded machine CPU seconds are the steadier figure.
 
     python scripts/bench_compare.py                      # 10M and 100M rows (~9 GB of files for 100M)
@@ -171,7 +172,20 @@ def generate(directory: str, rows: int, cases: int, workers: int = 2) -> int:
 
 def _usage() -> Dict[str, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mib": r.ru_maxrss / 1024}
+    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mib": _peak_rss_kib(r) / 1024}
+
+
+def _peak_rss_kib(r: Any) -> float:
+    """This process's own peak RSS: Linux keeps the larger of the parent's ru_maxrss (at fork) and
+    the child's across execve, so a child of a large parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(r.ru_maxrss)
 
 
 def measure_bare(directory: str) -> Dict[str, Any]:
