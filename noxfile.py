@@ -101,8 +101,14 @@ def _cells() -> List[object]:
 # --------------------------------------------------------------------------- sessions
 
 
-def _install_project(session: nox.Session) -> None:
-    session.install(*_index_options(), "-e", ".[test]")
+def _install_project(session: nox.Session, *pins: str) -> None:
+    session.install(*_index_options(), "-e", ".[test]", *pins)
+
+
+#: The torch of the README's install and of the committed figures in results/bench/: the bench
+#: session measures with it, so that its figures compare with those (the generators' speed
+#: changes between releases and builds).
+BENCH_TORCH = "torch==2.13.0"
 
 
 @nox.session
@@ -137,7 +143,7 @@ def bench(session: nox.Session) -> None:
     unknown = [name for name in names if name not in found]
     if unknown:
         session.error(f"no benchmark {', '.join(unknown)} (there are: {', '.join(found)})")
-    _install_project(session)
+    _install_project(session, BENCH_TORCH)
     for name in names or list(found):
         session.run("python", found[name], *session.posargs[len(names) :])
 
