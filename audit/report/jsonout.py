@@ -77,15 +77,13 @@ def nearest_json(n: Nearest) -> Dict[str, Any]:
     }
 
 
+def _attributes(obj: Any, *names: str) -> Dict[str, Any]:
+    """The JSON keys that are ``obj``'s attributes of the same name, as they are, in order."""
+    return {name: getattr(obj, name) for name in names}
+
+
 def stream_json(s: Stream) -> Dict[str, Any]:
-    out: Dict[str, Any] = {
-        "fingerprint": s.fingerprint,
-        "run_count": s.run_count,
-        "runs": s.runs,
-        "environment": s.environment,
-        "dtype": s.dtype,
-        "shape": s.shape,
-    }
+    out = _attributes(s, "fingerprint", "run_count", "runs", "environment", "dtype", "shape")
     if s.known is not None:
         out.update(known=s.known, reference=s.reference)
     if s.nearest is not None:
@@ -137,16 +135,8 @@ def finding_json(f: Finding) -> Dict[str, Any]:
 
 
 def summary_json(p: ProbeSummary) -> Dict[str, Any]:
-    out: Dict[str, Any] = {
-        "probe": p.probe,
-        "device": p.device,
-        "cases": p.cases,
-        "verdicts": p.verdicts,
-        "difference": p.difference,
-        "max_ulp": _number(p.max_ulp),
-        "axes": p.axes,
-    }
-    out.update(rtol=_number(p.rtol), atol=_number(p.atol))
+    out = _attributes(p, "probe", "device", "cases", "verdicts", "difference")
+    out.update(max_ulp=_number(p.max_ulp), axes=p.axes, rtol=_number(p.rtol), atol=_number(p.atol))
     if p.params is not None:
         out["params"] = p.params.values
     out.update(

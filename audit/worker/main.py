@@ -151,20 +151,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH_OR_MODULE",
         help="a .py file or dotted module of your own probes (repeatable)",
     )
-    p.add_argument(
-        "--no-catalogue",
-        action="store_true",
-        help="run only the probes of --probes-from "
+    switches = {
+        "--no-catalogue": "run only the probes of --probes-from "
         "(the catalogue and entry points are loaded, not run)",
-    )
-    p.add_argument(
-        "--plan", action="store_true", help="only list the cases a run would execute, then exit"
-    )
-    p.add_argument(
-        "--serve",
-        action="store_true",
-        help="persistent mode: answer one case per JSON line on stdin (audit.worker.serve)",
-    )
+        "--plan": "only list the cases a run would execute, then exit",
+        "--serve": "persistent mode: answer one case per JSON line on stdin (audit.worker.serve)",
+    }
+    for flag, meaning in switches.items():
+        p.add_argument(flag, action="store_true", help=meaning)
     return p
 
 
