@@ -288,3 +288,15 @@ def test_report_marks_emulated_runs_and_a_torch_flavour_confound() -> None:
     same = {**cpu_only, "torch_version": "2.13.0", "cuda_version": "13.0"}
     assert len(environment_notes(_comparison([arm], [cpu_only, same]))) == 1  # the baseline holds the flavour
     assert environment_notes(_comparison([cpu_only], [cpu_only])) == []  # native, same flavour: nothing
+
+
+def test_the_arm_part_table_reads_every_entry_of_its_text() -> None:
+    """The MIDR names are a text table: a misaligned entry must not be lost or merged."""
+    import re
+
+    parts = environment.ARM_PARTS
+    entries = re.findall(r"\b[0-9a-f]{2} [0-9a-f]{3}\b", environment._ARM_PART_NAMES)
+    assert len(parts) == len(entries) == 13
+    assert parts[(0x41, 0xD0C)] == "ARM Neoverse-N1" and parts[(0x46, 0x001)] == "Fujitsu A64FX"
+    assert parts[(0xC0, 0xAC4)] == "Ampere-1a" and parts[(0x00, 0x051)] == "QEMU max"
+    assert all(name.strip() == name and "  " not in name for name in parts.values())

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from typing import Callable, Dict, Mapping, Optional, Tuple
@@ -143,22 +144,20 @@ def _version(dist: str) -> Optional[str]:
         return None
 
 
-#: arm64 MIDR (implementer, part) -> name, for the parts this project meets (Linux's cpuinfo has
-#: no model name).
+#: arm64 MIDR implementer and part (hex) and the name they stand for, for the parts this project
+#: meets (Linux's cpuinfo has no model name).
+_ARM_PART_NAMES = """
+41 d08 ARM Cortex-A72      41 d0b ARM Cortex-A76      41 d0c ARM Neoverse-N1
+41 d40 ARM Neoverse-V1     41 d49 ARM Neoverse-N2     41 d4f ARM Neoverse-V2
+41 d8e ARM Neoverse-N3     41 d84 ARM Neoverse-V3     46 001 Fujitsu A64FX
+c0 ac3 Ampere-1            c0 ac4 Ampere-1a           61 022 Apple M1
+00 051 QEMU max
+"""
+#: (implementer, part) -> name, read from the table above (entries apart by two spaces or more).
 ARM_PARTS: Dict[Tuple[int, int], str] = {
-    (0x41, 0xD08): "ARM Cortex-A72",
-    (0x41, 0xD0B): "ARM Cortex-A76",
-    (0x41, 0xD0C): "ARM Neoverse-N1",
-    (0x41, 0xD40): "ARM Neoverse-V1",
-    (0x41, 0xD49): "ARM Neoverse-N2",
-    (0x41, 0xD4F): "ARM Neoverse-V2",
-    (0x41, 0xD8E): "ARM Neoverse-N3",
-    (0x41, 0xD84): "ARM Neoverse-V3",
-    (0x46, 0x001): "Fujitsu A64FX",
-    (0xC0, 0xAC3): "Ampere-1",
-    (0xC0, 0xAC4): "Ampere-1a",
-    (0x61, 0x022): "Apple M1",
-    (0x00, 0x051): "QEMU max",
+    (int(implementer, 16), int(part, 16)): name
+    for entry in re.split(r"\s{2,}|\n", _ARM_PART_NAMES.strip())
+    for implementer, part, name in [entry.split(maxsplit=2)]
 }
 
 
