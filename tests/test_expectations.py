@@ -3,6 +3,7 @@ a line accepting several kinds is reported; lines are indexed (issue 18 item 2).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import json
@@ -120,6 +121,19 @@ def test_a_line_without_kind_accepts_no_crash(tmp_path: Any) -> None:
         "(myproj.*: accepted split)",
         "exp:1: no kind stated, so no bound: it accepted 1 finding (1 stream-change); bound it with kind=stream-change "
         "(myproj.*: accepted split)"]
+
+
+def test_applying_the_same_expectations_again_counts_afresh(tmp_path: Any) -> None:
+    """apply leaves the parsed expectations as they were: what it counted is its own."""
+    base = compare_paths([_crashes(tmp_path)])
+    lines = expect.parse('myproj.* reason="accepted split"', "exp")
+    before = [dataclasses.asdict(e) for e in lines]
+    first = expect.apply(base, lines)
+    second = expect.apply(base, lines)
+    assert first.expectation_notes == second.expectation_notes
+    assert "matches 5 errors" in second.expectation_notes[0]  # not 10: no count carried over
+    assert "accepted 1 finding" in second.expectation_notes[1]
+    assert [dataclasses.asdict(e) for e in lines] == before
 
 
 def test_kind_error_accepts_errors_and_only_errors(tmp_path: Any) -> None:

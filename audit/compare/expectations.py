@@ -85,15 +85,22 @@ class Expectation:
     until: Optional[dt.date] = None
     kind: Optional[str] = None  # one of KINDS; None: any kind but error, no bound
     max_ulp: Optional[float] = None  # with kind numerical-drift: the largest ULP distance accepted
-    matched: int = dataclasses.field(default=0, compare=False)
+
+
+@dataclass
+class Use:
+    """What one :func:`apply` did with one expectation (the notes are made from it); the
+    expectations themselves are not changed, so applying them again counts afresh."""
+
+    matched: int = 0
     # baseline: reference splits it accepts
-    in_reference: int = dataclasses.field(default=0, compare=False)
+    in_reference: int = 0
     # kind -> findings accepted
-    kinds: Counter = dataclasses.field(default_factory=Counter, compare=False)
+    kinds: Counter = dataclasses.field(default_factory=Counter)
     # of the drifts accepted
-    largest_ulp: Optional[float] = dataclasses.field(default=None, compare=False)
+    largest_ulp: Optional[float] = None
     # kindless: errors matched, not accepted
-    errors_left: int = dataclasses.field(default=0, compare=False)
+    errors_left: int = 0
 
 
 def parse(text: str, source: str = "expectations") -> List[Expectation]:
@@ -373,20 +380,23 @@ def apply(
     expectations."""
     today = today or dt.date.today()
     index = Index([e for e in expectations if e.until is None or e.until >= today])
+    uses: Dict[int, Use] = {id(exp): Use() for exp in expectations}
     findings = []
     for finding in comparison.findings:
-        expected = _expected(finding, index, comparison)
+        expected = _expected(finding, index, comparison, uses)
         same = expected == finding.expected
         findings.append(finding if same else dataclasses.replace(finding, expected=expected))
-    lines = [line for exp in expectations for line in notes(exp, today)]
+    lines = [line for exp in expectations for line in notes(exp, today, uses[id(exp)])]
     return dataclasses.replace(
         comparison, findings=findings, expectation_notes=comparison.expectation_notes + lines
     )
 
 
-def _expected(finding: Finding, index: Index, comparison: Comparison) -> Optional[str]:
+def _expected(
+    finding: Finding, index: Index, comparison: Comparison, uses: Dict[int, Use]
+) -> Optional[str]:
     """Why ``finding`` is accepted (the first expectation that accepts it; None: none does),
-    counting on every expectation that matches it what it did with it."""
+    counting in the :class:`Use` of every expectation that matches it what it did with it."""
     accepted = finding.expected
     kind: Optional[str] = None
     measured = False
@@ -395,57 +405,60 @@ def _expected(finding: Finding, index: Index, comparison: Comparison) -> Optiona
             continue
         if not measured:
             kind, measured = kind_of(finding), True
+        use = uses[id(exp)]
         if _accepts_finding(exp, finding, comparison.envs, kind):
-            _count(exp, finding, kind)
+            _count(use, finding, kind)
             accepted = accepted or f"{exp.reason} ({exp.source})"
         elif _accepts_reference_split(exp, finding, comparison.reference_envs):
-            exp.in_reference += 1
+            use.in_reference += 1
         elif kind == ERROR and exp.kind is None and not accepted and finding.unexpected:
-            exp.errors_left += 1
+            use.errors_left += 1
     return accepted
 
 
-def _count(exp: Expectation, finding: Finding, kind: Optional[str]) -> None:
-    exp.matched += 1
-    exp.kinds[kind] += 1
+def _count(use: Use, finding: Finding, kind: Optional[str]) -> None:
+    use.matched += 1
+    use.kinds[kind] += 1
     size = _size(finding)
     if kind == Difference.NUMERICAL_DRIFT.value and size is not None:
-        exp.largest_ulp = size if exp.largest_ulp is None else max(exp.largest_ulp, size)
+        use.largest_ulp = size if use.largest_ulp is None else max(use.largest_ulp, size)
 
 
-def notes(exp: Expectation, today: dt.date) -> List[str]:
-    """What the output says about one expectation after it was applied (warnings first)."""
+def notes(exp: Expectation, today: dt.date, use: Optional[Use] = None) -> List[str]:
+    """What the output says about one expectation after it was applied (warnings first);
+    ``use``: what the application did with it (None: nothing matched it)."""
+    use = use or Use()
     what = f"({exp.probe}: {exp.reason})"
     out = []
-    if len(exp.kinds) > 1:
+    if len(use.kinds) > 1:
         kinds = ", ".join(
-            f"{k} {n}" for k, n in sorted(exp.kinds.items(), key=lambda kn: KINDS.index(kn[0]))
+            f"{k} {n}" for k, n in sorted(use.kinds.items(), key=lambda kn: KINDS.index(kn[0]))
         )
         out.append(
-            f"warning: {exp.source} accepts findings of {len(exp.kinds)} kinds ({kinds}); "
+            f"warning: {exp.source} accepts findings of {len(use.kinds)} kinds ({kinds}); "
             f"state the one it is for with kind= {what}"
         )
-    if exp.errors_left:
-        n = exp.errors_left
+    if use.errors_left:
+        n = use.errors_left
         out.append(
             f"warning: {exp.source} matches {n} error{'s' if n > 1 else ''} it does not accept: "
             f"errors need a line with kind=error {what}"
         )
     if exp.until is not None and exp.until < today:
         out.append(f"{exp.source}: expired on {exp.until} {what}")
-    elif exp.matched and exp.kind is None:
+    elif use.matched and exp.kind is None:
         out.append(
-            f"{exp.source}: no kind stated, so no bound: it accepted {_accepted(exp)}; "
-            f"{_suggest(exp)} {what}"
+            f"{exp.source}: no kind stated, so no bound: it accepted {_accepted(use)}; "
+            f"{_suggest(use)} {what}"
         )
-    elif not exp.matched and exp.in_reference:
+    elif not use.matched and use.in_reference:
         unmeasured = ", of a kind not measured there" if exp.kind is not None else ""
         out.append(
             f"{exp.source}: nothing new to accept; it accepts a split the reference already holds "
-            f"({exp.in_reference} case{'s' if exp.in_reference > 1 else ''}{unmeasured}; "
+            f"({use.in_reference} case{'s' if use.in_reference > 1 else ''}{unmeasured}; "
             f"{exp.probe}: {exp.reason})"
         )
-    elif not exp.matched:
+    elif not use.matched:
         hint = ""
         if "kind" in exp.params:
             hint = (
@@ -456,26 +469,26 @@ def notes(exp: Expectation, today: dt.date) -> List[str]:
     return out
 
 
-def _accepted(exp: Expectation) -> str:
-    n = exp.matched
+def _accepted(use: Use) -> str:
+    n = use.matched
     parts = []
-    for kind, count in sorted(exp.kinds.items(), key=lambda kn: KINDS.index(kn[0])):
+    for kind, count in sorted(use.kinds.items(), key=lambda kn: KINDS.index(kn[0])):
         size = (
-            f", up to {exp.largest_ulp:g} ULP"
-            if kind == Difference.NUMERICAL_DRIFT.value and exp.largest_ulp is not None
+            f", up to {use.largest_ulp:g} ULP"
+            if kind == Difference.NUMERICAL_DRIFT.value and use.largest_ulp is not None
             else ""
         )
         parts.append(f"{count} {kind}{size}")
     return f"{n} finding{'s' if n > 1 else ''} ({'; '.join(parts)})"
 
 
-def _suggest(exp: Expectation) -> str:
-    if len(exp.kinds) > 1:
+def _suggest(use: Use) -> str:
+    if len(use.kinds) > 1:
         return "write one line per kind, each with kind="
-    (kind,) = exp.kinds
+    (kind,) = use.kinds
     bound = (
-        f" max_ulp={exp.largest_ulp:g}"
-        if kind == Difference.NUMERICAL_DRIFT.value and exp.largest_ulp is not None
+        f" max_ulp={use.largest_ulp:g}"
+        if kind == Difference.NUMERICAL_DRIFT.value and use.largest_ulp is not None
         else ""
     )
     return f"bound it with kind={kind}{bound}"
