@@ -293,6 +293,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 say(f"  compacted into {c['written']} month files in {_cell(c)} ({_du(packed) / 2**30:.1f} GiB)")
             layouts.append(("compacted", packed))
         for layout, where in layouts:
+            _child("bare", where)  # untimed: the files into the page cache, so neither side pays it
             bare, cmp = _child("bare", where), _child("compare", where)
             say(f"  {layout}: bare {_cell(bare)}; compare {_cell(cmp)}; {cmp['rows']:,} rows, {cmp['runs']} runs, "
                 f"{cmp['counts']}")
