@@ -233,24 +233,23 @@ class Engine:
         )
         param = f"p{len(params)}"
         params[param] = paths
-        select = [self._column(c, first) for c in columns]
+        values = {c: self._value(c, first) for c in columns}
         join = "r.filename = m.path" + (" AND r.run_id = m.run_id" if first.compacted else "")
         limited = [c for c in LIMITED_COLUMNS if c in first.columns]
         over = " OR ".join(
             f'coalesce(strlen(r."{c}"), 0) > {int(self.max_string or 0)}' for c in limited
         )
-        if self.max_string is None or not limited:
-            select += ["CAST(NULL AS VARCHAR) AS audit_over"] if flagged else []
-        elif flagged:  # no filter: oversized rows stay, their long strings NULL, their file named
-            select = [
-                f'CASE WHEN {over} THEN NULL ELSE {part.rsplit(" AS ", 1)[0]} END AS "{c}"'
-                if c in limited
-                else part
-                for c, part in zip(columns, select)
-            ]
-            select.append(f"CASE WHEN {over} THEN m.path END AS audit_over")
-        else:
-            join += f" AND NOT ({over})"
+        flag = "CAST(NULL AS VARCHAR)"
+        if self.max_string is not None and limited:
+            if flagged:  # no filter: oversized rows stay, their long strings NULL, their file named
+                for c in limited:
+                    if c in values:
+                        values[c] = f"CASE WHEN {over} THEN NULL ELSE {values[c]} END"
+                flag = f"CASE WHEN {over} THEN m.path END"
+            else:
+                join += f" AND NOT ({over})"
+        select = [f'{value} AS "{c}"' for c, value in values.items()]
+        select += [f"{flag} AS audit_over"] if flagged else []
         extra = ", r.file_row_number AS row" if row_number else ""
         options = ", file_row_number = true" if row_number else ""
         return (
@@ -271,11 +270,13 @@ class Engine:
         return f" WHERE r.run_started BETWEEN {_literal(min(started))} AND {_literal(max(started))}"
 
     @staticmethod
-    def _column(name: str, entry: FileEntry) -> str:
+    def _value(name: str, entry: FileEntry) -> str:
+        """Column ``name`` of ``entry``'s rows in the current schema (its upgrade's value where
+        the file predates it)."""
         kind = duck_type(schema.TYPE_OF[name])
         if name in entry.columns:
-            return f'CAST(r."{name}" AS {kind}) AS "{name}"'
-        return f'CAST({_literal(schema.missing_value(name, entry.version))} AS {kind}) AS "{name}"'
+            return f'CAST(r."{name}" AS {kind})'
+        return f"CAST({_literal(schema.missing_value(name, entry.version))} AS {kind})"
 
     def _remote_part(
         self,
