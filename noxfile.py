@@ -41,9 +41,8 @@ from audit.runner import cells, matrix  # noqa: E402  (import nothing heavy)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint"]
-os.environ.setdefault(
-    "UV_PYTHON_DOWNLOADS", "never"
-)  # never fetch interpreters: use this machine's
+# Never fetch interpreters: use this machine's.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 #: Where each session writes: ``audit`` beside ``python -m audit run`` (results/runs), the
 #: version matrix and upgrade checks apart (results/matrix), so the new-hardware compare of
@@ -130,9 +129,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every scripts/bench_*.py, one after another; or those named first, with the arguments
-    after the names: ``nox -s bench -- compare fingerprint --repeats 5`` runs bench_compare.py
-    and bench_fingerprint.py, each with ``--repeats 5``."""
+    """Every scripts/bench_*.py, one after another; or those named first, each with the
+    arguments after the names: ``nox -s bench -- fingerprint --repeats 9`` runs
+    bench_fingerprint.py with ``--repeats 9`` (the arguments go to every named script)."""
     found = {
         os.path.basename(path)[len("bench_") : -len(".py")]: path
         for path in sorted(glob.glob(os.path.join(ROOT, "scripts", "bench_*.py")))
