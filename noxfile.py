@@ -215,6 +215,7 @@ def upgrade(session: nox.Session) -> None:
         for cell in (plan.old, plan.new)
     ]
     print("\n$ python -m audit compare --upgrade " + plan.field + " " + " ".join(runs))
+    # --upgrade informs: 0, or 3 when input files were skipped
     session.run(
         host_python(),
         "-m",
@@ -225,7 +226,7 @@ def upgrade(session: nox.Session) -> None:
         *runs,
         external=True,
         success_codes=[0, 3],
-    )  # --upgrade informs: 0, or 3 when input files were skipped
+    )
 
 
 @nox.session(venv_backend="none", default=False)

@@ -119,9 +119,8 @@ class Probe:
                 points += _extra_points(self.extra_cases, seeds)
             elif panel.value in self.sizes:
                 points += _grid_points({**self.grid, **self.sizes[panel.value]}, seeds)
-        unique = {
-            canonical_json(p): p for p in points
-        }  # a point in two panels runs once, first place
+        # a point in two panels runs once, first place
+        unique = {canonical_json(p): p for p in points}
         return [Case(self, params) for params in unique.values()]
 
 

@@ -54,9 +54,8 @@ class Judged(NamedTuple):
 class Needs(NamedTuple):
     """What the shell must fetch before :func:`analyse`."""
 
-    picks: List[
-        Pick
-    ]  # representative rows (one per stream of a case that is not identical) and failed rows
+    # representative rows (one per stream of a case that is not identical) and failed rows
+    picks: List[Pick]
     streams: List[StreamWant]  # streams whose exact runs the outcomes cannot tell
 
 
@@ -338,9 +337,8 @@ def _streams(
     streams = []
     for (fp, invariant, values), same in _by_identity(ok).items():
         exact = _stream_runs(same, rows) if case_verdict != Verdict.IDENTICAL else None
-        runs = (
-            exact if exact is not None else [o.first_run for o in same]
-        )  # identical: one per environment
+        # identical: one per environment
+        runs = exact if exact is not None else [o.first_run for o in same]
         ids = frozenset(o.env for o in same)
         environment = {f: envs.shown(ids, f) for f in fields}
         detail = (

@@ -104,9 +104,8 @@ def _cross_device(compared: Dict[str, Tuple[str, List[Outcome], List[str]]], row
     envs: List[Dict[str, Any]] = []
     cases = []
     for keys in members.values():
-        keys.sort(
-            key=lambda k: _first_seen(k, compared, rows)
-        )  # described as its first-seen key (the CPU one)
+        # described as its first-seen key (the CPU one)
+        keys.sort(key=lambda k: _first_seen(k, compared, rows))
         rows_of = [
             rows.cases.get((k, compared[k][0])) or CaseRow(None, None, None, None) for k in keys
         ]

@@ -47,9 +47,8 @@ class Outcome(NamedTuple):
     status: Status
     fingerprint: Optional[str]
     repeat_false: bool  # a second execution in the same process disagreed
-    invariant: Optional[
-        bool
-    ]  # invariance cases: whether every parameter value agreed (None: not one)
+    # invariance cases: whether every parameter value agreed (None: not one)
+    invariant: Optional[bool]
     variant_values: Optional[str]  # invariance cases: JSON list of the values that disagreed
     rows: int  # how many rows
     first_run: int  # index into Rows.runs
@@ -125,9 +124,8 @@ class Rows:
     outcomes: List[Outcome]
     cases: Dict[Tuple[str, str], CaseRow]  # (case_key, probe_version) -> description
     details: Dict[Pick, Detail] = field(default_factory=dict)
-    stream_runs: Dict[StreamKey, List[int]] = field(
-        default_factory=dict
-    )  # the first runs, in run order
+    # the first runs, in run order
+    stream_runs: Dict[StreamKey, List[int]] = field(default_factory=dict)
     skipped: List[Any] = field(default_factory=list)  # audit.store.location.Skipped
     notes: List[str] = field(default_factory=list)  # about the input (duplicates ignored)
     unread: int = 0  # runs whose file failed while its rows were read (named in skipped)

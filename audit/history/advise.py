@@ -26,9 +26,8 @@ class Advice:
     used: Tuple[str, str]
     releases: List[str]  # history releases from used[0] to used[1]
     changes: List[Change]  # every change, by release (stream changes and status changes)
-    net: Set[Tuple[str, str, str]] = field(
-        default_factory=set
-    )  # (probe_key, params, device) differing end to end
+    # (probe_key, params, device) differing end to end
+    net: Set[Tuple[str, str, str]] = field(default_factory=set)
     summary: List[ProbeChange] = field(default_factory=list)
     compared: int = 0  # cases ok in both end runs
     unchanged_probes: List[str] = field(default_factory=list)

@@ -60,9 +60,8 @@ class Outcome:
     skipped: Dict[str, str] = field(default_factory=dict)  # release -> why it was not audited
     seconds: float = 0.0
     runs: Dict[str, str] = field(default_factory=dict)  # release -> run file
-    reused: Dict[str, str] = field(
-        default_factory=dict
-    )  # release -> an earlier run used instead of a cell
+    # release -> an earlier run used instead of a cell
+    reused: Dict[str, str] = field(default_factory=dict)
     summary: List[ProbeChange] = field(default_factory=list)
 
     def to_json(self) -> Dict[str, object]:
@@ -185,9 +184,8 @@ class _Auditor:
 
     def _selection(self) -> List[str]:
         args = [a for p in self._probes() for a in ("--probe", p)]
-        wide = (
-            ["--catalogue"] if self.request.probes and self.request.probes_from else []
-        )  # globs over both
+        # globs over both
+        wide = ["--catalogue"] if self.request.probes and self.request.probes_from else []
         return args + wide + [a for m in self.request.probes_from for a in ("--probes-from", m)]
 
 

@@ -159,9 +159,8 @@ def build(s: View) -> Heatmap:
                 ran,
             )
         )
-    families.sort(
-        key=lambda fam: (not fam.rows, not fam.quiet)
-    )  # families with news first, in FAMILIES order
+    # families with news first, in FAMILIES order
+    families.sort(key=lambda fam: (not fam.rows, not fam.quiet))
     return Heatmap(columns, fields, more, families)
 
 

@@ -297,9 +297,8 @@ def _case(f: Finding, shared: str = "") -> List[str]:
     why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
     if f.first_divergence:
         why.append(phrases.divergence(f.first_divergence))
-    out += [
-        f"<li>{_e(x)}</li>" for x in why if x and x not in shared
-    ]  # the probe's line says it once
+    # the probe's line says it once
+    out += [f"<li>{_e(x)}</li>" for x in why if x and x not in shared]
     for s in f.streams[:MAX_STREAMS] if len(f.streams) > 1 or f.match is not None else []:
         where = _clipped(phrases.stream_where(f, s))
         known = (

@@ -48,17 +48,14 @@ class ProbeSummary:
     unexpected: int
     expected: int  # changed cases an expectation accepts
     difference: Dict[str, int]  # kind -> changed cases (drift only with ULP evidence)
-    max_ulp: Optional[
-        float
-    ]  # over the drifting cases (a stream change's ULP distance means nothing)
-    rtol: Optional[
-        float
-    ]  # over the drifting cases: the relative tolerance that accepts them (None: none does)
+    # over the drifting cases (a stream change's ULP distance means nothing)
+    max_ulp: Optional[float]
+    # over the drifting cases: the relative tolerance that accepts them (None: none does)
+    rtol: Optional[float]
     atol: Optional[float]  # over the drifting cases: the absolute tolerance that does
     sampled_ulp: Optional[float]  # over the within-sample cases: the largest ULP the sample saw
-    sampled_blocks: Optional[
-        Tuple[int, int]
-    ]  # within-sample: (blocks differing, blocks) of the widest case
+    # within-sample: (blocks differing, blocks) of the widest case
+    sampled_blocks: Optional[Tuple[int, int]]
     axes: List[str]  # environment fields that explain the split, most cases first
     why: str  # the split in words, when the changed cases share one explanation
     params: Optional[ParamSplit]  # case parameters that separate the changed cases

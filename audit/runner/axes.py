@@ -123,9 +123,8 @@ class AxisKind:
     honoured: Check = _never  # the recorded environment against the value asked for
     fields: Tuple[str, ...] = ()  # the environment fields that show it
     targets: Optional[TargetsCheck] = None  # a further check against numpy's dispatch targets
-    needs_numpy_targets: bool = (
-        False  # the sweep asks the numpy under test for its dispatch targets
-    )
+    # the sweep asks the numpy under test for its dispatch targets
+    needs_numpy_targets: bool = False
 
     def check(self, value: str) -> None:
         """Raise UsageError unless ``value`` is one this axis accepts."""
@@ -356,13 +355,14 @@ AXES: Dict[str, AxisKind] = {
             _flush_denormal,
             ("process_state",),
         ),
+        # checked by the spinners themselves (audit.runner.load)
         AxisKind(
             "load",
             Apply.LOAD,
             "idle, or busy: other processes keep every core busy during the run",
             _not_the_worker,
             choices=("idle", "busy"),
-        ),  # checked by the spinners themselves (audit.runner.load)
+        ),
         _env_axis(
             "ATEN_CPU_CAPABILITY",
             "torch CPU dispatch level",

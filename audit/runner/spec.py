@@ -25,25 +25,21 @@ class RunSpec:
 
     probes: List[str] = field(default_factory=list)
     seeds: List[int] = field(default_factory=list)
-    sizes: List[str] = field(
-        default_factory=lambda: ["default"]
-    )  # size panels (audit.registry.Sizes)
+    # size panels (audit.registry.Sizes)
+    sizes: List[str] = field(default_factory=lambda: ["default"])
     env: Dict[str, str] = field(default_factory=dict)  # environment variables to set
     unset: List[str] = field(default_factory=list)  # environment variables to remove
     #: settings the worker makes by a library call, in axis order (``--set NAME=VALUE``;
     #: each name is an entry of audit.worker.calls): {"threads": "2", "deterministic": "on"}
     calls: Dict[str, str] = field(default_factory=dict)
     repeat: bool = True
-    executions: Optional[int] = (
-        None  # executions per case in one process (None: the probe's repeats)
-    )
+    # executions per case in one process (None: the probe's repeats)
+    executions: Optional[int] = None
     modules: List[str] = field(default_factory=list)  # extra probe modules (tests)
-    probe_sources: List[str] = field(
-        default_factory=list
-    )  # user probes: .py paths (absolute) and modules
-    catalogue: bool = (
-        True  # False: only the probes of probe_sources run (the CLI's default when it names some)
-    )
+    # user probes: .py paths (absolute) and modules
+    probe_sources: List[str] = field(default_factory=list)
+    # False: only the probes of probe_sources run (the CLI's default when it names some)
+    catalogue: bool = True
     python: str = sys.executable
     case_timeout: float = DEFAULT_CASE_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT

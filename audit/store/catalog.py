@@ -86,9 +86,8 @@ class Catalog:
     envs: List[Dict[str, Optional[str]]]  # environment id -> every environment field (None: unset)
     skipped: List[Skipped]
     notes: List[str] = field(default_factory=list)
-    held: Dict[str, Tuple[str, ...]] = field(
-        default_factory=dict
-    )  # every readable file -> its run ids
+    # every readable file -> its run ids
+    held: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
 
 def build_all(paths: Iterable[str], con: Any = None) -> Catalog:
@@ -361,9 +360,8 @@ def number(
     original file.  Also returned: each run left out as a duplicate, as (index into
     ``good`` of its file, the run, index into ``good`` of the file it was taken from).
     """
-    order = sorted(
-        range(len(good)), key=lambda i: not good[i][0].compacted
-    )  # stable: path order kept
+    # stable: path order kept
+    order = sorted(range(len(good)), key=lambda i: not good[i][0].compacted)
     files: List[FileEntry] = []
     taken: Dict[str, str] = {}
     taken_from: Dict[str, int] = {}

@@ -41,9 +41,8 @@ NAME_MAX, PATH_MAX = 255, 4096
 _LEFTOVER = re.compile(
     r"^\.(?:.+\.parquet|compact-[\w-]+)\.(\d+)\.tmp$|^\.write-check-(\d+)-[0-9a-f]+\.tmp$"
 )
-_OLD_WRITE_CHECK = re.compile(
-    r"^\.write-check-[0-9a-f]{32}\.tmp$"
-)  # before the pid was in the name
+# before the pid was in the name
+_OLD_WRITE_CHECK = re.compile(r"^\.write-check-[0-9a-f]{32}\.tmp$")
 _OLD_AGE_S = 3600.0
 
 #: The reason a location that does not exist is skipped with.
