@@ -27,15 +27,9 @@ def test_the_block_leaves_python_and_numpy_generators_as_they_were() -> None:
     assert (random.random(), float(np.random.random())) == expected
 
 
-def test_seed_global_seeds_every_imported_library() -> None:
-    with seeding.restored_global_state():
-        names = seeding.seed_global(20210530)
-        drawn = (random.random(), float(np.random.random()))
-        random.seed(20210530)
-        np.random.seed(20210530)
-        assert drawn == (random.random(), float(np.random.random()))
-    assert names[:2] == ["random", "numpy"]
+def test_the_built_in_seeders_are_registered_in_order() -> None:
     assert [s.name for s in seeding.registered()][:4] == ["random", "numpy", "torch", "torch.cuda"]
+    assert [s.name for s, _ in seeding.active()][:2] == ["random", "numpy"]
 
 
 @pytest.fixture
@@ -45,8 +39,7 @@ def fake_library() -> Iterator[List[int]]:
     module.state = [0]  # type: ignore[attr-defined]
     saved = dict(seeding._SEEDERS)
     seeding.register_seeder(seeding.Seeder("fakelib", "fakelib", lambda m: list(m.state),
-                                           lambda m, s: m.state.__setitem__(slice(None), s),
-                                           lambda m, seed: m.state.__setitem__(0, seed)))
+                                           lambda m, s: m.state.__setitem__(slice(None), s)))
     try:
         yield module.state  # type: ignore[attr-defined]
     finally:
@@ -56,12 +49,12 @@ def fake_library() -> Iterator[List[int]]:
 
 
 def test_a_new_library_registers_its_own_and_is_used_once_imported(fake_library: List[int]) -> None:
-    assert "fakelib" not in seeding.seed_global(1)  # not imported: left alone
+    assert "fakelib" not in [s.name for s, _ in seeding.active()]  # not imported: left alone
     sys.modules["fakelib"] = types.ModuleType("fakelib")
     sys.modules["fakelib"].state = fake_library  # type: ignore[attr-defined]
+    assert "fakelib" in [s.name for s, _ in seeding.active()]
     with seeding.restored_global_state():
-        assert "fakelib" in seeding.seed_global(7)
-        assert fake_library == [7]
+        fake_library[0] = 7  # a probe seeds the library's global generator
     assert fake_library == [0]  # restored
     with pytest.raises(ValueError, match="already registered"):
-        seeding.register_seeder(seeding.Seeder("fakelib", "other", list, lambda m, s: None, lambda m, s: None))
+        seeding.register_seeder(seeding.Seeder("fakelib", "other", list, lambda m, s: None))

@@ -4,7 +4,7 @@ Probes seed global generators (``random.seed``, ``np.random.seed``, ``torch.manu
 :func:`restored_global_state` saves every global generator of a library that is already
 imported and puts it back afterwards, so no probe leaves state behind for the next one.
 
-Each library says how to save, restore and seed its global generators in one place: a
+Each library says how to save and restore its global generators in one place: a
 :class:`Seeder` given to :func:`register_seeder` (as hypothesis's ``register_random``).  A new
 library registers its own below; nothing else in the worker names it.
 Worker side: standard library only; numpy and torch are touched only if imported.
@@ -26,7 +26,7 @@ def _always(library: Any) -> bool:
 
 @dataclass(frozen=True)
 class Seeder:
-    """How to save, restore and seed one library's global generator(s).
+    """How to save and restore one library's global generator(s).
 
     Each callable gets the library's module (``sys.modules[library]``): a seeder is used only
     once its library is imported, and only while ``active`` says so (CUDA, once initialised).
@@ -36,7 +36,6 @@ class Seeder:
     library: str  # the module that must already be imported: "numpy", "torch"
     save: Callable[[Any], Any]
     restore: Callable[[Any, Any], None]
-    seed: Callable[[Any, int], None]
     active: Callable[[Any], bool] = _always
 
 
@@ -66,16 +65,6 @@ def active() -> List[Tuple[Seeder, Any]]:
     return found
 
 
-def seed_global(seed: int) -> List[str]:
-    """Seed every imported library's global generators with ``seed`` (0 .. 2**32 - 1); their
-    names."""
-    names = []
-    for seeder, library in active():
-        seeder.seed(library, seed)
-        names.append(seeder.name)
-    return names
-
-
 @contextlib.contextmanager
 def restored_global_state() -> Iterator[None]:
     """Run the block, then restore the global generators of every imported library."""
@@ -92,18 +81,16 @@ def by_names(
     library: str,
     save: str,
     restore: str,
-    seed: str,
     active: Callable[[Any], bool] = _always,
 ) -> Seeder:
     """A seeder made of three functions of the library's module, named by their dotted paths in
-    it: ``by_names("numpy", "numpy", "random.get_state", "random.set_state", "random.seed")``."""
-    get_save, get_restore, get_seed = (operator.attrgetter(path) for path in (save, restore, seed))
+    it: ``by_names("numpy", "numpy", "random.get_state", "random.set_state")``."""
+    get_save, get_restore = (operator.attrgetter(path) for path in (save, restore))
     return Seeder(
         name,
         library,
         lambda m: get_save(m)(),
         lambda m, state: get_restore(m)(state),
-        lambda m, value: get_seed(m)(value),
         active,
     )
 
@@ -116,16 +103,11 @@ def _cuda_ready(torch: Any) -> bool:
 # --------------------------------------------------------------------------- the libraries
 
 for _seeder in (
-    by_names("random", "random", "getstate", "setstate", "seed"),
-    by_names("numpy", "numpy", "random.get_state", "random.set_state", "random.seed"),
-    by_names("torch", "torch", "get_rng_state", "set_rng_state", "manual_seed"),
+    by_names("random", "random", "getstate", "setstate"),
+    by_names("numpy", "numpy", "random.get_state", "random.set_state"),
+    by_names("torch", "torch", "get_rng_state", "set_rng_state"),
     by_names(
-        "torch.cuda",
-        "torch",
-        "cuda.get_rng_state_all",
-        "cuda.set_rng_state_all",
-        "cuda.manual_seed_all",
-        active=_cuda_ready,
+        "torch.cuda", "torch", "cuda.get_rng_state_all", "cuda.set_rng_state_all", _cuda_ready
     ),
 ):
     register_seeder(_seeder)
