@@ -225,8 +225,7 @@ def test_every_axis_record_names_how_it_is_applied_checked_and_shown() -> None:
         if axis.apply is not sweep.Apply.LOAD:  # load: the spinners check themselves (test_load.py)
             assert axis.fields and set(axis.fields) <= set(FIELDS), axis.name
     assert sweep.AXES["ATEN_CPU_CAPABILITY"].fields == ("ATEN_CPU_CAPABILITY", "cpu_capability")
-    assert [a.name for a in sweep.AXES.values() if a.needs_numpy_targets] == ["NPY_DISABLE_CPU_FEATURES",
-                                                                           "NPY_ENABLE_CPU_FEATURES"]
+    assert [a.name for a in sweep.AXES.values() if a.targets is not None] == ["NPY_DISABLE_CPU_FEATURES"]
 
 
 def test_omp_wait_policy_axis_one_record_without_a_field_of_its_own() -> None:

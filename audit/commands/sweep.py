@@ -115,7 +115,7 @@ def execute(args: argparse.Namespace) -> int:
     settings = sweep.combinations(axes)
     targets = (
         numpy_targets(base.python)
-        if any(sweep.AXES[a.name].needs_numpy_targets for a in axes)
+        if any(sweep.AXES[a.name].targets is not None for a in axes)
         else None
     )
     total = len(settings) * args.repeat

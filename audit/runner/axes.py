@@ -123,8 +123,6 @@ class AxisKind:
     honoured: Check = _never  # the recorded environment against the value asked for
     fields: Tuple[str, ...] = ()  # the environment fields that show it
     targets: Optional[TargetsCheck] = None  # a further check against numpy's dispatch targets
-    # the sweep asks the numpy under test for its dispatch targets
-    needs_numpy_targets: bool = False
 
     def check(self, value: str) -> None:
         """Raise UsageError unless ``value`` is one this axis accepts."""
@@ -268,7 +266,6 @@ def _env_axis(
     honoured: Optional[Check] = None,
     fields: Tuple[str, ...] = (),
     targets: Optional[TargetsCheck] = None,
-    needs_numpy_targets: bool = False,
 ) -> AxisKind:
     """An environment-variable axis: by default honoured when the worker saw the variable, shown by
     its own field or, for a variable without one, by ``settings``."""
@@ -283,15 +280,15 @@ def _env_axis(
         honoured or _variable(name),
         fields or ((name,) if name in SETTINGS else ("settings",)),
         targets,
-        needs_numpy_targets,
     )
 
 
 def _numpy_axis(
     name: str, meaning: str, example: str, honoured: Check, targets: Optional[TargetsCheck] = None
 ) -> AxisKind:
-    """A variable naming numpy's dispatch targets: checked against the targets this numpy
-    knows, shown by the variable and by ``numpy_simd`` (what numpy then dispatched to)."""
+    """A variable naming numpy's dispatch targets: shown by the variable and by ``numpy_simd``
+    (what numpy then dispatched to); ``targets`` checks it against the targets this numpy
+    knows (the sweep asks the numpy under test for them)."""
     return _env_axis(
         name,
         meaning,
@@ -300,7 +297,6 @@ def _numpy_axis(
         honoured=honoured,
         fields=(name, "numpy_simd"),
         targets=targets,
-        needs_numpy_targets=True,
     )
 
 
