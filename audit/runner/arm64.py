@@ -59,17 +59,17 @@ PLATFORMS = tuple(f"manylinux_2_{v}_aarch64" for v in (17, 24, 25, 26, 27, 28, 2
 
 @dataclass(frozen=True)
 class CpuClass:
-    """One ARM CPU class: qemu's model string and the MIDR/caches of the part it imitates."""
+    """One ARM CPU class: qemu's model string and the MIDR/caches of the part it imitates (the
+    environment names the part from the MIDR: :data:`audit.worker.environment.ARM_PARTS`)."""
 
     name: str
     qemu: str  # what QEMU_CPU / -cpu gets
-    model: str  # the cpu_model the environment records
     implementer: int
     part: int
     variant: int
     revision: int
     caches: Tuple[Tuple[int, str, str], ...]  # (level, type, size)
-    like: str  # real machines of this class
+    like: str  # real machines of this class, for the reader
 
     @property
     def midr(self) -> int:
@@ -96,7 +96,6 @@ CPU_CLASSES: Dict[str, CpuClass] = {
         CpuClass(
             "neoverse-n1",
             "neoverse-n1",
-            "ARM Neoverse-N1",
             0x41,
             0xD0C,
             4,
@@ -107,7 +106,6 @@ CPU_CLASSES: Dict[str, CpuClass] = {
         CpuClass(
             "a64fx",
             "a64fx",
-            "Fujitsu A64FX",
             0x46,
             0x001,
             1,
@@ -118,7 +116,6 @@ CPU_CLASSES: Dict[str, CpuClass] = {
         CpuClass(
             "max-sve256",
             "max,sve-default-vector-length=32",
-            "QEMU max (SVE 256-bit)",
             0x00,
             0x051,
             0,
@@ -129,7 +126,6 @@ CPU_CLASSES: Dict[str, CpuClass] = {
         CpuClass(
             "max",
             "max",
-            "QEMU max (SVE 512-bit)",
             0x00,
             0x051,
             0,
@@ -459,7 +455,7 @@ def write_cpu_files(
     folder = os.path.join(root, "opt", "audit-cpu", cpu.name)
     shutil.rmtree(folder, ignore_errors=True)
     span = "0" if count == 1 else f"0-{count - 1}"
-    files = {"cpuinfo": cpuinfo(cpu, caps, count), "model": cpu.model + "\n"}
+    files = {"cpuinfo": cpuinfo(cpu, caps, count)}
     system = os.path.join("sys", "devices", "system", "cpu")
     for name in ("possible", "present", "online"):
         files[os.path.join(system, name)] = span + "\n"
