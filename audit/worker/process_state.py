@@ -192,7 +192,7 @@ def settings() -> List[Setting]:
             continue
         try:
             out += [s for s in make(module) if _readable(s)]
-        except AttributeError:  # an old release without one of the backends: keep what reads
+        except AttributeError:  # an old release without one of the backends: none of its settings
             continue
     return out
 
@@ -212,11 +212,11 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def non_default(found: Optional[List[Setting]] = None) -> Dict[str, str]:
+def non_default() -> Dict[str, str]:
     """The settings whose value now differs from a fresh interpreter's (the environment
     field ``process_state``: what a user module set at import, or the worker's options)."""
     out: Dict[str, str] = {}
-    for setting in settings() if found is None else found:
+    for setting in settings():
         if setting.default is NO_DEFAULT:
             continue
         value = setting.get()
