@@ -144,9 +144,10 @@ def test_serve_answers_each_request_in_process() -> None:
              json.dumps({"type": "case", "probe": "tests.explore.batch", "params": {"rows": 2, "batch": 3},
                          "plain": True, "id": 2}),
              json.dumps({"type": "case", "probe": "tests.explore.nothing", "params": {}, "id": 3}),
-             "not json", json.dumps({"type": "quit"}), json.dumps({"type": "describe", "probe": "x"})]
+             "not json", "[1, 2]", json.dumps({"type": "quit"}), json.dumps({"type": "describe", "probe": "x"})]
     assert serve.serve(lines, sent.append) == 0
-    assert [m["type"] for m in sent] == ["probe", "record", "error", "error"]  # nothing after quit
+    assert [m["type"] for m in sent] == ["probe", "record", "error", "error", "error"]  # nothing after quit
+    assert sent[4] == {"type": "error", "id": None, "message": "a request is a JSON object"}
     assert sent[0]["invariance"] == "batch" and sent[0]["search"]["batch"]["compared_with"] == {"integers": [1, 16]}
     assert sent[1]["status"] == "ok" and sent[1]["id"] == 2
 

@@ -80,6 +80,9 @@ def serve(requests: Iterable[str], send: Send) -> int:
         request: Dict[str, Any] = {}
         try:
             request = json.loads(line)
+            if not isinstance(request, dict):
+                request = {}
+                raise AuditError("a request is a JSON object")
             kind = request.get("type")
             if kind == "quit":
                 break
@@ -96,7 +99,7 @@ def serve(requests: Iterable[str], send: Send) -> int:
             send(
                 {
                     "type": "error",
-                    "id": request.get("id") if isinstance(request, dict) else None,
+                    "id": request.get("id"),
                     "message": str(exc),
                 }
             )
