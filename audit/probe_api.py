@@ -37,9 +37,11 @@ __all__ = [
 class Unsupported(Exception):
     """Raised by a probe the installed library cannot run (missing API, seed out of range).
 
-    The one exception that makes a case ``unsupported``: any other, an ``AttributeError``
-    or ``ImportError`` included, is an ``error`` (a typo is not a missing API).  Say what is
-    missing with :func:`require_attr`, :func:`require` or by raising this.
+    The one exception that makes a case ``unsupported``, besides a library under test that is
+    not installed at all (numpy, torch or pandas: a ``ModuleNotFoundError`` naming it); any
+    other, an ``AttributeError`` or another ``ImportError`` included, is an ``error`` (a typo is
+    not a missing API).  Say what is missing with :func:`require_attr`, :func:`require` or by
+    raising this.
     """
 
 

@@ -2,8 +2,8 @@
 
 A worker is started with the sweep's own translation of a setting into a run spec
 (:func:`audit.runner.sweep.spec_for`) and the runner's command line and environment
-(:func:`audit.runner.supervisor.worker_command`,
-:func:`~audit.runner.supervisor.worker_environment`), so an axis means here exactly what it
+(:func:`audit.runner.launch.worker_command`,
+:func:`~audit.runner.launch.worker_environment`), so an axis means here exactly what it
 means to ``sweep``.  A worker that dies, hangs past the case limit or stops after an
 out-of-memory case is killed and started again for the next request; the request that hit it
 is answered with a ``crash`` or ``timeout`` record.
