@@ -31,8 +31,6 @@ from audit.runner.spec import RunSpec
 from audit.runner.supervisor import SOURCE_ROOT, Runner
 from tests.signals import sigint_as_in_a_terminal
 
-SLOW = RunSpec(probes=["tests.slow.sleep"], modules=["tests.crash_probes"], repeat=False)
-
 
 def _command(results: Path, *extra: str) -> List[str]:
     return [sys.executable, "-m", "audit", "run", "--results", str(results), "--probes-from", "tests.crash_probes",
@@ -212,7 +210,7 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path, delay: float) -> None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     if "Fatal Python error: init_import_site" in err:  # the interpreter itself, still in site, before any
-        return  # audit code ran (a busy machine makes 0.05 s that early): nothing of ours to judge
+        pytest.skip("SIGINT arrived while Python imported site, before any audit code ran")
     assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
 
 
