@@ -130,6 +130,11 @@ MAX_STRING = 64 * 1024
 LIMITED_COLUMNS = ("params", "case_key", "message")
 
 
+def _limited(entry: FileEntry) -> Tuple[str, ...]:
+    """The :data:`LIMITED_COLUMNS` that ``entry``'s file has."""
+    return tuple(c for c in LIMITED_COLUMNS if c in entry.columns)
+
+
 def default_memory_limit() -> Optional[str]:
     """Half of this machine's RAM (DuckDB's own default is 80 %), or None where unknown."""
     if sys.platform == "win32":  # no sysconf: DuckDB's default
@@ -235,10 +240,8 @@ class Engine:
         params[param] = paths
         values = {c: self._value(c, first) for c in columns}
         join = "r.filename = m.path" + (" AND r.run_id = m.run_id" if first.compacted else "")
-        limited = [c for c in LIMITED_COLUMNS if c in first.columns]
-        over = " OR ".join(
-            f'coalesce(strlen(r."{c}"), 0) > {int(self.max_string or 0)}' for c in limited
-        )
+        limited = _limited(first)
+        over = self._over(limited, "r.")
         flag = "CAST(NULL AS VARCHAR)"
         if self.max_string is not None and limited:
             if flagged:  # no filter: oversized rows stay, their long strings NULL, their file named
@@ -448,47 +451,44 @@ class Engine:
     def _count_oversized(self) -> None:
         """Name each local file with rows over :attr:`max_string` among the skipped, with the
         count."""
-        groups: Dict[FrozenSet[str], List[str]] = {}
+        groups: Dict[Tuple[str, ...], List[str]] = {}
         for entry in self.catalog.files:
-            limited = frozenset(c for c in LIMITED_COLUMNS if c in entry.columns)
-            if not entry.remote and limited:
-                groups.setdefault(limited, []).append(entry.path)
+            if not entry.remote and _limited(entry):
+                groups.setdefault(_limited(entry), []).append(entry.path)
         for columns, paths in groups.items():
-            over = " OR ".join(
-                f'strlen("{c}") > {int(self.max_string or 0)}' for c in sorted(columns)
-            )
             try:
                 rows = self._run(
                     f"SELECT filename, count(*) FROM read_parquet($files, filename = true) "
-                    f"WHERE {over} GROUP BY filename",
+                    f"WHERE {self._over(columns)} GROUP BY filename",
                     {"files": paths},
                 )
             except StoreError:
                 continue  # an unreadable file is found and named by the query itself
-            self._name_oversized(dict(rows), columns)
+            for path, count in sorted(rows):
+                self._name_oversized(path, count, columns)
 
     def left_out(self, counts: Dict[str, int]) -> None:
         """The rows a ``flagged`` query found over :attr:`max_string`, per file path (see
         :meth:`query`): each file is named among the skipped, and no other scan counts them."""
         self._sizes_checked = True
         by_path = {entry.path: entry for entry in self.catalog.files}
-        groups: Dict[FrozenSet[str], Dict[str, int]] = {}
-        for path, count in counts.items():
-            limited = frozenset(c for c in LIMITED_COLUMNS if c in by_path[path].columns)
-            groups.setdefault(limited, {})[path] = count
-        for columns, found in groups.items():
-            self._name_oversized(found, columns)
-
-    def _name_oversized(self, counts: Dict[str, int], columns: FrozenSet[str]) -> None:
         for path, count in sorted(counts.items()):
-            self.catalog.skipped.append(
-                Skipped(
-                    path,
-                    f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer "
-                    f"than {(self.max_string or 0) // 1024} KiB (the documented limit; "
-                    "see docs/robustness.md)",
-                )
+            self._name_oversized(path, count, _limited(by_path[path]))
+
+    def _over(self, columns: Sequence[str], alias: str = "") -> str:
+        """SQL: a string of ``columns`` is longer than :attr:`max_string`."""
+        limit = int(self.max_string or 0)
+        return " OR ".join(f'coalesce(strlen({alias}"{c}"), 0) > {limit}' for c in columns)
+
+    def _name_oversized(self, path: str, count: int, columns: Sequence[str]) -> None:
+        self.catalog.skipped.append(
+            Skipped(
+                path,
+                f"{count} row(s) left out: a {'/'.join(sorted(columns))} string longer "
+                f"than {(self.max_string or 0) // 1024} KiB (the documented limit; "
+                "see docs/robustness.md)",
             )
+        )
 
     def dropped_files(self) -> FrozenSet[int]:
         """Indices of the files found unreadable while their rows were read (and left out)."""
