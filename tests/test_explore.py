@@ -167,7 +167,7 @@ def test_param_spellings() -> None:
 
 
 def _trial(size: int, differs: bool) -> Trial:
-    return Trial({"size": size}, {"size": size}, Outcome.DIFFERS if differs else Outcome.IDENTICAL)
+    return Trial({"size": size}, Outcome.DIFFERS if differs else Outcome.IDENTICAL)
 
 
 def test_structure_rules() -> None:
@@ -180,7 +180,7 @@ def test_structure_rules() -> None:
     assert sparse.verdict == "scattered"
     assert structure([_trial(n, False) for n in range(1, 9)], "size", dom).verdict == "no-difference"
     assert structure([_trial(n, True) for n in range(1, 9)], "size", dom).verdict == "everywhere"
-    failed = Trial({"size": 3}, {}, Outcome.ERROR, message="boom")
+    failed = Trial({"size": 3}, Outcome.ERROR, message="boom")
     closed = structure([_trial(1, False), failed], "size", dom)
     assert closed.verdict == "inconclusive" and "boom" in (closed.first_error or "")
     assert structure([failed], "size", dom).verdict == "inconclusive"
@@ -188,7 +188,7 @@ def test_structure_rules() -> None:
 
 def test_tuple_parameters_are_ordered_by_their_product() -> None:
     dom = domains.tuples(domains.integers(1, 64), domains.integers(1, 64))
-    trials = [Trial({"mkn": [a, b]}, {}, Outcome.DIFFERS if a * b > 100 else Outcome.IDENTICAL)
+    trials = [Trial({"mkn": [a, b]}, Outcome.DIFFERS if a * b > 100 else Outcome.IDENTICAL)
               for a in range(1, 30, 3) for b in range(1, 30, 3)]
     found = structure(trials, "mkn", dom)
     assert found.verdict == "boundary" and found.measure == "mkn by the product of its elements"

@@ -35,7 +35,6 @@ class Trial:
     """One example: the drawn values, what ran, and how the results compared."""
 
     drawn: Dict[str, Any]
-    params: Dict[str, Any]
     outcome: Outcome
     kind: Optional[str] = None  # difference kind (audit.compare.model.Difference)
     max_ulp: Optional[float] = None
@@ -145,7 +144,7 @@ class Explorer:
             executions = self.params(drawn)
             records = [r for p in executions for r in self.run(p)]
             found = compare_records(records)
-            self.trials[key] = Trial(dict(drawn), executions[-1], phase=phase, **found)
+            self.trials[key] = Trial(dict(drawn), phase=phase, **found)
         return self.trials[key]
 
 
@@ -165,9 +164,7 @@ class Searched:
 
     trials: List[Trial]
     shrunk: Optional[Trial]
-    seed: int
     stopped: str  # "examples", "time" or "shrunk"
-    seconds: float
 
 
 def search(explorer: Explorer, examples: int, seconds: Optional[float], seed: int) -> Searched:
@@ -198,7 +195,7 @@ def search(explorer: Explorer, examples: int, seconds: Optional[float], seed: in
             stopped = "time"
         except Unsatisfiable:
             pass
-    return Searched(list(explorer.trials.values()), shrunk, seed, stopped, time.monotonic() - start)
+    return Searched(list(explorer.trials.values()), shrunk, stopped)
 
 
 def _given(

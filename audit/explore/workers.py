@@ -32,7 +32,6 @@ class ServeWorker:
     def __init__(self, spec: RunSpec, label: str) -> None:
         self.spec = spec
         self.label = label
-        self.env: Optional[Dict[str, Any]] = None  # the header's environment, once started
         self.proc: Optional[subprocess.Popen] = None
         self.messages: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
         self.stderr = tempfile.TemporaryFile()
@@ -70,8 +69,7 @@ class ServeWorker:
             raise AuditError(
                 f"the worker for {self.label} did not start: {self.tail() or 'no output'}"
             )
-        self.env = header["env"]
-        return self.env
+        return header["env"]
 
     @staticmethod
     def _read(proc: subprocess.Popen, messages: queue.Queue[Optional[Dict[str, Any]]]) -> None:
@@ -89,7 +87,7 @@ class ServeWorker:
         except queue.Empty:
             return {"type": "timeout"}
 
-    def request(self, message: Dict[str, Any], timeout: Optional[float] = None) -> Dict[str, Any]:
+    def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         """Send one request and return its answer; a dead or hung worker answers
         ``{"type": "crash" | "timeout", "message": ...}`` and is restarted next time."""
         if self.proc is None or self.proc.poll() is not None:
@@ -102,7 +100,7 @@ class ServeWorker:
             self.proc.stdin.flush()
         except OSError:
             pass  # it died: the reader sees the end of its stream
-        limit = timeout if timeout is not None else self.spec.case_timeout
+        limit = self.spec.case_timeout
         deadline = time.monotonic() + limit
         while True:
             answer = self._wait(max(0.0, deadline - time.monotonic()))
