@@ -183,15 +183,19 @@ def add_timeout_arguments(
     seconds("--startup-timeout", default=120.0, help=startup_help)
 
 
-def add_probes_from_argument(p: argparse.ArgumentParser) -> None:
+def add_probes_from_argument(p: argparse.ArgumentParser, catalogue: bool = True) -> None:
+    """``--probes-from``, and (``catalogue``) ``--catalogue`` for commands that select among
+    the probes: explore names its probe, so the catalogue flag would mean nothing there."""
     p.add_argument(
         "--probes-from",
         action="append",
         default=[],
         metavar="PATH|MODULE",
         help="your own probes: a .py file or a dotted module (repeatable; also $AUDIT_PROBES, "
-        "space-separated); only they run, unless --catalogue",
+        "space-separated)" + ("; only they run, unless --catalogue" if catalogue else ""),
     )
+    if not catalogue:
+        return
     p.add_argument(
         "--catalogue",
         action="store_true",

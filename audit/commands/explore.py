@@ -80,7 +80,7 @@ def add_parser(sub: Any) -> None:
     add_timeout_arguments(
         p, 120.0, "seconds one example may run in a worker (default 120)", argparse.SUPPRESS
     )
-    add_probes_from_argument(p)
+    add_probes_from_argument(p, catalogue=False)
 
 
 def execute(args: argparse.Namespace) -> int:
