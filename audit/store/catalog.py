@@ -8,12 +8,11 @@ call (its table function ``parquet_kv_metadata``), which also hands back pyarrow
 serialised schema (``ARROW:schema``), so types are checked without opening each file
 again; a file DuckDB cannot read is found by halving the list, and described by pyarrow.
 
-The same run found twice, under another name or inside a compacted file, counts once, and
-a note says so.  A copy is recognised by its content, not by its run id alone: when two
-files hold a run of the same id, their rows are compared (a digest of every row, in the
-current schema, run id and start left out), and a file whose rows differ from the copy
-already read (a subset written by hand, an edited file) is not a copy: that run of it is
-left out and named, with its row count, among the skipped files.  Runs are numbered in
+The same run found twice, under another name or inside a compacted file, counts once:
+:func:`number` keeps the first and returns the others as duplicates, and
+:func:`audit.store.scan.build` compares their rows (a digest of every row, in the current
+schema, run id and start left out), noting a copy and naming a run whose rows differ (a
+subset written by hand, an edited file) among the skipped files.  Runs are numbered in
 start-time order; two runs share an environment id when every environment field is equal.
 Host side.
 """
