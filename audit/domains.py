@@ -19,7 +19,7 @@ Worker side: standard library only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union, overload
 
 from audit.errors import RegistryError
 
@@ -50,6 +50,15 @@ class Compared:
 
 
 Domain = Union[Integers, SampledFrom, Tuples, Compared]
+
+
+@overload
+def candidates(domain: Domain) -> Domain: ...
+@overload
+def candidates(domain: None) -> None: ...
+def candidates(domain: Optional[Domain]) -> Optional[Domain]:
+    """Where a parameter's values are drawn from: an invariance parameter's own domain."""
+    return domain.domain if isinstance(domain, Compared) else domain
 
 
 def integers(lo: int, hi: int) -> Integers:

@@ -7,6 +7,7 @@ answer is known in advance.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -105,19 +106,11 @@ def test_a_users_probe_from_a_file() -> None:
     (["tests.explore.same", *AXIS, "--param", "size=9..3"], "lo <= hi"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(argv: List[str], message: str, capsys: Any) -> None:
-    with pytest.raises(SystemExit) if "not allowed with" in message else _nothing():
+    with pytest.raises(SystemExit) if "not allowed with" in message else contextlib.nullcontext():
         code = cli.main(["explore", *argv])
         assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return False
 
 
 # --------------------------------------------------------------------------- workers

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from audit.compare.difference import classify_pair
 from audit.compare.rows import Detail
-from audit.domains import Compared, Domain, Integers
+from audit.domains import Compared, Domain, Integers, candidates
 from audit.registry import DEFAULT_SEEDS, SEEDS, canonical_json
 
 #: Steps of the bisection after the search.
@@ -242,7 +242,7 @@ def _given(
 def along(search_domains: Mapping[str, Domain]) -> Optional[str]:
     """The parameter the boundary is stated along: the first integer one, else the first."""
     for name, domain in search_domains.items():
-        inner = domain.domain if isinstance(domain, Compared) else domain
+        inner = candidates(domain)
         if isinstance(inner, Integers):
             return name
     return next(iter(search_domains), None)
@@ -255,7 +255,7 @@ def bisect(explorer: Explorer, smallest: Trial, name: str, steps: int = BISECT_S
     low end) and that difference; the trials land in ``explorer.trials`` (phase ``bisect``).
     """
     domain = explorer.search[name]
-    inner = domain.domain if isinstance(domain, Compared) else domain
+    inner = candidates(domain)
     if not isinstance(inner, Integers):
         return
     high = smallest.drawn[name]
@@ -299,7 +299,7 @@ def tighten(explorer: Explorer, smallest: Trial, name: str, seed: int) -> Trial:
     import random
 
     domain = explorer.search[name]
-    inner = domain.domain if isinstance(domain, Compared) else domain
+    inner = candidates(domain)
     if not isinstance(inner, Integers):
         return smallest
     rng = random.Random(seed)

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from audit.domains import Compared, Domain, SampledFrom, Tuples
+from audit.domains import Domain, SampledFrom, Tuples, candidates
 from audit.explore.search import Outcome, Trial
 
 #: A boundary is claimed when the agreeing examples below the smallest difference would have
@@ -36,7 +36,7 @@ NEAR = 3  # examples shown on each side of the boundary
 
 def position(value: Any, domain: Optional[Domain] = None) -> float:
     """Where ``value`` lies along its parameter (see the module doc)."""
-    inner = domain.domain if isinstance(domain, Compared) else domain
+    inner = candidates(domain)
     if isinstance(inner, SampledFrom):
         return float(list(inner.values).index(value)) if value in inner.values else math.inf
     if isinstance(value, bool):
@@ -76,7 +76,7 @@ class Structure:
 
 
 def plural(name: str, domain: Optional[Domain] = None) -> str:
-    inner = domain.domain if isinstance(domain, Compared) else domain
+    inner = candidates(domain)
     if isinstance(inner, (Tuples, SampledFrom)) or not name.isidentifier():
         return f"{name} values"
     return name + ("es" if name.endswith(("s", "x", "ch", "sh")) else "s")
@@ -84,7 +84,7 @@ def plural(name: str, domain: Optional[Domain] = None) -> str:
 
 def measure_name(along: Optional[str], domain: Optional[Domain]) -> str:
     """How positions are ordered: the parameter's value, a shape's product, a list's order."""
-    inner = domain.domain if isinstance(domain, Compared) else domain
+    inner = candidates(domain)
     if along is None:
         return "example"
     if isinstance(inner, SampledFrom):
@@ -133,7 +133,7 @@ def structure(
     differing = [t for t in ordered if t.outcome is Outcome.DIFFERS]
     agreeing = [t for t in ordered if t.outcome is Outcome.IDENTICAL]
     span = f"{name} from {_shown(ordered[0], along)} to {base.largest_tried}"
-    if isinstance(domain.domain if isinstance(domain, Compared) else domain, Tuples):
+    if isinstance(candidates(domain), Tuples):
         span += ", ordered by the product of its elements"
     if not differing:
         base.verdict = "no-difference"
