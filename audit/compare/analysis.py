@@ -227,7 +227,7 @@ def _first_rows(outcomes: Iterable[Outcome]) -> List[Pick]:
     """The rows of the first MAX_MESSAGES of ``outcomes`` in run order (their messages are
     shown)."""
     first = sorted(outcomes, key=lambda o: o.first_run)[:MAX_MESSAGES]
-    return [Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint) for o in first]
+    return [representative([o]) for o in first]
 
 
 def _failed(outcomes: Sequence[Outcome]) -> List[Pick]:

@@ -139,17 +139,8 @@ def reference_streams(ref: Grouped) -> Tuple[RefStreams, Dict[str, Set[str]]]:
 def _lost_rows(grouped: Grouped, streams: RefStreams) -> List[Pick]:
     """The first row of each case that the reference ran ok and the new runs never did (its
     message says why it no longer runs)."""
-    picks = []
-    for case in grouped.cases:
-        key = (case.description["case_key"], case.description["probe_version"])
-        if (
-            key in streams
-            and streams[key]
-            and not any(o.status == Status.OK for o in case.outcomes)
-        ):
-            o = min(case.outcomes, key=lambda o: o.first_run)
-            picks.append(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
-    return picks
+    lost = [case for case in grouped.cases if _lost(case, streams)]
+    return [analysis.representative(case.outcomes) for case in lost]
 
 
 def _no_longer_runs(
@@ -196,15 +187,15 @@ def _lost(case: ComparedCase, streams: RefStreams) -> bool:
 
 def _lost_words(case: ComparedCase, details: Dict[Pick, Detail]) -> str:
     """'no longer runs here: error: AttributeError: ...' (the first run's status and message)."""
-    o = min(case.outcomes, key=lambda o: o.first_run)
-    detail = details.get(Pick(o.first_run, o.case_key, o.probe_version, o.status, o.fingerprint))
+    first = analysis.representative(case.outcomes)
+    detail = details.get(first)
     message = (
         (detail.message or "").strip().splitlines()[0][:160] if detail and detail.message else ""
     )
     n = sum(x.rows for x in case.outcomes)
     runs = f" ({n} runs)" if n > 1 else ""
     return (
-        f"no longer runs here{runs}: {o.status.value}"
+        f"no longer runs here{runs}: {first.status.value}"
         + (f": {message}" if message else "")
         + "; the reference ran it ok"
     )

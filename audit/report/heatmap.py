@@ -292,10 +292,8 @@ def affected(f: Finding, place: Place) -> List[Tuple[int, str]]:
 
 def _columns_of(f: Finding, place: Place) -> List[int]:
     mine = [place[(False, e)] for s in f.streams for e in s.env_ids if (False, e) in place]
-    if f.match == Match.NO_LONGER_RUNS:
-        failed = [place[(False, e)] for e in f.failed_env_ids if (False, e) in place]
-        return sorted(set(failed)) or sorted(i for (ref, _), i in place.items() if not ref)
-    if f.verdict == Verdict.ERROR or f.match == Match.ERROR:
+    if f.verdict == Verdict.ERROR or f.match in (Match.ERROR, Match.NO_LONGER_RUNS):
+        # a no-longer-runs finding has no stream of its own: mine is empty there
         failed = [place[(False, e)] for e in f.failed_env_ids if (False, e) in place]
         return sorted(set(failed)) or sorted(
             i for (ref, _), i in place.items() if not ref and i not in mine
