@@ -124,16 +124,15 @@ def _as_float(bits: int, dtype: str) -> float:
     return float(struct.unpack(fmt, bits.to_bytes(struct.calcsize(fmt), "little"))[0])
 
 
-def _values(sample: str, dtype: str) -> List[complex]:
-    """The sampled elements as numbers (complex ones with both parts)."""
-    raw: List[Any] = decode_sample(sample, dtype)
-    if dtype == "complex64":
-        return [
-            complex(_as_float(v & 0xFFFFFFFF, "float32"), _as_float(v >> 32, "float32"))
-            for v in raw
-        ]
-    if dtype == "complex128":
-        return [complex(_as_float(r, "float64"), _as_float(i, "float64")) for r, i in raw]
+#: The real format of each part of a complex element.
+_PART = {"complex64": "float32", "complex128": "float64"}
+
+
+def _values(raw: List[Any], dtype: str) -> List[complex]:
+    """The decoded sample's elements as numbers (complex ones with both parts)."""
+    if dtype in _PART:
+        parts = [distance.split_complex(v, dtype) for v in raw]
+        return [complex(_as_float(r, _PART[dtype]), _as_float(i, _PART[dtype])) for r, i in parts]
     return [complex(_as_float(v, dtype), 0.0) for v in raw]
 
 
@@ -141,11 +140,14 @@ def tolerances(desired: str, actual: str, dtype: str) -> Tuple[Optional[float], 
     """(rtol, atol): the smallest tolerance of each kind alone that accepts every sampled
     element of ``actual`` against ``desired`` (rtol None where a desired value is 0 and its
     counterpart is not; both None when the samples hold no finite number to measure)."""
-    if dtype not in _FORMATS and dtype not in ("bfloat16", "complex64", "complex128"):
+    if dtype not in distance.FLOAT_FORMATS:
         return None, None
     pairs = [
         (x, y)
-        for x, y in zip(_values(desired, dtype), _values(actual, dtype))
+        for x, y in zip(
+            _values(decode_sample(desired, dtype), dtype),
+            _values(decode_sample(actual, dtype), dtype),
+        )
         if all(math.isfinite(v) for v in (x.real, x.imag, y.real, y.imag))
     ]
     if not pairs:
@@ -164,7 +166,7 @@ def _only_zero_signs(sample_a: str, sample_b: str, dtype: str) -> bool:
     xs, ys = decode_sample(sample_a, dtype), decode_sample(sample_b, dtype)
     if not xs or len(xs) != len(ys):
         return False
-    pairs = [(x, y) for x, y in zip(_values(sample_a, dtype), _values(sample_b, dtype))]
+    pairs = zip(_values(xs, dtype), _values(ys, dtype))
     differing = [p for p, x, y in zip(pairs, xs, ys) if x != y]
     return bool(differing) and all(x == 0 and y == 0 for x, y in differing)
 

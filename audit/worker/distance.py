@@ -55,7 +55,7 @@ def ulp_distance(a: int, b: int, dtype: str) -> float:
     return float(abs(oa - ob))
 
 
-def _split_complex(value: Any, dtype: str) -> Tuple[int, int]:
+def split_complex(value: Any, dtype: str) -> Tuple[int, int]:
     """complex64 decodes as one 64-bit word (real low), complex128 as a pair of words."""
     if dtype == "complex128":
         return value[0], value[1]
@@ -64,7 +64,7 @@ def _split_complex(value: Any, dtype: str) -> Tuple[int, int]:
 
 def element_distance(a: Any, b: Any, dtype: str) -> float:
     if dtype.startswith("complex"):
-        (ar, ai), (br, bi) = _split_complex(a, dtype), _split_complex(b, dtype)
+        (ar, ai), (br, bi) = split_complex(a, dtype), split_complex(b, dtype)
         return max(ulp_distance(ar, br, dtype), ulp_distance(ai, bi, dtype))
     return ulp_distance(a, b, dtype)
 
