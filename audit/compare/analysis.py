@@ -122,6 +122,10 @@ def compare_rows(rows: Rows, cross_device: bool = False) -> Comparison:
     return analyse(group(rows, cross_device), rows, cross_device)
 
 
+#: What the JSON's ``unsupported`` list says of a case (the contract), besides its runs.
+UNSUPPORTED_KEYS = ("probe", "probe_key", "case_key", "case", "device", "probe_version")
+
+
 def analyse(
     grouped: Grouped,
     rows: Rows,
@@ -138,11 +142,7 @@ def analyse(
     for judged in judged_cases if judged_cases is not None else judge(grouped):
         case = judged.case
         if judged.verdict is None:
-            described = {
-                k: v
-                for k, v in case.description.items()
-                if k not in ("kind", "invariance", "family")
-            }
+            described = {k: case.description[k] for k in UNSUPPORTED_KEYS}
             unsupported.append({**described, "runs": judged.facts.unsupported})
             continue
         findings.append(
