@@ -22,7 +22,7 @@ from audit.report.escape import printable
 from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, category
 from audit.report.phrases import QUIET_MEANING
 from audit.report.text import counts_line, headline, match_counts, status_words
-from audit.report.view import ProbeSummary, View
+from audit.report.view import View, both_values, varies_with
 
 #: kind, background, text colour and legend label of every cell kind (one per line).
 _COLOUR_TABLE = """
@@ -195,7 +195,7 @@ def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
         words = " · ".join(x for x in (phrases.kinds(p), phrases.which(p), p.why) if x)
         cells = "".join(_cell(c, col) for c, col in zip(row.cells, m.columns))
         out.append(
-            f'<tr><th class="p"><a href="#{anchors[id(p)]}">{_e(_name(p))}</a></th>'
+            f'<tr><th class="p"><a href="#{anchors[id(p)]}">{_e(phrases.probe_name(p))}</a></th>'
             f'<td class="n">{p.changed}/{p.cases}</td>{cells}<td class="w">{_e(words)}</td></tr>'
         )
     if fam.quiet:
@@ -233,10 +233,6 @@ def _family_rows(fam: Family, m: Heatmap, anchors: Dict[int, str]) -> List[str]:
             '<td class="w">unsupported in every run</td></tr>'
         )
     return out
-
-
-def _name(p: ProbeSummary) -> str:
-    return p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
 
 
 def _legend(m: Heatmap) -> str:
@@ -294,7 +290,7 @@ def _case(f: Finding, shared: str = "") -> List[str]:
         f'<div class="case">{_tag(kind, shown_verdict(f))} '
         f"<code>{_e(f.params or '(no parameters)')}</code> {_e(head)}<ul>"
     ]
-    why = [f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values)]
+    why = [f.explanation, varies_with(f), both_values(f.axes_values)]
     if f.first_divergence:
         why.append(phrases.divergence(f.first_divergence))
     # the probe's line says it once
@@ -344,7 +340,8 @@ def drill_down(s: View, anchors: Dict[int, str]) -> List[str]:
             f for f in p.findings if not plain(f) and not differs(f)
         ]
         out.append(
-            f'<details id="{anchors[id(p)]}"><summary><b>{_e(_name(p))}</b> {_e(words)}</summary>'
+            f'<details id="{anchors[id(p)]}"><summary><b>{_e(phrases.probe_name(p))}</b> '
+            f"{_e(words)}</summary>"
         )
         for f in cases[:MAX_CASES]:
             out += _case(f, words)

@@ -14,7 +14,7 @@ from audit.compare.model import Finding
 from audit.report import phrases
 from audit.report.escape import lines, printable
 from audit.report.text import counts_line, headline, match_counts, rest_lines, status_words
-from audit.report.view import ProbeSummary, View
+from audit.report.view import ProbeSummary, View, both_values, varies_with
 
 MAX_ROWS = 100
 
@@ -45,7 +45,7 @@ def _paren(text: str) -> str:
 
 def _probe_row(p: ProbeSummary) -> str:
     mark = "✓ " if p.expected and not p.unexpected else ""
-    name = p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
+    name = phrases.probe_name(p)
     count = " ".join(x for x in (phrases.counts(p), _paren(phrases.expected(p))) if x)
     return (
         f"| {mark}{_code(name)}{_cell(phrases.own_family(p))} | {_cell(count)} | "
@@ -64,8 +64,8 @@ def _row(f: Finding) -> str:
         for x in (
             f.explanation,
             message,
-            phrases.variant(f),
-            phrases.axes_values(f.axes_values),
+            varies_with(f),
+            both_values(f.axes_values),
             phrases.divergence(f.first_divergence) if f.first_divergence else "",
             *(phrases.nearest(s) for s in f.streams if s.nearest),
         )

@@ -18,8 +18,8 @@ from audit.compare.judgements import (
     kind_of,
     shown_kind,
 )
-from audit.compare.model import Difference, Finding, Measured, Nearest, Stream
-from audit.report.view import ProbeSummary, both_values, varies_with
+from audit.compare.model import Difference, Finding, Measured, Stream
+from audit.report.view import ProbeSummary
 
 #: What a quiet verdict means (a case that could not be compared, rather than one that differs).
 QUIET_MEANING = {
@@ -165,9 +165,9 @@ def divergence(d: Mapping[str, Any]) -> str:
     return f"first divergent op #{d.get('index')} {d.get('op')}{place} ({made}), {kind}{later}"
 
 
-#: 'varies with batch: 1, 2, 3' and 'cpu_model: AMD EPYC vs Intel(R) Xeon(R)': the summary's words.
-variant = varies_with
-axes_values = both_values
+def probe_name(p: ProbeSummary) -> str:
+    """A probe summary's name: its id, and the device unless it is the CPU or the id says it."""
+    return p.probe + ("" if p.device == "cpu" or "@" in p.probe else f" on {p.device}")
 
 
 def stream_where(f: Finding, s: Stream) -> str:
@@ -176,12 +176,6 @@ def stream_where(f: Finding, s: Stream) -> str:
     best = set(f.axes[0].split("+")) if f.axes else set()
     fields = {k: v for k, v in s.environment.items() if k in best} or s.environment
     return ", ".join(f"{k}={'/'.join(v)}" for k, v in fields.items())
-
-
-def nearest_kind(n: Nearest) -> Optional[str]:
-    """The kind a report shows for a new stream against its nearest known one (as
-    :func:`kind_of`)."""
-    return shown_kind(n.measured)
 
 
 def nearest(s: Stream) -> str:
@@ -194,7 +188,7 @@ def nearest(s: Stream) -> str:
     ]
     if n.invariance is not None:
         return parts[0] + f", the same output; its invariance broke at: {n.invariance}"
-    kind = nearest_kind(n)
+    kind = shown_kind(n.measured)
     m = n.measured
     parts += [x for x in (kind_words(kind, m.max_ulp, m.fraction, m.rtol, m.atol), where(m)) if x]
     return ", ".join(parts)

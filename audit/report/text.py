@@ -14,7 +14,7 @@ from audit.compare.judgements import shown_verdict
 from audit.compare.model import Comparison, Finding, Match, Verdict
 from audit.report import phrases
 from audit.report.escape import lines
-from audit.report.view import ProbeSummary, View
+from audit.report.view import ProbeSummary, View, both_values, varies_with
 
 MAX_LISTED = 200  # findings listed in full with --details; the rest are counted
 NAME_WIDTH = 46
@@ -116,8 +116,7 @@ def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
 
 
 def _name(p: ProbeSummary) -> str:
-    on = "" if p.device == "cpu" or "@" in p.probe else f" on {p.device}"
-    return p.probe + on + phrases.own_family(p)
+    return phrases.probe_name(p) + phrases.own_family(p)
 
 
 def probe_lines(p: ProbeSummary, width: int = NAME_WIDTH) -> List[str]:
@@ -203,11 +202,7 @@ def finding_lines(f: Finding) -> List[str]:
     if f.device != "cpu" and "@" not in f.probe_key:
         head += f" on {f.device}"
     out = [head]
-    out += [
-        f"    {x}"
-        for x in (f.explanation, phrases.variant(f), phrases.axes_values(f.axes_values))
-        if x
-    ]
+    out += [f"    {x}" for x in (f.explanation, varies_with(f), both_values(f.axes_values)) if x]
     detail = "; ".join(x for x in (phrases.how(f), phrases.where(f.measured)) if x)
     if detail:
         out.append(f"    {detail}")
