@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from audit.compare.attribution import shown
 from audit.compare.judgements import QUIET, differs, plain, shown_verdict
-from audit.compare.model import Comparison, Finding
+from audit.compare.model import Finding
 from audit.report import phrases
 from audit.report.escape import printable
 from audit.report.heatmap import KINDS, Cell, Column, Family, Heatmap, build, category
@@ -356,15 +356,15 @@ def drill_down(s: View, anchors: Dict[int, str]) -> List[str]:
 
 def render(v: View, details: bool = True) -> str:
     """The page (``details`` is accepted for a uniform call; the page always has the drill-down)."""
-    c, s = v.comparison, v
-    anchors = {id(p): f"p{i}" for i, p in enumerate(s.changed)}
+    c = v.comparison
+    anchors = {id(p): f"p{i}" for i, p in enumerate(v.changed)}
     unexpected = len(c.unexpected)
     good = unexpected == 0 and c.compared > 0
     status = f'<span class="{"good" if good else "bad"}">{_e(status_words(c))}</span>'
     against = f" · against the baseline: {_e(match_counts(c))}" if c.baseline else ""
     body = [
         "<h1>determinism-audit: compare</h1>",
-        f'<div class="answer">{_e(headline(c, s))} · {status}</div>',
+        f'<div class="answer">{_e(headline(v))} · {status}</div>',
         f'<div class="meta">{phrases.plural(c.runs, "run")} · {phrases.plural(c.rows, "row")} · '
         f"cases: {_e(counts_line(c))}{against}</div>",
     ]
@@ -375,10 +375,10 @@ def render(v: View, details: bool = True) -> str:
         from audit.report.upgrade_text import upgrade_lines
 
         body.append("<pre>" + "\n".join(_e(line) for line in upgrade_lines(c.upgrade)) + "</pre>")
-    body += ["<h2>Probes × environments</h2>", *heatmap(build(s), anchors)]
-    if s.changed:
-        body += ["<h2>Probes that differ</h2>", *drill_down(s, anchors)]
-    body += _lists(c, s)
+    body += ["<h2>Probes × environments</h2>", *heatmap(build(v), anchors)]
+    if v.changed:
+        body += ["<h2>Probes that differ</h2>", *drill_down(v, anchors)]
+    body += _lists(v)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<title>determinism-audit compare</title>"
@@ -388,7 +388,8 @@ def render(v: View, details: bool = True) -> str:
     )
 
 
-def _lists(c: Comparison, s: View) -> List[str]:
+def _lists(s: View) -> List[str]:
+    c = s.comparison
     out = []
     if s.quiet:
         names = ", ".join(f"{p.probe} ({p.quiet})" for p in s.quiet)

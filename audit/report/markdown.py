@@ -87,17 +87,16 @@ def render(v: View, details: bool = False) -> str:
 
         out += upgrade_lines(c.upgrade, markdown=True)
     else:
-        s = v
         out += [
-            f"**{_cell(headline(c, s))}**"
+            f"**{_cell(headline(v))}**"
             + (f" — **{unexpected} unexpected**" if unexpected else f" — {status_words(c)}"),
             "",
         ]
-        if s.changed:
+        if v.changed:
             out += ["| probe | cases | how | which cases | why |", "|---|---|---|---|---|"]
-            out += [_probe_row(p) for p in s.changed]
+            out += [_probe_row(p) for p in v.changed]
             out.append("")
-        out += [f"- {_cell(line.strip())}" for line in rest_lines(c, s)]
+        out += [f"- {_cell(line.strip())}" for line in rest_lines(v)]
     out += [
         "",
         f"Compared {phrases.plural(c.rows, 'row')} from {phrases.plural(c.runs, 'run')}. "

@@ -27,7 +27,7 @@ def render(v: View, details: bool = False) -> str:
 
         out = upgrade_lines(c.upgrade) + [""]
     else:
-        out = summary_lines(c, v) + [""]
+        out = summary_lines(v) + [""]
     if details:
         out += detail_lines(v.listed)
     elif v.listed:
@@ -39,13 +39,14 @@ def render(v: View, details: bool = False) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def headline(c: Comparison, s: View) -> str:
+def headline(s: View) -> str:
     """The answer in one line: how many probes and cases differ (from the baseline), out of how
     many."""
+    c = s.comparison
     compared, changed = s.compared_cases, s.changed_cases
     against = " from the baseline" if c.baseline else ""
     if not c.compared:
-        return nothing_compared(c, s)
+        return nothing_compared(s)
     if not changed:
         what = (
             "every case reproduces the baseline"
@@ -64,9 +65,10 @@ def headline(c: Comparison, s: View) -> str:
     )
 
 
-def nothing_compared(c: Comparison, s: View) -> str:
+def nothing_compared(s: View) -> str:
     """The headline of a compare that compared no case: say what could not be compared (a
     gate fails closed, it never reads this as a pass)."""
+    c = s.comparison
     reasons = (
         [f"{phrases.plural(len(c.unsupported), 'case')} unsupported in every run"]
         if c.unsupported
@@ -94,9 +96,10 @@ def status_words(c: Comparison) -> str:
     return "nothing unexpected"
 
 
-def summary_lines(c: Comparison, s: View) -> List[str]:
+def summary_lines(s: View) -> List[str]:
+    c = s.comparison
     out = [
-        headline(c, s),
+        headline(s),
         f"  {phrases.plural(c.runs, 'run')}, {phrases.plural(c.rows, 'row')}"
         + (" (cross-device)" if c.cross_device else "")
         + (f"; baseline: {c.baseline}" if c.baseline else ""),
@@ -106,7 +109,7 @@ def summary_lines(c: Comparison, s: View) -> List[str]:
         NAME_WIDTH, max((len(p.probe) + len(phrases.own_family(p)) for p in s.changed), default=0)
     )
     out += [line for p in s.changed for line in probe_lines(p, width)]
-    return out + rest_lines(c, s)
+    return out + rest_lines(s)
 
 
 def probe_line(p: ProbeSummary, width: int = NAME_WIDTH) -> str:
@@ -167,8 +170,9 @@ def _mark(p: ProbeSummary) -> str:
     return f"  ({phrases.expected(p)})" if p.expected else ""
 
 
-def rest_lines(c: Comparison, s: View) -> List[str]:
+def rest_lines(s: View) -> List[str]:
     """One line for the unchanged probes, one per quiet verdict, one for unsupported cases."""
+    c = s.comparison
     what = "reproduce the baseline" if c.baseline else "unchanged"
     out = [
         f"  {phrases.plural(len(s.unchanged), 'probe')}, "
