@@ -94,40 +94,28 @@ def stream_json(s: Stream) -> Dict[str, Any]:
 
 
 def finding_json(f: Finding) -> Dict[str, Any]:
-    m = f.measured
+    """A finding under the contract's keys, in its order; the measured difference's keys as
+    :func:`measured_json` spells them."""
+    m = measured_json(f.measured)
+
+    def measured(*keys: str) -> Dict[str, Any]:
+        return {key: m[key] for key in keys}
+
     out = {
-        "probe": f.probe,
-        "case": f.case,
-        "device": f.device,
+        **_attributes(f, "probe", "case", "device"),
         "verdict": f.verdict.value,
-        "difference": m.kind.value if m.kind else None,
-        "max_ulp": _number(m.max_ulp),
+        **measured("difference", "max_ulp"),
         "axes": f.axes,
         "streams": [stream_json(s) for s in f.streams],
-        "first_difference": m.first_difference,
-        "blocks_differing": m.blocks_differing,
-        "blocks": m.blocks,
-        "first_divergence": f.first_divergence,
-        "varies_with": f.varies_with,
-        "values": f.values,
-        "probe_key": f.probe_key,
-        "probe_version": f.probe_version,
-        "explanation": f.explanation,
-        "fraction_differing": m.fraction,
-        "first_block": m.first_block,
-        "axes_values": f.axes_values,
-        "kind": f.kind,
-        "invariance": f.invariance,
-        "runs": f.runs,
-        "unsupported_runs": f.unsupported_runs,
-        "notes": f.notes,
-        "messages": f.messages,
+        **measured("first_difference", "blocks_differing", "blocks"),
+        **_attributes(f, "first_divergence", "varies_with", "values", "probe_key"),
+        **_attributes(f, "probe_version", "explanation"),
+        **measured("fraction_differing", "first_block"),
+        **_attributes(f, "axes_values", "kind", "invariance", "runs", "unsupported_runs"),
+        **_attributes(f, "notes", "messages"),
         "match": f.match.value if f.match else None,
         "expected": f.expected,
-        "covered": m.covered,
-        "zero_sign": m.zero_sign,
-        "rtol": _number(m.rtol),
-        "atol": _number(m.atol),
+        **measured("covered", "zero_sign", "rtol", "atol"),
     }
     if f.reference_streams:
         out["reference_streams"] = [stream_json(s) for s in f.reference_streams]
