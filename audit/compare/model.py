@@ -328,10 +328,14 @@ class UpgradeView:
     values: List[str]
     changes: List[UpgradeChange] = dataclasses.field(default_factory=list)
     by_probe: List[ProbeChanges] = dataclasses.field(default_factory=list)
-    confounders: Dict[Tuple[str, str], List[str]] = dataclasses.field(default_factory=dict)
     nondeterministic: List[Finding] = dataclasses.field(default_factory=list)
     confound_values: Dict[Tuple[str, str], Confound] = dataclasses.field(default_factory=dict)
 
     @property
     def steps(self) -> List[Tuple[str, str]]:
         return list(zip(self.values, self.values[1:]))
+
+    @property
+    def confounders(self) -> Dict[Tuple[str, str], List[str]]:
+        """Step -> the other fields that changed with it (names of :attr:`confound_values`)."""
+        return {step: list(fields) for step, fields in self.confound_values.items()}

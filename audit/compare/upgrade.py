@@ -14,7 +14,7 @@ import dataclasses
 from collections import Counter, defaultdict
 from typing import Any, Dict, List, Set, Tuple
 
-from audit.compare.attribution import changed_with, names, natural_key, shown
+from audit.compare.attribution import DERIVED, changed_with, names, natural_key, shown
 from audit.compare.judgements import family, kind_of, largest_tolerance, stored_family
 from audit.compare.model import (
     Comparison,
@@ -81,7 +81,6 @@ def upgrade_view(comparison: Comparison, name: str) -> Comparison:
         values,
         changes=changes,
         by_probe=by_probe,
-        confounders={step: list(fields) for step, fields in confound_values.items()},
         nondeterministic=nondeterministic,
         confound_values=confound_values,
     )
@@ -120,5 +119,5 @@ def _confound(envs: List[Dict[str, Any]], name: str, before: str, after: str) ->
         if value in groups:
             groups[value].append(e)
     # every field of the runs, the entries of settings too
-    others = [other for other in names(envs) if other not in (name, "machine_id")]
+    others = [other for other in names(envs) if other != name and other not in DERIVED]
     return changed_with(groups[before], groups[after], others)
