@@ -35,10 +35,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from audit.errors import AuditError, UsageError
+from audit.errors import UsageError
 from audit.runner import cells
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = cells.ROOT
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 GUEST_PYTHON = "3.11"  # bookworm's python3
@@ -152,10 +152,8 @@ Run = Callable[[Sequence[str]], object]
 Log = Callable[[str], None]
 
 
-class BuildError(AuditError):
-    """The arm64 environment could not be built."""
-
-    exit_code = 3
+#: The arm64 environment could not be built (a cell's error: exit 3, one line).
+BuildError = cells.BuildError
 
 
 def arm_dir() -> str:
@@ -235,24 +233,14 @@ def qemu_version(run: Callable[[Sequence[str]], str]) -> str:
 
 
 def _capture(args: Sequence[str]) -> str:
-    done = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if done.returncode != 0:
-        lines = [line for line in done.stdout.splitlines() if line.strip()]
-        raise BuildError(
-            f"{' '.join(args[:3])}: {lines[-1] if lines else f'exit {done.returncode}'}"[:300]
-        )
-    return done.stdout
-
-
-def _run(args: Sequence[str]) -> object:
-    return _capture(args)
+    return cells.capture(args, named=True)
 
 
 # --------------------------------------------------------------------------- build
 
 
 def build(
-    run: Run = _run, log: Log = lambda _: None, environ: Optional[Dict[str, str]] = None
+    run: Run = _capture, log: Log = lambda _: None, environ: Optional[Dict[str, str]] = None
 ) -> str:
     """The wrapper's path, building the root unless one from the same pins exists."""
     check_tools()

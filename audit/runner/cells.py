@@ -114,12 +114,20 @@ def cell_python(cell: matrix.Cell) -> str:
 
 def subprocess_run(args: Sequence[str]) -> None:
     """Run a build command quietly; a failure becomes a BuildError naming its last line."""
+    capture(args)
+
+
+def capture(args: Sequence[str], named: bool = False) -> str:
+    """A build command's output (stdout and stderr); a failure becomes a BuildError naming its
+    last line (after the command's first words with ``named``)."""
     done = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
         lines = [line for line in done.stdout.splitlines() if line.strip()]
+        last = lines[-1] if lines else f"exit {done.returncode}"
         raise BuildError(
-            one_line(Exception(lines[-1] if lines else f"exit {done.returncode}"), 300)
+            one_line(Exception(f"{' '.join(args[:3])}: {last}" if named else last), 300)
         )
+    return done.stdout
 
 
 def build(cell: matrix.Cell, run: Run = subprocess_run, log: Log = lambda _: None) -> str:
