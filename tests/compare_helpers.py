@@ -36,5 +36,10 @@ def make_run(run_id: str, started: str, env: Dict[str, Optional[str]], records: 
     return Run(run_id, started, {**BASE_ENV, **env}, list(records))
 
 
+def dated_run(run_id: str, day: int, env: Dict[str, Optional[str]], *records: Dict[str, Any]) -> Run:
+    """A run started at midnight of January ``day``, 2026 (runs are ordered by start)."""
+    return make_run(run_id, f"2026-01-{day:02d}T00:00:00.000000Z", env, list(records))
+
+
 def write(runs: List[Run], directory: str) -> List[str]:
     return [write_run(run, directory) for run in runs]

@@ -12,25 +12,21 @@ from audit.compare.baseline import compare_baseline
 from audit.compare.model import Comparison, Nearest
 from audit.compare.upgrade import upgrade_view
 from audit.errors import UsageError
-from tests.compare_helpers import make_run, record, write
+from tests.compare_helpers import dated_run, record, write
 
 P = {"seed": 0}
 
 
-def run(name, day, env, *recs):
-    return make_run(name, f"2026-01-{day:02d}T00:00:00.000000Z", env, recs)
-
-
 @pytest.fixture
 def ref(tmp_path):
-    write([run("r1", 1, {"cpu_capability": "AVX2"}, record("p", P, "x"), record("q", P, "s")),
-           run("r2", 2, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))],
+    write([dated_run("r1", 1, {"cpu_capability": "AVX2"}, record("p", P, "x"), record("q", P, "s")),
+           dated_run("r2", 2, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))],
           str(tmp_path / "ref"))
     return str(tmp_path / "ref")
 
 
 def test_known_stream_names_the_reference_environment(tmp_path, ref):
-    write([run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, "x"), record("q", P, "s"))], str(tmp_path / "new"))
+    write([dated_run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, "x"), record("q", P, "s"))], str(tmp_path / "new"))
     c = compare_baseline([ref], [str(tmp_path / "new")])
     f = {x.probe_key: x for x in c.findings}
     assert f["p"].match == Match.KNOWN and f["p"].streams[0].reference == "cpu_capability=AVX2"
@@ -38,9 +34,9 @@ def test_known_stream_names_the_reference_environment(tmp_path, ref):
 
 
 def test_a_case_the_reference_could_not_run_is_a_new_case_not_a_version_change(tmp_path):
-    write([run("r1", 1, {"python_version": "3.11.7"}, record("b", P, None, status="unsupported"),
+    write([dated_run("r1", 1, {"python_version": "3.11.7"}, record("b", P, None, status="unsupported"),
                record("q", P, "s"))], str(tmp_path / "ref"))
-    write([run("n1", 3, {"python_version": "3.12.1"}, record("b", P, "x"), record("q", P, "s"))],
+    write([dated_run("n1", 3, {"python_version": "3.12.1"}, record("b", P, "x"), record("q", P, "s"))],
           str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
     f = {x.probe_key: x for x in c.findings}["b"]
@@ -49,7 +45,7 @@ def test_a_case_the_reference_could_not_run_is_a_new_case_not_a_version_change(t
 
 
 def test_new_stream_fails_unless_expected(tmp_path, ref):
-    write([run("n1", 3, {"cpu_capability": "AVX2", "torch_version": "2.14.0"}, record("p", P, "z"),
+    write([dated_run("n1", 3, {"cpu_capability": "AVX2", "torch_version": "2.14.0"}, record("p", P, "z"),
                record("q", P, "s"), record("new", P, "n"))], str(tmp_path / "new"))
     c = compare_baseline([ref], [str(tmp_path / "new")])
     f = {x.probe_key: x for x in c.findings}
@@ -68,7 +64,7 @@ def test_new_stream_fails_unless_expected(tmp_path, ref):
 
 
 def test_an_expectation_of_a_split_inside_the_reference_is_named_so_not_unused(tmp_path, ref):
-    write([run("n1", 3, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path / "new"))
+    write([dated_run("n1", 3, {"cpu_capability": "AVX512"}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path / "new"))
     c = compare_baseline([ref], [str(tmp_path / "new")])
     c = expect.apply(c, expect.parse('p cpu_capability=AVX2 reason="vector width"\n'
                                      'q cpu_capability=AVX2 reason="never split"', "exp"))
@@ -96,9 +92,9 @@ def test_malformed_expectations_are_usage_errors(line):
 
 
 def test_upgrade_view_lists_changed_cases_by_probe(tmp_path):
-    write([run("a", 1, {"torch_version": "2.4.1"}, record("p", P, "x"), record("p", {"seed": 1}, "x1"),
+    write([dated_run("a", 1, {"torch_version": "2.4.1"}, record("p", P, "x"), record("p", {"seed": 1}, "x1"),
                record("q", P, "s")),
-           run("b", 2, {"torch_version": "2.13.0"}, record("p", P, "y"), record("p", {"seed": 1}, "x1"),
+           dated_run("b", 2, {"torch_version": "2.13.0"}, record("p", P, "y"), record("p", {"seed": 1}, "x1"),
                record("q", P, "s"))], str(tmp_path))
     c = compare_paths([str(tmp_path)])
     view = upgrade_view(c, "torch_version").upgrade
@@ -119,7 +115,7 @@ def test_a_case_the_reference_ran_ok_that_no_longer_runs_fails_the_gate(tmp_path
     from audit.report import jsonout, text
     from audit.report.view import build_view
 
-    write([run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, None, status=status, message=message),
+    write([dated_run("n1", 3, {"cpu_capability": "AVX2"}, record("p", P, None, status=status, message=message),
                record("q", P, "s"))], str(tmp_path / "new"))
     c = compare_baseline([ref], [str(tmp_path / "new")])
     f = {x.probe_key: x for x in c.findings}
@@ -137,8 +133,8 @@ def test_nothing_compared_fails_closed_in_baseline_mode(tmp_path):
     from audit.report import markdown, text
     from audit.report.view import build_view
 
-    write([run("r1", 1, {}, record("p", P, None, status="unsupported"), record("q", P, "s"))], str(tmp_path / "ref"))
-    write([run("n1", 3, {}, record("p", P, None, status="unsupported"), record("q", P, None, status="unsupported"))],
+    write([dated_run("r1", 1, {}, record("p", P, None, status="unsupported"), record("q", P, "s"))], str(tmp_path / "ref"))
+    write([dated_run("n1", 3, {}, record("p", P, None, status="unsupported"), record("q", P, None, status="unsupported"))],
           str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
     assert c.compared == 0 and c.exit_code() == 1
@@ -151,7 +147,7 @@ def test_nothing_compared_fails_closed_without_a_baseline(tmp_path):
     from audit.report import text
     from audit.report.view import build_view
 
-    write([run("n1", 3, {}, record("p", P, None, status="unsupported"))], str(tmp_path / "new"))
+    write([dated_run("n1", 3, {}, record("p", P, None, status="unsupported"))], str(tmp_path / "new"))
     c = compare_paths([str(tmp_path / "new")])
     assert c.exit_code() == 1
     out = text.render(build_view(c))
@@ -162,9 +158,9 @@ def test_nothing_compared_fails_closed_without_a_baseline(tmp_path):
 def _every_path(tmp_path):
     """A reference and new runs whose cases take every path of baseline mode: known, new stream,
     no longer runs (an error here, unsupported here), new case."""
-    write([run("r1", 1, {"cpu_capability": "AVX2"}, record("k", P, "k"), record("p", P, "x"),
+    write([dated_run("r1", 1, {"cpu_capability": "AVX2"}, record("k", P, "k"), record("p", P, "x"),
                record("e", P, "e"), record("u", P, "u"))], str(tmp_path / "ref"))
-    write([run("n1", 3, {"cpu_capability": "AVX512"}, record("k", P, "k"), record("p", P, "z"),
+    write([dated_run("n1", 3, {"cpu_capability": "AVX512"}, record("k", P, "k"), record("p", P, "z"),
                record("e", P, None, status="error", message="boom"),
                record("u", P, None, status="unsupported"), record("new", P, "n"))], str(tmp_path / "new"))
     return str(tmp_path / "ref"), str(tmp_path / "new")

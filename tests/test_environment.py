@@ -14,14 +14,10 @@ from audit.compare import Verdict, compare_paths
 from audit.compare.baseline import compare_baseline
 from audit.runner.supervisor import SOURCE_ROOT
 from audit.worker import environment
-from tests.compare_helpers import make_run, record, write
+from tests.compare_helpers import dated_run, record, write
 
 P = {"seed": 0}
 SSE41 = '{"DNNL_MAX_CPU_ISA":"SSE41"}'
-
-
-def run(name: str, day: int, env: dict, *recs: dict):  # type: ignore[no-untyped-def]
-    return make_run(name, f"2026-01-{day:02d}T00:00:00.000000Z", env, list(recs))
 
 
 def test_every_variable_with_a_library_prefix_is_recorded() -> None:
@@ -54,8 +50,8 @@ def test_expanded_names_each_setting_as_a_field() -> None:
 
 def test_runs_whose_settings_differ_are_not_the_same_environment(tmp_path: Path) -> None:
     """A DNNL_MAX_CPU_ISA run next to a plain one: divergent by that variable, never nondeterministic."""
-    write([run("a", 1, {}, record("p", P, "x"), record("q", P, "s")),
-           run("b", 2, {"settings": SSE41}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path))
+    write([dated_run("a", 1, {}, record("p", P, "x"), record("q", P, "s")),
+           dated_run("b", 2, {"settings": SSE41}, record("p", P, "y"), record("q", P, "s"))], str(tmp_path))
     c = compare_paths([str(tmp_path)])
     f = {x.probe_key: x for x in c.findings}
     assert f["p"].verdict == Verdict.DIVERGENT and f["p"].axes == ["DNNL_MAX_CPU_ISA"]
@@ -63,15 +59,15 @@ def test_runs_whose_settings_differ_are_not_the_same_environment(tmp_path: Path)
 
 
 def test_equal_settings_are_the_same_environment(tmp_path: Path) -> None:
-    write([run("a", 1, {"settings": SSE41}, record("p", P, "x")),
-           run("b", 2, {"settings": SSE41}, record("p", P, "y"))], str(tmp_path))
+    write([dated_run("a", 1, {"settings": SSE41}, record("p", P, "x")),
+           dated_run("b", 2, {"settings": SSE41}, record("p", P, "y"))], str(tmp_path))
     f = {x.probe_key: x for x in compare_paths([str(tmp_path)]).findings}
     assert f["p"].verdict == Verdict.NONDETERMINISTIC
 
 
 def test_baseline_mode_names_the_setting(tmp_path: Path) -> None:
-    write([run("r", 1, {}, record("p", P, "x"))], str(tmp_path / "ref"))
-    write([run("n", 2, {"settings": SSE41}, record("p", P, "y"))], str(tmp_path / "new"))
+    write([dated_run("r", 1, {}, record("p", P, "x"))], str(tmp_path / "ref"))
+    write([dated_run("n", 2, {"settings": SSE41}, record("p", P, "y"))], str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
     assert "DNNL_MAX_CPU_ISA" in c.findings[0].axes
 

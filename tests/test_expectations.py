@@ -21,7 +21,7 @@ from audit.compare import Match, compare_paths
 from audit.compare import expectations as expect
 from audit.compare.baseline import compare_baseline
 from audit.errors import UsageError
-from tests.compare_helpers import f32_sample, make_run, record, write
+from tests.compare_helpers import dated_run, f32_sample, record, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMITTED = os.path.join(ROOT, "results", "expectations.txt")
@@ -36,10 +36,6 @@ def _plus_ulp(values: List[float], ulp: int) -> List[float]:
     return out
 
 
-def _run(name: str, day: int, env: Dict[str, Any], *records: Dict[str, Any]) -> Any:
-    return make_run(name, f"2026-01-{day:02d}T00:00:00.000000Z", env, list(records))
-
-
 def _randn(fingerprint: str, values: List[float], dtype: str = "float32", shape: str = "[4]") -> Dict[str, Any]:
     """A torch.randn row; its shape defaults to its sample's, so the sample covers the output and
     compare can call a difference drift (a sample of part of an output proves no bound)."""
@@ -49,13 +45,13 @@ def _randn(fingerprint: str, values: List[float], dtype: str = "float32", shape:
 
 @pytest.fixture
 def reference(tmp_path: Any) -> str:
-    write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES)),
-           _run("r2", 2, {"cpu_capability": "AVX512"}, _randn("avx2", VALUES))], str(tmp_path / "ref"))
+    write([dated_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES)),
+           dated_run("r2", 2, {"cpu_capability": "AVX512"}, _randn("avx2", VALUES))], str(tmp_path / "ref"))
     return str(tmp_path / "ref")
 
 
 def _baseline(tmp_path: Any, reference: str, new: Dict[str, Any], name: str = "new") -> Any:
-    write([_run("n1", 3, {"cpu_capability": "DEFAULT"}, new)], str(tmp_path / name))
+    write([dated_run("n1", 3, {"cpu_capability": "DEFAULT"}, new)], str(tmp_path / name))
     return compare_baseline([reference], [str(tmp_path / name)])
 
 
@@ -71,8 +67,8 @@ def test_the_committed_box_muller_line_accepts_drift_but_not_a_structural_change
     (f,) = structural.findings
     assert f.match == Match.NEW_STREAM and not f.expected and structural.exit_code() == 1
     # the same change found by a plain compare (a split by cpu_capability), not a baseline
-    write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES)),
-           _run("n1", 3, {"cpu_capability": "DEFAULT"}, _randn("d", VALUES[:3], dtype="float64", shape="[3]"))],
+    write([dated_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES)),
+           dated_run("n1", 3, {"cpu_capability": "DEFAULT"}, _randn("d", VALUES[:3], dtype="float64", shape="[3]"))],
           str(tmp_path / "plain"))
     c = compare_paths([str(tmp_path / "plain")])
     c = expect.apply(c, expect.load(COMMITTED))
@@ -105,8 +101,8 @@ def test_a_kind_accepts_that_kind_only(tmp_path: Any, reference: str) -> None:
 def _crashes(tmp_path: Any) -> str:
     recs = [record(f"myproj.p{i}", {"seed": 0}, None, status=status, message="boom")
             for i, status in enumerate(["error", "crash", "timeout", "error", "crash"])]
-    write([_run("a", 1, {"cpu_capability": "AVX2"}, *recs, record("myproj.ok", {"seed": 0}, "x")),
-           _run("b", 2, {"cpu_capability": "AVX512"}, *recs, record("myproj.ok", {"seed": 0}, "y"))],
+    write([dated_run("a", 1, {"cpu_capability": "AVX2"}, *recs, record("myproj.ok", {"seed": 0}, "x")),
+           dated_run("b", 2, {"cpu_capability": "AVX512"}, *recs, record("myproj.ok", {"seed": 0}, "y"))],
           str(tmp_path / "crashes"))
     return str(tmp_path / "crashes")
 
@@ -159,8 +155,8 @@ def test_in_baseline_mode_a_case_that_errors_here_is_not_accepted_without_kind_e
     assert c.findings[0].expected and c.exit_code() == 1  # accepted, but nothing was compared: fails closed
     # beside a case that does reproduce, the accepted crash leaves the gate green
     other = record("torch.rand", {"seed": 0}, "same")
-    write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES), other)], str(tmp_path / "ref2"))
-    write([_run("n1", 3, {"cpu_capability": "DEFAULT"}, new, other)], str(tmp_path / "new2"))
+    write([dated_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("avx2", VALUES), other)], str(tmp_path / "ref2"))
+    write([dated_run("n1", 3, {"cpu_capability": "DEFAULT"}, new, other)], str(tmp_path / "new2"))
     c = compare_baseline([str(tmp_path / "ref2")], [str(tmp_path / "new2")])
     c = expect.apply(c, expect.parse('torch.randn kind=error cpu_capability=DEFAULT reason="crashes at DEFAULT"', "e"))
     assert c.exit_code() == 0
@@ -169,9 +165,9 @@ def test_in_baseline_mode_a_case_that_errors_here_is_not_accepted_without_kind_e
 
 
 def test_a_line_accepting_several_kinds_is_a_warning_in_text_and_json(tmp_path: Any, capsys: Any) -> None:
-    write([_run("a", 1, {"cpu_capability": "AVX2"}, _randn("x", VALUES),
+    write([dated_run("a", 1, {"cpu_capability": "AVX2"}, _randn("x", VALUES),
                 record("torch.rand", {"seed": 0}, "r1", sample=f32_sample(VALUES))),
-           _run("b", 2, {"cpu_capability": "AVX512"}, _randn("y", VALUES[:3], dtype="float64", shape="[3]"),
+           dated_run("b", 2, {"cpu_capability": "AVX512"}, _randn("y", VALUES[:3], dtype="float64", shape="[3]"),
                 record("torch.rand", {"seed": 0}, "r2", sample=f32_sample(_plus_ulp(VALUES, 2))))],
           str(tmp_path / "runs"))
     (tmp_path / "exp.txt").write_text('torch.* reason="all of torch"\n')
@@ -248,9 +244,9 @@ def test_the_fast_tokenizer_splits_as_shlex_does(line: str) -> None:
 
 
 def test_a_reference_split_names_that_its_kind_was_not_measured(tmp_path: Any) -> None:
-    write([_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("a", VALUES)),
-           _run("r2", 2, {"cpu_capability": "DEFAULT"}, _randn("d", _plus_ulp(VALUES, 3)))], str(tmp_path / "ref"))
-    write([_run("n1", 3, {"cpu_capability": "AVX2"}, _randn("a", VALUES))], str(tmp_path / "new"))
+    write([dated_run("r1", 1, {"cpu_capability": "AVX2"}, _randn("a", VALUES)),
+           dated_run("r2", 2, {"cpu_capability": "DEFAULT"}, _randn("d", _plus_ulp(VALUES, 3)))], str(tmp_path / "ref"))
+    write([dated_run("n1", 3, {"cpu_capability": "AVX2"}, _randn("a", VALUES))], str(tmp_path / "new"))
     c = compare_baseline([str(tmp_path / "ref")], [str(tmp_path / "new")])
     c = expect.apply(c, expect.parse('torch.randn cpu_capability=DEFAULT kind=numerical-drift max_ulp=4 reason="r"',
                                      "e"))
