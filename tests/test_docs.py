@@ -27,11 +27,18 @@ PENDING_DOCS: set = set()
 #: Commands the README lists ahead of their landing (their rows say "pending").
 PENDING_COMMANDS: set = set()
 
-#: The two set-up lines CI runs verbatim.
+#: The README's two set-up lines: set up and audit this machine; set up and run the tests.
 SETUP = [
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" torch==2.13.0 && python -m audit run',
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" torch==2.13.0 && python -m pytest',
 ]
+
+
+def ci_steps() -> str:
+    """What .ci/run does after it empties the checkout's .venv, joined as the README writes it."""
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    steps = [line for line in lines if line and not line.startswith(("#", "set ", "cd ", "rm "))]
+    return " && ".join(steps)
 
 
 def readme() -> str:
@@ -115,6 +122,8 @@ def test_the_readme_is_short_and_keeps_the_setup_commands() -> None:
     assert len(text.splitlines()) <= 200
     for line in SETUP:
         assert f"```bash\n{line}\n```" in text
+    assert ci_steps() == SETUP[1]  # CI installs and tests exactly as the README's second line
+    assert SETUP[0].rsplit(" && ", 1)[0] == SETUP[1].rsplit(" && ", 1)[0]  # the same install
 
 
 def _local_links(text: str) -> Set[str]:
