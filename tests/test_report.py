@@ -268,6 +268,18 @@ def _upgrade_comparison(confound: bool) -> Comparison:
     return upgrade_view(Comparison(findings, [], 14, 2, [], envs=envs), "torch_version")
 
 
+def test_the_upgrade_view_groups_a_probe_as_the_summary_does() -> None:
+    """A trace probe whose key has a suffix is a trace in both (the upgrade view once took the
+    suffix for an invariance probe's)."""
+    envs = [{"torch_version": "2.4.1"}, {"torch_version": "2.13.0"}]
+    split = [Stream("c", 1, ["r0"], {}, env_ids=[0]), Stream("d", 1, ["r1"], {}, env_ids=[1])]
+    trace = _finding({"seed": 0}, probe="mylib.model", key="mylib.model:step", kind="trace",
+                     streams=split, difference=Difference.STREAM_CHANGE)
+    c = upgrade_view(Comparison([trace], [], 2, 2, [], envs=envs), "torch_version")
+    assert c.upgrade is not None and [p.family for p in c.upgrade.by_probe] == ["traces"]
+    assert [p.family for p in build_view(c).changed] == ["traces"]
+
+
 HEADLINE = "torch_version 2.4.1 -> 2.13.0: 5 of 7 cases run ok on both sides change their stream, in 2 probes"
 
 

@@ -151,6 +151,16 @@ def stored_family(findings: Sequence[Finding]) -> Optional[str]:
     return next((f.family for f in findings if f.family), None)
 
 
+def probe_family(probe_key: str, device: str, findings: Sequence[Finding]) -> str:
+    """The family of the probe whose cases are ``findings``, from what the run files say of
+    them (trace, invariance, the declared family): the one grouping of every report."""
+    trace = any(f.kind == "trace" or f.first_divergence for f in findings)
+    invariance = any(f.invariance for f in findings) or (
+        None if not any(f.kind for f in findings) else False
+    )
+    return family(probe_key, device, trace, invariance, stored=stored_family(findings))
+
+
 def shown_verdict(f: Finding) -> str:
     """The verdict a report shows: the match in baseline mode, else the verdict."""
     return f.match.value if f.match is not None else f.verdict.value

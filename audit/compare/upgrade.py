@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any, Dict, List, Set, Tuple
 
 from audit.compare.attribution import DERIVED, changed_with, names, natural_key, shown
-from audit.compare.judgements import family, kind_of, largest_tolerance, stored_family
+from audit.compare.judgements import kind_of, largest_tolerance, probe_family
 from audit.compare.model import (
     Comparison,
     Confound,
@@ -105,7 +105,7 @@ def _probe_changes(
         dict(kinds),
         max(ulps) if ulps else None,
         explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
-        family(probe, cases[0][0].device, stored=stored_family([f for f, _ in cases])),
+        probe_family(probe, cases[0][0].device, [f for f, _ in cases]),
         largest_tolerance([f.measured.rtol for f in drifts]),
         largest_tolerance([f.measured.atol for f in drifts]),
     )

@@ -22,13 +22,12 @@ from audit.compare.judgements import (
     SIGNED_ZERO,
     WITHIN_SAMPLE,
     differs,
-    family,
     family_rank,
     kind_of,
     largest_tolerance,
     plain,
+    probe_family,
     shown_verdict,
-    stored_family,
 )
 from audit.compare.model import Comparison, Difference, Finding, Match, Verdict
 from audit.compare.params import ParamSplit, explain_params
@@ -243,14 +242,10 @@ def probe_summary(
         default=None,
     )
     axes = Counter(f.axes[0] for f in changed if f.axes)
-    trace = any(f.kind == "trace" or f.first_divergence for f in findings)
-    invariance = any(f.invariance for f in findings) or (
-        None if not any(f.kind for f in findings) else False
-    )
     return ProbeSummary(
         probe=key,
         device=device,
-        family=family(key, device, trace, invariance, stored=stored_family(findings)),
+        family=probe_family(key, device, findings),
         cases=len(findings) + unsupported,
         verdicts={v: verdicts[v] for v in sorted(verdicts, key=_verdict_index)},
         changed=len(changed),
