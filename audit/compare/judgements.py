@@ -9,7 +9,7 @@ Pure: a finding in, a word out.
 from __future__ import annotations
 
 import functools
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 from audit.compare.model import Difference, Finding, Match, Measured, Verdict
 
@@ -215,6 +215,20 @@ def _fingerprints_differ(f: Finding) -> bool:
             s.nearest is not None and s.nearest.fingerprint != s.fingerprint for s in f.streams
         )
     return f.verdict == Verdict.DIVERGENT and len({s.fingerprint for s in f.streams}) > 1
+
+
+def drift_measures(
+    findings: Sequence[Finding],
+) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    """(largest ULP, rtol, atol) over the findings a report shows as drift (each has a ULP
+    figure: :func:`kind_of`); the tolerances accept every one of them (None: none does)."""
+    drifts = [f for f in findings if kind_of(f) == Difference.NUMERICAL_DRIFT.value]
+    ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp]
+    return (
+        max(ulps) if ulps else None,
+        largest_tolerance([f.measured.rtol for f in drifts]),
+        largest_tolerance([f.measured.atol for f in drifts]),
+    )
 
 
 def largest_tolerance(values: Sequence[Optional[float]]) -> Optional[float]:

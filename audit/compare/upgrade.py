@@ -15,11 +15,10 @@ from collections import Counter, defaultdict
 from typing import Any, Dict, List, Set, Tuple
 
 from audit.compare.attribution import DERIVED, changed_with, names, natural_key, shown
-from audit.compare.judgements import kind_of, largest_tolerance, probe_family
+from audit.compare.judgements import drift_measures, kind_of, probe_family
 from audit.compare.model import (
     Comparison,
     Confound,
-    Difference,
     Finding,
     ProbeChanges,
     UpgradeChange,
@@ -92,10 +91,7 @@ def _probe_changes(
 ) -> ProbeChanges:
     changed = [f for f, hit in cases if hit]
     kinds = Counter(kind_of(f) or "changed" for f in changed)
-    drifts = [
-        f for f in changed if f.measured.max_ulp and kind_of(f) == Difference.NUMERICAL_DRIFT.value
-    ]
-    ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp]
+    max_ulp, rtol, atol = drift_measures(changed)
     return ProbeChanges(
         probe,
         before,
@@ -103,11 +99,11 @@ def _probe_changes(
         len(changed),
         len(cases),
         dict(kinds),
-        max(ulps) if ulps else None,
+        max_ulp,
         explain_params([f.case for f, _ in cases], [hit for _, hit in cases]),
         probe_family(probe, cases[0][0].device, [f for f, _ in cases]),
-        largest_tolerance([f.measured.rtol for f in drifts]),
-        largest_tolerance([f.measured.atol for f in drifts]),
+        rtol,
+        atol,
     )
 
 

@@ -220,14 +220,20 @@ def counts(p: ProbeSummary) -> str:
     return text + (f" (+{unsupported} unsupported)" if unsupported else "")
 
 
+def drift_bound(max_ulp: float, rtol: Optional[float], atol: Optional[float]) -> str:
+    """' (max 3 ULP; accept with rtol >= ...)': the largest drift and the tolerance that accepts
+    it."""
+    accept = tolerance(rtol, atol)
+    return f" (max {ulp(max_ulp)} ULP" + (f"; {accept})" if accept else ")")
+
+
 def kinds(p: ProbeSummary) -> str:
     """'numerical-drift (max 3 ULP)', or with counts when the changed cases differ in kind."""
     out = []
     for kind, n in p.difference.items():
         words = kind if kind != OUTSIDE_SAMPLE else "outside the sample"
         if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp:
-            accept = tolerance(p.rtol, p.atol)
-            words += f" (max {ulp(p.max_ulp)} ULP" + (f"; {accept})" if accept else ")")
+            words += drift_bound(p.max_ulp, p.rtol, p.atol)
         elif kind == WITHIN_SAMPLE:
             blocks = (
                 f"; {p.sampled_blocks[0]} of {p.sampled_blocks[1]} blocks differ"

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import List, Tuple
 
 from audit.compare.model import Difference, ProbeChanges, UpgradeView
-from audit.report.phrases import MEANING, plural, tolerance, ulp
+from audit.report.phrases import MEANING, drift_bound, plural
 
 NAME_WIDTH = 46
 
@@ -54,8 +54,7 @@ def kinds(p: ProbeChanges) -> str:
     for kind, n in sorted(p.kinds.items(), key=lambda kv: -kv[1]):
         words = kind
         if kind == Difference.NUMERICAL_DRIFT.value and p.max_ulp:
-            accept = tolerance(p.rtol, p.atol)
-            words += f" (max {ulp(p.max_ulp)} ULP" + (f"; {accept})" if accept else ")")
+            words += drift_bound(p.max_ulp, p.rtol, p.atol)
         out.append(words if len(p.kinds) == 1 else f"{words} ×{n}")
     return ", ".join(out)
 

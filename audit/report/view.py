@@ -22,9 +22,9 @@ from audit.compare.judgements import (
     SIGNED_ZERO,
     WITHIN_SAMPLE,
     differs,
+    drift_measures,
     family_rank,
     kind_of,
-    largest_tolerance,
     plain,
     probe_family,
     shown_verdict,
@@ -229,12 +229,7 @@ def probe_summary(
     if unsupported:
         verdicts["unsupported"] = unsupported
     kinds = Counter(k for k in (kind_of(f) for f in changed) if k)
-    drifts = [
-        f
-        for f in changed
-        if f.measured.max_ulp is not None and kind_of(f) == Difference.NUMERICAL_DRIFT.value
-    ]
-    ulps = [f.measured.max_ulp for f in drifts if f.measured.max_ulp is not None]
+    max_ulp, rtol, atol = drift_measures(changed)
     within = [f for f in changed if kind_of(f) == WITHIN_SAMPLE]
     widest = max(
         within,
@@ -253,9 +248,9 @@ def probe_summary(
         unexpected=sum(f.unexpected for f in findings),
         expected=sum(bool(f.expected) for f in changed),
         difference={k: kinds[k] for k in sorted(kinds, key=_kind_index)},
-        max_ulp=max(ulps) if ulps else None,
-        rtol=largest_tolerance([f.measured.rtol for f in drifts]),
-        atol=largest_tolerance([f.measured.atol for f in drifts]),
+        max_ulp=max_ulp,
+        rtol=rtol,
+        atol=atol,
         sampled_ulp=max((f.measured.max_ulp or 0 for f in within), default=None),
         sampled_blocks=(widest.measured.blocks_differing, widest.measured.blocks)
         if widest is not None
