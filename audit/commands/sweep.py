@@ -133,11 +133,16 @@ def execute(args: argparse.Namespace) -> int:
             for note in item.unhonoured:
                 print(f"  warning: not honoured: {note}", file=sys.stderr)
     _write_manifest(done, args.results)
-    if args.repeat > 1 or args.executions:
+    if _rates_wanted(args):
         from audit.runner.rates import rates, summary
 
         print("\n" + "\n".join(summary(rates([(d.label, d.records) for d in done if not d.error]))))
     return _finish(done, args)
+
+
+def _rates_wanted(args: argparse.Namespace) -> bool:
+    """Whether the sweep ends with agreement rates (repeats, or several executions a case)."""
+    return args.repeat > 1 or bool(args.executions)
 
 
 def _run_one(
@@ -153,9 +158,8 @@ def _run_one(
     item = Done(sweep.label(setting), setting, repeat)
     start = time.perf_counter()
     try:
-        with load.applied(
-            setting.get("load")
-        ) as busy:  # the spinners end with the block, Ctrl-C included
+        # the spinners end with the block, Ctrl-C included
+        with load.applied(setting.get("load")) as busy:
             outcome = Runner(
                 sweep.spec_for(base, setting), args.results, ProgressBar(not args.quiet)
             ).execute()
@@ -165,7 +169,9 @@ def _run_one(
     except AuditError as exc:  # this combination could not run; the others still can
         item.error = str(exc)
     else:
-        item.path, item.counts, item.records = outcome.path, outcome.counts, outcome.run.records
+        item.path, item.counts = outcome.path, outcome.counts
+        # kept only for the rates: a run's records hold every sample, block digest and trace
+        item.records = outcome.run.records if _rates_wanted(args) else []
         item.unhonoured = sweep.unhonoured(setting, outcome.run.env, targets)
         item.unhonoured += [f"load=busy: {load_note}"] if load_note else []
     item.seconds = time.perf_counter() - start
