@@ -74,9 +74,8 @@ def classify_pair(a: Detail, b: Detail) -> Measured:
         # the bits differ at zero distance (NaN payloads): no drift to measure
     if where[3] is not None:  # the blocks say where; the agreeing sample says few elements differ
         return Measured(Difference.SPARSE if where[2] else None, None, None, *where)
-    if (
-        not a.block_elements and not a.sample
-    ):  # strings, JSON, big integers: no element grid, no sample
+    # strings, JSON, big integers: no element grid, no sample
+    if not a.block_elements and not a.sample:
         return Measured(Difference.STREAM_CHANGE)
     return Measured(None)
 

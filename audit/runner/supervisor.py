@@ -211,9 +211,8 @@ class Runner:
                     f"{len(run.records)} of {len(self.cases)} cases; {self._resume_hint(sidecar)}",
                     int(signum),
                 ) from None
-            except (
-                AuditError
-            ) as exc:  # a full disk, a failed write, a worker that never started ...
+            # a full disk, a failed write, a worker that never started ...
+            except AuditError as exc:
                 self._keep_or_drop(run, sidecar)
                 if not run.records or isinstance(exc, UsageError):
                     raise
@@ -265,9 +264,8 @@ class Runner:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     msg = worker.next(timeout)
-                except (
-                    queue.Empty
-                ):  # the worker did not start, or the current case outlived its limit
+                # the worker did not start, or the current case outlived its limit
+                except queue.Empty:
                     worker.kill()
                     if current is None:
                         raise AuditError(
@@ -317,9 +315,8 @@ class Runner:
                     current, deadline = None, None
                 elif kind == "error":  # the worker refused the user's probes (one line)
                     raise UsageError(msg.get("message") or "the worker could not load the probes")
-                elif (
-                    kind == "end"
-                ):  # everything is here: no need to wait for its interpreter's teardown
+                # everything is here: no need to wait for its interpreter's teardown
+                elif kind == "end":
                     return
         finally:
             worker.kill()

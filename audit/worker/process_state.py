@@ -80,9 +80,8 @@ def _torch_settings(torch: Any) -> List[Setting]:
                 False,
             )
         )
-    if hasattr(
-        torch, "get_float32_matmul_precision"
-    ):  # before allow_tf32: setting it sets allow_tf32
+    # before allow_tf32: setting it sets allow_tf32
+    if hasattr(torch, "get_float32_matmul_precision"):
         out.append(
             Setting(
                 "torch.float32_matmul_precision",
