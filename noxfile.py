@@ -16,6 +16,10 @@ Environment variables:
   AUDIT_FIND_LINKS                        extra wheel directories (e.g. /opt/wheels),
                                           space-separated
   AUDIT_TORCH_INDEX                       extra index for torch (e.g. PyTorch's CPU-only index)
+  AUDIT_QEMU_CPU, AUDIT_PANDAS            arm64: the CPU classes audited (default neoverse-n1
+                                          a64fx max-sve256) and the pandas of its root ('none'
+                                          leaves it out; AUDIT_TORCH, AUDIT_NUMPY: one version)
+  AUDIT_ARM64_DIR                         where the arm64 root lives (default .nox/arm64)
 
 A failing session does not stop the others: nox runs every selected session and reports the
 failures at the end (only ``--stop-on-first-error`` / ``-x`` stops early), so one cell whose
