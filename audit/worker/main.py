@@ -27,7 +27,7 @@ import importlib.util
 import json
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from audit import registry, user_probes
 from audit.errors import AuditError, UsageError
@@ -174,16 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return plan(channel, args)
     import_libraries()
     try:
-        settings = calls.parse(args.set)  # an unknown name fails before anything runs
-        theirs = load_catalogue(args.module, args.probes_from)
-        among = theirs if args.no_catalogue else None
-        cases = cases_to_run(
-            args.probe,
-            args.seed or registry.DEFAULT_SEEDS,
-            _skip_keys(args.skip_file),
-            args.sizes,
-            among,
-        )
+        settings, cases = _selected(args, _skip_keys(args.skip_file))
         calls.apply(settings)  # after the imports: what a module set at import is overridden
     except AuditError as exc:  # the user's probes or a setting: one line for the host to show
         channel.send({"type": "error", "message": str(exc)})
@@ -208,6 +199,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def _selected(
+    args: argparse.Namespace, skip: Iterable[str]
+) -> Tuple[Dict[str, str], List[registry.Case]]:
+    """The library settings asked for (an unknown name fails before anything runs) and the
+    cases these arguments select, the user's probes loaded."""
+    settings = calls.parse(args.set)
+    theirs = load_catalogue(args.module, args.probes_from)
+    among = theirs if args.no_catalogue else None
+    seeds = args.seed or registry.DEFAULT_SEEDS
+    return settings, cases_to_run(args.probe, seeds, skip, args.sizes, among)
+
+
 def plan(channel: Channel, args: argparse.Namespace) -> int:
     """``--plan``: the cases a run with these arguments executes, as their base records.
 
@@ -216,15 +219,7 @@ def plan(channel: Channel, args: argparse.Namespace) -> int:
     unless a user module imports it.
     """
     try:
-        calls.parse(args.set)  # the run would refuse it: so does its plan
-        theirs = load_catalogue(args.module, args.probes_from)
-        cases = cases_to_run(
-            args.probe,
-            args.seed or registry.DEFAULT_SEEDS,
-            (),
-            args.sizes,
-            theirs if args.no_catalogue else None,
-        )
+        _, cases = _selected(args, ())  # a setting the run would refuse fails its plan too
     except AuditError as exc:
         channel.send({"type": "error", "message": str(exc)})
         return 2
